@@ -1,0 +1,3 @@
+from vos.cli import main
+
+raise SystemExit(main())
