@@ -1,0 +1,3 @@
+from ssl_video.cli import main
+
+raise SystemExit(main())
