@@ -1,0 +1,1 @@
+"""Models of the segmentation pipeline: the frozen DINO key extractor and the spatio-temporal block."""
