@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from typing import Mapping, Sequence
 
 from vos.errors import VosError
@@ -34,6 +35,7 @@ def build_parser(prog: str, commands: Mapping[str, str], description: str | None
 def run_cli(prog: str, commands: Mapping[str, str], argv: Sequence[str] | None, description: str | None = None) -> int:
     """Parse ``argv``, run the chosen command and map user errors to a one-line message + exit 2."""
     parser = build_parser(prog, commands, description)
+    warnings.formatwarning = lambda message, *_, **__: f"{prog}: warning: {message}\n"
     args = parser.parse_args(argv)
     try:
         return int(args._run(args) or 0)

@@ -1,0 +1,59 @@
+"""Segment videos into object masks (DAVIS indexed PNGs, one per frame).
+
+INPUT is a video file (mp4, avi, mov, webm, mkv), a folder of frames (00000.jpg …), or a folder of
+several of either. Results: OUT/<video name>/<frame>.png with 0 = background, 1..n = objects.
+Under torchrun, each process segments its own share of the videos (one device each).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from vos.models.backbone import BACKBONES
+from vos.segment import SegmentConfig, segment_videos
+
+HELP = "segment videos into object masks (DAVIS PNGs)"
+
+
+def add_backbone_arguments(parser: argparse.ArgumentParser) -> None:
+    """--backbone/--weights, shared with `vos train`."""
+    parser.add_argument("--backbone", choices=list(BACKBONES), default=SegmentConfig.backbone,
+                        help="frozen DINO ViT (default: %(default)s)")
+    parser.add_argument("--weights", default=None, metavar="PATH|random",
+                        help="backbone weights: a local DINO/timm/safetensors file, or 'random' (tests and "
+                             "benchmarks only); default: the official DINO weights, downloaded once and cached")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    d = SegmentConfig()
+    parser.add_argument("input", help="video file, frame folder, or folder of videos / frame folders")
+    parser.add_argument("--out", default="vos_output", help="output folder (default: %(default)s)")
+    add_backbone_arguments(parser)
+    parser.add_argument("--block", default=None, metavar="CKPT",
+                        help="trained block checkpoint from 'vos train' (default: training-free mode)")
+    parser.add_argument("--resolution", type=int, nargs=2, default=d.resolution, metavar=("H", "W"),
+                        help="backbone input size, rounded to the patch size (default: %(default)s)")
+    parser.add_argument("--key-every", type=int, default=d.key_every, help="key frame interval (default: %(default)s)")
+    parser.add_argument("--tau", type=float, default=d.tau, help="clustering threshold (default: %(default)s)")
+    parser.add_argument("--window", type=int, default=d.window, help="frames per clustering window (default: %(default)s)")
+    parser.add_argument("--max-objects", type=int, default=d.max_objects, help="object limit (default: %(default)s)")
+    parser.add_argument("--stride", type=int, default=d.stride, help="use every STRIDE-th frame (default: 1)")
+    parser.add_argument("--max-frames", type=int, default=None, help="use at most this many frames per video")
+    parser.add_argument("--batch-frames", type=int, default=d.batch_frames,
+                        help="frames per backbone pass (default: %(default)s)")
+    parser.add_argument("--overlay", default=None, metavar="FILE.mp4|DIR",
+                        help="also write the frames with coloured masks (a folder of mp4s in batch mode)")
+    parser.add_argument("--skip-existing", action="store_true",
+                        help="skip videos whose result folder exists (resume an interrupted batch)")
+    parser.add_argument("--backend", choices=["auto", "decord", "pyav"], default="auto",
+                        help="video decoder (default: decord, PyAV where decord fails)")
+
+
+def run(args: argparse.Namespace) -> int:
+    config = SegmentConfig(backbone=args.backbone, weights=args.weights, block=args.block,
+                           resolution=tuple(args.resolution), key_every=args.key_every, tau=args.tau,
+                           window=args.window, max_objects=args.max_objects, stride=args.stride,
+                           max_frames=args.max_frames, batch_frames=args.batch_frames)
+    segment_videos(args.input, args.out, config, overlay=args.overlay, skip_existing=args.skip_existing,
+                   backend=args.backend)
+    return 0

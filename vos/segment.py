@@ -1,0 +1,289 @@
+"""Video object segmentation: DINO keys → spatio-temporal attention → hierarchical clustering → masks.
+
+Pipeline for one video (T frames, N = h·w patches per frame, C channels):
+
+1. frames are decoded in chunks, resized, and passed through the frozen DINO ViT; only the
+   last-layer keys are kept (T, N, C);
+2. the block's LN1 + query/key projections give queries for every patch of every frame and keys
+   for the patches of the key frames (every ``key_every``-th frame, at least one);
+3. attention of every patch over the K = (#key frames)·N key patches, averaged over heads, is
+   computed one clustering window at a time (never the (T·N)×(T·N) matrix, nor the (T, N, K)
+   tensor), so peak memory grows linearly with T;
+4. :func:`vos.cluster.cluster_streaming` clusters those maps; :mod:`vos.masks` turns clusters into
+   DAVIS object ids; label maps are upsampled (nearest) to the original frame size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from vos.cluster import cluster_streaming
+from vos.errors import VosError
+from vos.masks import clusters_to_objects
+from vos.models.backbone import build_backbone, model_input_size, preprocess_frames, weights_tag
+from vos.models.block import load_block, training_free_block
+from vos.palette import write_label_png
+from vos.video_io import VideoSource
+
+
+@dataclass
+class SegmentConfig:
+    backbone: str = "dino_vits16"
+    weights: Optional[str] = None  # None: official (download/cache), "random", or a file
+    block: Optional[str] = None  # trained block checkpoint; None: training-free mode
+    resolution: tuple[int, int] = (320, 480)  # H W fed to the backbone (rounded to the patch size)
+    key_every: int = 10  # every key_every-th frame provides keys
+    tau: float = 1.0  # clustering threshold (symmetric KL)
+    window: int = 3  # frames per first-hierarchy window
+    max_objects: int = 20
+    stride: int = 1
+    max_frames: Optional[int] = None
+    batch_frames: int = 8  # frames per backbone forward pass (bounds activation memory)
+
+    def validate(self) -> None:
+        for name in ("key_every", "window", "stride", "batch_frames"):
+            if getattr(self, name) < 1:
+                raise VosError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise VosError(f"--max-frames must be >= 1, got {self.max_frames}")
+        if len(self.resolution) != 2 or min(self.resolution) < 1:
+            raise VosError(f"--resolution takes two positive sizes H W, got {self.resolution}")
+        if not self.tau > 0:
+            raise VosError(f"--tau must be > 0, got {self.tau}")
+
+
+@dataclass
+class Segmentation:
+    """Result for one video: object ids on the patch grid plus bookkeeping."""
+
+    objects: torch.Tensor  # T h w uint8, 0 background, 1..num_objects
+    num_objects: int
+    num_clusters: int
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+
+
+def key_frame_indices(num_frames: int, key_every: int) -> list[int]:
+    """Frames whose patches are the keys: 0, key_every, 2·key_every, ... (at least frame 0)."""
+    return list(range(0, num_frames, key_every))
+
+
+def attention_over_keys(queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """Head-averaged softmax attention of queries (w, heads, N, hd) over keys (heads, K, hd) -> (w, N, K).
+
+    Queries are pre-scaled. One head at a time keeps the peak at one (w·N)×K matrix.
+    """
+    w, heads, N, _ = queries.shape
+    attn = torch.zeros(w, N, keys.shape[1], dtype=queries.dtype)
+    for h in range(heads):
+        attn += torch.softmax(queries[:, h] @ keys[h].T, dim=-1)
+    return attn / heads
+
+
+class VideoSegmenter:
+    """Holds the frozen backbone and the block; segments one :class:`VideoSource` at a time."""
+
+    def __init__(self, config: SegmentConfig, device: torch.device | str = "cpu"):
+        config.validate()
+        self.config = config
+        self.device = torch.device(device)
+        self.backbone = build_backbone(config.backbone, config.weights).to(self.device)
+        dim = self.backbone.dim
+        if config.block is None:
+            self.block = training_free_block(dim)
+            self.mode = "training-free (identity query/key projections)"
+        else:
+            self.block, meta = load_block(config.block, config.backbone, dim)
+            if meta["backbone"]["weights"] != weights_tag(config.weights):
+                import warnings
+
+                warnings.warn(f"block {config.block} was trained with backbone weights "
+                              f"{meta['backbone']['weights']}, now running with {weights_tag(config.weights)}")
+            self.mode = f"trained block ({Path(config.block).name}, iteration {meta['iteration']})"
+        self.block = self.block.to(self.device).eval()
+        self.input_size = model_input_size(tuple(config.resolution), self.backbone.patch_size)
+
+    @torch.no_grad()
+    def _queries_and_keys(self, source: VideoSource, progress: tqdm, timings: dict):
+        """Per-frame queries (T, heads, N, hd), key-frame keys (heads, K, hd) and the patch grid."""
+        keys_at = set(key_frame_indices(source.num_frames, self.config.key_every))
+        queries, key_rows = [], []
+        t = 0
+        chunks = source.iter_chunks(self.config.batch_frames)
+        while True:
+            start = time.perf_counter()
+            frames = next(chunks, None)
+            timings["decode"] += time.perf_counter() - start
+            if frames is None:
+                break
+            start = time.perf_counter()
+            feats = self.backbone(preprocess_frames(frames, self.input_size, self.device))
+            q, k = self.block.queries_keys(feats.keys)  # n heads N hd each
+            timings["backbone"] += time.perf_counter() - start
+            queries.append(q.cpu())
+            key_rows += [k[i].cpu() for i in range(len(frames)) if t + i in keys_at]
+            t += len(frames)
+            progress.update(len(frames))
+        keys = torch.cat(key_rows, dim=1)  # heads K hd
+        return torch.cat(queries), keys, feats.grid
+
+    def segment(self, source: VideoSource, progress: tqdm | None = None) -> Segmentation:
+        timings = {"decode": 0.0, "backbone": 0.0, "cluster": 0.0}
+        bar = progress if progress is not None else tqdm(disable=True)
+        bar.reset(total=source.num_frames)
+        bar.set_postfix_str("features")
+        queries, keys, (h, w) = self._queries_and_keys(source, bar, timings)
+        T = queries.shape[0]
+
+        def window_attention(t0: int, t1: int) -> torch.Tensor:
+            bar.update(1)
+            return attention_over_keys(queries[t0:t1], keys)
+
+        start = time.perf_counter()
+        bar.reset(total=2 * math.ceil(T / self.config.window))
+        bar.set_postfix_str("clustering")
+        result = cluster_streaming(window_attention, T, self.config.tau, self.config.window)
+        objects = clusters_to_objects(result.labels.view(T, h, w), result.centroids, self.config.max_objects)
+        timings["cluster"] = time.perf_counter() - start
+        return Segmentation(objects=objects, num_objects=int(objects.max()),
+                            num_clusters=result.centroids.shape[0], timings=timings)
+
+
+def upsample_labels(objects: torch.Tensor, height: int, width: int) -> np.ndarray:
+    """Nearest-neighbour upsampling of (n, h, w) label maps to (n, height, width) uint8."""
+    up = F.interpolate(objects[:, None].float(), size=(height, width), mode="nearest")
+    return up[:, 0].to(torch.uint8).numpy()
+
+
+def write_segmentation(seg: Segmentation, source: VideoSource, out_dir: Path,
+                       overlay: Path | None = None, progress: tqdm | None = None, chunk: int = 16) -> None:
+    """Write ``out_dir/<frame name>.png`` for every frame (and the overlay mp4), atomically per video.
+
+    PNGs go to ``<out_dir>.partial`` first; the folder is renamed to ``out_dir`` once complete, so
+    an interrupted run never leaves a folder that looks finished.
+    """
+    from vos.overlay import Mp4Writer, blend
+
+    start = time.perf_counter()
+    partial = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    names = source.frame_names
+    bar = progress if progress is not None else tqdm(disable=True)
+    bar.reset(total=source.num_frames)
+    bar.set_postfix_str("writing")
+    with contextlib.ExitStack() as stack:
+        writer = stack.enter_context(Mp4Writer(overlay, fps=source.fps)) if overlay else None
+        frames_iter = source.iter_chunks(chunk) if writer else None
+        for t0 in range(0, source.num_frames, chunk):
+            labels = upsample_labels(seg.objects[t0:t0 + chunk], source.height, source.width)
+            frames = next(frames_iter) if writer else None
+            for i, label in enumerate(labels):
+                write_label_png(partial / f"{names[t0 + i]}.png", label)
+                if writer:
+                    writer.write(blend(frames[i], label))
+            bar.update(len(labels))
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    partial.rename(out_dir)
+    seg.timings["write"] = time.perf_counter() - start
+
+
+@dataclass
+class VideoSummary:
+    name: str
+    frames: int
+    objects: int
+    seconds: float
+    out_dir: Path
+    skipped: bool = False
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+
+    def line(self) -> str:
+        if self.skipped:
+            return f"{self.name}: skipped (already in {self.out_dir})"
+        fps = self.frames / self.seconds if self.seconds > 0 else float("inf")
+        return (f"{self.name}: {self.frames} frames, {self.objects} objects, {self.seconds:.1f} s, "
+                f"{fps:.2f} frames/s -> {self.out_dir}")
+
+
+def plan_outputs(videos: list[Path], out: Path, overlay: Path | None, batch: bool) -> list[tuple[Path, Path, Path | None]]:
+    """(video, result folder, overlay file) per video; refuses two videos with the same name."""
+    plan, seen = [], {}
+    for video in videos:
+        name = video.stem if video.is_file() else video.name
+        if name in seen:
+            raise VosError(f"{video} and {seen[name]} would both write {out / name}; rename one of them")
+        seen[name] = video
+        if overlay is None:
+            overlay_file = None
+        elif batch:
+            overlay_file = overlay / f"{name}.mp4"
+        else:
+            overlay_file = overlay
+        plan.append((video, out / name, overlay_file))
+    if overlay is not None and not batch and overlay.suffix.lower() != ".mp4":
+        raise VosError(f"--overlay {overlay}: give a .mp4 file for a single video (a folder in batch mode)")
+    return plan
+
+
+def segment_videos(input_path: str | Path, out: str | Path = "vos_output", config: SegmentConfig | None = None,
+                   overlay: str | Path | None = None, skip_existing: bool = False,
+                   backend: str = "auto") -> list[VideoSummary]:
+    """Segment a video, a frame folder, or every video of a folder into ``out/<name>/*.png``.
+
+    Under torchrun each process segments its own share of the videos on its own device; returns
+    the summaries of this process's videos and prints one line per video plus a total.
+    """
+    from vos.distributed import all_reduce_sum, cleanup, init_distributed, shard
+    from vos.video_io import discover_videos, open_video
+
+    config = config or SegmentConfig()
+    config.validate()
+    input_path, out = Path(input_path), Path(out)
+    videos = discover_videos(input_path)
+    batch = not (len(videos) == 1 and videos[0] == input_path)
+    plan = plan_outputs(videos, out, Path(overlay) if overlay is not None else None, batch)
+
+    ctx = init_distributed()
+    try:
+        mine = shard(plan, ctx)
+        todo = [p for p in mine if not (skip_existing and p[1].is_dir())]
+        summaries = [VideoSummary(v.name, 0, 0, 0.0, d, skipped=True) for v, d, _ in mine if (v, d, _) not in todo]
+        for s in summaries:
+            tqdm.write(s.line())
+        segmenter = VideoSegmenter(config, ctx.device) if todo else None
+        if segmenter is not None and ctx.is_main:
+            tqdm.write(f"vos segment: {len(plan)} video(s), backbone {config.backbone}, {segmenter.mode}, "
+                       f"input {segmenter.input_size[0]}x{segmenter.input_size[1]}, key frame every {config.key_every}")
+        for video, out_dir, overlay_file in todo:
+            start = time.perf_counter()
+            source = open_video(video, config.stride, config.max_frames, backend=backend)
+            with tqdm(desc=source.name, unit="step", position=ctx.rank, leave=False) as bar:
+                seg = segmenter.segment(source, bar)
+                write_segmentation(seg, source, out_dir, overlay_file, bar)
+            summary = VideoSummary(source.name, source.num_frames, seg.num_objects, time.perf_counter() - start,
+                                   out_dir, timings=seg.timings)
+            tqdm.write(summary.line())
+            summaries.append(summary)
+        done = [s for s in summaries if not s.skipped]
+        totals = all_reduce_sum(torch.tensor([len(done), sum(s.frames for s in done), sum(s.seconds for s in done)],
+                                             dtype=torch.float64), ctx)
+        if ctx.is_main:
+            n, frames, seconds = totals.tolist()
+            skipped = len(plan) - int(n)
+            tqdm.write(f"vos segment: {int(n)} video(s), {int(frames)} frames in {seconds:.1f} s of processing"
+                       + (f", {skipped} skipped" if skipped else "") + f"; results in {out}")
+        return summaries
+    finally:
+        cleanup(ctx)
