@@ -1,0 +1,1 @@
+"""Self-supervised training of the spatio-temporal block (``vos train``): data, losses, loop."""
