@@ -193,7 +193,8 @@ class FeatureCache:
             raise VosError("cache_variants > 1 needs augmentation (augment.enabled); the copies would be identical")
         self.folder = Path(folder)
         self.variants = variants
-        meta = _cache_meta(videos, backbone_name, weights_tag, size, variants, augment, seed)
+        # through JSON once so that tuples compare equal to the lists read back from meta.json
+        meta = json.loads(json.dumps(_cache_meta(videos, backbone_name, weights_tag, size, variants, augment, seed)))
         meta_path = self.folder / "meta.json"
         if meta_path.exists():
             old = json.loads(meta_path.read_text())
