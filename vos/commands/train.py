@@ -66,6 +66,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def run(args: argparse.Namespace) -> int:
     result = train(config_from_args(args), resume=args.resume)
+    if not result.is_main:
+        return 0
     if result.losses:
         losses = ", ".join(f"{k} {v:.4f}" for k, v in result.losses.items())
         print(f"trained to iteration {result.iterations} in {result.seconds:.1f}s ({losses}); "

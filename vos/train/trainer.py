@@ -47,6 +47,7 @@ class TrainResult:
     iterations: int  # the iteration the checkpoint holds
     losses: dict[str, float]  # process-averaged losses of the last iteration
     seconds: float
+    is_main: bool  # the process that prints (rank 0)
 
 
 def init_block_weights(block: nn.Module) -> None:
@@ -253,4 +254,5 @@ def _train(cfg: TrainConfig, resume: bool, ctx: DistContext) -> TrainResult:
                 save(step)
     finally:
         train_log.close()
-    return TrainResult(checkpoint=ckpt_path, iterations=step, losses=last, seconds=time.perf_counter() - t0)
+    return TrainResult(checkpoint=ckpt_path, iterations=step, losses=last, seconds=time.perf_counter() - t0,
+                       is_main=ctx.is_main)
