@@ -325,6 +325,11 @@ def sequence_names(videos: int) -> list[str]:
     return [f"synth_{i:04d}" for i in range(videos)]
 
 
+def sequence_rngs(seed: int, videos: int) -> list[np.random.Generator]:
+    """One generator per sequence; sequence i's stream does not depend on ``videos``."""
+    return [np.random.default_rng(child) for child in np.random.SeedSequence(seed).spawn(videos)]
+
+
 def _check_options(videos, frames, objects, size, seed, fps, leave_frame) -> None:
     def positive_int(value) -> bool:
         return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
@@ -389,7 +394,7 @@ def make_synthetic_dataset(out: str | os.PathLike, videos: int = 4, frames: int 
               "seed": seed, "camera_pan": camera_pan, "leave_frame": leave_frame, "fps": fps,
               "jpeg_quality": JPEG_QUALITY}
     names = sequence_names(videos)
-    rngs = [np.random.default_rng(child) for child in np.random.SeedSequence(seed).spawn(videos)]
+    rngs = sequence_rngs(seed, videos)
     out.mkdir(parents=True, exist_ok=True)
     # Written first (complete=false) so that an interrupted run can be regenerated in place.
     _write_manifest(out, params, [{"name": name} for name in names], complete=False)
