@@ -93,4 +93,6 @@ def test_mp4_writer_rejects_bad_frames(tmp_path):
             writer.write(frame_pattern(1, 40, 64))
     with pytest.raises(VosError, match="fps must be positive"):
         Mp4Writer(tmp_path / "fps.mp4", fps=0)
+    with pytest.raises(VosError, match="cannot start the no-such-codec mp4 encoder"):
+        Mp4Writer(tmp_path / "codec.mp4", fps=10, codec="no-such-codec")
     assert list(tmp_path.iterdir()) == []

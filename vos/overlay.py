@@ -90,14 +90,20 @@ class Mp4Writer:
             raise VosError(f"{path}: fps must be positive, got {fps}")
         self.path = Path(path)
         self.codec = codec or available_mp4_codec()
+        self.fps = fps
         self.crf = crf
         self.frames_written = 0
         self.size: tuple[int, int] | None = None  # H, W of the frames given
+        self._container = None
         self._stack = contextlib.ExitStack()
-        self._tmp = self._stack.enter_context(atomic_path(self.path))
-        self._container = av.open(str(self._tmp), mode="w", format="mp4")
-        self._stream = self._container.add_stream(self.codec, rate=Fraction(fps).limit_denominator(100000))
-        self._stream.pix_fmt = "yuv420p"
+        tmp = self._stack.enter_context(atomic_path(self.path))
+        try:
+            self._container = av.open(str(tmp), mode="w", format="mp4")
+            self._stream = self._container.add_stream(self.codec, rate=Fraction(fps).limit_denominator(100000))
+            self._stream.pix_fmt = "yuv420p"
+        except Exception as exc:  # unknown codec name, unwritable folder
+            self.abort()
+            raise VosError(f"{self.path}: cannot start the {self.codec} mp4 encoder ({exc})") from exc
 
     def write(self, frame: np.ndarray) -> None:
         import av
@@ -112,8 +118,8 @@ class Mp4Writer:
             if self.codec == "libx264":
                 # "veryfast" encodes ~3x faster than the default preset; CRF keeps the quality.
                 self._stream.options = {"crf": str(self.crf), "preset": "veryfast"}
-            else:  # mpeg4 has no CRF; about 4 bits per pixel per second keeps it visually clean
-                self._stream.bit_rate = max(1_000_000, 4 * self._stream.height * self._stream.width)
+            else:  # mpeg4 has no CRF; one bit per pixel and frame keeps it visually clean
+                self._stream.bit_rate = int(self._stream.height * self._stream.width * self.fps)
         elif frame.shape[:2] != self.size:
             raise VosError(f"{self.path}: frame {self.frames_written} is {frame.shape[0]}x{frame.shape[1]} but the "
                            f"video is {self.size[0]}x{self.size[1]}; all frames must have the same size")
@@ -135,9 +141,9 @@ class Mp4Writer:
                 self._container.mux(packet)
             self._container.close()
             self._container = None
-        except BaseException as exc:
+        except BaseException:
             self.abort()
-            raise exc
+            raise
         self._stack.close()
 
     def abort(self) -> None:
@@ -146,7 +152,9 @@ class Mp4Writer:
             with contextlib.suppress(Exception):
                 self._container.close()
             self._container = None
-        self._stack.__exit__(RuntimeError, RuntimeError("mp4 writing aborted"), None)
+        # atomic_path deletes its temporary file when its block ends with an exception.
+        aborted = RuntimeError("mp4 writing aborted")
+        self._stack.__exit__(type(aborted), aborted, None)
 
     def __enter__(self) -> "Mp4Writer":
         return self

@@ -226,7 +226,7 @@ def plan_sequence(rng: np.random.Generator, name: str, frames: int, objects: int
     if leaver == 1:  # the only partner leaves in mid-clip: cross on the first frame instead
         t_cross = 0
     else:
-        t_cross = int(rng.integers(frames // 4, 3 * frames // 4 + 1)) if frames > 1 else 0
+        t_cross = int(rng.integers(frames // 4, 3 * frames // 4 + 1))
     common_low = span.astype(np.float64)           # scene region in view on every frame
     common_size = np.array([width, height], np.float64) - span
     cross_point = common_low + common_size * rng.uniform(0.3, 0.7, 2)
@@ -247,11 +247,10 @@ def plan_sequence(rng: np.random.Generator, name: str, frames: int, objects: int
                 start = cross_point - offsets[0] + 0.3 * (radii[0] + radius) * _unit(rng.uniform(0, 2 * np.pi))
             direction = _unit(rng.uniform(0, 2 * np.pi))
             amplitude = 1.05 * _exit_distance(start, direction, radius, width, height) / np.sin(np.pi / 3)
-            bump = np.sin(np.pi * phase) if frames > 1 else np.zeros(1)
-            centres = start[None, :] + amplitude * bump[:, None] * direction[None, :]
+            centres = start[None, :] + amplitude * np.sin(np.pi * phase)[:, None] * direction[None, :]
         else:
-            # Scene-space straight motion folded into the always-visible region (at least half of
-            # the object stays in view), seen through the moving camera.
+            # Scene-space straight motion folded into the always-visible region (the centre stays
+            # half a radius inside the view), seen through the moving camera.
             low = common_low + 0.5 * radius
             high = common_low + common_size - 0.5 * radius
             velocity = rng.uniform(0.01, 0.03) * min(height, width) * _unit(rng.uniform(0, 2 * np.pi))
