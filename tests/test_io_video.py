@@ -109,13 +109,15 @@ def test_frame_folder_modes_are_converted_to_rgb(tmp_path):
     palette.save(folder / "00003.png")
     Image.fromarray(np.full((5, 7, 3), (40, 80, 120), np.uint8)).save(folder / "00004.jpeg", quality=100)
     Image.fromarray(np.full((5, 7), 255, np.uint8)).convert("1").save(folder / "00005.png")
+    cv2.imwrite(str(folder / "00006.png"), np.full((5, 7, 3), (0x1000, 0x8000, 0xFFFF), np.uint16))  # 16-bit BGR
 
     video = open_video(folder)
-    assert (video.backend, video.name, video.num_frames, video.height, video.width) == ("pil", "modes", 6, 5, 7)
+    assert (video.backend, video.name, video.num_frames, video.height, video.width) == ("pil", "modes", 7, 5, 7)
     assert video.fps == video_io.FRAME_FOLDER_FPS
-    frames = video.read_frames(range(6))
-    assert frames.dtype == np.uint8 and frames.shape == (6, 5, 7, 3)
-    expected = [(77, 77, 77), (10, 20, 30), (0x81, 0x81, 0x81), (200, 100, 50), (40, 80, 120), (255, 255, 255)]
+    frames = video.read_frames(range(7))
+    assert frames.dtype == np.uint8 and frames.shape == (7, 5, 7, 3)
+    expected = [(77, 77, 77), (10, 20, 30), (0x81, 0x81, 0x81), (200, 100, 50), (40, 80, 120), (255, 255, 255),
+                (255, 128, 16)]
     for frame, colour in zip(frames, expected):
         assert np.abs(frame.astype(int) - colour).max() <= 2, (frame[0, 0], colour)
 
