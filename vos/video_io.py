@@ -314,7 +314,8 @@ def _decord_message(exc: Exception) -> str:
     return re.sub(r"^\[[\d:]+\] \S+:\d+: ", "", line)[:200]
 
 
-def _decord_available() -> bool:
+def decord_available() -> bool:
+    """Whether decord imports (it has wheels for x86_64 only)."""
     try:
         import decord  # noqa: F401
     except ImportError:
@@ -342,10 +343,10 @@ def open_video(path: str | os.PathLike, stride: int = 1, max_frames: int | None 
     if backend == "pyav":
         return PyAVSource(path, stride, max_frames)
     if backend == "decord":
-        if not _decord_available():
+        if not decord_available():
             raise VosError("decord is not installed on this machine; use backend='pyav' (or 'auto')")
         return DecordSource(path, stride, max_frames)
-    if _decord_available():
+    if decord_available():
         try:
             return DecordSource(path, stride, max_frames)
         except VosError:
