@@ -7,6 +7,13 @@ from pathlib import Path
 
 import av
 import numpy as np
+import pytest
+
+from vos.video_io import decord_available
+
+# decord ships wheels for x86_64 only; elsewhere its tests are skipped and PyAV is used.
+needs_decord = pytest.mark.skipif(not decord_available(), reason="decord is not installed")
+DECODERS = [pytest.param("decord", marks=needs_decord), "pyav"]
 
 
 def frame_pattern(index: int, height: int = 48, width: int = 64) -> np.ndarray:

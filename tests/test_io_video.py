@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from io_helpers import decoded_index, frame_pattern, write_video
+from io_helpers import DECODERS, decoded_index, frame_pattern, needs_decord, write_video
 from vos import video_io
 from vos.errors import VosError
 from vos.video_io import discover_videos, natural_key, open_video
@@ -31,7 +31,7 @@ def save_frames(folder, frames, suffix=".png", names=None):
     return folder
 
 
-@pytest.mark.parametrize("backend", ["decord", "pyav"])
+@pytest.mark.parametrize("backend", DECODERS)
 @pytest.mark.parametrize("filename,codec", CONTAINERS)
 def test_containers_decode_to_the_encoded_frames(tmp_path, filename, codec, backend):
     path = write_video(tmp_path / filename, 7, codec=codec)
@@ -45,6 +45,7 @@ def test_containers_decode_to_the_encoded_frames(tmp_path, filename, codec, back
         assert np.abs(frame.astype(int) - frame_pattern(i)).mean() < 4
 
 
+@needs_decord
 @pytest.mark.parametrize("filename,codec", CONTAINERS)
 def test_decord_and_pyav_agree(tmp_path, filename, codec):
     path = write_video(tmp_path / filename, 6, codec=codec)
@@ -56,6 +57,7 @@ def test_decord_and_pyav_agree(tmp_path, filename, codec):
     assert np.abs(a - b).mean() < 1.0
 
 
+@needs_decord
 def test_auto_prefers_decord_and_falls_back_to_pyav(mp4, monkeypatch):
     assert open_video(mp4).backend == "decord"
     import decord
@@ -75,7 +77,7 @@ def test_missing_decord_means_pyav(mp4, monkeypatch):
         open_video(mp4, backend="decord")
 
 
-@pytest.mark.parametrize("backend", ["decord", "pyav"])
+@pytest.mark.parametrize("backend", DECODERS)
 def test_chunks_equal_full_read(mp4, backend):
     video = open_video(mp4, backend=backend)
     chunks = list(video.iter_chunks(3))
@@ -83,7 +85,7 @@ def test_chunks_equal_full_read(mp4, backend):
     np.testing.assert_array_equal(np.concatenate(chunks), video.read_frames(range(10)))
 
 
-@pytest.mark.parametrize("backend", ["decord", "pyav"])
+@pytest.mark.parametrize("backend", DECODERS)
 @pytest.mark.parametrize("stride,max_frames,expected", [(1, None, list(range(10))), (3, None, [0, 3, 6, 9]),
                                                          (1, 4, [0, 1, 2, 3]), (3, 2, [0, 3]), (4, 10, [0, 4, 8])])
 def test_stride_and_max_frames(mp4, backend, stride, max_frames, expected):
@@ -167,7 +169,7 @@ def one_line_error(callable_, *args, **kwargs) -> str:
     return message
 
 
-@pytest.mark.parametrize("backend", ["auto", "decord", "pyav"])
+@pytest.mark.parametrize("backend", ["auto"] + DECODERS)
 def test_bad_video_files(tmp_path, backend):
     missing = one_line_error(open_video, tmp_path / "missing.mp4", backend=backend)
     assert "missing.mp4: no such file" in missing

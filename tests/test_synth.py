@@ -234,3 +234,29 @@ def test_cli_errors_are_one_line(tmp_path, capsys, synth_only_cli):
     assert len(err) == 1 and err[0].startswith("vos synth: error: ") and str(tmp_path) in err[0]
     assert vos.cli.main(["synth", str(tmp_path / "new"), "--objects", "21", "--quiet"]) == 2
     assert "--objects must be an integer in 1..20" in capsys.readouterr().err
+
+
+def test_interrupted_run_can_be_rerun(tmp_path, monkeypatch):
+    import vos.synth
+
+    options = dict(videos=2, frames=3, objects=2, size=(32, 32), progress=False)
+    write_sequence = vos.synth.write_sequence
+
+    def crash_on_second(plan, out, fps):
+        if plan.name == "synth_0001":
+            raise KeyboardInterrupt
+        write_sequence(plan, out, fps)
+
+    monkeypatch.setattr(vos.synth, "write_sequence", crash_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        make_synthetic_dataset(tmp_path / "out", **options)
+    assert json.loads((tmp_path / "out" / "synth.json").read_text())["complete"] is False
+    assert not (tmp_path / "out" / "ImageSets").exists()
+
+    monkeypatch.setattr(vos.synth, "write_sequence", write_sequence)
+    make_synthetic_dataset(tmp_path / "out", **options)
+    make_synthetic_dataset(tmp_path / "clean", **options)
+    files = sorted(p.relative_to(tmp_path / "clean") for p in (tmp_path / "clean").rglob("*.png"))
+    assert files == sorted(p.relative_to(tmp_path / "out") for p in (tmp_path / "out").rglob("*.png"))
+    assert all((tmp_path / "out" / f).read_bytes() == (tmp_path / "clean" / f).read_bytes() for f in files)
+    assert json.loads((tmp_path / "out" / "synth.json").read_text())["complete"] is True

@@ -47,13 +47,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         seconds = best_time(lambda: make_synthetic_dataset(tmp / "default", progress=False), args.repeats)
-        print(f"| vos synth (defaults) | 4 videos x 24 frames, 240x320, 3 objects | {seconds:.2f} | {96 / seconds:.0f} |")
+        print(f"| vos synth (defaults) | 4 videos x 24 frames, 240x320, 3 objects | {seconds:.2f} | "
+              f"{96 / seconds:.0f} |")
 
         height, width = args.size
         make_synthetic_dataset(tmp / "big", videos=1, frames=args.frames, size=(height, width), progress=False)
         clip = tmp / "big" / "videos" / "synth_0000.mp4"
         folder = tmp / "big" / "JPEGImages" / "480p" / "synth_0000"
-        for label, path, backend in (("decord", clip, "decord"), ("PyAV", clip, "pyav"), ("JPEG folder", folder, "auto")):
+        sources = (("decord", clip, "decord"), ("PyAV", clip, "pyav"), ("JPEG folder", folder, "auto"))
+        for label, path, backend in sources:
             def decode():
                 video = open_video(path, backend=backend)
                 assert sum(len(chunk) for chunk in video.iter_chunks(16)) == args.frames

@@ -289,20 +289,25 @@ def render_frame(plan: SequencePlan, t: int) -> tuple[np.ndarray, np.ndarray, np
         cos, sin = np.cos(obj.angles[t]), np.sin(obj.angles[t])
         rotation = np.array([[cos, -sin], [sin, cos]])
         centre = obj.centres[t]
-        polygon = obj.outline @ rotation.T + centre
-        mask = np.zeros((h, w), np.uint8)
         # 4 fractional bits: sub-pixel motion moves the mask smoothly.
-        cv2.fillPoly(mask, [np.rint(polygon * 16).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=4)
-        visible = mask.astype(bool)
-        if not visible.any():
-            continue
+        polygon = np.rint((obj.outline @ rotation.T + centre) * 16).astype(np.int32)
+        # Draw and warp only inside the object's bounding box (clipped to the view): ~10x less work.
+        x0, y0 = np.maximum(polygon.min(axis=0) // 16, 0)
+        x1, y1 = np.minimum(polygon.max(axis=0) // 16 + 2, [w, h])
+        if x0 >= x1 or y0 >= y1:
+            continue  # entirely outside the view
+        inside = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        cv2.fillPoly(inside, [polygon - 16 * np.array([x0, y0], np.int32)], 1, lineType=cv2.LINE_8, shift=4)
+        inside = inside.astype(bool)
         texture_centre = (obj.texture_image.shape[0] - 1) / 2
-        affine = np.hstack([rotation, (centre - rotation @ [texture_centre, texture_centre])[:, None]])
-        warped = cv2.warpAffine(obj.texture_image, affine, (w, h), flags=cv2.INTER_LINEAR,
+        shift = centre - [x0, y0] - rotation @ [texture_centre, texture_centre]
+        warped = cv2.warpAffine(obj.texture_image, np.hstack([rotation, shift[:, None]]),
+                                (int(x1 - x0), int(y1 - y0)), flags=cv2.INTER_LINEAR,
                                 borderMode=cv2.BORDER_REPLICATE)
-        image[visible] = warped[visible]
-        labels[visible] = obj.label
-        amodal[obj.label - 1] = visible
+        box = (slice(y0, y1), slice(x0, x1))
+        image[box][inside] = warped[inside]
+        labels[box][inside] = obj.label
+        amodal[obj.label - 1][box] = inside
     return image, labels, amodal
 
 
