@@ -17,6 +17,7 @@ from vos.errors import VosError
 
 COMMANDS = {
     "segment": "vos.commands.segment",
+    "synth": "vos.commands.synth",
     "train": "vos.commands.train",
 }
 

@@ -7,13 +7,14 @@ import os
 from fractions import Fraction
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from vos.errors import VosError
 from vos.fileio import atomic_path
 from vos.palette import davis_palette
 
-_PALETTE = davis_palette()
+_PALETTE_LUT = davis_palette().reshape(256, 1, 3)  # cv2.LUT table: label -> RGB
 # Preferred first: H.264 plays everywhere; MPEG-4 part 2 is in every FFmpeg build.
 MP4_CODECS = ("libx264", "mpeg4")
 
@@ -44,10 +45,13 @@ def blend(frame: np.ndarray, labels: np.ndarray, alpha: float = 0.5, contours: b
         raise VosError(f"blend: label values must lie in 0..255, got {labels.min()}..{labels.max()}")
     if not 0.0 <= alpha <= 1.0:
         raise VosError(f"blend: alpha must lie in [0, 1], got {alpha}")
+    # Whole-image table lookup and blend, then copy back the objects: ~2x faster at 480p than
+    # indexing the palette with the label array and blending only object pixels.
+    index = labels.astype(np.uint8)
+    colours = cv2.LUT(cv2.merge([index, index, index]), _PALETTE_LUT)
+    blended = cv2.addWeighted(frame, 1.0 - alpha, colours, alpha, 0.0)
     out = frame.copy()
-    objects = labels > 0
-    colours = _PALETTE[labels[objects]].astype(np.float32)
-    out[objects] = np.rint((1.0 - alpha) * frame[objects] + alpha * colours).astype(np.uint8)
+    np.copyto(out, blended, where=(index > 0)[..., None])
     if contours:
         out[object_contours(labels)] = 0
     return out
@@ -86,14 +90,20 @@ class Mp4Writer:
             raise VosError(f"{path}: fps must be positive, got {fps}")
         self.path = Path(path)
         self.codec = codec or available_mp4_codec()
+        self.fps = fps
         self.crf = crf
         self.frames_written = 0
         self.size: tuple[int, int] | None = None  # H, W of the frames given
+        self._container = None
         self._stack = contextlib.ExitStack()
-        self._tmp = self._stack.enter_context(atomic_path(self.path))
-        self._container = av.open(str(self._tmp), mode="w", format="mp4")
-        self._stream = self._container.add_stream(self.codec, rate=Fraction(fps).limit_denominator(100000))
-        self._stream.pix_fmt = "yuv420p"
+        tmp = self._stack.enter_context(atomic_path(self.path))
+        try:
+            self._container = av.open(str(tmp), mode="w", format="mp4")
+            self._stream = self._container.add_stream(self.codec, rate=Fraction(fps).limit_denominator(100000))
+            self._stream.pix_fmt = "yuv420p"
+        except Exception as exc:  # unknown codec name, unwritable folder
+            self.abort()
+            raise VosError(f"{self.path}: cannot start the {self.codec} mp4 encoder ({exc})") from exc
 
     def write(self, frame: np.ndarray) -> None:
         import av
@@ -106,9 +116,10 @@ class Mp4Writer:
             self._stream.height = frame.shape[0] + frame.shape[0] % 2
             self._stream.width = frame.shape[1] + frame.shape[1] % 2
             if self.codec == "libx264":
-                self._stream.options = {"crf": str(self.crf)}
-            else:  # mpeg4 has no CRF; about 4 bits per pixel per second keeps it visually clean
-                self._stream.bit_rate = max(1_000_000, 4 * self._stream.height * self._stream.width)
+                # "veryfast" encodes ~3x faster than the default preset; CRF keeps the quality.
+                self._stream.options = {"crf": str(self.crf), "preset": "veryfast"}
+            else:  # mpeg4 has no CRF; one bit per pixel and frame keeps it visually clean
+                self._stream.bit_rate = int(self._stream.height * self._stream.width * self.fps)
         elif frame.shape[:2] != self.size:
             raise VosError(f"{self.path}: frame {self.frames_written} is {frame.shape[0]}x{frame.shape[1]} but the "
                            f"video is {self.size[0]}x{self.size[1]}; all frames must have the same size")
@@ -130,9 +141,9 @@ class Mp4Writer:
                 self._container.mux(packet)
             self._container.close()
             self._container = None
-        except BaseException as exc:
+        except BaseException:
             self.abort()
-            raise exc
+            raise
         self._stack.close()
 
     def abort(self) -> None:
@@ -141,7 +152,9 @@ class Mp4Writer:
             with contextlib.suppress(Exception):
                 self._container.close()
             self._container = None
-        self._stack.__exit__(RuntimeError, RuntimeError("mp4 writing aborted"), None)
+        # atomic_path deletes its temporary file when its block ends with an exception.
+        aborted = RuntimeError("mp4 writing aborted")
+        self._stack.__exit__(type(aborted), aborted, None)
 
     def __enter__(self) -> "Mp4Writer":
         return self

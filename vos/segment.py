@@ -217,24 +217,27 @@ class VideoSummary:
                 f"{fps:.2f} frames/s -> {self.out_dir}")
 
 
-def plan_outputs(videos: list[Path], out: Path, overlay: Path | None, batch: bool) -> list[tuple[Path, Path, Path | None]]:
-    """(video, result folder, overlay file) per video; refuses two videos with the same name."""
-    plan, seen = [], {}
+@dataclass(frozen=True)
+class VideoJob:
+    video: Path  # video file or frame folder
+    name: str
+    out_dir: Path  # OUT/<name>
+    overlay: Optional[Path]  # mp4 to write, if any
+
+
+def plan_jobs(videos: list[Path], out: Path, overlay: Path | None, batch: bool) -> list[VideoJob]:
+    """One job per video; refuses two videos with the same name (they would share a folder)."""
+    if overlay is not None and not batch and overlay.suffix.lower() != ".mp4":
+        raise VosError(f"--overlay {overlay}: give a .mp4 file for a single video (a folder in batch mode)")
+    jobs, seen = [], {}
     for video in videos:
         name = video.stem if video.is_file() else video.name
         if name in seen:
             raise VosError(f"{video} and {seen[name]} would both write {out / name}; rename one of them")
         seen[name] = video
-        if overlay is None:
-            overlay_file = None
-        elif batch:
-            overlay_file = overlay / f"{name}.mp4"
-        else:
-            overlay_file = overlay
-        plan.append((video, out / name, overlay_file))
-    if overlay is not None and not batch and overlay.suffix.lower() != ".mp4":
-        raise VosError(f"--overlay {overlay}: give a .mp4 file for a single video (a folder in batch mode)")
-    return plan
+        overlay_file = None if overlay is None else (overlay / f"{name}.mp4" if batch else overlay)
+        jobs.append(VideoJob(video, name, out / name, overlay_file))
+    return jobs
 
 
 def segment_videos(input_path: str | Path, out: str | Path = "vos_output", config: SegmentConfig | None = None,
@@ -253,27 +256,27 @@ def segment_videos(input_path: str | Path, out: str | Path = "vos_output", confi
     input_path, out = Path(input_path), Path(out)
     videos = discover_videos(input_path)
     batch = not (len(videos) == 1 and videos[0] == input_path)
-    plan = plan_outputs(videos, out, Path(overlay) if overlay is not None else None, batch)
+    jobs = plan_jobs(videos, out, Path(overlay) if overlay is not None else None, batch)
 
     ctx = init_distributed()
     try:
-        mine = shard(plan, ctx)
-        todo = [p for p in mine if not (skip_existing and p[1].is_dir())]
-        summaries = [VideoSummary(v.name, 0, 0, 0.0, d, skipped=True) for v, d, _ in mine if (v, d, _) not in todo]
-        for s in summaries:
-            tqdm.write(s.line())
+        mine = shard(jobs, ctx)
+        todo = [job for job in mine if not (skip_existing and job.out_dir.is_dir())]
+        summaries = [VideoSummary(job.name, 0, 0, 0.0, job.out_dir, skipped=True) for job in mine if job not in todo]
+        for summary in summaries:
+            tqdm.write(summary.line())
         segmenter = VideoSegmenter(config, ctx.device) if todo else None
         if segmenter is not None and ctx.is_main:
-            tqdm.write(f"vos segment: {len(plan)} video(s), backbone {config.backbone}, {segmenter.mode}, "
+            tqdm.write(f"vos segment: {len(jobs)} video(s), backbone {config.backbone}, {segmenter.mode}, "
                        f"input {segmenter.input_size[0]}x{segmenter.input_size[1]}, key frame every {config.key_every}")
-        for video, out_dir, overlay_file in todo:
+        for job in todo:
             start = time.perf_counter()
-            source = open_video(video, config.stride, config.max_frames, backend=backend)
-            with tqdm(desc=source.name, unit="step", position=ctx.rank, leave=False) as bar:
+            source = open_video(job.video, config.stride, config.max_frames, backend=backend)
+            with tqdm(desc=job.name, unit="step", position=ctx.rank, leave=False) as bar:
                 seg = segmenter.segment(source, bar)
-                write_segmentation(seg, source, out_dir, overlay_file, bar)
-            summary = VideoSummary(source.name, source.num_frames, seg.num_objects, time.perf_counter() - start,
-                                   out_dir, timings=seg.timings)
+                write_segmentation(seg, source, job.out_dir, job.overlay, bar)
+            summary = VideoSummary(job.name, source.num_frames, seg.num_objects, time.perf_counter() - start,
+                                   job.out_dir, timings=seg.timings)
             tqdm.write(summary.line())
             summaries.append(summary)
         done = [s for s in summaries if not s.skipped]
@@ -281,7 +284,7 @@ def segment_videos(input_path: str | Path, out: str | Path = "vos_output", confi
                                              dtype=torch.float64), ctx)
         if ctx.is_main:
             n, frames, seconds = totals.tolist()
-            skipped = len(plan) - int(n)
+            skipped = len(jobs) - int(n)
             tqdm.write(f"vos segment: {int(n)} video(s), {int(frames)} frames in {seconds:.1f} s of processing"
                        + (f", {skipped} skipped" if skipped else "") + f"; results in {out}")
         return summaries

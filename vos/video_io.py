@@ -162,7 +162,7 @@ class VideoSource(abc.ABC):
 
     @abc.abstractmethod
     def _read_source_frames(self, source_indices: list[int]) -> np.ndarray:
-        """Original frames ``source_indices`` (sorted ascending) as uint8 RGB (n, H, W, 3)."""
+        """Original frames ``source_indices`` (in the given order) as uint8 RGB (n, H, W, 3)."""
 
     def _check_shape(self, frames: np.ndarray, where: str) -> np.ndarray:
         if frames.shape[1:] != (self.height, self.width, 3):
@@ -176,7 +176,7 @@ class FrameFolderSource(VideoSource):
 
     backend = "pil"
 
-    def __init__(self, path: Path, stride: int = 1, max_frames: int | None = None, fps: float = FRAME_FOLDER_FPS):
+    def __init__(self, path: Path, stride: int = 1, max_frames: int | None = None):
         entries = _visible_entries(path)
         if not entries:
             raise VosError(f"{path}: the frame folder is empty; put {'/'.join(FRAME_SUFFIXES)} frames in it")
@@ -194,7 +194,7 @@ class FrameFolderSource(VideoSource):
             elif file_size != size:
                 raise VosError(f"{file}: frame is {file_size[1]}x{file_size[0]} (HxW) but {selected[0].name} is "
                                f"{size[1]}x{size[0]}; all frames of a video must have the same size")
-        super().__init__(path, len(entries), size[1], size[0], fps, stride, max_frames)
+        super().__init__(path, len(entries), size[1], size[0], FRAME_FOLDER_FPS, stride, max_frames)
 
     @staticmethod
     def _header_size(file: Path) -> tuple[int, int]:
@@ -314,7 +314,8 @@ def _decord_message(exc: Exception) -> str:
     return re.sub(r"^\[[\d:]+\] \S+:\d+: ", "", line)[:200]
 
 
-def _decord_available() -> bool:
+def decord_available() -> bool:
+    """Whether decord imports (it has wheels for x86_64 only)."""
     try:
         import decord  # noqa: F401
     except ImportError:
@@ -342,10 +343,10 @@ def open_video(path: str | os.PathLike, stride: int = 1, max_frames: int | None 
     if backend == "pyav":
         return PyAVSource(path, stride, max_frames)
     if backend == "decord":
-        if not _decord_available():
+        if not decord_available():
             raise VosError("decord is not installed on this machine; use backend='pyav' (or 'auto')")
         return DecordSource(path, stride, max_frames)
-    if _decord_available():
+    if decord_available():
         try:
             return DecordSource(path, stride, max_frames)
         except VosError:

@@ -1,0 +1,46 @@
+"""Small generated videos and frame folders for the video I/O tests."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from vos.video_io import decord_available
+
+# decord ships wheels for x86_64 only; elsewhere its tests are skipped and PyAV is used.
+needs_decord = pytest.mark.skipif(not decord_available(), reason="decord is not installed")
+DECODERS = [pytest.param("decord", marks=needs_decord), "pyav"]
+
+
+def frame_pattern(index: int, height: int = 48, width: int = 64) -> np.ndarray:
+    """Frame ``index`` of a test video: uint8 (H, W, 3) flat blocks whose red level encodes the index."""
+    frame = np.empty((height, width, 3), np.uint8)
+    frame[..., 0] = 10 + 20 * index
+    frame[:, : width // 2, 1] = 200
+    frame[:, width // 2:, 1] = 50
+    frame[..., 2] = 100
+    return frame
+
+
+def decoded_index(frame: np.ndarray) -> int:
+    """Invert :func:`frame_pattern` on a decoded (lossy) frame."""
+    return int(round((float(frame[..., 0].mean()) - 10) / 20))
+
+
+def write_video(path: Path, num_frames: int, codec: str = "libx264", height: int = 48, width: int = 64,
+                fps: int = 10) -> Path:
+    """Encode ``num_frames`` frames of :func:`frame_pattern` with PyAV (container from the suffix)."""
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(codec, rate=Fraction(fps))
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(num_frames):
+            frame = av.VideoFrame.from_ndarray(frame_pattern(i, height, width), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path

@@ -1,0 +1,145 @@
+"""The DINO key extractor: keys, input sizes, and every supported weights format."""
+
+import argparse
+
+import numpy as np
+import pytest
+import torch
+
+from vos.errors import VosError
+from vos.models.backbone import (backbone_spec, build_backbone, model_input_size,
+                                 preprocess_frames)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    with pytest.warns(UserWarning, match="random weights"):
+        return build_backbone("test_vit_tiny16", "random")
+
+
+def test_keys_are_the_last_blocks_key_projection(tiny):
+    x = torch.randn(2, 3, 48, 80)
+    seen = {}
+    tiny.vit.blocks[-1].register_forward_hook(lambda m, inp, out: seen.setdefault("x", inp[0]))
+    feats = tiny(x)
+    attn = tiny.vit.blocks[-1].attn
+    C = tiny.dim
+    expected = torch.nn.functional.linear(tiny.vit.blocks[-1].norm1(seen["x"]),
+                                          attn.qkv.weight[C:2 * C], attn.qkv.bias[C:2 * C])[:, 1:]
+    assert feats.grid == (3, 5)
+    assert feats.keys.shape == (2, 15, C) and feats.cls.shape == (2, C)
+    torch.testing.assert_close(feats.keys, expected)
+    torch.testing.assert_close(feats.cls, tiny.vit.forward_features(x)[:, 0])
+
+
+def test_random_weights_are_seeded_and_leave_global_rng_alone(tiny):
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    with pytest.warns(UserWarning):
+        again = build_backbone("test_vit_tiny16", "random")
+    assert torch.rand(1) == before
+    for a, b in zip(tiny.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_backbone_is_frozen(tiny):
+    assert not any(p.requires_grad for p in tiny.parameters())
+    tiny.train()
+    assert not tiny.training and not tiny.vit.training
+
+
+@pytest.mark.parametrize("resolution,patch,expected", [((320, 480), 16, (320, 480)), ((321, 487), 8, (320, 488)),
+                                                       ((100, 130), 16, (96, 128)), ((5, 7), 16, (16, 16))])
+def test_model_input_size_rounds_to_patch_multiples(resolution, patch, expected):
+    assert model_input_size(resolution, patch) == expected
+
+
+def test_preprocess_normalises_with_imagenet_statistics():
+    frames = np.full((1, 4, 6, 3), 255, np.uint8)
+    x = preprocess_frames(frames, (4, 6))
+    torch.testing.assert_close(x[0, :, 0, 0], torch.tensor([(1 - 0.485) / 0.229, (1 - 0.456) / 0.224, (1 - 0.406) / 0.225]))
+    assert preprocess_frames(frames, (8, 16)).shape == (1, 3, 8, 16)
+
+
+def _save_formats(state, tmp_path):
+    """The tiny backbone's weights written in every supported checkpoint layout."""
+    from safetensors.torch import save_file
+
+    paths = {}
+    paths["dino_backbone"] = tmp_path / "dino_backbone.pth"
+    torch.save(state, paths["dino_backbone"])
+    # Full DINO checkpoint: student under DDP ('module.backbone.'), teacher plain ('backbone.'),
+    # both with projection heads, plus training args. The teacher is what must be loaded.
+    student = {f"module.backbone.{k}": v + 1.0 for k, v in state.items()}
+    student["module.head.mlp.0.weight"] = torch.zeros(8, 64)
+    teacher = {f"backbone.{k}": v for k, v in state.items()}
+    teacher["head.last_layer.weight_g"] = torch.ones(4, 1)
+    paths["dino_full"] = tmp_path / "dino_full_checkpoint.pth"
+    torch.save({"student": student, "teacher": teacher, "optimizer": {}, "epoch": 100,
+                "args": argparse.Namespace(arch="vit_small", patch_size=16)}, paths["dino_full"])
+    paths["timm_wrapped"] = tmp_path / "timm.pth.tar"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}, "epoch": 3}, paths["timm_wrapped"])
+    paths["safetensors"] = tmp_path / "model.safetensors"
+    save_file({k: v.contiguous() for k, v in state.items()}, str(paths["safetensors"]))
+    return paths
+
+
+@pytest.mark.parametrize("fmt", ["dino_backbone", "dino_full", "timm_wrapped", "safetensors"])
+def test_local_weights_in_every_format_load_exactly(tiny, tmp_path, fmt):
+    state = {k: torch.randn_like(v) for k, v in tiny.vit.state_dict().items()}
+    path = _save_formats(state, tmp_path)[fmt]
+    loaded = build_backbone("test_vit_tiny16", str(path))
+    for k, v in loaded.vit.state_dict().items():
+        torch.testing.assert_close(v, state[k], msg=f"{fmt}: {k}")
+
+
+def test_position_embeddings_of_another_grid_are_resampled(tiny, tmp_path):
+    state = {k: v.clone() for k, v in tiny.vit.state_dict().items()}
+    state["pos_embed"] = torch.randn(1, 1 + 7 * 7, 64)  # a 112-px checkpoint; the model's grid is 14x14
+    path = tmp_path / "small_grid.pth"
+    torch.save(state, path)
+    loaded = build_backbone("test_vit_tiny16", str(path))
+    assert loaded.vit.pos_embed.shape == (1, 1 + 14 * 14, 64)
+    torch.testing.assert_close(loaded.vit.pos_embed[0, 0], state["pos_embed"][0, 0])  # class token kept as is
+
+
+def test_weights_errors_are_one_line_and_name_the_file(tiny, tmp_path):
+    cases = {}
+    torch.save({"encoder.layer1.weight": torch.zeros(3)}, tmp_path / "unrelated.pth")
+    cases["unrelated.pth"] = "no backbone weights"
+    partial = {k: v for k, v in tiny.vit.state_dict().items() if not k.startswith("blocks.1.")}
+    torch.save(partial, tmp_path / "partial.pth")
+    cases["partial.pth"] = "missing"
+    (tmp_path / "notes.pth").write_text("not a checkpoint")
+    cases["notes.pth"] = "not a readable"
+    cases["absent.pth"] = "not found"
+    for name, message in cases.items():
+        with pytest.raises(VosError, match=message) as info:
+            build_backbone("test_vit_tiny16", str(tmp_path / name))
+        assert name in str(info.value) and "\n" not in str(info.value)
+    wrong = dict(tiny.vit.state_dict())
+    wrong["blocks.0.mlp.fc1.weight"] = torch.zeros(10, 64)
+    torch.save(wrong, tmp_path / "wrong_shape.pth")
+    with pytest.raises(VosError, match=r"blocks.0.mlp.fc1.weight has shape \(10, 64\)"):
+        build_backbone("test_vit_tiny16", str(tmp_path / "wrong_shape.pth"))
+    with pytest.raises(VosError, match="missing.*does not match this --backbone"):
+        build_backbone("dino_vitb16", str(tmp_path / "partial.pth"))
+
+
+def test_unknown_backbone_is_an_error():
+    with pytest.raises(VosError, match="unknown backbone"):
+        backbone_spec("resnet50")
+
+
+def test_offline_without_cache_names_the_file_to_fetch(monkeypatch, tmp_path):
+    import huggingface_hub.constants as hf
+
+    monkeypatch.setattr(hf, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(hf, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(VosError) as info:
+        build_backbone("dino_vits16")
+    message = str(info.value)
+    assert "dino_deitsmall16_pretrain.pth" in message and "--weights" in message
+    assert "https://dl.fbaipublicfiles.com/dino/" in message

@@ -1,0 +1,331 @@
+"""Tests of vos.cluster against a slow loop reference of the spec and hand-made partitions."""
+
+import math
+
+import numpy as np
+import pytest
+import scipy.stats
+import torch
+
+from vos.cluster import (PROB_EPS, ClusterResult, _neighbourhood_average, cluster_streaming, hierarchical_cluster,
+                         symmetric_kl)
+from vos.errors import VosError
+
+
+# ---------------------------------------------------------------- slow reference (loops + numpy)
+
+def ref_distance(a, b):
+    """Symmetric KL of two distributions as sum (a - b)(log a - log b), logs of clamped values."""
+    log_a = np.log(np.maximum(a, PROB_EPS))
+    log_b = np.log(np.maximum(b, PROB_EPS))
+    return float(np.sum((a - b) * (log_a - log_b)))
+
+
+def ref_normalise(x):
+    return x / x.sum()
+
+
+def ref_greedy(rows, tau):
+    """Greedy grouping, one row and one pair at a time; returns the list of group centroids."""
+    group = [-1] * len(rows)
+    groups = []
+    for i in range(len(rows)):
+        if group[i] >= 0:
+            continue
+        members = []
+        for j in range(len(rows)):
+            if group[j] < 0 and (j == i or ref_distance(rows[i], rows[j]) <= tau):
+                group[j] = len(groups)
+                members.append(rows[j])
+        groups.append(ref_normalise(np.mean(members, axis=0)))
+    return groups
+
+
+def ref_cluster(attention, tau, window):
+    """attention: T N K numpy -> (labels T N, centroids C K), following the spec literally."""
+    num_frames, num_patches, num_keys = attention.shape
+    x = attention / attention.sum(-1, keepdims=True)
+    centroids = []
+    for t0 in range(0, num_frames, window):
+        rows = list(x[t0:t0 + window].reshape(-1, num_keys))
+        averaged = []
+        for i in range(len(rows)):
+            neighbours = [rows[j] for j in range(len(rows)) if j == i or ref_distance(rows[i], rows[j]) <= tau]
+            averaged.append(ref_normalise(np.mean(neighbours, axis=0)))
+        centroids += ref_greedy(averaged, tau)
+    for _ in range(10_000):
+        merged = ref_greedy(centroids, tau)
+        if len(merged) == len(centroids):
+            break
+        centroids = merged
+    nearest = np.zeros((num_frames, num_patches), dtype=np.int64)
+    for t in range(num_frames):
+        for n in range(num_patches):
+            dists = [ref_distance(x[t, n], c) for c in centroids]
+            nearest[t, n] = dists.index(min(dists))  # first minimum on ties
+    used = sorted(set(nearest.ravel().tolist()))
+    renumber = {c: i for i, c in enumerate(used)}
+    labels = np.vectorize(renumber.get)(nearest)
+    return labels, np.stack([centroids[c] for c in used])
+
+
+def canonical(labels):
+    """Relabel by order of first occurrence, so equal partitions give equal arrays."""
+    first = {}
+    flat = np.asarray(labels).ravel()
+    return np.array([first.setdefault(v, len(first)) for v in flat.tolist()]).reshape(np.shape(labels))
+
+
+def structured_attention(num_frames, num_patches, num_keys, num_objects, concentration, seed):
+    """Random attention with object structure: each patch's map is a Dirichlet draw around its
+    object's prototype map. Returns (attention T N K float32, object id T N)."""
+    rng = np.random.default_rng(seed)
+    prototypes = rng.dirichlet(np.full(num_keys, 0.3), size=num_objects)
+    objects = rng.integers(0, num_objects, size=(num_frames, num_patches))
+    attention = np.stack([[rng.dirichlet(concentration * prototypes[o] + 0.05) for o in row] for row in objects])
+    return torch.tensor(attention, dtype=torch.float32), objects
+
+
+# ---------------------------------------------------------------- distance
+
+def test_symmetric_kl_matches_scipy_entropy():
+    rng = np.random.default_rng(1)
+    a = rng.dirichlet(np.ones(7), size=3)
+    b = rng.dirichlet(np.full(7, 0.5), size=5)
+    expected = np.array([[scipy.stats.entropy(p, q) + scipy.stats.entropy(q, p) for q in b] for p in a])
+    got = symmetric_kl(torch.tensor(a), torch.tensor(b))
+    assert got.shape == (3, 5) and got.dtype == torch.float64
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12, atol=1e-12)
+    # float32 inputs are computed in float32 and agree to float32 accuracy
+    got32 = symmetric_kl(torch.tensor(a, dtype=torch.float32), torch.tensor(b, dtype=torch.float32))
+    assert got32.dtype == torch.float32
+    np.testing.assert_allclose(got32.numpy(), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_symmetric_kl_self_form_is_symmetric_with_zero_diagonal():
+    rng = np.random.default_rng(2)
+    x = torch.tensor(rng.dirichlet(np.ones(6), size=9))
+    d = symmetric_kl(x, x)  # one-product path
+    assert torch.equal(d, d.T)
+    np.testing.assert_allclose(torch.diagonal(d).numpy(), 0.0, atol=1e-14)
+    np.testing.assert_allclose(d.numpy(), symmetric_kl(x, x.clone()).numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_symmetric_kl_hand_values():
+    a = torch.tensor([[0.5, 0.25, 0.25]], dtype=torch.float64)
+    b = torch.tensor([[0.25, 0.5, 0.25]], dtype=torch.float64)
+    # KL(a||b) = 1/2 ln 2 + 1/4 ln(1/2) = 1/4 ln 2, KL(b||a) = 1/4 ln 2
+    assert symmetric_kl(a, b).item() == pytest.approx(0.5 * math.log(2), rel=1e-14)
+    # disjoint supports: each KL is -ln(PROB_EPS) through the clamp, so the distance stays finite
+    one_hot = torch.eye(2, dtype=torch.float64)
+    assert symmetric_kl(one_hot[:1], one_hot[1:]).item() == pytest.approx(2 * math.log(1e10), rel=1e-12)
+
+
+def test_symmetric_kl_rejects_mismatched_shapes():
+    with pytest.raises(VosError, match="same K"):
+        symmetric_kl(torch.ones(2, 3), torch.ones(2, 4))
+
+
+# ---------------------------------------------------------------- against the slow reference
+
+@pytest.mark.parametrize("seed, concentration, tau, window", [
+    (0, 20.0, 0.5, 2),
+    (1, 20.0, 1.0, 3),
+    (2, 50.0, 0.5, 1),
+    (3, 20.0, 0.7, 2),
+    (4, 8.0, 2.0, 3),
+])
+def test_matches_slow_reference(seed, concentration, tau, window):
+    attention, _ = structured_attention(5, 8, 12, 3, concentration, seed)
+    ref_labels, ref_centroids = ref_cluster(attention.double().numpy(), tau, window)
+    assert 2 <= ref_labels.max() + 1 < ref_labels.size  # a non-trivial partition
+    result = cluster_streaming(lambda t0, t1: attention[t0:t1], 5, tau, window)
+    labels = hierarchical_cluster(attention, tau, window)
+    assert labels.shape == (5, 8) and labels.dtype == torch.int64
+    np.testing.assert_array_equal(canonical(labels.numpy()), canonical(ref_labels))
+    # the spec fixes the numbering too (centroid order), not only the partition
+    np.testing.assert_array_equal(labels.numpy(), ref_labels)
+    assert torch.equal(result.labels, labels)
+    np.testing.assert_allclose(result.centroids.numpy(), ref_centroids, rtol=1e-10, atol=1e-13)
+
+
+def test_chunked_averaging_gives_the_same_result():
+    attention, _ = structured_attention(4, 9, 10, 3, 20.0, 5)
+    whole = cluster_streaming(lambda t0, t1: attention[t0:t1], 4, 0.6, 3)
+    assert whole.labels.max() >= 2
+    for chunk_rows in (1, 4, 26):
+        chunked = cluster_streaming(lambda t0, t1: attention[t0:t1], 4, 0.6, 3, chunk_rows=chunk_rows)
+        assert torch.equal(chunked.labels, whole.labels)
+        torch.testing.assert_close(chunked.centroids, whole.centroids, rtol=1e-12, atol=1e-15)
+
+
+# ---------------------------------------------------------------- hand-made partitions
+
+def test_near_one_hot_key_blocks_give_one_cluster_per_block():
+    rng = np.random.default_rng(7)
+    num_blocks, block = 4, 5
+    blocks = rng.integers(0, num_blocks, size=(7, 10))  # T N: which key block each patch attends to
+    attention = np.full((7, 10, num_blocks * block), 0.01 / (num_blocks * block))
+    for (t, n), b in np.ndenumerate(blocks):
+        attention[t, n, b * block:(b + 1) * block] += 0.99 * rng.dirichlet(np.full(block, 200.0))
+    labels = hierarchical_cluster(torch.tensor(attention, dtype=torch.float32), tau=1.0, window=3)
+    assert labels.max().item() + 1 == len(np.unique(blocks))
+    np.testing.assert_array_equal(canonical(labels.numpy()), canonical(blocks))
+
+
+def test_identical_rows_give_one_cluster_with_that_centroid():
+    row = torch.tensor([3.0, 1.0, 0.0, 4.0])
+    attention = row.expand(5, 6, 4).clone()
+    result = cluster_streaming(lambda t0, t1: attention[t0:t1], 5, 1.0, 3)
+    assert torch.equal(result.labels, torch.zeros(5, 6, dtype=torch.int64))
+    torch.testing.assert_close(result.centroids, (row / 8).double()[None], rtol=1e-14, atol=0.0)
+
+
+def test_threshold_is_inclusive():
+    pair = torch.tensor([[[0.5, 0.25, 0.25], [0.25, 0.5, 0.25]]], dtype=torch.float64)  # T=1, N=2
+    computed = symmetric_kl(pair[0], pair[0])[0, 1].item()  # the very value the clustering compares
+    assert computed == pytest.approx(0.5 * math.log(2), rel=1e-14)
+    for tau in (computed, 0.5 * math.log(2) * (1 + 1e-12)):  # at tau (up to rounding): one cluster
+        assert hierarchical_cluster(pair, tau=tau).tolist() == [[0, 0]]
+    for tau in (computed * (1 - 1e-9), 0.5 * math.log(2) * 0.999):  # just below the distance: two
+        assert hierarchical_cluster(pair, tau=tau).tolist() == [[0, 1]]
+
+
+def test_threshold_is_inclusive_in_each_step():
+    # In the test above either step alone would join the pair; here each step is tested alone.
+    a, b = torch.tensor([[0.5, 0.25, 0.25], [0.25, 0.5, 0.25]], dtype=torch.float64)
+    pair = torch.stack([a, b])
+    at_tau = symmetric_kl(pair, pair)[0, 1].item()
+    # neighbourhood averaging: at tau both rows become their mean, just below they stay as they are
+    averaged = _neighbourhood_average(pair, at_tau, chunk_rows=10_000)
+    torch.testing.assert_close(averaged, ((a + b) / 2).expand(2, 3), rtol=1e-15, atol=0.0)
+    torch.testing.assert_close(_neighbourhood_average(pair, at_tau * (1 - 1e-9), 10_000), pair, rtol=0.0, atol=0.0)
+    # greedy grouping alone: one row per frame and window=1 make the averaging a no-op, so only the
+    # next-hierarchy grouping of the two window centroids a and b can join them
+    frames = pair[:, None, :]  # T=2, N=1, K=3
+    assert hierarchical_cluster(frames, tau=at_tau, window=1).tolist() == [[0], [0]]
+    assert hierarchical_cluster(frames, tau=at_tau * (1 - 1e-9), window=1).tolist() == [[0], [1]]
+
+
+def test_tiny_tau_keeps_every_row_apart():
+    # d(x, x) computed by matrix products is a rounding error of either sign (~1e-15); a row must
+    # still count as its own neighbour and group member, or its average would be 0/0.
+    rng = np.random.default_rng(8)
+    attention = torch.tensor(rng.dirichlet(np.ones(50), size=(4, 10)))
+    diagonal = torch.diagonal(symmetric_kl(attention[:3].reshape(-1, 50), attention[:3].reshape(-1, 50)))
+    assert (diagonal > 1e-300).any()  # the case this test is about does occur
+    result = cluster_streaming(lambda t0, t1: attention[t0:t1], 4, tau=1e-300, window=3)
+    assert torch.equal(result.labels, torch.arange(40).view(4, 10))
+    torch.testing.assert_close(result.centroids, attention.reshape(40, 50), rtol=1e-14, atol=0.0)
+
+
+def test_next_hierarchies_repeat_until_stable():
+    # Bernoulli maps [q, 1-q]: d = (q1 - q2)(logit q1 - logit q2). With tau = 0.35:
+    # d(.5, .7) = .169 and d(.7, .85) = .133 join, d(.5, .85) = .607 does not, so the first round
+    # gives {.5, .7} -> mean .6 and {.85}; d(.6, .85) = .332 joins them in the second round.
+    q = torch.tensor([0.5, 0.7, 0.85], dtype=torch.float64)
+    attention = torch.stack([q, 1 - q], dim=-1)[:, None, :]  # T=3 frames, N=1, K=2
+    result = cluster_streaming(lambda t0, t1: attention[t0:t1], 3, tau=0.35, window=1)
+    assert result.labels.tolist() == [[0], [0], [0]]
+    torch.testing.assert_close(result.centroids, torch.tensor([[0.725, 0.275]], dtype=torch.float64))
+    # with a threshold below .332 the second round cannot merge: .5 and .7 stay together, .85 alone
+    assert hierarchical_cluster(attention, tau=0.3, window=1).tolist() == [[0], [0], [1]]
+
+
+def test_single_key_gives_one_cluster():
+    attention = torch.rand(4, 5, 1) + 0.1  # K = 1: every map is the distribution [1]
+    assert torch.equal(hierarchical_cluster(attention), torch.zeros(4, 5, dtype=torch.int64))
+
+
+def test_single_frame_and_partial_last_window_match_reference():
+    for num_frames, window in ((1, 3), (7, 3), (5, 4)):
+        attention, _ = structured_attention(num_frames, 6, 9, 3, 20.0, 10 + num_frames)
+        ref_labels, _ = ref_cluster(attention.double().numpy(), 0.6, window)
+        np.testing.assert_array_equal(hierarchical_cluster(attention, 0.6, window).numpy(), ref_labels)
+
+
+def test_unused_centroids_are_dropped_and_ids_follow_centroid_order():
+    # Centroids lie within tau of their members, so with the same attention in both passes an
+    # empty centroid is rare (none in 20,000 random small cases). A window_attention whose second
+    # (assignment) pass differs from the first isolates the dropping and renumbering step.
+    a, b, c = torch.eye(3, dtype=torch.float64)  # pairwise d ~ 46 >> tau: three centroids a, b, c
+    first, second = torch.stack([a, b, c])[None], torch.stack([c, a, c])[None]  # T=1, N=3
+    calls = []
+
+    def window_attention(t0, t1):
+        calls.append((t0, t1))
+        return first if len(calls) == 1 else second
+
+    result = cluster_streaming(window_attention, 1, tau=1.0, window=3)
+    assert result.labels.tolist() == [[1, 0, 1]]  # centroid b is dropped; a -> 0, c -> 1
+    torch.testing.assert_close(result.centroids, torch.stack([a, c]))
+
+
+def test_every_patch_is_at_its_nearest_returned_centroid():
+    attention, _ = structured_attention(6, 7, 8, 4, 10.0, 3)
+    result = cluster_streaming(lambda t0, t1: attention[t0:t1], 6, 1.5, 2)
+    assert torch.equal(torch.unique(result.labels), torch.arange(result.centroids.shape[0]))
+    rows = (attention / attention.sum(-1, keepdim=True)).reshape(-1, 8).double()
+    assert torch.equal(symmetric_kl(rows, result.centroids).argmin(1), result.labels.reshape(-1))
+
+
+# ---------------------------------------------------------------- streaming API
+
+def test_streaming_calls_each_window_twice_in_order():
+    attention, _ = structured_attention(7, 5, 6, 2, 20.0, 4)
+    calls = []
+
+    def window_attention(t0, t1):
+        calls.append((t0, t1))
+        return attention[t0:t1].clone()
+
+    result = cluster_streaming(window_attention, 7, tau=0.8, window=3)
+    assert isinstance(result, ClusterResult)
+    assert calls == [(0, 3), (3, 6), (6, 7)] * 2
+    assert torch.equal(result.labels, hierarchical_cluster(attention, 0.8, 3))
+    assert result.centroids.shape == (result.labels.max().item() + 1, 6)
+    np.testing.assert_allclose(result.centroids.sum(1).numpy(), 1.0, rtol=1e-12)
+
+
+def test_streaming_rejects_inconsistent_windows():
+    with pytest.raises(VosError, match=r"frames 3\.\.5.*\(6, 4\).*\(5, 4\)"):
+        cluster_streaming(lambda t0, t1: torch.rand(t1 - t0, 5 if t0 == 0 else 6, 4), 6)
+    with pytest.raises(VosError, match=r"expected shape \(3, patches, keys\)"):
+        cluster_streaming(lambda t0, t1: torch.rand(2, 5, 4), 6)
+    with pytest.raises(VosError, match="float tensor"):
+        cluster_streaming(lambda t0, t1: np.ones((t1 - t0, 5, 4)), 6)
+
+
+# ---------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize("attention, kwargs, message", [
+    (torch.rand(4, 5), {}, r"\(frames, patches, keys\)"),
+    ([[[1.0]]], {}, r"\(frames, patches, keys\)"),
+    (torch.rand(0, 5, 4), {}, "0 frames"),
+    (torch.rand(2, 5, 0), {}, "0 keys"),
+    (torch.rand(2, 0, 4), {}, "0 patches"),
+    (torch.ones(2, 3, 4, dtype=torch.int64), {}, "float tensor"),
+    (torch.rand(2, 3, 4).index_put_((torch.tensor(1), torch.tensor(2), torch.tensor(0)), torch.tensor(float("nan"))),
+     {}, "patch 2 of frame 1 has a non-finite"),
+    (torch.rand(2, 3, 4).index_put_((torch.tensor(0), torch.tensor(1), torch.tensor(3)), torch.tensor(float("inf"))),
+     {}, "patch 1 of frame 0 has a non-finite"),
+    (torch.rand(5, 3, 4).index_put_((torch.tensor(4), torch.tensor(0), torch.tensor(1)), torch.tensor(-0.1)),
+     {}, "patch 0 of frame 4 has a negative"),
+    (torch.rand(2, 3, 4).index_put_((torch.tensor(1), torch.tensor(1)), torch.tensor(0.0)), {}, "patch 1 of frame 1 has an all-zero"),
+    (torch.rand(2, 3, 4), {"tau": 0.0}, "tau"),
+    (torch.rand(2, 3, 4), {"tau": -1.0}, "tau"),
+    (torch.rand(2, 3, 4), {"tau": float("nan")}, "tau"),
+    (torch.rand(2, 3, 4), {"tau": float("inf")}, "tau"),
+    (torch.rand(2, 3, 4), {"window": 0}, "window"),
+    (torch.rand(2, 3, 4), {"window": 1.5}, "window"),
+])
+def test_bad_input_raises_vos_error(attention, kwargs, message):
+    with pytest.raises(VosError, match=message):
+        hierarchical_cluster(attention, **kwargs)
+
+
+def test_streaming_rejects_bad_frame_count_and_chunk():
+    with pytest.raises(VosError, match="num_frames"):
+        cluster_streaming(lambda t0, t1: torch.rand(t1 - t0, 2, 2), 0)
+    with pytest.raises(VosError, match="chunk_rows"):
+        cluster_streaming(lambda t0, t1: torch.rand(t1 - t0, 2, 2), 3, chunk_rows=0)

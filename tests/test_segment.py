@@ -1,0 +1,176 @@
+"""`vos segment` end to end on generated clips with a tiny random ViT, and its error handling."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tests.vos_helpers import TINY, moving_square_frames, write_frame_folder, write_mp4
+from vos.cli import main
+from vos.models.block import SpatioTemporalBlock, block_checkpoint
+from vos.palette import davis_palette
+from vos.segment import attention_over_keys, key_frame_indices
+
+REPO = Path(__file__).resolve().parents[1]
+FAST = TINY + ["--resolution", "64", "96", "--key-every", "4"]
+
+
+def run_cli(capsys, *args):
+    code = main(["segment", *map(str, args)])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return write_mp4(tmp_path_factory.mktemp("videos") / "square.mp4", moving_square_frames(10, (90, 130)))
+
+
+def read_png(path):
+    with Image.open(path) as image:
+        return image.mode, image.getpalette(), np.array(image)
+
+
+def test_segment_video_writes_davis_pngs_at_original_size(clip, tmp_path, capsys):
+    code, output = run_cli(capsys, clip, "--out", tmp_path / "out", "--overlay", tmp_path / "overlay.mp4", *FAST)
+    assert code == 0, output
+    pngs = sorted((tmp_path / "out" / "square").glob("*.png"))
+    assert [p.name for p in pngs] == [f"{i:05d}.png" for i in range(10)]
+    mode, palette, labels = read_png(pngs[3])
+    assert mode == "P" and labels.shape == (90, 130) and labels.dtype == np.uint8
+    assert palette[:3 * 256] == davis_palette().flatten().tolist()
+    assert 1 <= labels.max() <= 20 and (labels == 0).any()
+    assert "square: 10 frames" in output and "frames/s" in output and "training-free" in output
+    import av
+
+    with av.open(str(tmp_path / "overlay.mp4")) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 10
+    assert not list((tmp_path / "out").glob("*.partial"))
+
+
+def test_frame_folder_keeps_frame_names_and_stride(tmp_path, capsys):
+    video = moving_square_frames(9, (64, 80))
+    folder = write_frame_folder(tmp_path / "seq", video)
+    (folder / "00000.jpg").rename(folder / "00100.jpg")  # names need not start at 0
+    code, output = run_cli(capsys, folder, "--out", tmp_path / "out", "--stride", "2", *FAST)
+    assert code == 0, output
+    names = sorted(p.name for p in (tmp_path / "out" / "seq").glob("*.png"))
+    assert names == ["00001.png", "00003.png", "00005.png", "00007.png", "00100.png"]  # sorted 1..8, 100
+
+
+def test_grayscale_rgba_and_odd_sizes_are_accepted(tmp_path, capsys):
+    video = moving_square_frames(4, (61, 77))
+    for mode in ("L", "RGBA"):
+        folder = write_frame_folder(tmp_path / mode, video, mode=mode, suffix=".png")
+        code, output = run_cli(capsys, folder, "--out", tmp_path / "out", *FAST)
+        assert code == 0, output
+        assert read_png(tmp_path / "out" / mode / "00003.png")[2].shape == (61, 77)
+
+
+def test_batch_folder_and_skip_existing(tmp_path, capsys):
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    write_mp4(batch / "a.mp4", moving_square_frames(5, (64, 64)))
+    write_frame_folder(batch / "b", moving_square_frames(6, (64, 64), seed=1))
+    code, output = run_cli(capsys, batch, "--out", tmp_path / "out", "--overlay", tmp_path / "ov", *FAST)
+    assert code == 0, output
+    assert len(list((tmp_path / "out" / "a").glob("*.png"))) == 5
+    assert len(list((tmp_path / "out" / "b").glob("*.png"))) == 6
+    assert (tmp_path / "ov" / "a.mp4").is_file() and (tmp_path / "ov" / "b.mp4").is_file()
+    marker = tmp_path / "out" / "a" / "00000.png"
+    stamp = marker.stat().st_mtime_ns
+    code, output = run_cli(capsys, batch, "--out", tmp_path / "out", "--skip-existing", *FAST)
+    assert code == 0 and "a: skipped" in output and "b: skipped" in output
+    assert marker.stat().st_mtime_ns == stamp
+
+
+def test_trained_block_checkpoint_is_used(clip, tmp_path, capsys):
+    torch.manual_seed(0)
+    ckpt = block_checkpoint(SpatioTemporalBlock(64), "test_vit_tiny16", "random(seed=0)", iteration=5)
+    torch.save(ckpt, tmp_path / "last.pt")
+    code, output = run_cli(capsys, clip, "--out", tmp_path / "out", "--block", tmp_path / "last.pt", *FAST)
+    assert code == 0, output
+    assert "trained block (last.pt, iteration 5)" in output
+
+
+@pytest.mark.parametrize("case,message", [
+    ("missing", "no such file"),
+    ("text.mp4", "square/text.mp4"),
+    ("empty", "empty"),
+    ("notes.txt", "not a supported video"),
+    ("zero.mp4", "zero.mp4"),
+])
+def test_bad_inputs_give_one_line_errors(tmp_path, capsys, case, message):
+    target = tmp_path / case
+    if case == "text.mp4":
+        target = tmp_path / "square" / "text.mp4"
+        target.parent.mkdir()
+        target.write_text("this is not a video")
+    elif case == "empty":
+        target.mkdir()
+    elif case == "notes.txt":
+        target.write_text("hello")
+    elif case == "zero.mp4":
+        import av
+
+        with av.open(str(target), "w", format="mp4") as container:
+            container.add_stream("mpeg4", rate=10)
+    code, output = run_cli(capsys, target, "--out", tmp_path / "out", *FAST)
+    assert code == 2
+    error_lines = [line for line in output.splitlines() if "error" in line]
+    assert len(error_lines) == 1 and message in error_lines[0], output
+    assert "Traceback" not in output
+
+
+def test_bad_options_are_errors(clip, tmp_path, capsys):
+    code, output = run_cli(capsys, clip, "--key-every", "0", *TINY)
+    assert code == 2 and "--key-every must be >= 1" in output
+    code, output = run_cli(capsys, clip, "--block", tmp_path / "none.pt", *TINY)
+    assert code == 2 and "block checkpoint not found" in output
+
+
+def test_key_frames_always_include_the_first():
+    assert key_frame_indices(3, 10) == [0]
+    assert key_frame_indices(25, 10) == [0, 10, 20]
+    assert key_frame_indices(20, 10) == [0, 10]
+
+
+def test_windowed_attention_equals_rows_of_the_full_attention():
+    """Per-window attention over key-frame patches = the matching rows/columns of the dense
+    head-averaged (T·N)×(T·N) attention restricted to key columns and renormalised."""
+    torch.manual_seed(0)
+    T, heads, N, hd = 5, 8, 6, 4
+    block = SpatioTemporalBlock(heads * hd).eval()
+    tokens = torch.randn(T, N, heads * hd)
+    q, k = block.queries_keys(tokens)  # T heads N hd
+    key_frames = [0, 3]
+    keys = torch.cat([k[t] for t in key_frames], dim=1)  # heads K hd
+    windowed = torch.cat([attention_over_keys(q[t0:t0 + 2], keys) for t0 in range(0, T, 2)])
+    flat_q = q.permute(1, 0, 2, 3).reshape(heads, T * N, hd)
+    flat_k = k.permute(1, 0, 2, 3).reshape(heads, T * N, hd)
+    cols = torch.cat([torch.arange(t * N, (t + 1) * N) for t in key_frames])
+    dense = torch.softmax(flat_q @ flat_k[:, cols].transpose(1, 2), -1).mean(0)  # (T·N) K
+    torch.testing.assert_close(windowed.reshape(T * N, -1), dense)
+
+
+@pytest.mark.slow
+def test_torchrun_shards_a_batch_across_two_processes(tmp_path):
+    batch = tmp_path / "batch"
+    for i in range(3):
+        write_frame_folder(batch / f"v{i}", moving_square_frames(4, (48, 64), seed=i))
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+           "-m", "vos", "segment", str(batch), "--out", str(tmp_path / "dist"), *FAST]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "3 video(s), 12 frames" in result.stdout + result.stderr
+    single = main(["segment", str(batch), "--out", str(tmp_path / "single"), *FAST])
+    assert single == 0
+    for i in range(3):
+        for png in sorted((tmp_path / "single" / f"v{i}").glob("*.png")):
+            assert np.array_equal(read_png(png)[2], read_png(tmp_path / "dist" / f"v{i}" / png.name)[2])

@@ -1,0 +1,98 @@
+"""Benchmark `vos segment`: time per stage and peak memory for several video lengths.
+
+Each length runs in a fresh process so that its peak resident memory is its own. Input: a
+synthetic clip (textured background, moving squares) written as JPEG frames, so decoding is real.
+
+    python tools/bench_segment.py --frames 25 50 100 --backbone dino_vits16 --resolution 320 480
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_frames(folder: Path, frames: int, size: tuple[int, int] = (480, 854), seed: int = 0) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    H, W = size
+    background = (rng.random((H // 8, W // 8, 3)) * 255).astype(np.uint8).repeat(8, 0).repeat(8, 1)[:H, :W]
+    folder.mkdir(parents=True)
+    for t in range(frames):
+        frame = background.copy()
+        for k, colour in enumerate([(230, 30, 30), (30, 30, 230), (240, 240, 40)]):
+            top, left = 60 + 110 * k, (40 + 9 * t * (k + 1)) % (W - 120)
+            frame[top:top + 100, left:left + 120] = colour
+        Image.fromarray(frame).save(folder / f"{t:05d}.jpg", quality=90)
+
+
+def run_one(args) -> dict:
+    """Segment one synthetic clip in this process; returns timings and memory (MiB)."""
+    import torch
+
+    from vos.segment import SegmentConfig, VideoSegmenter, write_segmentation
+    from vos.video_io import open_video
+
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        make_frames(Path(tmp) / "clip", args.single)
+        config = SegmentConfig(backbone=args.backbone, weights="random", resolution=tuple(args.resolution),
+                               key_every=args.key_every)
+        segmenter = VideoSegmenter(config)
+        base_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        source = open_video(Path(tmp) / "clip")
+        start = time.perf_counter()
+        seg = segmenter.segment(source)
+        write_segmentation(seg, source, Path(tmp) / "out" / "clip")
+        total = time.perf_counter() - start
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"frames": args.single, **{k: round(v, 2) for k, v in seg.timings.items()}, "total": round(total, 2),
+            "clusters": seg.num_clusters, "peak_rss_mib": round(peak_mib), "model_rss_mib": round(base_mib),
+            "pipeline_mib": round(peak_mib - base_mib)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, nargs="+", default=[25, 50, 100])
+    parser.add_argument("--backbone", default="dino_vits16")
+    parser.add_argument("--resolution", type=int, nargs=2, default=[320, 480])
+    parser.add_argument("--key-every", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", default=None, help="also write the rows as JSON")
+    parser.add_argument("--single", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.single is not None:
+        print(json.dumps(run_one(args)))
+        return
+    rows = []
+    for frames in args.frames:
+        cmd = [sys.executable, __file__, "--single", str(frames), "--backbone", args.backbone,
+               "--resolution", *map(str, args.resolution), "--key-every", str(args.key_every),
+               "--threads", str(args.threads)]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=REPO,
+                             env={**__import__("os").environ, "PYTHONPATH": str(REPO)}).stdout
+        rows.append(json.loads(out.strip().splitlines()[-1]))
+        print(json.dumps(rows[-1]), flush=True)
+    print("\n| T | decode s | backbone s | attention+clustering s | write s | cluster/backbone | clusters "
+          "| peak RSS MiB | pipeline MiB (peak − model) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['frames']} | {r['decode']} | {r['backbone']} | {r['cluster']} | {r['write']} | "
+              f"{r['cluster'] / r['backbone']:.0%} | {r['clusters']} | {r['peak_rss_mib']} | {r['pipeline_mib']} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
