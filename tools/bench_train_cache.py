@@ -1,7 +1,7 @@
 """Time one `vos train` iteration with the backbone run on the fly vs. read from the feature cache.
 
-    python tools/bench_train_cache.py --data DAVIS_ROOT --backbone dino_vits8 --weights random \
-        --resolution 192 384 --iterations 10
+    python tools/bench_train_cache.py --data DAVIS_ROOT --config configs/vos/train_reference.yaml \
+        --weights random --iterations 10
 
 Prints seconds per iteration (median after one warm-up iteration) for both data paths, split
 into data (frames -> tokens) and block (forward + losses + backward + AdamW step), and the one-off
@@ -18,12 +18,13 @@ import warnings
 
 import torch
 
+from vos.config import load_config
 from vos.distributed import DistContext
-from vos.models.backbone import build_backbone, model_input_size
+from vos.models.backbone import build_backbone, model_input_size, weights_tag
+from vos.models.block import SpatioTemporalBlock
 from vos.train.config import TrainConfig
 from vos.train.data import ClipSampler, FeatureCache, TrainingVideos
 from vos.train.trainer import build_optimizer, init_block_weights, training_losses
-from vos.models.block import SpatioTemporalBlock
 
 
 def time_iterations(sampler: ClipSampler, block, optimizer, cfg: TrainConfig, patches: int, n: int) -> tuple[float, float]:
@@ -48,16 +49,15 @@ def time_iterations(sampler: ClipSampler, block, optimizer, cfg: TrainConfig, pa
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True)
-    p.add_argument("--backbone", default="dino_vits8")
+    p.add_argument("--config", default=None, help="a vos train YAML config (backbone, resolution, losses)")
     p.add_argument("--weights", default="random")
-    p.add_argument("--resolution", type=int, nargs=2, default=(192, 384))
     p.add_argument("--iterations", type=int, default=10)
     args = p.parse_args()
-    cfg = TrainConfig(data=args.data, backbone=args.backbone, weights=args.weights, resolution=tuple(args.resolution))
+    cfg = load_config(TrainConfig, args.config, {"data": args.data, "weights": args.weights})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         backbone = build_backbone(cfg.backbone, cfg.weights)
-    size = model_input_size(cfg.resolution, backbone.patch_size)
+    size = model_input_size(tuple(cfg.resolution), backbone.patch_size)
     patches = (size[0] // backbone.patch_size) * (size[1] // backbone.patch_size)
     videos = TrainingVideos(cfg.data, cfg.frames)
     block = SpatioTemporalBlock(backbone.dim, cfg.block.num_heads, cfg.block.mlp_ratio,
@@ -73,7 +73,7 @@ def main() -> None:
     print(f"backbone on the fly: {d + b:.3f} s/it (data {d:.3f} + block {b:.3f})")
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        cache = FeatureCache(tmp, videos, backbone, cfg.backbone, cfg.weights, size, 1, cfg.augment, 0, ctx)
+        cache = FeatureCache(tmp, videos, backbone, cfg.backbone, weights_tag(cfg.weights), size, 1, cfg.augment, 0, ctx)
         fill = time.perf_counter() - t0
         cached = ClipSampler(videos, backbone, size, cfg.frames, cfg.gap, cfg.augment, cache)
         dc, bc = time_iterations(cached, block, optimizer, cfg, patches, args.iterations)

@@ -136,8 +136,9 @@ def normalize(images: torch.Tensor) -> torch.Tensor:
 
 
 def frame_tokens(backbone: DinoKeyBackbone, images: torch.Tensor) -> torch.Tensor:
-    """Normalised images (T, 3, H, W) -> per-frame tokens (T, 1+P, C): CLS, then the patch keys."""
-    feats = backbone(images)
+    """Normalised images (T, 3, H, W) -> per-frame tokens (T, 1+P, C) on the backbone's device: CLS, then
+    the patch keys."""
+    feats = backbone(images.to(next(backbone.parameters()).device))
     return torch.cat([feats.cls[:, None], feats.keys], dim=1)
 
 
@@ -225,7 +226,7 @@ class FeatureCache:
                                                                             video.num_frames))), size)
                 for v, p in enumerate(params):
                     x = images if p is None else apply_photometric(images, p, augment.blur_kernel_fraction)
-                    tokens = frame_tokens(backbone, normalize(x)).numpy().astype(np.float16)  # n 1+P C
+                    tokens = frame_tokens(backbone, normalize(x)).cpu().numpy().astype(np.float16)  # n 1+P C
                     if first:
                         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16,
                                                         shape=(self.variants, video.num_frames) + tokens.shape[1:])
