@@ -7,6 +7,7 @@ import pytest
 import scipy.stats
 import torch
 
+import vos.cluster
 from vos.cluster import (PROB_EPS, ClusterResult, _neighbourhood_average, cluster_streaming, hierarchical_cluster,
                          symmetric_kl)
 from vos.errors import VosError
@@ -146,6 +147,19 @@ def test_matches_slow_reference(seed, concentration, tau, window):
     # the spec fixes the numbering too (centroid order), not only the partition
     np.testing.assert_array_equal(labels.numpy(), ref_labels)
     assert torch.equal(result.labels, labels)
+    np.testing.assert_allclose(result.centroids.numpy(), ref_centroids, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("block_rows", [1, 3, 7])
+def test_greedy_blocks_match_slow_reference(monkeypatch, block_rows):
+    # the greedy grouping walks GREEDY_BLOCK_ROWS rows per distance product; small blocks make
+    # the groups span several blocks, as in real windows of 1800 rows
+    monkeypatch.setattr(vos.cluster, "GREEDY_BLOCK_ROWS", block_rows)
+    attention, _ = structured_attention(6, 8, 12, 4, 20.0, 11)
+    ref_labels, ref_centroids = ref_cluster(attention.double().numpy(), 0.6, 3)
+    assert 2 <= ref_labels.max() + 1 < ref_labels.size
+    result = cluster_streaming(lambda t0, t1: attention[t0:t1], 6, 0.6, 3)
+    np.testing.assert_array_equal(result.labels.numpy(), ref_labels)
     np.testing.assert_allclose(result.centroids.numpy(), ref_centroids, rtol=1e-10, atol=1e-13)
 
 
