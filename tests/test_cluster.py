@@ -246,6 +246,16 @@ def test_next_hierarchies_repeat_until_stable():
     assert hierarchical_cluster(attention, tau=0.3, window=1).tolist() == [[0], [0], [1]]
 
 
+def test_attention_that_requires_grad_and_other_float_dtypes():
+    attention, _ = structured_attention(4, 6, 9, 3, 20.0, 12)
+    expected = hierarchical_cluster(attention, 0.6)
+    leaf = attention.clone().requires_grad_()
+    result = cluster_streaming(lambda t0, t1: leaf[t0:t1], 4, 0.6)
+    assert not result.centroids.requires_grad and torch.equal(result.labels, expected)
+    # every dtype is converted to float64 before any distance: float32 -> float64 is exact
+    assert torch.equal(hierarchical_cluster(attention.double(), 0.6), expected)
+
+
 def test_single_key_gives_one_cluster():
     attention = torch.rand(4, 5, 1) + 0.1  # K = 1: every map is the distribution [1]
     assert torch.equal(hierarchical_cluster(attention), torch.zeros(4, 5, dtype=torch.int64))

@@ -198,6 +198,7 @@ def _check_positive_int(value, name: str) -> None:
         raise VosError(f"{name} must be an integer >= 1, got {value!r}")
 
 
+@torch.no_grad()  # clustering is not differentiable; never build a graph over the attention
 def cluster_streaming(window_attention: WindowAttention, num_frames: int, tau: float = 1.0,
                       window: int = 3, *, chunk_rows: int = NEIGHBOUR_CHUNK_ROWS) -> ClusterResult:
     """Cluster the attention maps of a video fetched one temporal window at a time.
