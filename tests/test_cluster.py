@@ -322,6 +322,13 @@ def test_streaming_rejects_inconsistent_windows():
 
 # ---------------------------------------------------------------- bad input
 
+def attention_with(shape, index, value):
+    """Valid attention (all entries in [0.5, 1)) of this shape with ``value`` written at ``index``."""
+    attention = 0.5 + 0.5 * torch.rand(shape, generator=torch.Generator().manual_seed(0))
+    attention[index] = value
+    return attention
+
+
 @pytest.mark.parametrize("attention, kwargs, message", [
     (torch.rand(4, 5), {}, r"\(frames, patches, keys\)"),
     ([[[1.0]]], {}, r"\(frames, patches, keys\)"),
@@ -329,13 +336,10 @@ def test_streaming_rejects_inconsistent_windows():
     (torch.rand(2, 5, 0), {}, "0 keys"),
     (torch.rand(2, 0, 4), {}, "0 patches"),
     (torch.ones(2, 3, 4, dtype=torch.int64), {}, "float tensor"),
-    (torch.rand(2, 3, 4).index_put_((torch.tensor(1), torch.tensor(2), torch.tensor(0)), torch.tensor(float("nan"))),
-     {}, "patch 2 of frame 1 has a non-finite"),
-    (torch.rand(2, 3, 4).index_put_((torch.tensor(0), torch.tensor(1), torch.tensor(3)), torch.tensor(float("inf"))),
-     {}, "patch 1 of frame 0 has a non-finite"),
-    (torch.rand(5, 3, 4).index_put_((torch.tensor(4), torch.tensor(0), torch.tensor(1)), torch.tensor(-0.1)),
-     {}, "patch 0 of frame 4 has a negative"),
-    (torch.rand(2, 3, 4).index_put_((torch.tensor(1), torch.tensor(1)), torch.tensor(0.0)), {}, "patch 1 of frame 1 has an all-zero"),
+    (attention_with((2, 3, 4), (1, 2, 0), float("nan")), {}, "patch 2 of frame 1 has a non-finite"),
+    (attention_with((2, 3, 4), (0, 1, 3), float("inf")), {}, "patch 1 of frame 0 has a non-finite"),
+    (attention_with((5, 3, 4), (4, 0, 1), -0.1), {}, "patch 0 of frame 4 has a negative"),
+    (attention_with((2, 3, 4), (1, 1), 0.0), {}, "patch 1 of frame 1 has an all-zero"),
     (torch.rand(2, 3, 4), {"tau": 0.0}, "tau"),
     (torch.rand(2, 3, 4), {"tau": -1.0}, "tau"),
     (torch.rand(2, 3, 4), {"tau": float("nan")}, "tau"),
