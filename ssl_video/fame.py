@@ -167,6 +167,6 @@ def fame_merge(clips: torch.Tensor, beta: float = 0.5,
     """
     mask = foreground_mask(clips, beta)
     perm = background_permutation(clips.shape[0], generator).to(clips.device)
-    m = mask[:, None, None]  # B 1 1 H W
-    merged = clips * m + clips[perm] * (1 - m)
+    # A select instead of clips*m + bg*(1-m): the same values for a 0/1 mask, half the memory traffic.
+    merged = torch.where(mask[:, None, None].bool(), clips, clips[perm])  # B C T H W
     return merged, mask
