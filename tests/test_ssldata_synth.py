@@ -148,3 +148,24 @@ def test_background_is_a_shortcut_in_train_but_not_in_test():
     counts = np.bincount([v.background_family for v in big], minlength=5)
     assert counts.min() > 0.15 * len(big)
     assert np.mean([v.background_family == v.label for v in big]) < 0.3
+
+
+def test_synth_feeds_the_clip_datasets_and_fame(tmp_path):
+    import torch
+    from torch.utils.data import DataLoader
+
+    from ssl_video.data.clips import MultiClipVideos, PretrainClips, normalize_clips
+    from ssl_video.fame import fame_merge
+
+    out = tmp_path / "syn"
+    make_synth_dataset(out, classes=3, videos_per_class=3, frames=12, size=32, seed=0, progress=False)
+    train, _ = load_items("ucf101", out, subset="train")
+    torch.manual_seed(0)
+    q, k = next(iter(DataLoader(PretrainClips(train, frames=4, frame_stride=2, crop=32), batch_size=4)))
+    assert q.shape == k.shape == (4, 3, 4, 32, 32)
+    merged, mask = fame_merge(q, beta=0.5, generator=torch.Generator().manual_seed(0))
+    assert merged.shape == q.shape and mask.sum((1, 2)).tolist() == [512.0] * 4
+    assert normalize_clips(merged).shape == q.shape
+    test, _ = load_items("ucf101", out, subset="test")
+    clips, label = MultiClipVideos(test, frames=4, frame_stride=2, crop=32, clips_per_video=10)[2]
+    assert clips.shape == (10, 3, 4, 32, 32) and label == 2
