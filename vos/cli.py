@@ -16,6 +16,7 @@ from vos.errors import VosError
 
 COMMANDS = {
     "segment": "vos.commands.segment",
+    "eval": "vos.commands.eval",
 }
 
 
