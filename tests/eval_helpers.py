@@ -33,7 +33,8 @@ def ref_iou(annotation, segmentation, void_pixels=None):
     void_pixels = np.zeros_like(segmentation) if void_pixels is None else void_pixels.astype(bool)
     inters = np.sum((segmentation & annotation) & np.logical_not(void_pixels), axis=(-2, -1))
     union = np.sum((segmentation | annotation) & np.logical_not(void_pixels), axis=(-2, -1))
-    j = inters / union
+    with np.errstate(invalid="ignore", divide="ignore"):
+        j = inters / union
     j[np.isclose(union, 0)] = 1
     return j
 

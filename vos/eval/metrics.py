@@ -14,7 +14,6 @@ import warnings
 
 import cv2
 import numpy as np
-from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
 BOUND_TH = 0.008  # official F tolerance: fraction of the image diagonal
@@ -150,41 +149,105 @@ def pairwise_jaccard(pred: np.ndarray, gt: np.ndarray, n_pred: int, n_gt: int) -
     return j_from_counts(*pairwise_intersections(pred, gt, n_pred, n_gt))
 
 
-class _FrameBoundaries:
-    """Boundary pixels and tolerance-dilated boundary of each label of one label map (one frame).
+def label_boundaries(labels_hw: np.ndarray, n_labels: int) -> list[np.ndarray]:
+    """Boundary pixels of every label's binary mask, from one pass over a label map (H, W).
 
-    Each label is processed inside its bounding box grown by ``radius + 1`` (clipped to the image):
-    the margin holds every boundary pixel (offset towards the origin) and every dilated pixel, and
-    the crop's own last row/column is either background or the image border, so the crop gives
-    exactly the full-frame boundary map and dilation.
+    Returns for k = 1..n_labels the sorted flat indices where ``seg2bmap(labels_hw == k)`` is set.
+    A pixel is on the boundary of mask k iff one of its compared neighbours (east, south, south-east,
+    with seg2bmap's last-row/last-column rules) has a different label and k is its label or that
+    neighbour's: so only pixels with a differing neighbour are visited, once for all labels.
     """
+    height, width = labels_hw.shape
+    differs = np.zeros((height, width), dtype=bool)
+    differs[:, :-1] |= labels_hw[:, :-1] != labels_hw[:, 1:]        # east (every row)
+    differs[:-1, :] |= labels_hw[:-1, :] != labels_hw[1:, :]        # south (every column)
+    differs[:-1, :-1] |= labels_hw[:-1, :-1] != labels_hw[1:, 1:]   # south-east (interior)
+    index = np.flatnonzero(differs)
+    flat = labels_hw.ravel()
+    own = flat[index]
+    has_east = (index % width) < width - 1
+    has_south = index < (height - 1) * width
+    last = flat.size - 1
+    # A missing (or equal) neighbour contributes the pixel's own label, i.e. nothing new.
+    east = np.where(has_east, flat[np.minimum(index + 1, last)], own)
+    south = np.where(has_south, flat[np.minimum(index + width, last)], own)
+    south_east = np.where(has_east & has_south, flat[np.minimum(index + width + 1, last)], own)
+    candidates = np.sort(np.stack([own, east, south, south_east], axis=1), axis=1)     # N 4
+    distinct = np.ones(candidates.shape, dtype=bool)
+    distinct[:, 1:] = candidates[:, 1:] != candidates[:, :-1]
+    distinct &= candidates <= n_labels                               # ids beyond n_labels are not scored
+    pixel = np.broadcast_to(index[:, None], candidates.shape)[distinct]
+    label = candidates[distinct]
+    order = np.argsort(label, kind="stable")                        # stable: pixels stay sorted
+    counts = np.bincount(label, minlength=n_labels + 1)
+    groups = np.split(pixel[order], np.cumsum(counts)[:-1])
+    return groups[1:]
 
-    def __init__(self, labels_hw: np.ndarray, n_labels: int, kernel: np.ndarray):
-        radius = kernel.shape[0] // 2
-        height, width = labels_hw.shape
-        self.count = np.zeros(n_labels, dtype=np.int64)
-        self.points: list[tuple[np.ndarray, np.ndarray] | None] = [None] * n_labels
-        self.dilated: list[tuple[int, int, np.ndarray] | None] = [None] * n_labels
-        for index, box in enumerate(ndimage.find_objects(labels_hw, max_label=n_labels)):
-            if box is None:
-                continue
-            y0, y1 = max(box[0].start - radius - 1, 0), min(box[0].stop + radius + 1, height)
-            x0, x1 = max(box[1].start - radius - 1, 0), min(box[1].stop + radius + 1, width)
-            bmap = seg2bmap(labels_hw[y0:y1, x0:x1] == index + 1)
-            ys, xs = np.nonzero(bmap)
-            self.count[index] = len(ys)
-            if len(ys):
-                self.points[index] = (ys + y0, xs + x0)
-                self.dilated[index] = (y0, x0, cv2.dilate(bmap.view(np.uint8), kernel).view(bool))
 
-    def hits(self, index: int, points: tuple[np.ndarray, np.ndarray] | None) -> int:
-        """How many of ``points`` (full-frame ys, xs) lie in the dilated boundary of label ``index``."""
-        if points is None or self.dilated[index] is None:
-            return 0
-        y0, x0, dil = self.dilated[index]
-        ys, xs = points[0] - y0, points[1] - x0
-        inside = (ys >= 0) & (ys < dil.shape[0]) & (xs >= 0) & (xs < dil.shape[1])
-        return int(np.count_nonzero(dil[ys[inside], xs[inside]]))
+def _dilate_points(points: np.ndarray, shape_hw: tuple[int, int], kernel: np.ndarray,
+                   box: tuple[int, int, int, int]) -> tuple[int, int, np.ndarray]:
+    """Dilation of the boundary map given by flat ``points``, computed inside ``box`` = (y0, y1, x0, x1).
+
+    Exact inside the box when every point within ``radius`` of it is included (callers pass the
+    points of the box grown by the radius).
+    """
+    y0, y1, x0, x1 = box
+    ys, xs = np.divmod(points, shape_hw[1])
+    bmap = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
+    bmap[ys - y0, xs - x0] = 1
+    return y0, x0, cv2.dilate(bmap, kernel).view(bool)
+
+
+def _count_hits(dilated: tuple[int, int, np.ndarray], ys: np.ndarray, xs: np.ndarray) -> int:
+    """How many of the points (full-frame ys, xs) lie in a dilated crop (y0, x0, map)."""
+    y0, x0, dil = dilated
+    ys, xs = ys - y0, xs - x0
+    inside = (ys >= 0) & (ys < dil.shape[0]) & (xs >= 0) & (xs < dil.shape[1])
+    return int(np.count_nonzero(dil[ys[inside], xs[inside]]))
+
+
+def _bounding_box(ys: np.ndarray, xs: np.ndarray, margin: int, shape_hw: tuple[int, int]) -> tuple[int, int, int, int]:
+    return (max(int(ys.min()) - margin, 0), min(int(ys.max()) + margin + 1, shape_hw[0]),
+            max(int(xs.min()) - margin, 0), min(int(xs.max()) + margin + 1, shape_hw[1]))
+
+
+def frame_boundary_counts(pred_hw: np.ndarray, gt_hw: np.ndarray, n_pred: int, n_gt: int,
+                          kernel: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Boundary counts of one frame for all pairs: n_fg (P,), n_gt (G,), fg_match and gt_match (P, G).
+
+    Each boundary map is extracted once (:func:`label_boundaries`); each object's boundary is dilated
+    once, in its own box; each proposal's boundary is dilated once, only over the box holding all
+    object boundary pixels (the only places where its dilation is looked up).
+    """
+    shape = gt_hw.shape
+    radius = kernel.shape[0] // 2
+    pred_points = label_boundaries(pred_hw, n_pred)
+    gt_points = label_boundaries(gt_hw, n_gt)
+    n_fg = np.array([len(p) for p in pred_points], dtype=np.int64)
+    n_gt_b = np.array([len(g) for g in gt_points], dtype=np.int64)
+    fg_match = np.zeros((n_pred, n_gt), dtype=np.int64)
+    gt_match = np.zeros((n_pred, n_gt), dtype=np.int64)
+    if not n_fg.any() or not n_gt_b.any():
+        return n_fg, n_gt_b, fg_match, gt_match
+    pred_yx = [np.divmod(p, shape[1]) for p in pred_points]
+    gt_yx = [np.divmod(g, shape[1]) for g in gt_points]
+
+    for g, points in enumerate(gt_points):                          # fg_match: points of p in dil(B_g)
+        if len(points):
+            dilated = _dilate_points(points, shape, kernel, _bounding_box(*gt_yx[g], radius, shape))
+            for p in np.flatnonzero(n_fg):
+                fg_match[p, g] = _count_hits(dilated, *pred_yx[p])
+
+    # gt_match: points of g in dil(B_p), needed only in the box of all object boundary pixels.
+    grown = _bounding_box(*np.divmod(np.concatenate(gt_points), shape[1]), radius, shape)
+    for p in np.flatnonzero(n_fg):
+        ys, xs = pred_yx[p]
+        near = (ys >= grown[0]) & (ys < grown[1]) & (xs >= grown[2]) & (xs < grown[3])
+        if near.any():
+            dilated = _dilate_points(pred_points[p][near], shape, kernel, grown)
+            for g in np.flatnonzero(n_gt_b):
+                gt_match[p, g] = _count_hits(dilated, *gt_yx[g])
+    return n_fg, n_gt_b, fg_match, gt_match
 
 
 def pairwise_boundary_f(pred: np.ndarray, gt: np.ndarray, n_pred: int, n_gt: int,
@@ -200,14 +263,10 @@ def pairwise_boundary_f(pred: np.ndarray, gt: np.ndarray, n_pred: int, n_gt: int
     fg_match = np.zeros_like(n_fg)
     gt_match = np.zeros_like(n_fg)
     for t in range(n_frames):
-        pred_b = _FrameBoundaries(pred[t], n_pred, kernel)
-        gt_b = _FrameBoundaries(gt[t], n_gt, kernel)
-        n_fg[:, :, t] = pred_b.count[:, None]
-        n_gt_b[:, :, t] = gt_b.count[None, :]
-        for p in range(n_pred):
-            for g in range(n_gt):
-                fg_match[p, g, t] = gt_b.hits(g, pred_b.points[p])
-                gt_match[p, g, t] = pred_b.hits(p, gt_b.points[g])
+        frame_fg, frame_gt, fg_match[:, :, t], gt_match[:, :, t] = frame_boundary_counts(
+            pred[t], gt[t], n_pred, n_gt, kernel)
+        n_fg[:, :, t] = frame_fg[:, None]
+        n_gt_b[:, :, t] = frame_gt[None, :]
     return f_from_counts(n_fg, n_gt_b, fg_match, gt_match)
 
 
