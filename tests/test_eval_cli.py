@@ -70,7 +70,9 @@ def test_frame_matching_says_it_is_not_official(davis, tmp_path, capsys):
     root, results = davis
     out_json = tmp_path / "f.json"
     assert vos(["eval", "davis", "--davis-root", str(root), "--results", str(results), "--matching", "frame",
-                "--json", str(out_json), "--workers", "1", "--quiet"]) == 0
+                "--json", str(out_json), "--workers", "1", "--quiet", "--csv-dir", str(tmp_path / "csv")]) == 0
+    assert (tmp_path / "csv" / "global_results-val.csv").is_file()
+    assert not (results / "global_results-val.csv").exists()
     assert "NOT the official protocol" in capsys.readouterr().out
     assert "NOT the official protocol" in json.loads(out_json.read_text())["protocol"]
 

@@ -1,7 +1,7 @@
 """Score segmentation results: DAVIS J&F, YouTube-VIS FG-ARI/mIoU/mBO, or the synthetic benchmark.
 
   vos eval davis --davis-root ROOT --results DIR [--task unsupervised|semi-supervised] [--year 2017|2016]
-                 [--set val] [--matching sequence|frame] [--json FILE] [--workers N]
+                 [--set val] [--matching sequence|frame] [--json FILE] [--workers N] [--csv-dir DIR]
   vos eval ytvis --root ROOT --results DIR [--annotations train.json] [--videos N | --video-list FILE]
   vos eval synth ROOT --results DIR
 
@@ -37,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="unsupervised assignment: sequence (official) or frame (Betrayed-by-Attention "
                             "release's per-frame variant, not the official protocol)")
     davis.add_argument("--sequences", help="comma-separated subset of the set's sequences")
+    _csv_dir(davis)
     _common(davis)
 
     ytvis = targets.add_parser("ytvis", help="YouTube-VIS-2019: FG-ARI, mIoU, mBO")
@@ -51,7 +52,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     synth = targets.add_parser("synth", help="synthetic benchmark (vos synth): J&F + FG-ARI, mIoU, mBO")
     synth.add_argument("root", help="root written by vos synth (DAVIS layout)")
     synth.add_argument("--results", required=True, help="results folder: <seq>/<frame>.png indexed PNGs")
+    _csv_dir(synth)
     _common(synth)
+
+
+def _csv_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--csv-dir", help="folder for the two DAVIS CSVs (default: the results folder, as the "
+                                          "official toolkit)")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -69,13 +76,14 @@ def run_davis(args: argparse.Namespace) -> int:
     result = evaluate_davis(args.davis_root, args.results, task=args.task, year=args.year, subset=args.subset,
                             matching=args.matching, workers=args.workers, sequences=sequences,
                             progress=not args.quiet)
-    for note in write_davis_csvs(result, args.results):
+    csv_dir = args.csv_dir or args.results
+    for note in write_davis_csvs(result, csv_dir):
         print(note, file=sys.stderr)
     print(davis_table(result))
     if args.json:
         write_json(args.json, davis_json(result))
     print(f"Evaluated {len(result.per_object)} objects in {len(result.sequences)} sequences: "
-          f"J&F-Mean {result.global_scores['J&F-Mean']:.3f}; CSVs in {args.results}"
+          f"J&F-Mean {result.global_scores['J&F-Mean']:.3f}; CSVs in {csv_dir}"
           + (f", JSON {args.json}" if args.json else ""))
     return 0
 
@@ -101,7 +109,7 @@ def run_ytvis(args: argparse.Namespace) -> int:
 
 def run_synth(args: argparse.Namespace) -> int:
     result = evaluate_synth(args.root, args.results, workers=args.workers, progress=not args.quiet)
-    for note in write_davis_csvs(result.davis, args.results):
+    for note in write_davis_csvs(result.davis, args.csv_dir or args.results):
         print(note, file=sys.stderr)
     print(davis_table(result.davis))
     print(format_summary(result.objects.summary, f"Object metrics ({len(result.objects.videos)} sequences)"))
