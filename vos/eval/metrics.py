@@ -238,13 +238,17 @@ def frame_boundary_counts(pred_hw: np.ndarray, gt_hw: np.ndarray, n_pred: int, n
             for p in np.flatnonzero(n_fg):
                 fg_match[p, g] = _count_hits(dilated, *pred_yx[p])
 
-    # gt_match: points of g in dil(B_p), needed only in the box of all object boundary pixels.
+    # gt_match: points of g in dil(B_p), looked up only in the box of all object boundary pixels, so
+    # only proposal points within the radius of that box matter, and only the part of the box within
+    # the radius of those points can be non-zero.
     grown = _bounding_box(*np.divmod(np.concatenate(gt_points), shape[1]), radius, shape)
     for p in np.flatnonzero(n_fg):
         ys, xs = pred_yx[p]
         near = (ys >= grown[0]) & (ys < grown[1]) & (xs >= grown[2]) & (xs < grown[3])
         if near.any():
-            dilated = _dilate_points(pred_points[p][near], shape, kernel, grown)
+            own = _bounding_box(ys[near], xs[near], radius, shape)
+            box = (max(own[0], grown[0]), min(own[1], grown[1]), max(own[2], grown[2]), min(own[3], grown[3]))
+            dilated = _dilate_points(pred_points[p][near], shape, kernel, box)
             for g in np.flatnonzero(n_gt_b):
                 gt_match[p, g] = _count_hits(dilated, *gt_yx[g])
     return n_fg, n_gt_b, fg_match, gt_match
