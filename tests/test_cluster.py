@@ -7,6 +7,7 @@ import pytest
 import scipy.stats
 import torch
 
+import vos.cluster
 from vos.cluster import (PROB_EPS, ClusterResult, _neighbourhood_average, cluster_streaming, hierarchical_cluster,
                          symmetric_kl)
 from vos.errors import VosError
@@ -149,6 +150,19 @@ def test_matches_slow_reference(seed, concentration, tau, window):
     np.testing.assert_allclose(result.centroids.numpy(), ref_centroids, rtol=1e-10, atol=1e-13)
 
 
+@pytest.mark.parametrize("block_rows", [1, 3, 7])
+def test_greedy_blocks_match_slow_reference(monkeypatch, block_rows):
+    # the greedy grouping walks GREEDY_BLOCK_ROWS rows per distance product; small blocks make
+    # the groups span several blocks, as in real windows of 1800 rows
+    monkeypatch.setattr(vos.cluster, "GREEDY_BLOCK_ROWS", block_rows)
+    attention, _ = structured_attention(6, 8, 12, 4, 20.0, 11)
+    ref_labels, ref_centroids = ref_cluster(attention.double().numpy(), 0.6, 3)
+    assert 2 <= ref_labels.max() + 1 < ref_labels.size
+    result = cluster_streaming(lambda t0, t1: attention[t0:t1], 6, 0.6, 3)
+    np.testing.assert_array_equal(result.labels.numpy(), ref_labels)
+    np.testing.assert_allclose(result.centroids.numpy(), ref_centroids, rtol=1e-10, atol=1e-13)
+
+
 def test_chunked_averaging_gives_the_same_result():
     attention, _ = structured_attention(4, 9, 10, 3, 20.0, 5)
     whole = cluster_streaming(lambda t0, t1: attention[t0:t1], 4, 0.6, 3)
@@ -232,6 +246,16 @@ def test_next_hierarchies_repeat_until_stable():
     assert hierarchical_cluster(attention, tau=0.3, window=1).tolist() == [[0], [0], [1]]
 
 
+def test_attention_that_requires_grad_and_other_float_dtypes():
+    attention, _ = structured_attention(4, 6, 9, 3, 20.0, 12)
+    expected = hierarchical_cluster(attention, 0.6)
+    leaf = attention.clone().requires_grad_()
+    result = cluster_streaming(lambda t0, t1: leaf[t0:t1], 4, 0.6)
+    assert not result.centroids.requires_grad and torch.equal(result.labels, expected)
+    # every dtype is converted to float64 before any distance: float32 -> float64 is exact
+    assert torch.equal(hierarchical_cluster(attention.double(), 0.6), expected)
+
+
 def test_single_key_gives_one_cluster():
     attention = torch.rand(4, 5, 1) + 0.1  # K = 1: every map is the distribution [1]
     assert torch.equal(hierarchical_cluster(attention), torch.zeros(4, 5, dtype=torch.int64))
@@ -298,6 +322,13 @@ def test_streaming_rejects_inconsistent_windows():
 
 # ---------------------------------------------------------------- bad input
 
+def attention_with(shape, index, value):
+    """Valid attention (all entries in [0.5, 1)) of this shape with ``value`` written at ``index``."""
+    attention = 0.5 + 0.5 * torch.rand(shape, generator=torch.Generator().manual_seed(0))
+    attention[index] = value
+    return attention
+
+
 @pytest.mark.parametrize("attention, kwargs, message", [
     (torch.rand(4, 5), {}, r"\(frames, patches, keys\)"),
     ([[[1.0]]], {}, r"\(frames, patches, keys\)"),
@@ -305,13 +336,10 @@ def test_streaming_rejects_inconsistent_windows():
     (torch.rand(2, 5, 0), {}, "0 keys"),
     (torch.rand(2, 0, 4), {}, "0 patches"),
     (torch.ones(2, 3, 4, dtype=torch.int64), {}, "float tensor"),
-    (torch.rand(2, 3, 4).index_put_((torch.tensor(1), torch.tensor(2), torch.tensor(0)), torch.tensor(float("nan"))),
-     {}, "patch 2 of frame 1 has a non-finite"),
-    (torch.rand(2, 3, 4).index_put_((torch.tensor(0), torch.tensor(1), torch.tensor(3)), torch.tensor(float("inf"))),
-     {}, "patch 1 of frame 0 has a non-finite"),
-    (torch.rand(5, 3, 4).index_put_((torch.tensor(4), torch.tensor(0), torch.tensor(1)), torch.tensor(-0.1)),
-     {}, "patch 0 of frame 4 has a negative"),
-    (torch.rand(2, 3, 4).index_put_((torch.tensor(1), torch.tensor(1)), torch.tensor(0.0)), {}, "patch 1 of frame 1 has an all-zero"),
+    (attention_with((2, 3, 4), (1, 2, 0), float("nan")), {}, "patch 2 of frame 1 has a non-finite"),
+    (attention_with((2, 3, 4), (0, 1, 3), float("inf")), {}, "patch 1 of frame 0 has a non-finite"),
+    (attention_with((5, 3, 4), (4, 0, 1), -0.1), {}, "patch 0 of frame 4 has a negative"),
+    (attention_with((2, 3, 4), (1, 1), 0.0), {}, "patch 1 of frame 1 has an all-zero"),
     (torch.rand(2, 3, 4), {"tau": 0.0}, "tau"),
     (torch.rand(2, 3, 4), {"tau": -1.0}, "tau"),
     (torch.rand(2, 3, 4), {"tau": float("nan")}, "tau"),

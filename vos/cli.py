@@ -18,6 +18,7 @@ from vos.errors import VosError
 COMMANDS = {
     "segment": "vos.commands.segment",
     "synth": "vos.commands.synth",
+    "eval": "vos.commands.eval",
     "train": "vos.commands.train",
 }
 

@@ -15,8 +15,8 @@ same object. The clustering runs in three stages (see ``docs/cluster.md``):
 Numerics: every distance is computed in float64. The clustering is a chain of hard ``d <= tau``
 decisions, and the matrix-product form of the distance subtracts cross-entropies of magnitude up
 to ``2 * ln(1 / PROB_EPS) ~ 46`` to obtain values near ``tau ~ 1``; in float32 that cancellation
-leaves errors of 1e-5..1e-3, enough to flip borderline pairs between BLAS builds. float64 costs
-about 2x in the matrix products (see ``docs/benchmarks.md``) and makes such flips ~1e-9 times rarer.
+leaves errors of 1e-5..1e-4 at K = 3000, enough to flip borderline pairs between BLAS builds.
+float64 leaves ~1e-13 at about 2x the cost of the matrix products (see ``docs/cluster.md``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from __future__ import annotations
 import numbers
 from typing import Callable, NamedTuple
 
-import numpy as np
 import torch
 
 from vos.errors import VosError
@@ -37,6 +36,8 @@ NEIGHBOUR_CHUNK_ROWS = 10_000
 # Upper bound on the rounds of the next hierarchies (each round that changes anything removes at
 # least one centroid, so this only matters for more than 10,000 window centroids).
 MAX_MERGE_ROUNDS = 10_000
+# Rows whose distances the greedy grouping computes per matrix product (see _greedy_group).
+GREEDY_BLOCK_ROWS = 64
 
 # window_attention(t0, t1) -> attention of frames t0..t1-1, shape (t1 - t0, N, K)
 WindowAttention = Callable[[int, int], torch.Tensor]
@@ -47,6 +48,31 @@ class ClusterResult(NamedTuple):
 
     labels: torch.Tensor  # T N, int64 cluster ids 0..C-1
     centroids: torch.Tensor  # C K, float64, L1-normalised; row c is the centroid of id c
+
+
+class _Distributions(NamedTuple):
+    """Rows of distributions with the terms every distance to them needs, computed once."""
+
+    p: torch.Tensor  # M K
+    log_p: torch.Tensor  # M K, log of p clamped to PROB_EPS
+    neg_entropy: torch.Tensor  # M, sum_k p log p
+
+
+def _distributions(p: torch.Tensor) -> _Distributions:
+    log_p = p.clamp_min(PROB_EPS).log()
+    return _Distributions(p, log_p, (p * log_p).sum(-1))
+
+
+def _pairwise_kl(a: _Distributions, b: _Distributions | None = None) -> torch.Tensor:
+    """Na Nb symmetric KL ``sum a log a + sum b log b - a . log b - b . log a`` by matrix products.
+
+    ``b=None`` means ``b = a``: one product instead of two, and an exactly symmetric result.
+    """
+    if b is None:
+        cross = a.p @ a.log_p.T  # Na Na: cross[i, j] = sum_k a_ik log a_jk = -CE(a_i, a_j)
+        return (a.neg_entropy[:, None] + a.neg_entropy[None, :]) - (cross + cross.T)
+    neg_cross_sum = a.p @ b.log_p.T + (b.p @ a.log_p.T).T  # Na Nb
+    return (a.neg_entropy[:, None] + b.neg_entropy[None, :]) - neg_cross_sum
 
 
 def symmetric_kl(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -61,21 +87,9 @@ def symmetric_kl(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
         raise VosError(f"symmetric_kl: expected two (rows, K) matrices with the same K, "
                        f"got shapes {tuple(a.shape)} and {tuple(b.shape)}")
-    same = a is b
     dtype = torch.promote_types(torch.promote_types(a.dtype, b.dtype), torch.float32)
-    a = a.to(dtype)
-    log_a = a.clamp_min(PROB_EPS).log()
-    neg_entropy_a = (a * log_a).sum(-1)  # Na
-    if same:
-        cross = a @ log_a.T  # Na Na: cross[i, j] = sum_k a_ik log a_jk = -CE(a_i, a_j)
-        neg_cross_sum = cross + cross.T
-        neg_entropy_b = neg_entropy_a
-    else:
-        b = b.to(dtype)
-        log_b = b.clamp_min(PROB_EPS).log()
-        neg_entropy_b = (b * log_b).sum(-1)  # Nb
-        neg_cross_sum = a @ log_b.T + (b @ log_a.T).T  # Na Nb
-    return (neg_entropy_a[:, None] + neg_entropy_b[None, :]) - neg_cross_sum
+    dist_a = _distributions(a.to(dtype))
+    return _pairwise_kl(dist_a, None if b is a else _distributions(b.to(dtype)))
 
 
 def _l1_normalise(x: torch.Tensor) -> torch.Tensor:
@@ -90,12 +104,13 @@ def _neighbourhood_average(rows: torch.Tensor, tau: float, chunk_rows: int) -> t
     the same distribution.
     """
     num_rows = rows.shape[0]
+    dist = _distributions(rows)
     averaged = torch.empty_like(rows)
     for r0 in range(0, num_rows, chunk_rows):
         r1 = min(r0 + chunk_rows, num_rows)
         # the whole window in one chunk: the self form needs one matrix product instead of two
-        dist = symmetric_kl(rows, rows) if r1 - r0 == num_rows else symmetric_kl(rows[r0:r1], rows)
-        close = dist <= tau  # (r1-r0) M
+        chunk = None if r1 - r0 == num_rows else _Distributions(*(x[r0:r1] for x in dist))
+        close = (_pairwise_kl(dist) if chunk is None else _pairwise_kl(chunk, dist)) <= tau  # (r1-r0) M
         local = torch.arange(r1 - r0)
         # a row is its own neighbour even if rounding makes d(x, x) a hair above tau
         close[local, local + r0] = True
@@ -108,16 +123,31 @@ def _greedy_group(rows: torch.Tensor, tau: float) -> torch.Tensor:
 
     Visiting rows in order, an unassigned row starts a group and absorbs every unassigned row
     within ``tau`` of it (itself included). A centroid is the L1-normalised mean of its members.
+
+    Only a group's first row needs distances, so instead of the full M M matrix the distances
+    of the next ``GREEDY_BLOCK_ROWS`` unassigned rows to all unassigned rows are computed in one
+    product (B R), then the block is walked row by row. With few large groups (the usual case)
+    this costs a few percent of the full matrix; with only singletons about half of it.
     """
-    close = (symmetric_kl(rows, rows) <= tau).numpy()  # M M
-    np.fill_diagonal(close, True)
-    group = np.full(rows.shape[0], -1, dtype=np.int64)
+    dist = _distributions(rows)
+    group = torch.full((rows.shape[0],), -1, dtype=torch.int64)
     num_groups = 0
-    for i in range(rows.shape[0]):
-        if group[i] < 0:
-            group[close[i] & (group < 0)] = num_groups
-            num_groups += 1
-    sums = rows.new_zeros(num_groups, rows.shape[1]).index_add_(0, torch.from_numpy(group), rows)
+    unassigned = torch.arange(rows.shape[0])  # R, in visiting order
+    while unassigned.numel():
+        starters = unassigned[:GREEDY_BLOCK_ROWS]  # B: the next rows to visit
+        close = _pairwise_kl(_Distributions(*(x[starters] for x in dist)),
+                             _Distributions(*(x[unassigned] for x in dist))) <= tau  # B R
+        local = torch.arange(starters.numel())
+        close[local, local] = True  # a row always joins its own group, whatever rounding gives d(x, x)
+        free = torch.ones(unassigned.numel(), dtype=torch.bool)  # R
+        for b in range(starters.numel()):
+            if free[b]:
+                members = close[b] & free
+                group[unassigned[members]] = num_groups
+                num_groups += 1
+                free &= ~members
+        unassigned = unassigned[free]
+    sums = rows.new_zeros(num_groups, rows.shape[1]).index_add_(0, group, rows)
     return _l1_normalise(sums)
 
 
@@ -168,6 +198,7 @@ def _check_positive_int(value, name: str) -> None:
         raise VosError(f"{name} must be an integer >= 1, got {value!r}")
 
 
+@torch.no_grad()  # clustering is not differentiable; never build a graph over the attention
 def cluster_streaming(window_attention: WindowAttention, num_frames: int, tau: float = 1.0,
                       window: int = 3, *, chunk_rows: int = NEIGHBOUR_CHUNK_ROWS) -> ClusterResult:
     """Cluster the attention maps of a video fetched one temporal window at a time.
