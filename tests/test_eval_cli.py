@@ -147,3 +147,15 @@ def test_tools_script_is_a_thin_wrapper(davis):
                           capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
     assert "J&F-Mean" in done.stdout and (results / "global_results-val.csv").is_file()
+
+
+def test_undefined_fg_ari_is_null_in_json(tmp_path):
+    gt = np.zeros((2, 10, 10), np.uint8)  # a video without any object
+    write_results(tmp_path / "yt" / "Annotations", {"empty": gt})
+    results = write_results(tmp_path / "res", {"empty": gt + 1})
+    out_json = tmp_path / "yt.json"
+    assert vos(["eval", "ytvis", "--root", str(tmp_path / "yt"), "--results", str(results), "--json", str(out_json),
+                "--workers", "1", "--quiet"]) == 0
+    data = json.loads(out_json.read_text())
+    assert data["FG-ARI"] is None and data["FG-ARI-per-frame"] is None and data["mIoU"] is None
+    assert data["per_video"]["empty"]["mIoU"] == []
