@@ -103,7 +103,7 @@ def test_rgb_results_and_unknown_sequence(davis, capsys):
     Image.new("RGB", (60, 40)).save(results / "a" / "00000.png")
     assert vos(["eval", "davis", "--davis-root", str(root), "--results", str(results), "--workers", "1", "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "a/00000.png: label PNG is RGB, not indexed" in err and len(err.strip().splitlines()) == 1
+    assert "sequence a, frame 00000: " in err and "a/00000.png: label PNG is RGB, not indexed" in err and len(err.strip().splitlines()) == 1
 
 
 def test_synth_json_has_davis_and_object_keys(davis, tmp_path, capsys):
