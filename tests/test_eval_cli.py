@@ -103,7 +103,7 @@ def test_rgb_results_and_unknown_sequence(davis, capsys):
     Image.new("RGB", (60, 40)).save(results / "a" / "00000.png")
     assert vos(["eval", "davis", "--davis-root", str(root), "--results", str(results), "--workers", "1", "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "a/00000.png: label PNG is RGB, not indexed" in err and len(err.strip().splitlines()) == 1
+    assert "sequence a, frame 00000: " in err and "a/00000.png: label PNG is RGB, not indexed" in err and len(err.strip().splitlines()) == 1
 
 
 def test_synth_json_has_davis_and_object_keys(davis, tmp_path, capsys):
@@ -147,3 +147,15 @@ def test_tools_script_is_a_thin_wrapper(davis):
                           capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
     assert "J&F-Mean" in done.stdout and (results / "global_results-val.csv").is_file()
+
+
+def test_undefined_fg_ari_is_null_in_json(tmp_path):
+    gt = np.zeros((2, 10, 10), np.uint8)  # a video without any object
+    write_results(tmp_path / "yt" / "Annotations", {"empty": gt})
+    results = write_results(tmp_path / "res", {"empty": gt + 1})
+    out_json = tmp_path / "yt.json"
+    assert vos(["eval", "ytvis", "--root", str(tmp_path / "yt"), "--results", str(results), "--json", str(out_json),
+                "--workers", "1", "--quiet"]) == 0
+    data = json.loads(out_json.read_text())
+    assert data["FG-ARI"] is None and data["FG-ARI-per-frame"] is None and data["mIoU"] is None
+    assert data["per_video"]["empty"]["mIoU"] == []

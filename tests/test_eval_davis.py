@@ -125,7 +125,7 @@ def test_rgb_result_png_is_an_error_naming_sequence_and_frame(tmp_path):
 
     root, results = _simple(tmp_path)
     Image.new("RGB", (20, 20)).save(results / "s" / "00001.png")
-    with pytest.raises(VosError, match=r"s/00001.png.*not indexed"):
+    with pytest.raises(VosError, match=r"sequence s, frame 00001: .*s/00001.png: label PNG is RGB, not indexed"):
         evaluate_davis(root, results, workers=1, progress=False)
 
 

@@ -52,3 +52,26 @@ def test_osvos_semi_supervised_against_itself_is_perfect(davis_root):
     assert all(s.j_mean == 1.0 and s.f_mean == 1.0 and s.j_decay == 0.0 for s in result.per_object)
     assert result.global_scores["J&F-Mean"] == 1.0
     assert [s.name for s in result.per_object] == ["car-shadow_1", "judo_1", "judo_2", "bike-packing_1", "bike-packing_2"]
+
+
+# All 7 global numbers of the official code path (tests/eval_helpers.ref_evaluate, ~10 CPU-minutes)
+# on the 30 full sequences, RVOS scored against OSVOS, as measured by tools/bench_eval.py
+# (docs/benchmarks.md).
+REFERENCE_30 = {"J&F-Mean": 0.4005585407354056, "J-Mean": 0.36179556457313217, "J-Recall": 0.3985847868197166,
+                "J-Decay": 0.05882070479755748, "F-Mean": 0.439321516897679, "F-Recall": 0.43143609423038687,
+                "F-Decay": 0.08420029647667332}
+
+
+@pytest.mark.slow
+def test_all_30_sequences_equal_the_reference_run(tmp_path):
+    root = tmp_path / "davis"
+    all_sequences = sorted(p.name for p in (SHARED_MASKS / "osvos-semisupervised").iterdir() if p.is_dir())
+    for folder in ("Annotations_unsupervised", "Annotations"):
+        (root / folder / "480p").mkdir(parents=True)
+        for seq in all_sequences:
+            (root / folder / "480p" / seq).symlink_to(SHARED_MASKS / "osvos-semisupervised" / seq)
+    (root / "ImageSets" / "2017").mkdir(parents=True)
+    (root / "ImageSets" / "2017" / "val.txt").write_text("".join(f"{s}\n" for s in all_sequences))
+    result = evaluate_davis(root, SHARED_MASKS / "rvos-unsupervised", workers=2, progress=False)
+    assert len(result.sequences) == 30 and len(result.per_object) == 61
+    assert result.global_scores == REFERENCE_30

@@ -104,7 +104,10 @@ def _read_frame(path: Path, sequence: str, frame: str, shape_hw: tuple[int, int]
     if not path.is_file():
         raise VosError(f"sequence {sequence}, frame {frame}: {path} is missing; "
                        "every annotated frame needs a result PNG with the same name")
-    labels = read_label_png(path)
+    try:
+        labels = read_label_png(path)
+    except VosError as exc:
+        raise VosError(f"sequence {sequence}, frame {frame}: {exc}") from exc
     if shape_hw is not None and labels.shape != tuple(shape_hw):
         raise VosError(f"sequence {sequence}, frame {frame}: {path} is {labels.shape[1]}x{labels.shape[0]} "
                        f"(WxH) but the annotation is {shape_hw[1]}x{shape_hw[0]}; save results at the "
