@@ -15,10 +15,12 @@ from vos.segment import SegmentConfig, segment_videos
 HELP = "segment videos into object masks (DAVIS PNGs)"
 
 
-def add_backbone_arguments(parser: argparse.ArgumentParser) -> None:
-    """--backbone/--weights, shared with `vos train`."""
-    parser.add_argument("--backbone", choices=list(BACKBONES), default=SegmentConfig.backbone,
-                        help="frozen DINO ViT (default: %(default)s)")
+def add_backbone_arguments(parser: argparse.ArgumentParser, default: str | None = SegmentConfig.backbone,
+                           default_help: str = "%(default)s") -> None:
+    """--backbone/--weights, shared with `vos train` (which passes default=None so that its config
+    file decides)."""
+    parser.add_argument("--backbone", choices=list(BACKBONES), default=default,
+                        help=f"frozen DINO ViT (default: {default_help})")
     parser.add_argument("--weights", default=None, metavar="PATH|random",
                         help="backbone weights: a local DINO/timm/safetensors file, or 'random' (tests and "
                              "benchmarks only); default: the official DINO weights, downloaded once and cached")

@@ -25,12 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default=None, metavar="DIR", help="training videos (see above)")
     parser.add_argument("--out", default=None, metavar="DIR", help="checkpoints and logs")
     parser.add_argument("--config", default=None, metavar="YAML", help="config file (configs/vos/train_*.yaml)")
-    add_backbone_arguments(parser)
     # No flag default here, so that a --config file's backbone is not overridden.
-    parser.set_defaults(backbone=None)
-    for action in parser._actions:
-        if action.dest == "backbone":
-            action.help = "frozen DINO ViT (default: the config file's, else dino_vits16)"
+    add_backbone_arguments(parser, default=None, default_help="the config file's, else dino_vits16")
     parser.add_argument("--frames", type=int, default=None, help="frames per clip (default: 3)")
     parser.add_argument("--gap", type=int, default=None, help="frame stride in a clip, reduced for short videos (default: 4)")
     parser.add_argument("--resolution", type=int, nargs=2, default=None, metavar=("H", "W"),
