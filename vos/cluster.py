@@ -120,6 +120,31 @@ def _float32_cross_error(num_keys: int) -> float:
     return (r32 + r64) / (1 - r32)
 
 
+def _float32_distances(a: _Distributions, b: _Distributions | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Na Nb float64 distances from float32 cross terms, and Na Nb bounds on their distance to
+    the float64 (:func:`_pairwise_kl`) ones. ``b=None`` means ``b = a`` (one product)."""
+    b_ = a if b is None else b
+    cross = (a.p32 @ b_.log_p32.T).double()  # Na Nb: c32_ij
+    cross_sum = cross + (cross.T if b is None else (b.p32 @ a.log_p32.T).T.double())  # c_ij + c_ji
+    del cross
+    dist = (a.neg_entropy[:, None] + b_.neg_entropy[None, :]) - cross_sum  # float64 additions
+    margin = cross_sum.abs_().mul_(_float32_cross_error(a.p.shape[1])).add_(DISTANCE_ABS_SLACK)
+    return dist, margin
+
+
+def _float64_pair_distances(a: _Distributions, b: _Distributions, rows: torch.Tensor,
+                            cols: torch.Tensor) -> torch.Tensor:
+    """P float64 distances d(a_rows[p], b_cols[p]) of P pairs, term by term (batches of P' K)."""
+    out = torch.empty(rows.numel(), dtype=a.p.dtype)
+    batch = max(1, REPAIR_BATCH_ELEMENTS // a.p.shape[1])
+    for s in range(0, rows.numel(), batch):
+        i, j = rows[s:s + batch], cols[s:s + batch]  # P'
+        # x + y and ne_i + ne_j are commutative, so the pairs (i, j) and (j, i) get the same value
+        neg_cross_sum = (a.p[i] * b.log_p[j]).sum(-1) + (b.p[j] * a.log_p[i]).sum(-1)
+        out[s:s + batch] = (a.neg_entropy[i] + b.neg_entropy[j]) - neg_cross_sum
+    return out
+
+
 def _close_pairs(a: _Distributions, b: _Distributions | None, tau: float) -> torch.Tensor:
     """Na Nb bool ``d(a_i, b_j) <= tau``: the decisions of :func:`_pairwise_kl` at float32 cost.
 
@@ -129,31 +154,38 @@ def _close_pairs(a: _Distributions, b: _Distributions | None, tau: float) -> tor
     around tau is recomputed in float64, term by term; every other pair provably lies on the same
     side of tau as its float64 distance. A block with too many such pairs is computed in float64.
     """
-    cross = (a.p32 @ (a if b is None else b).log_p32.T).double()  # Na Nb: c32_ij
-    cross_sum = cross + (cross.T if b is None else (b.p32 @ a.log_p32.T).T.double())  # c_ij + c_ji
-    del cross
-    neg_entropy_b = (a if b is None else b).neg_entropy
-    dist = (a.neg_entropy[:, None] + neg_entropy_b[None, :]) - cross_sum  # Na Nb, float64 additions
-    margin = cross_sum.abs_().mul_(_float32_cross_error(a.p.shape[1])).add_(DISTANCE_ABS_SLACK)
-    borderline = (dist - tau).abs_() <= margin
+    dist, margin = _float32_distances(a, b)
     close = dist <= tau
-    del dist, margin, cross_sum
-    rows, cols = borderline.nonzero(as_tuple=True)
-    if rows.numel() > REPAIR_MAX_FRACTION * borderline.numel():
+    rows, cols = ((dist - tau).abs_() <= margin).nonzero(as_tuple=True)  # borderline pairs
+    del dist, margin
+    if rows.numel() > REPAIR_MAX_FRACTION * close.numel():
         return _pairwise_kl(a, b) <= tau
-    _recompute_pairs(close, a, a if b is None else b, rows, cols, tau)
+    close[rows, cols] = _float64_pair_distances(a, a if b is None else b, rows, cols) <= tau
     return close
 
 
-def _recompute_pairs(close: torch.Tensor, a: _Distributions, b: _Distributions, rows: torch.Tensor,
-                     cols: torch.Tensor, tau: float) -> None:
-    """Set close[rows, cols] from float64 distances of those pairs (P pairs, batches of P' K)."""
-    batch = max(1, REPAIR_BATCH_ELEMENTS // a.p.shape[1])
-    for s in range(0, rows.numel(), batch):
-        i, j = rows[s:s + batch], cols[s:s + batch]  # P'
-        # x + y and ne_i + ne_j are commutative, so the pairs (i, j) and (j, i) get the same value
-        neg_cross_sum = (a.p[i] * b.log_p[j]).sum(-1) + (b.p[j] * a.log_p[i]).sum(-1)
-        close[i, j] = (a.neg_entropy[i] + b.neg_entropy[j]) - neg_cross_sum <= tau
+def _nearest(a: _Distributions, b: _Distributions) -> torch.Tensor:
+    """Na int64: index of the nearest row of ``b`` for every row of ``a``, lowest index on ties,
+    as ``_pairwise_kl(a, b).argmin(1)`` but from float32 products.
+
+    A row of ``b`` whose float32 distance minus its bound exceeds the best float32 distance plus
+    its bound is provably farther in float64 too; rows of ``a`` left with more than one such
+    candidate get the float64 distances of their candidates (at most ``REPAIR_MAX_FRACTION`` of
+    all pairs, else everything is computed in float64).
+    """
+    dist, margin = _float32_distances(a, b)
+    best = dist.argmin(1)  # Na
+    local = torch.arange(dist.shape[0])
+    candidate = (dist - margin) <= (dist + margin)[local, best][:, None]  # Na Nb
+    unsure = candidate.sum(1) > 1  # Na: rows whose float32 winner is not certain
+    rows, cols = candidate[unsure].nonzero(as_tuple=True)
+    if rows.numel() > REPAIR_MAX_FRACTION * dist.numel():
+        return _pairwise_kl(a, b).argmin(1)
+    rows = local[unsure][rows]
+    exact = torch.full_like(dist[unsure], float("inf"))  # U Nb; non-candidates are farther
+    exact[candidate[unsure]] = _float64_pair_distances(a, b, rows, cols)
+    best[unsure] = exact.argmin(1)
+    return best
 
 
 def symmetric_kl(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -214,27 +246,29 @@ def _greedy_group(rows: torch.Tensor, tau: float) -> torch.Tensor:
     Only a group's first row needs distances, so instead of the full M M matrix the distances
     of the next ``GREEDY_BLOCK_ROWS`` unassigned rows to all unassigned rows are computed in one
     product (B R), then the block is walked row by row. With few large groups (the usual case)
-    this costs a few percent of the full matrix; with only singletons about half of it. The
-    unassigned rows are kept compacted, so a block's product needs no gather of them.
+    this costs a few percent of the full matrix; with only singletons about half of it.
     """
     group = torch.full((rows.shape[0],), -1, dtype=torch.int64)
     num_groups = 0
-    unassigned = torch.arange(rows.shape[0])  # R, in visiting order
-    remaining = _distributions(rows, float32_copies=True)  # R K, rows `unassigned` in that order
-    while unassigned.numel():
-        num_starters = min(GREEDY_BLOCK_ROWS, unassigned.numel())  # B: the next rows to visit
-        close = _close_pairs(_take(remaining, slice(0, num_starters)), remaining, tau)  # B R
-        local = torch.arange(num_starters)
-        close[local, local] = True  # a row always joins its own group, whatever rounding gives d(x, x)
-        free = torch.ones(unassigned.numel(), dtype=torch.bool)  # R
-        for b in range(num_starters):
-            if free[b]:
+    dist = _distributions(rows, float32_copies=True)  # R K: a superset of the unassigned rows
+    row_of = torch.arange(rows.shape[0])  # R: row of `rows` behind each row of `dist`, in visiting order
+    free = torch.ones(rows.shape[0], dtype=torch.bool)  # R: still unassigned
+    while (unassigned := free.nonzero()[:, 0]).numel():
+        # drop assigned rows only once they are half of `dist`: gathering is then paid at most
+        # once per row in total, while the products run on at most twice the unassigned rows
+        if 2 * unassigned.numel() <= free.numel():
+            dist, row_of, free = _take(dist, unassigned), row_of[unassigned], free[unassigned]
+            unassigned = torch.arange(free.numel())
+        starters = unassigned[:GREEDY_BLOCK_ROWS]  # B: the next rows to visit
+        close = _close_pairs(_take(dist, starters), dist, tau)  # B R
+        # a row always joins its own group, whatever rounding gives d(x, x)
+        close[torch.arange(starters.numel()), starters] = True
+        for b, starter in enumerate(starters.tolist()):
+            if free[starter]:
                 members = close[b] & free
-                group[unassigned[members]] = num_groups
+                group[row_of[members]] = num_groups
                 num_groups += 1
                 free &= ~members
-        unassigned = unassigned[free]
-        remaining = _take(remaining, free)
     sums = rows.new_zeros(num_groups, rows.shape[1]).index_add_(0, group, rows)
     return _l1_normalise(sums)
 
@@ -325,9 +359,10 @@ def cluster_streaming(window_attention: WindowAttention, num_frames: int, tau: f
 
     # assignment of the original rows; argmin breaks ties towards the lowest centroid index
     labels = torch.empty(num_frames, patches_keys[0], dtype=torch.int64)  # T N
+    centroid_dist = _distributions(centroids, float32_copies=True)
     for t0, t1 in spans:
         rows = _window_rows(window_attention, t0, t1, patches_keys)
-        labels[t0:t1] = symmetric_kl(rows, centroids).argmin(dim=1).view(t1 - t0, -1)
+        labels[t0:t1] = _nearest(_distributions(rows, float32_copies=True), centroid_dist).view(t1 - t0, -1)
 
     # drop centroids without patches; sorted unique ids renumber them in centroid order
     used, labels = torch.unique(labels, sorted=True, return_inverse=True)
