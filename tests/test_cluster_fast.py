@@ -1,0 +1,145 @@
+"""Tests of the fast paths of vos.cluster and vos.segment: every decision equals the float64 one.
+
+The float32 distance pass must give the very decisions of the float64 matrix form, also for
+pairs placed within 1e-6 of tau (where plain float32 decides differently), and every fallback
+and shortcut (pair recomputation, whole-block float64, sparse averaging, row blocks of the
+attention) must give what the plain path gives.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+import vos.cluster
+import vos.segment
+from tests.test_cluster import ref_cluster, ref_distance, ref_normalise, structured_attention
+from vos.cluster import (_distributions, _float32_distances, _close_pairs, _nearest, _neighbourhood_average,
+                         _pairwise_kl, cluster_streaming)
+from vos.segment import attention_over_keys
+
+
+def rows_of(num_rows, num_keys, seed, concentration=20.0):
+    attention, _ = structured_attention(1, num_rows, num_keys, 4, concentration, seed)
+    return (attention[0] / attention[0].sum(-1, keepdim=True)).double()
+
+
+def adversarial_taus(d64):
+    """Thresholds within 1e-6 / 1e-9 (relative) of actual pair distances of d64."""
+    values = torch.unique(d64[torch.triu_indices(*d64.shape, offset=1).unbind()])
+    picks = values[torch.linspace(0, values.numel() - 1, 12).long()].tolist()
+    # not the distances themselves: there the decision is float64 rounding (~1e-15), which differs
+    # between any two summation orders (BLAS builds, or the pair recomputation)
+    return [t * (1 + s) for t in picks for s in (1e-6, -1e-6, 1e-9, -1e-9) if t * (1 + s) > 0]
+
+
+def spy(monkeypatch, name):
+    calls = []
+    original = getattr(vos.cluster, name)
+    monkeypatch.setattr(vos.cluster, name, lambda *a: calls.append(1) or original(*a))
+    return calls
+
+
+@pytest.mark.parametrize("num_keys", [12, 400])
+def test_float32_bound_holds_and_is_tight_enough(num_keys):
+    # peaky rows (probabilities far below PROB_EPS, so the log clamp is active) and flat rows
+    rows = torch.cat([rows_of(30, num_keys, 0, 200.0), rows_of(30, num_keys, 1, 2.0)])
+    rows[:5] = torch.nn.functional.softmax(40 * torch.randn(5, num_keys, dtype=torch.float64), -1)
+    dist = _distributions(rows, float32_copies=True)
+    d32, margin = _float32_distances(dist, None)
+    d64 = _pairwise_kl(dist)
+    assert (rows < vos.cluster.PROB_EPS).any()
+    assert ((d32 - d64).abs() <= margin).all()
+    assert margin.max() < 1e-2 * (num_keys / 400)  # useful: far below the spread of distances near tau ~ 1
+
+
+@pytest.mark.parametrize("form", ["self", "cross"])
+def test_close_pairs_give_float64_decisions_at_adversarial_taus(monkeypatch, form):
+    rows = rows_of(40, 12, 2)
+    dist = _distributions(rows, float32_copies=True)
+    a, b = (dist, None) if form == "self" else (vos.cluster._take(dist, slice(0, 15)), dist)
+    d64 = _pairwise_kl(dist)
+    d32, _ = _float32_distances(a, b)
+    recomputed = spy(monkeypatch, "_float64_pair_distances")
+    plain_float32_wrong = 0
+    for tau in adversarial_taus(d64):
+        expected = _pairwise_kl(a, b) <= tau
+        assert torch.equal(_close_pairs(a, b, tau), expected), tau
+        plain_float32_wrong += int((d32 <= tau).ne(expected).sum())
+    assert plain_float32_wrong > 0  # the thresholds do hit pairs that float32 alone gets wrong
+    assert recomputed  # ... and those went through the float64 recomputation
+
+
+def test_close_pairs_fall_back_to_float64_when_many_pairs_are_borderline(monkeypatch):
+    rows = rows_of(30, 12, 3)
+    dist = _distributions(rows, float32_copies=True)
+    tau = _pairwise_kl(dist)[0, 1].item()
+    monkeypatch.setattr(vos.cluster, "REPAIR_MAX_FRACTION", 0.0)
+    whole = spy(monkeypatch, "_pairwise_kl")
+    assert torch.equal(_close_pairs(dist, None, tau), _pairwise_kl(dist) <= tau)
+    assert len(whole) == 1  # the whole block went to float64
+
+
+def test_nearest_equals_float64_argmin_with_ties_and_near_ties(monkeypatch):
+    rows = rows_of(50, 12, 4)
+    centroids = rows_of(6, 12, 5)
+    # exact ties (a duplicated centroid: lowest index wins) and near-ties below float32 resolution
+    near = ref_normalise(centroids[2].numpy() * (1 + 1e-8 * np.arange(12)))
+    centroids = torch.cat([centroids, centroids[1:2], torch.tensor(near)[None]])
+    rows[:3] = centroids[1]
+    rows[3:6] = centroids[2]
+    a, b = _distributions(rows, True), _distributions(centroids, True)
+    expected = _pairwise_kl(a, b).argmin(1)
+    assert expected[:3].tolist() == [1, 1, 1]  # the tie goes to the lower of the duplicates 1 and 6
+    recomputed = spy(monkeypatch, "_float64_pair_distances")
+    monkeypatch.setattr(vos.cluster, "REPAIR_MAX_FRACTION", 1.0)  # unsure rows: their candidates in float64
+    assert torch.equal(_nearest(a, b), expected)
+    assert recomputed
+    monkeypatch.setattr(vos.cluster, "REPAIR_MAX_FRACTION", 0.0)  # everything in float64
+    assert torch.equal(_nearest(a, b), expected)
+    assert len(recomputed) == 1
+
+
+@pytest.mark.parametrize("max_density", [0.0, 1.0])  # dense product / sparse product
+def test_averaging_dense_and_sparse_match_the_loop(monkeypatch, max_density):
+    monkeypatch.setattr(vos.cluster, "SPARSE_NEIGHBOURS_MAX_DENSITY", max_density)
+    rows = rows_of(36, 10, 6)
+    tau = 0.8
+    x = rows.numpy()
+    expected = np.stack([ref_normalise(np.mean([x[j] for j in range(len(x))
+                                                if j == i or ref_distance(x[i], x[j]) <= tau], axis=0))
+                         for i in range(len(x))])
+    for chunk_rows in (36, 7):
+        np.testing.assert_allclose(_neighbourhood_average(rows, tau, chunk_rows).numpy(), expected,
+                                   rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("seed", [20, 21])
+def test_clustering_with_pairs_within_1e6_of_tau_matches_slow_reference(monkeypatch, seed):
+    attention, _ = structured_attention(4, 8, 12, 3, 20.0, seed)
+    rows = (attention / attention.sum(-1, keepdim=True)).double()[:3].reshape(-1, 12)
+    d = _pairwise_kl(_distributions(rows))
+    recomputed = spy(monkeypatch, "_float64_pair_distances")
+    close_to_tau = d[(d > 0.3) & (d < 1.5)]
+    for tau in (close_to_tau.min().item() * (1 + 5e-7), close_to_tau.median().item() * (1 - 5e-7)):
+        ref_labels, ref_centroids = ref_cluster(attention.double().numpy(), tau, 3)
+        result = cluster_streaming(lambda t0, t1: attention[t0:t1], 4, tau, 3)
+        np.testing.assert_array_equal(result.labels.numpy(), ref_labels)
+        np.testing.assert_allclose(result.centroids.numpy(), ref_centroids, rtol=1e-10, atol=1e-13)
+    assert recomputed  # the borderline pairs were decided in float64
+
+
+def reference_attention(queries, keys):
+    """Head by head, as the definition: mean_h softmax(q_h k_h^T)."""
+    return torch.stack([torch.softmax(queries[:, h] @ keys[h].T, -1) for h in range(keys.shape[0])]).mean(0)
+
+
+@pytest.mark.parametrize("rows_per_step", [5, 64])
+def test_attention_row_blocks_match_the_definition(monkeypatch, rows_per_step):
+    monkeypatch.setattr(vos.segment, "ATTENTION_ROWS_PER_STEP", rows_per_step)
+    gen = torch.Generator().manual_seed(0)
+    queries = 3 * torch.randn(3, 4, 7, 8, generator=gen)  # w heads N hd; large logits test the max shift
+    keys = torch.randn(4, 11, 8, generator=gen)  # heads K hd
+    attention = attention_over_keys(queries, keys)
+    assert attention.shape == (3, 7, 11)
+    torch.testing.assert_close(attention, reference_attention(queries, keys), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(attention.sum(-1), torch.ones(3, 7))
