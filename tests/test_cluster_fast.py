@@ -10,12 +10,15 @@ import numpy as np
 import pytest
 import torch
 
+import vos.cli
 import vos.cluster
 import vos.segment
 from tests.test_cluster import ref_cluster, ref_distance, ref_normalise, structured_attention
+from tests.vos_helpers import moving_square_frames, write_frame_folder
 from vos.cluster import (_distributions, _float32_distances, _close_pairs, _nearest, _neighbourhood_average,
                          _pairwise_kl, cluster_streaming)
-from vos.segment import attention_over_keys
+from vos.segment import SegmentConfig, VideoSegmenter, attention_over_keys
+from vos.video_io import open_video
 
 
 def rows_of(num_rows, num_keys, seed, concentration=20.0):
@@ -143,3 +146,40 @@ def test_attention_row_blocks_match_the_definition(monkeypatch, rows_per_step):
     assert attention.shape == (3, 7, 11)
     torch.testing.assert_close(attention, reference_attention(queries, keys), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(attention.sum(-1), torch.ones(3, 7))
+
+
+def test_reuse_first_pass_returns_first_results_within_the_budget():
+    computed = []
+
+    def compute(t0, t1):
+        computed.append((t0, t1))
+        return torch.full((t1 - t0, 2, 4), float(t0))  # 32 bytes per frame
+
+    spans = [(0, 3), (3, 6), (6, 7)]
+    for budget, recomputed in ((0, spans), (96, spans[1:]), (128, [(3, 6)]), (1000, [])):
+        computed.clear()
+        window_attention = vos.segment.reuse_first_pass(compute, budget)
+        first = [window_attention(*span) for span in spans]
+        second = [window_attention(*span) for span in spans]
+        assert computed == spans + recomputed, budget
+        assert all(torch.equal(a, b) for a, b in zip(first, second))
+        kept = [a is b for a, b in zip(first, second)]
+        assert kept == [span not in recomputed for span in spans]
+
+
+def test_segment_gives_the_same_masks_with_and_without_the_attention_cache(tmp_path):
+    folder = write_frame_folder(tmp_path / "seq", moving_square_frames(7, (64, 96)))
+    results = []
+    for cache_mib in (0, 64):
+        config = SegmentConfig(backbone="test_vit_tiny16", weights="random", resolution=(64, 96), key_every=3,
+                               attention_cache_mib=cache_mib)
+        results.append(VideoSegmenter(config).segment(open_video(folder)))
+    assert results[0].num_clusters >= 2 and results[0].num_clusters == results[1].num_clusters
+    assert torch.equal(results[0].objects, results[1].objects)
+
+
+def test_negative_attention_cache_is_a_cli_error(tmp_path, capsys):
+    folder = write_frame_folder(tmp_path / "seq", moving_square_frames(3, (64, 96)))
+    code = vos.cli.main(["segment", str(folder), "--out", str(tmp_path / "out"), "--attention-cache-mib", "-1"])
+    assert code == 2 and "--attention-cache-mib must be >= 0, got -1" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

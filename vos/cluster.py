@@ -76,11 +76,12 @@ class _Distributions(NamedTuple):
 
 
 def _distributions(p: torch.Tensor, float32_copies: bool = False) -> _Distributions:
-    log_p = p.clamp_min(PROB_EPS).log()
+    log_p = p.clamp_min(PROB_EPS).log_()
+    neg_entropy = torch.linalg.vecdot(p, log_p)  # M, without an M K temporary
     if not float32_copies:
-        return _Distributions(p, log_p, (p * log_p).sum(-1))
+        return _Distributions(p, log_p, neg_entropy)
     # logs taken in float64 and then rounded: each float32 copy is within one roundoff of the value
-    return _Distributions(p, log_p, (p * log_p).sum(-1), p.float(), log_p.float())
+    return _Distributions(p, log_p, neg_entropy, p.float(), log_p.float())
 
 
 def _take(dist: _Distributions, index) -> _Distributions:
