@@ -112,8 +112,11 @@ def test_averaging_dense_and_sparse_match_the_loop(monkeypatch, max_density):
                                                 if j == i or ref_distance(x[i], x[j]) <= tau], axis=0))
                          for i in range(len(x))])
     for chunk_rows in (36, 7):
-        np.testing.assert_allclose(_neighbourhood_average(rows, tau, chunk_rows).numpy(), expected,
-                                   rtol=1e-12, atol=1e-15)
+        averaged = _neighbourhood_average(rows, tau, chunk_rows)
+        np.testing.assert_allclose(averaged.rows[averaged.of_row].numpy(), expected, rtol=1e-12, atol=1e-15)
+        assert torch.equal(averaged.counts, torch.bincount(averaged.of_row))
+        first_row = [averaged.of_row.tolist().index(s) for s in range(len(averaged.rows))]
+        assert first_row == sorted(first_row)  # distinct averages in order of their first row
 
 
 @pytest.mark.parametrize("seed", [20, 21])

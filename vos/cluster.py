@@ -210,16 +210,25 @@ def _l1_normalise(x: torch.Tensor) -> torch.Tensor:
     return x / x.sum(-1, keepdim=True)
 
 
-def _neighbourhood_average(rows: torch.Tensor, tau: float, chunk_rows: int) -> torch.Tensor:
-    """rows: M K -> M K, row i replaced by the L1-normalised mean of the rows j with d(i, j) <= tau.
+class _AveragedRows(NamedTuple):
+    """Output of :func:`_neighbourhood_average`: each distinct average once, with its multiplicity."""
+
+    rows: torch.Tensor  # S K, L1-normalised averages, in order of their first row
+    counts: torch.Tensor  # S int64, how many rows have this average
+    of_row: torch.Tensor  # M int64, row i's average is rows[of_row[i]]
+
+
+def _neighbourhood_average(rows: torch.Tensor, tau: float, chunk_rows: int) -> _AveragedRows:
+    """rows: M K -> row i replaced by the L1-normalised mean of the rows j with d(i, j) <= tau.
 
     Distances are taken between the original rows, ``chunk_rows`` query rows at a time.
     The mean of distributions is already L1-normalised up to rounding; normalising the sum gives
-    the same distribution.
+    the same distribution. Rows with the same neighbour set (in the same chunk) get the very same
+    average, which is returned once with its count: the greedy grouping then works on S <= M rows.
     """
     num_rows = rows.shape[0]
     dist = _distributions(rows, float32_copies=True)
-    averaged = torch.empty_like(rows)
+    averages, counts, of_row = [], [], torch.empty(num_rows, dtype=torch.int64)
     for r0 in range(0, num_rows, chunk_rows):
         r1 = min(r0 + chunk_rows, num_rows)
         # the whole window in one chunk: the self form needs one matrix product instead of two
@@ -229,20 +238,35 @@ def _neighbourhood_average(rows: torch.Tensor, tau: float, chunk_rows: int) -> t
         # a row is its own neighbour even if rounding makes d(x, x) a hair above tau
         close[local, local + r0] = True
         # rows of one object often have the very same neighbours: sum each distinct set once
-        sets, set_of_row = torch.unique(close, dim=0, return_inverse=True)  # S M, (r1-r0)
+        sets, set_of_row = _distinct_in_order(close)  # S M, (r1-r0)
         sets = sets.to(rows.dtype)
         # few neighbours per row (many small clusters): a sparse product skips the zeros
         if sets.count_nonzero() <= SPARSE_NEIGHBOURS_MAX_DENSITY * sets.numel():
             sets = sets.to_sparse()
-        averaged[r0:r1] = _l1_normalise(sets @ rows)[set_of_row]
-    return averaged
+        of_row[r0:r1] = set_of_row + sum(len(c) for c in counts)
+        averages.append(_l1_normalise(sets @ rows))
+        counts.append(torch.bincount(set_of_row, minlength=sets.shape[0]))
+    return _AveragedRows(torch.cat(averages), torch.cat(counts), of_row)
 
 
-def _greedy_group(rows: torch.Tensor, tau: float) -> torch.Tensor:
+def _distinct_in_order(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """x: n m -> (distinct rows S m in order of first occurrence, n int64 index of each row's copy)."""
+    distinct, inverse = torch.unique(x, dim=0, return_inverse=True)  # sorted order
+    first = torch.full((distinct.shape[0],), x.shape[0]).scatter_reduce_(0, inverse, torch.arange(x.shape[0]), "amin")
+    order = first.argsort()
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(order.numel())
+    return distinct[order], rank[inverse]
+
+
+def _greedy_group(rows: torch.Tensor, tau: float, counts: torch.Tensor | None = None) -> torch.Tensor:
     """rows: M K -> centroids G K, one per greedy group, in order of each group's first row.
 
     Visiting rows in order, an unassigned row starts a group and absorbs every unassigned row
     within ``tau`` of it (itself included). A centroid is the L1-normalised mean of its members.
+    ``counts`` (M): row i stands for counts[i] identical rows, visited where the first of them is.
+    Identical rows are at distance exactly 0 (the spec's ``sum (a - b)(log a - log b)``), so they
+    always share a group and the greedy walk over distinct rows gives the same groups.
 
     Only a group's first row needs distances, so instead of the full M M matrix the distances
     of the next ``GREEDY_BLOCK_ROWS`` unassigned rows to all unassigned rows are computed in one
@@ -270,7 +294,8 @@ def _greedy_group(rows: torch.Tensor, tau: float) -> torch.Tensor:
                 group[row_of[members]] = num_groups
                 num_groups += 1
                 free &= ~members
-    sums = rows.new_zeros(num_groups, rows.shape[1]).index_add_(0, group, rows)
+    members = rows if counts is None else rows * counts[:, None].to(rows.dtype)
+    sums = rows.new_zeros(num_groups, rows.shape[1]).index_add_(0, group, members)
     return _l1_normalise(sums)
 
 
@@ -353,7 +378,8 @@ def cluster_streaming(window_attention: WindowAttention, num_frames: int, tau: f
     for t0, t1 in spans:
         rows = _window_rows(window_attention, t0, t1, patches_keys)  # (w*N) K
         patches_keys = (rows.shape[0] // (t1 - t0), rows.shape[1])
-        window_centroids.append(_greedy_group(_neighbourhood_average(rows, tau, chunk_rows), tau))
+        averaged = _neighbourhood_average(rows, tau, chunk_rows)
+        window_centroids.append(_greedy_group(averaged.rows, tau, averaged.counts))
 
     # next hierarchies: over all window centroids of the video
     centroids = _merge_until_stable(torch.cat(window_centroids), tau)  # C K
