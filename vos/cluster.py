@@ -39,8 +39,10 @@ MAX_MERGE_ROUNDS = 10_000
 # Neighbour sets denser than this are summed by a dense product, sparser ones by a sparse one
 # (at 1800 x 1800 the sparse product is ~4x faster at 0.4% density, slower above ~10%).
 SPARSE_NEIGHBOURS_MAX_DENSITY = 1 / 16
-# Rows whose distances the greedy grouping computes per matrix product (see _greedy_group).
+# Rows whose distances the greedy grouping computes per matrix product (see _greedy_group): the
+# first block has GREEDY_BLOCK_ROWS rows, every further block twice as many, up to the maximum.
 GREEDY_BLOCK_ROWS = 64
+GREEDY_MAX_BLOCK_ROWS = 1024
 # Unit roundoffs of float32 and float64 (round to nearest): the float32 distance pass bounds its
 # error with them, see _close_pairs.
 FLOAT32_UNIT_ROUNDOFF = 2.0 ** -24
@@ -269,22 +271,26 @@ def _greedy_group(rows: torch.Tensor, tau: float, counts: torch.Tensor | None = 
     always share a group and the greedy walk over distinct rows gives the same groups.
 
     Only a group's first row needs distances, so instead of the full M M matrix the distances
-    of the next ``GREEDY_BLOCK_ROWS`` unassigned rows to all unassigned rows are computed in one
-    product (B R), then the block is walked row by row. With few large groups (the usual case)
-    this costs a few percent of the full matrix; with only singletons about half of it.
+    of the next B unassigned rows to all unassigned rows are computed in one product (B R), then
+    the block is walked row by row. With few large groups (the usual case) the first block of
+    ``GREEDY_BLOCK_ROWS`` rows assigns nearly everything, a few percent of the full matrix. With
+    many small groups B doubles per block, so there are O(log M) blocks: each block's many small
+    element-wise ops pay a thread fork/join, which dominated on a loaded machine with B fixed.
     """
     group = torch.full((rows.shape[0],), -1, dtype=torch.int64)
     num_groups = 0
     dist = _distributions(rows, float32_copies=True)  # R K: a superset of the unassigned rows
     row_of = torch.arange(rows.shape[0])  # R: row of `rows` behind each row of `dist`, in visiting order
     free = torch.ones(rows.shape[0], dtype=torch.bool)  # R: still unassigned
+    block_rows = GREEDY_BLOCK_ROWS
     while (unassigned := free.nonzero()[:, 0]).numel():
         # drop assigned rows only once they are half of `dist`: gathering is then paid at most
         # once per row in total, while the products run on at most twice the unassigned rows
         if 2 * unassigned.numel() <= free.numel():
             dist, row_of, free = _take(dist, unassigned), row_of[unassigned], free[unassigned]
             unassigned = torch.arange(free.numel())
-        starters = unassigned[:GREEDY_BLOCK_ROWS]  # B: the next rows to visit
+        starters = unassigned[:block_rows]  # B: the next rows to visit
+        block_rows = min(2 * block_rows, max(GREEDY_MAX_BLOCK_ROWS, GREEDY_BLOCK_ROWS))
         close = _close_pairs(_take(dist, starters), dist, tau)  # B R
         # a row always joins its own group, whatever rounding gives d(x, x)
         close[torch.arange(starters.numel()), starters] = True
