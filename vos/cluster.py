@@ -42,7 +42,7 @@ SPARSE_NEIGHBOURS_MAX_DENSITY = 1 / 16
 # Rows whose distances the greedy grouping computes per matrix product (see _greedy_group): the
 # first block has GREEDY_BLOCK_ROWS rows, every further block twice as many, up to the maximum.
 GREEDY_BLOCK_ROWS = 64
-GREEDY_MAX_BLOCK_ROWS = 1024
+GREEDY_MAX_BLOCK_ROWS = 256
 # Unit roundoffs of float32 and float64 (round to nearest): the float32 distance pass bounds its
 # error with them, see _close_pairs.
 FLOAT32_UNIT_ROUNDOFF = 2.0 ** -24
