@@ -71,19 +71,26 @@ class _Distributions(NamedTuple):
     """Rows of distributions with the terms every distance to them needs, computed once."""
 
     p: torch.Tensor  # M K
-    log_p: torch.Tensor  # M K, log of p clamped to PROB_EPS
+    log_p: torch.Tensor | None  # M K, _log(p); None on the float32 path (recomputed where needed)
     neg_entropy: torch.Tensor  # M, sum_k p log p
-    p32: torch.Tensor | None = None  # M K float32 copies for _close_pairs (None: not needed)
+    p32: torch.Tensor | None = None  # M K float32 copies for _close_pairs / _nearest (None: not needed)
     log_p32: torch.Tensor | None = None  # M K
 
 
+def _log(p: torch.Tensor) -> torch.Tensor:
+    """log of p clamped to PROB_EPS (a new tensor)."""
+    return p.clamp_min(PROB_EPS).log_()
+
+
 def _distributions(p: torch.Tensor, float32_copies: bool = False) -> _Distributions:
-    log_p = p.clamp_min(PROB_EPS).log_()
+    log_p = _log(p)
     neg_entropy = torch.linalg.vecdot(p, log_p)  # M, without an M K temporary
     if not float32_copies:
         return _Distributions(p, log_p, neg_entropy)
-    # logs taken in float64 and then rounded: each float32 copy is within one roundoff of the value
-    return _Distributions(p, log_p, neg_entropy, p.float(), log_p.float())
+    # logs taken in float64 and then rounded: each float32 copy is within one roundoff of the
+    # value. The float64 logs are not kept: only borderline pairs and fallbacks need them, and
+    # for the next hierarchies (C x K with C and K growing with T) they would be the largest array.
+    return _Distributions(p, None, neg_entropy, p.float(), log_p.float())
 
 
 def _take(dist: _Distributions, index) -> _Distributions:
@@ -96,10 +103,12 @@ def _pairwise_kl(a: _Distributions, b: _Distributions | None = None) -> torch.Te
 
     ``b=None`` means ``b = a``: one product instead of two, and an exactly symmetric result.
     """
+    log_a = _log(a.p) if a.log_p is None else a.log_p
     if b is None:
-        cross = a.p @ a.log_p.T  # Na Na: cross[i, j] = sum_k a_ik log a_jk = -CE(a_i, a_j)
+        cross = a.p @ log_a.T  # Na Na: cross[i, j] = sum_k a_ik log a_jk = -CE(a_i, a_j)
         return (a.neg_entropy[:, None] + a.neg_entropy[None, :]) - (cross + cross.T)
-    neg_cross_sum = a.p @ b.log_p.T + (b.p @ a.log_p.T).T  # Na Nb
+    log_b = _log(b.p) if b.log_p is None else b.log_p
+    neg_cross_sum = a.p @ log_b.T + (b.p @ log_a.T).T  # Na Nb
     return (a.neg_entropy[:, None] + b.neg_entropy[None, :]) - neg_cross_sum
 
 
@@ -143,7 +152,8 @@ def _float64_pair_distances(a: _Distributions, b: _Distributions, rows: torch.Te
     for s in range(0, rows.numel(), batch):
         i, j = rows[s:s + batch], cols[s:s + batch]  # P'
         # x + y and ne_i + ne_j are commutative, so the pairs (i, j) and (j, i) get the same value
-        neg_cross_sum = (a.p[i] * b.log_p[j]).sum(-1) + (b.p[j] * a.log_p[i]).sum(-1)
+        a_i, b_j = a.p[i], b.p[j]  # P' K
+        neg_cross_sum = (a_i * _log(b_j)).sum(-1) + (b_j * _log(a_i)).sum(-1)
         out[s:s + batch] = (a.neg_entropy[i] + b.neg_entropy[j]) - neg_cross_sum
     return out
 
@@ -388,7 +398,9 @@ def cluster_streaming(window_attention: WindowAttention, num_frames: int, tau: f
         window_centroids.append(_greedy_group(averaged.rows, tau, averaged.counts))
 
     # next hierarchies: over all window centroids of the video
-    centroids = _merge_until_stable(torch.cat(window_centroids), tau)  # C K
+    centroids = torch.cat(window_centroids)  # C K
+    del window_centroids  # C K float64 with C and K growing with T: never hold it twice
+    centroids = _merge_until_stable(centroids, tau)
 
     # assignment of the original rows; argmin breaks ties towards the lowest centroid index
     labels = torch.empty(num_frames, patches_keys[0], dtype=torch.int64)  # T N
