@@ -12,11 +12,13 @@ same object. The clustering runs in three stages (see ``docs/cluster.md``):
 3. assignment: every patch goes to its nearest centroid; unused centroids are dropped and ids are
    renumbered 0..C-1 in centroid order.
 
-Numerics: every distance is computed in float64. The clustering is a chain of hard ``d <= tau``
-decisions, and the matrix-product form of the distance subtracts cross-entropies of magnitude up
-to ``2 * ln(1 / PROB_EPS) ~ 46`` to obtain values near ``tau ~ 1``; in float32 that cancellation
-leaves errors of 1e-5..1e-4 at K = 3000, enough to flip borderline pairs between BLAS builds.
-float64 leaves ~1e-13 at about 2x the cost of the matrix products (see ``docs/cluster.md``).
+Numerics: every decision is that of the float64 distance. The clustering is a chain of hard
+``d <= tau`` decisions, and the matrix-product form of the distance subtracts cross-entropies of
+magnitude up to ``2 * ln(1 / PROB_EPS) ~ 46`` to obtain values near ``tau ~ 1``; in float32 that
+cancellation leaves errors of 1e-5..1e-4 at K = 3000, enough to flip borderline pairs between
+BLAS builds, float64 leaves ~1e-13. The cross terms are nevertheless computed by float32
+products (about 2x faster) with a rigorous error bound; pairs within the bound of tau (or of the
+best centroid, for the assignment) are recomputed in float64 (see ``docs/cluster.md``).
 """
 
 from __future__ import annotations
