@@ -375,8 +375,8 @@ def cluster_streaming(window_attention: WindowAttention, num_frames: int, tau: f
     non-negative, L1-normalised here). It is called for the windows (0, w), (w, 2w), ..., (.., T)
     in order (the last window may be shorter), once for the first hierarchy and once more for the
     assignment: 2 * ceil(T / window) calls, which a caller can count to show progress. Only one
-    window's attention and the centroids are held at a time, so memory grows with T only through
-    the (T, N) labels.
+    window's attention is held at a time, plus the (T, N) labels and the window centroids (C_w K,
+    C_w growing with T; quadratic in T when K grows with T, as with key frames every few frames).
 
     ``tau``: distance threshold (``d <= tau`` joins); ``window``: frames per first-hierarchy
     window; ``chunk_rows``: rows per chunk of the neighbourhood averaging (bounds its memory).
