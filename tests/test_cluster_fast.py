@@ -169,3 +169,16 @@ def test_negative_attention_cache_is_a_cli_error(tmp_path, capsys):
     code = vos.cli.main(["segment", str(folder), "--out", str(tmp_path / "out"), "--attention-cache-mib", "-1"])
     assert code == 2 and "--attention-cache-mib must be >= 0, got -1" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_without_a_usable_bound_everything_is_float64(monkeypatch):
+    # K u >= 1/2 has no useful bound (K >= 2^23 in float32): emulated with a coarse roundoff
+    monkeypatch.setattr(vos.cluster, "FLOAT32_UNIT_ROUNDOFF", 0.1)
+    rows = rows_of(20, 12, 7)
+    rows[0] = torch.nn.functional.one_hot(torch.tensor(3), 12).double()  # c_00 = 0: 0 * inf must not be nan
+    dist = _distributions(rows, float32_copies=True)
+    _, margin = _float32_distances(dist, None)
+    assert torch.isinf(margin).all()
+    d64 = _pairwise_kl(dist)
+    assert torch.equal(_close_pairs(dist, None, 1.0), d64 <= 1.0)
+    assert torch.equal(_nearest(dist, _distributions(rows[:5].clone(), True)), d64[:, :5].argmin(1))

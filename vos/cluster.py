@@ -23,6 +23,7 @@ best centroid, for the assignment) are recomputed in float64 (see ``docs/cluster
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Callable, NamedTuple
 
@@ -142,7 +143,10 @@ def _float32_distances(a: _Distributions, b: _Distributions | None) -> tuple[tor
     cross_sum = cross + (cross.T if b is None else (b.p32 @ a.log_p32.T).T.double())  # c_ij + c_ji
     del cross
     dist = (a.neg_entropy[:, None] + b_.neg_entropy[None, :]) - cross_sum  # float64 additions
-    margin = cross_sum.abs_().mul_(_float32_cross_error(a.p.shape[1])).add_(DISTANCE_ABS_SLACK)
+    factor = _float32_cross_error(a.p.shape[1])
+    if math.isinf(factor):  # no bound (K >= 2^23): every pair is borderline (and 0 * inf would be nan)
+        return dist, torch.full_like(dist, math.inf)
+    margin = cross_sum.abs_().mul_(factor).add_(DISTANCE_ABS_SLACK)
     return dist, margin
 
 
