@@ -211,9 +211,11 @@ def test_threshold_is_inclusive_in_each_step():
     pair = torch.stack([a, b])
     at_tau = symmetric_kl(pair, pair)[0, 1].item()
     # neighbourhood averaging: at tau both rows become their mean, just below they stay as they are
-    averaged = _neighbourhood_average(pair, at_tau, chunk_rows=10_000)
-    torch.testing.assert_close(averaged, ((a + b) / 2).expand(2, 3), rtol=1e-15, atol=0.0)
-    torch.testing.assert_close(_neighbourhood_average(pair, at_tau * (1 - 1e-9), 10_000), pair, rtol=0.0, atol=0.0)
+    averaged = _neighbourhood_average(pair, at_tau, chunk_rows=10_000)  # one distinct average, twice
+    torch.testing.assert_close(averaged.rows, ((a + b) / 2)[None], rtol=1e-15, atol=0.0)
+    assert averaged.counts.tolist() == [2] and averaged.of_row.tolist() == [0, 0]
+    apart = _neighbourhood_average(pair, at_tau * (1 - 1e-9), 10_000)
+    torch.testing.assert_close(apart.rows[apart.of_row], pair, rtol=0.0, atol=0.0)
     # greedy grouping alone: one row per frame and window=1 make the averaging a no-op, so only the
     # next-hierarchy grouping of the two window centroids a and b can join them
     frames = pair[:, None, :]  # T=2, N=1, K=3

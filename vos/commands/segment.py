@@ -43,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-frames", type=int, default=None, help="use at most this many frames per video")
     parser.add_argument("--batch-frames", type=int, default=d.batch_frames,
                         help="frames per backbone pass (default: %(default)s)")
+    parser.add_argument("--attention-cache-mib", type=int, default=d.attention_cache_mib, metavar="MIB",
+                        help="memory for keeping window attention between the clustering and assignment "
+                             "passes instead of recomputing it; 0 recomputes all (default: %(default)s)")
     parser.add_argument("--overlay", default=None, metavar="FILE.mp4|DIR",
                         help="also write the frames with coloured masks (a folder of mp4s in batch mode)")
     parser.add_argument("--skip-existing", action="store_true",
@@ -55,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     config = SegmentConfig(backbone=args.backbone, weights=args.weights, block=args.block,
                            resolution=tuple(args.resolution), key_every=args.key_every, tau=args.tau,
                            window=args.window, max_objects=args.max_objects, stride=args.stride,
-                           max_frames=args.max_frames, batch_frames=args.batch_frames)
+                           max_frames=args.max_frames, batch_frames=args.batch_frames,
+                           attention_cache_mib=args.attention_cache_mib)
     segment_videos(args.input, args.out, config, overlay=args.overlay, skip_existing=args.skip_existing,
                    backend=args.backend)
     return 0

@@ -1,0 +1,184 @@
+"""Tests of the fast paths of vos.cluster and vos.segment: every decision equals the float64 one.
+
+The float32 distance pass must give the very decisions of the float64 matrix form, also for
+pairs placed within 1e-6 of tau (where plain float32 decides differently), and every fallback
+and shortcut (pair recomputation, whole-block float64, sparse averaging, attention kept between
+the passes) must give what the plain path gives.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+import vos.cli
+import vos.cluster
+import vos.segment
+from tests.test_cluster import ref_cluster, ref_distance, ref_normalise, structured_attention
+from tests.vos_helpers import moving_square_frames, write_frame_folder
+from vos.cluster import (_distributions, _float32_distances, _close_pairs, _nearest, _neighbourhood_average,
+                         _pairwise_kl, cluster_streaming)
+from vos.segment import SegmentConfig, VideoSegmenter
+from vos.video_io import open_video
+
+
+def rows_of(num_rows, num_keys, seed, concentration=20.0):
+    attention, _ = structured_attention(1, num_rows, num_keys, 4, concentration, seed)
+    return (attention[0] / attention[0].sum(-1, keepdim=True)).double()
+
+
+def adversarial_taus(d64):
+    """Thresholds within 1e-6 / 1e-9 (relative) of actual pair distances of d64."""
+    values = torch.unique(d64[torch.triu_indices(*d64.shape, offset=1).unbind()])
+    picks = values[torch.linspace(0, values.numel() - 1, 12).long()].tolist()
+    # not the distances themselves: there the decision is float64 rounding (~1e-15), which differs
+    # between any two summation orders (BLAS builds, or the pair recomputation)
+    return [t * (1 + s) for t in picks for s in (1e-6, -1e-6, 1e-9, -1e-9) if t * (1 + s) > 0]
+
+
+def spy(monkeypatch, name):
+    calls = []
+    original = getattr(vos.cluster, name)
+    monkeypatch.setattr(vos.cluster, name, lambda *a: calls.append(1) or original(*a))
+    return calls
+
+
+@pytest.mark.parametrize("num_keys", [12, 400])
+def test_float32_bound_holds_and_is_tight_enough(num_keys):
+    # peaky rows (probabilities far below PROB_EPS, so the log clamp is active) and flat rows
+    rows = torch.cat([rows_of(30, num_keys, 0, 200.0), rows_of(30, num_keys, 1, 2.0)])
+    rows[:5] = torch.nn.functional.softmax(40 * torch.randn(5, num_keys, dtype=torch.float64), -1)
+    dist = _distributions(rows, float32_copies=True)
+    d32, margin = _float32_distances(dist, None)
+    d64 = _pairwise_kl(dist)
+    assert (rows < vos.cluster.PROB_EPS).any()
+    assert ((d32 - d64).abs() <= margin).all()
+    assert margin.max() < 1e-2 * (num_keys / 400)  # useful: far below the spread of distances near tau ~ 1
+
+
+@pytest.mark.parametrize("form", ["self", "cross"])
+def test_close_pairs_give_float64_decisions_at_adversarial_taus(monkeypatch, form):
+    rows = rows_of(40, 12, 2)
+    dist = _distributions(rows, float32_copies=True)
+    a, b = (dist, None) if form == "self" else (vos.cluster._take(dist, slice(0, 15)), dist)
+    d64 = _pairwise_kl(dist)
+    d32, _ = _float32_distances(a, b)
+    recomputed = spy(monkeypatch, "_float64_pair_distances")
+    plain_float32_wrong = 0
+    for tau in adversarial_taus(d64):
+        expected = _pairwise_kl(a, b) <= tau
+        assert torch.equal(_close_pairs(a, b, tau), expected), tau
+        plain_float32_wrong += int((d32 <= tau).ne(expected).sum())
+    assert plain_float32_wrong > 0  # the thresholds do hit pairs that float32 alone gets wrong
+    assert recomputed  # ... and those went through the float64 recomputation
+
+
+def test_close_pairs_fall_back_to_float64_when_many_pairs_are_borderline(monkeypatch):
+    rows = rows_of(30, 12, 3)
+    dist = _distributions(rows, float32_copies=True)
+    tau = _pairwise_kl(dist)[0, 1].item()
+    monkeypatch.setattr(vos.cluster, "REPAIR_MAX_FRACTION", 0.0)
+    whole = spy(monkeypatch, "_pairwise_kl")
+    assert torch.equal(_close_pairs(dist, None, tau), _pairwise_kl(dist) <= tau)
+    assert len(whole) == 1  # the whole block went to float64
+
+
+def test_nearest_equals_float64_argmin_with_ties_and_near_ties(monkeypatch):
+    rows = rows_of(50, 12, 4)
+    centroids = rows_of(6, 12, 5)
+    # exact ties (a duplicated centroid: lowest index wins) and near-ties below float32 resolution
+    near = ref_normalise(centroids[2].numpy() * (1 + 1e-8 * np.arange(12)))
+    centroids = torch.cat([centroids, centroids[1:2], torch.tensor(near)[None]])
+    rows[:3] = centroids[1]
+    rows[3:6] = centroids[2]
+    a, b = _distributions(rows, True), _distributions(centroids, True)
+    expected = _pairwise_kl(a, b).argmin(1)
+    assert expected[:3].tolist() == [1, 1, 1]  # the tie goes to the lower of the duplicates 1 and 6
+    recomputed = spy(monkeypatch, "_float64_pair_distances")
+    monkeypatch.setattr(vos.cluster, "REPAIR_MAX_FRACTION", 1.0)  # unsure rows: their candidates in float64
+    assert torch.equal(_nearest(a, b), expected)
+    assert recomputed
+    monkeypatch.setattr(vos.cluster, "REPAIR_MAX_FRACTION", 0.0)  # everything in float64
+    assert torch.equal(_nearest(a, b), expected)
+    assert len(recomputed) == 1
+
+
+@pytest.mark.parametrize("max_density", [0.0, 1.0])  # dense product / sparse product
+def test_averaging_dense_and_sparse_match_the_loop(monkeypatch, max_density):
+    monkeypatch.setattr(vos.cluster, "SPARSE_NEIGHBOURS_MAX_DENSITY", max_density)
+    rows = rows_of(36, 10, 6)
+    tau = 0.8
+    x = rows.numpy()
+    expected = np.stack([ref_normalise(np.mean([x[j] for j in range(len(x))
+                                                if j == i or ref_distance(x[i], x[j]) <= tau], axis=0))
+                         for i in range(len(x))])
+    for chunk_rows in (36, 7):
+        averaged = _neighbourhood_average(rows, tau, chunk_rows)
+        np.testing.assert_allclose(averaged.rows[averaged.of_row].numpy(), expected, rtol=1e-12, atol=1e-15)
+        assert torch.equal(averaged.counts, torch.bincount(averaged.of_row))
+        first_row = [averaged.of_row.tolist().index(s) for s in range(len(averaged.rows))]
+        assert first_row == sorted(first_row)  # distinct averages in order of their first row
+
+
+@pytest.mark.parametrize("seed", [20, 21])
+def test_clustering_with_pairs_within_1e6_of_tau_matches_slow_reference(monkeypatch, seed):
+    attention, _ = structured_attention(4, 8, 12, 3, 20.0, seed)
+    rows = (attention / attention.sum(-1, keepdim=True)).double()[:3].reshape(-1, 12)
+    d = _pairwise_kl(_distributions(rows))
+    recomputed = spy(monkeypatch, "_float64_pair_distances")
+    close_to_tau = d[(d > 0.3) & (d < 1.5)]
+    for tau in (close_to_tau.min().item() * (1 + 5e-7), close_to_tau.median().item() * (1 - 5e-7)):
+        ref_labels, ref_centroids = ref_cluster(attention.double().numpy(), tau, 3)
+        result = cluster_streaming(lambda t0, t1: attention[t0:t1], 4, tau, 3)
+        np.testing.assert_array_equal(result.labels.numpy(), ref_labels)
+        np.testing.assert_allclose(result.centroids.numpy(), ref_centroids, rtol=1e-10, atol=1e-13)
+    assert recomputed  # the borderline pairs were decided in float64
+
+
+def test_reuse_first_pass_returns_first_results_within_the_budget():
+    computed = []
+
+    def compute(t0, t1):
+        computed.append((t0, t1))
+        return torch.full((t1 - t0, 2, 4), float(t0))  # 32 bytes per frame
+
+    spans = [(0, 3), (3, 6), (6, 7)]
+    for budget, recomputed in ((0, spans), (96, spans[1:]), (128, [(3, 6)]), (1000, [])):
+        computed.clear()
+        window_attention = vos.segment.reuse_first_pass(compute, budget)
+        first = [window_attention(*span) for span in spans]
+        second = [window_attention(*span) for span in spans]
+        assert computed == spans + recomputed, budget
+        assert all(torch.equal(a, b) for a, b in zip(first, second))
+        kept = [a is b for a, b in zip(first, second)]
+        assert kept == [span not in recomputed for span in spans]
+
+
+def test_segment_gives_the_same_masks_with_and_without_the_attention_cache(tmp_path):
+    folder = write_frame_folder(tmp_path / "seq", moving_square_frames(7, (64, 96)))
+    results = []
+    for cache_mib in (0, 64):
+        config = SegmentConfig(backbone="test_vit_tiny16", weights="random", resolution=(64, 96), key_every=3,
+                               attention_cache_mib=cache_mib)
+        results.append(VideoSegmenter(config).segment(open_video(folder)))
+    assert results[0].num_clusters >= 2 and results[0].num_clusters == results[1].num_clusters
+    assert torch.equal(results[0].objects, results[1].objects)
+
+
+def test_negative_attention_cache_is_a_cli_error(tmp_path, capsys):
+    folder = write_frame_folder(tmp_path / "seq", moving_square_frames(3, (64, 96)))
+    code = vos.cli.main(["segment", str(folder), "--out", str(tmp_path / "out"), "--attention-cache-mib", "-1"])
+    assert code == 2 and "--attention-cache-mib must be >= 0, got -1" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_without_a_usable_bound_everything_is_float64(monkeypatch):
+    # K u >= 1/2 has no useful bound (K >= 2^23 in float32): emulated with a coarse roundoff
+    monkeypatch.setattr(vos.cluster, "FLOAT32_UNIT_ROUNDOFF", 0.1)
+    rows = rows_of(20, 12, 7)
+    rows[0] = torch.nn.functional.one_hot(torch.tensor(3), 12).double()  # c_00 = 0: 0 * inf must not be nan
+    dist = _distributions(rows, float32_copies=True)
+    _, margin = _float32_distances(dist, None)
+    assert torch.isinf(margin).all()
+    d64 = _pairwise_kl(dist)
+    assert torch.equal(_close_pairs(dist, None, 1.0), d64 <= 1.0)
+    assert torch.equal(_nearest(dist, _distributions(rows[:5].clone(), True)), d64[:, :5].argmin(1))
