@@ -182,3 +182,20 @@ def test_without_a_usable_bound_everything_is_float64(monkeypatch):
     d64 = _pairwise_kl(dist)
     assert torch.equal(_close_pairs(dist, None, 1.0), d64 <= 1.0)
     assert torch.equal(_nearest(dist, _distributions(rows[:5].clone(), True)), d64[:, :5].argmin(1))
+
+
+def test_streaming_greedy_equals_the_greedy_walk_over_all_rows():
+    """Feeding rows block by block gives the groups of one greedy walk over their concatenation."""
+    from vos.cluster import _StreamingGreedy, _greedy_group
+
+    gen = torch.Generator().manual_seed(3)
+    centres = torch.softmax(3 * torch.randn(5, 40, generator=gen, dtype=torch.float64), -1)
+    picks = torch.randint(0, 5, (90,), generator=gen)
+    rows = torch.softmax(centres[picks].log() + 0.3 * torch.randn(90, 40, generator=gen, dtype=torch.float64), -1)
+    for tau in (0.05, 0.3, 1.0):
+        stream = _StreamingGreedy(tau)
+        for block in torch.split(rows, [7, 30, 1, 22, 30]):
+            stream.add(block)
+        expected = _greedy_group(rows, tau)
+        assert stream.rows_fed == 90
+        torch.testing.assert_close(stream.centroids(), expected, rtol=0, atol=1e-12)

@@ -277,14 +277,12 @@ def _distinct_in_order(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return distinct[order], rank[inverse]
 
 
-def _greedy_group(rows: torch.Tensor, tau: float, counts: torch.Tensor | None = None) -> torch.Tensor:
-    """rows: M K -> centroids G K, one per greedy group, in order of each group's first row.
+def _greedy_assign(rows: torch.Tensor, tau: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """rows: M K -> (group of every row M int64, first row of every group G int64), groups in
+    order of their first row.
 
     Visiting rows in order, an unassigned row starts a group and absorbs every unassigned row
-    within ``tau`` of it (itself included). A centroid is the L1-normalised mean of its members.
-    ``counts`` (M): row i stands for counts[i] identical rows, visited where the first of them is.
-    Identical rows are at distance exactly 0 (the spec's ``sum (a - b)(log a - log b)``), so they
-    always share a group and the greedy walk over distinct rows gives the same groups.
+    within ``tau`` of it (itself included).
 
     Only a group's first row needs distances, so instead of the full M M matrix the distances
     of the next B unassigned rows to all unassigned rows are computed in one product (B R), then
@@ -294,7 +292,7 @@ def _greedy_group(rows: torch.Tensor, tau: float, counts: torch.Tensor | None = 
     element-wise ops pay a thread fork/join, which dominated on a loaded machine with B fixed.
     """
     group = torch.full((rows.shape[0],), -1, dtype=torch.int64)
-    num_groups = 0
+    leaders: list[int] = []
     dist = _distributions(rows, float32_copies=True)  # R K: a superset of the unassigned rows
     row_of = torch.arange(rows.shape[0])  # R: row of `rows` behind each row of `dist`, in visiting order
     free = torch.ones(rows.shape[0], dtype=torch.bool)  # R: still unassigned
@@ -313,12 +311,72 @@ def _greedy_group(rows: torch.Tensor, tau: float, counts: torch.Tensor | None = 
         for b, starter in enumerate(starters.tolist()):
             if free[starter]:
                 members = close[b] & free
-                group[row_of[members]] = num_groups
-                num_groups += 1
+                group[row_of[members]] = len(leaders)
+                leaders.append(int(row_of[starter]))
                 free &= ~members
+    return group, torch.tensor(leaders, dtype=torch.int64)
+
+
+def _group_means(rows: torch.Tensor, group: torch.Tensor, num_groups: int,
+                 counts: torch.Tensor | None = None) -> torch.Tensor:
+    """L1-normalised mean of the rows (M K) of each group -> G K; row i counts ``counts[i]`` times."""
     members = rows if counts is None else rows * counts[:, None].to(rows.dtype)
-    sums = rows.new_zeros(num_groups, rows.shape[1]).index_add_(0, group, members)
-    return _l1_normalise(sums)
+    return _l1_normalise(rows.new_zeros(num_groups, rows.shape[1]).index_add_(0, group, members))
+
+
+def _greedy_group(rows: torch.Tensor, tau: float, counts: torch.Tensor | None = None) -> torch.Tensor:
+    """rows: M K -> centroids G K, one per greedy group (:func:`_greedy_assign`), in order of each
+    group's first row. A centroid is the L1-normalised mean of its members.
+
+    ``counts`` (M): row i stands for counts[i] identical rows, visited where the first of them is.
+    Identical rows are at distance exactly 0 (the spec's ``sum (a - b)(log a - log b)``), so they
+    always share a group and the greedy walk over distinct rows gives the same groups.
+    """
+    group, leaders = _greedy_assign(rows, tau)
+    return _group_means(rows, group, leaders.numel(), counts)
+
+
+class _StreamingGreedy:
+    """The greedy grouping of rows that arrive block by block, without holding all of them.
+
+    In the greedy walk a row is absorbed by the first earlier group leader within ``tau``, or
+    starts a group of its own: whether a row leads depends only on the rows before it. So each new
+    block is compared with the leaders so far (joining the first within ``tau``), and its
+    remaining rows are grouped among themselves by the same walk. Only the leaders and the sums of
+    their groups are kept (G K), not every row fed: the window centroids of a whole video, which
+    grow with T (and K with T), are never held at once.
+    """
+
+    def __init__(self, tau: float):
+        self.tau = tau
+        self.leaders: torch.Tensor | None = None  # G K, the first row of each group
+        self.sums: torch.Tensor | None = None  # G K, sum of each group's rows
+        self.rows_fed = 0
+
+    def add(self, rows: torch.Tensor) -> None:
+        """Feed the next rows (M K, in visiting order)."""
+        self.rows_fed += rows.shape[0]
+        orphans = rows
+        if self.leaders is not None:
+            close = _close_pairs(_distributions(rows, float32_copies=True),
+                                 _distributions(self.leaders, float32_copies=True), self.tau)  # M G
+            joins = close.any(1)
+            first = close.to(torch.uint8).argmax(1)  # the first leader within tau
+            self.sums.index_add_(0, first[joins], rows[joins])
+            orphans = rows[~joins]
+        if orphans.shape[0] == 0:
+            return
+        group, leaders = _greedy_assign(orphans, self.tau)
+        sums = orphans.new_zeros(leaders.numel(), orphans.shape[1]).index_add_(0, group, orphans)
+        if self.leaders is None:
+            self.leaders, self.sums = orphans[leaders], sums
+        else:
+            self.leaders = torch.cat([self.leaders, orphans[leaders]])
+            self.sums = torch.cat([self.sums, sums])
+
+    def centroids(self) -> torch.Tensor:
+        """G K: the L1-normalised mean of every group so far."""
+        return _l1_normalise(self.sums)
 
 
 def _merge_until_stable(centroids: torch.Tensor, tau: float) -> torch.Tensor:
@@ -379,8 +437,8 @@ def cluster_streaming(window_attention: WindowAttention, num_frames: int, tau: f
     non-negative, L1-normalised here). It is called for the windows (0, w), (w, 2w), ..., (.., T)
     in order (the last window may be shorter), once for the first hierarchy and once more for the
     assignment: 2 * ceil(T / window) calls, which a caller can count to show progress. Only one
-    window's attention is held at a time, plus the (T, N) labels and the window centroids (C_w K,
-    C_w growing with T; quadratic in T when K grows with T, as with key frames every few frames).
+    window's attention is held at a time, plus the (T, N) labels and the centroids of the video so
+    far (C K); the centroids of all windows are never held together.
 
     ``tau``: distance threshold (``d <= tau`` joins); ``window``: frames per first-hierarchy
     window; ``chunk_rows``: rows per chunk of the neighbourhood averaging (bounds its memory).
@@ -394,19 +452,21 @@ def cluster_streaming(window_attention: WindowAttention, num_frames: int, tau: f
     tau = float(tau)
     spans = [(t0, min(t0 + window, num_frames)) for t0 in range(0, num_frames, window)]
 
-    # first hierarchy: averaging + greedy grouping inside each window
-    window_centroids = []
+    # first hierarchy: averaging + greedy grouping inside each window; its centroids feed the
+    # first round of the next hierarchies at once (the same greedy walk, see _StreamingGreedy)
+    first_round = _StreamingGreedy(tau)
     patches_keys = None
     for t0, t1 in spans:
         rows = _window_rows(window_attention, t0, t1, patches_keys)  # (w*N) K
         patches_keys = (rows.shape[0] // (t1 - t0), rows.shape[1])
         averaged = _neighbourhood_average(rows, tau, chunk_rows)
-        window_centroids.append(_greedy_group(averaged.rows, tau, averaged.counts))
+        first_round.add(_greedy_group(averaged.rows, tau, averaged.counts))
 
-    # next hierarchies: over all window centroids of the video
-    centroids = torch.cat(window_centroids)  # C K
-    del window_centroids  # C K float64 with C and K growing with T: never hold it twice
-    centroids = _merge_until_stable(centroids, tau)
+    # next hierarchies: further rounds until the number of centroids stops changing
+    if first_round.leaders.shape[0] == first_round.rows_fed:
+        centroids = first_round.leaders  # nothing merged: the window centroids as they are
+    else:
+        centroids = _merge_until_stable(first_round.centroids(), tau)  # C K
 
     # assignment of the original rows; argmin breaks ties towards the lowest centroid index
     labels = torch.empty(num_frames, patches_keys[0], dtype=torch.int64)  # T N
