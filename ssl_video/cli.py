@@ -11,6 +11,7 @@ from typing import Sequence
 from vos.cli import run_cli
 
 COMMANDS: dict[str, str] = {
+    "synth": "ssl_video.commands.synth",
 }
 
 

@@ -1,0 +1,1 @@
+"""Datasets, split files and clip loading for ssl_video."""

@@ -1,0 +1,263 @@
+"""A synthetic action dataset in the UCF101 layout whose backgrounds are a measurable shortcut.
+
+Each class is a motion pattern of one textured square (:data:`MOTIONS`). The object's texture and
+colours are drawn independently of the class, so only its motion tells the classes apart.
+Backgrounds come in ``C`` families (family k: hue around k/C, one of three texture types):
+
+* training split: a video of class k always gets background family k, so the background alone
+  predicts the class perfectly (the shortcut a contrastive model happily learns);
+* test split: the family is drawn uniformly at random, independently of the class, so a
+  background-only classifier is at chance (1/C) and only motion-aware features generalise.
+
+Layout (as UCF101; ``--split-dir OUT/splits``)::
+
+    OUT/<Class>/v_<Class>_gGG_c01.avi      one group per video, MPEG-4 Part 2 in AVI
+    OUT/splits/classInd.txt                 "1 MoveRight" ...
+    OUT/splits/trainlist01.txt              "MoveRight/v_MoveRight_g05_c01.avi 1"
+    OUT/splits/testlist01.txt               "MoveRight/v_MoveRight_g01_c01.avi" (no label)
+    OUT/synth.json                          options + per video: class, split, background family
+
+Groups g01..gNN with N = round(test_fraction * videos_per_class) are the test split (UCF101's
+split 1 also tests on its first groups). Every video is drawn from its own random stream
+``(seed, class, video)``, so the output is deterministic for a seed and an interrupted run resumes
+by skipping the videos already written (each file is written atomically).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from vos.errors import VosError
+from vos.fileio import atomic_path, atomic_write_text
+
+MOTIONS = ("MoveRight", "MoveLeft", "MoveUp", "MoveDown", "Circle", "Zoom", "Oscillate", "Diagonal")
+TEXTURES = ("stripes", "checker", "waves")
+OBJECT_FRACTION = 0.25  # object side / frame side (6.25% of the frame at rest)
+FPS = 25
+
+
+@dataclass(frozen=True)
+class SynthOptions:
+    classes: int = 5
+    videos_per_class: int = 12
+    frames: int = 16
+    size: int = 64
+    seed: int = 0
+    test_fraction: float = 1 / 3
+
+    def validate(self) -> None:
+        if not 2 <= self.classes <= len(MOTIONS):
+            raise VosError(f"--classes must be between 2 and {len(MOTIONS)} (one per motion pattern: "
+                           f"{', '.join(MOTIONS)}), got {self.classes}")
+        if self.videos_per_class < 2:
+            raise VosError(f"--videos-per-class must be at least 2 (one train, one test), got {self.videos_per_class}")
+        if self.frames < 2:
+            raise VosError(f"--frames must be at least 2, got {self.frames}")
+        if self.size < 16 or self.size % 2:
+            raise VosError(f"--size must be an even number of pixels >= 16 (the codec needs even sizes), got {self.size}")
+        if not 0 < self.test_fraction < 1:
+            raise VosError(f"--test-fraction must be in (0, 1), got {self.test_fraction}")
+        if not 1 <= self.num_test_groups < self.videos_per_class:
+            raise VosError(f"--test-fraction {self.test_fraction} leaves no train or no test video among "
+                           f"{self.videos_per_class} per class")
+
+    @property
+    def num_test_groups(self) -> int:
+        return int(round(self.test_fraction * self.videos_per_class))
+
+
+@dataclass(frozen=True)
+class SynthVideo:
+    relpath: str  # "<Class>/v_<Class>_gGG_c01.avi"
+    label: int  # 0-based class index = motion pattern
+    group: int  # 1-based, the gGG of the name
+    split: str  # "train" | "test"
+    background_family: int
+
+
+# ---------------------------------------------------------------------------------------- rendering
+def _hsv_to_rgb(hsv: np.ndarray) -> np.ndarray:
+    """float (..., 3) with hue in turns, s and v in [0, 1] -> float RGB in [0, 1]."""
+    h = (hsv[..., 0] % 1.0) * 6
+    s, v = hsv[..., 1], hsv[..., 2]
+    i = np.floor(h).astype(np.int64) % 6
+    f = h - np.floor(h)
+    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
+    choices = [np.stack(c, -1) for c in ((v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q))]
+    return np.choose(i[..., None], choices)
+
+
+def render_background(family: int, num_families: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """float (size, size, 3) RGB: two shades of hue ~family/num_families in the family's texture."""
+    hue = family / num_families + rng.uniform(-0.2, 0.2) / num_families
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    period = rng.uniform(6, 14)
+    phase = rng.uniform(0, 2 * math.pi)
+    texture = TEXTURES[family % len(TEXTURES)]
+    if texture == "stripes":
+        angle = rng.uniform(0, math.pi)
+        pattern = (np.sin(2 * math.pi * (xx * math.cos(angle) + yy * math.sin(angle)) / period + phase) > 0)
+    elif texture == "checker":
+        cell = int(period // 2)
+        pattern = ((xx // cell + yy // cell) % 2) > 0
+    else:  # smooth waves
+        pattern = np.sin(2 * math.pi * xx / period + phase) * np.sin(2 * math.pi * yy / (1.3 * period)) > 0
+    sat = rng.uniform(0.45, 0.85)
+    v_dark, v_light = rng.uniform(0.35, 0.55), rng.uniform(0.7, 0.95)
+    hsv = np.stack([np.full_like(xx, hue), np.full_like(xx, sat), np.where(pattern, v_light, v_dark)], -1)
+    return _hsv_to_rgb(hsv)
+
+
+def render_object_texture(side: int, rng: np.random.Generator) -> np.ndarray:
+    """float (side, side, 3): a checkerboard of two random saturated colours, independent of the class."""
+    hues = rng.uniform(0, 1, 2)
+    colors = _hsv_to_rgb(np.stack([hues, rng.uniform(0.6, 1.0, 2), np.array([rng.uniform(0.85, 1.0),
+                                                                             rng.uniform(0.2, 0.45)])], -1))
+    cell = max(2, side // 4)
+    yy, xx = np.mgrid[0:side, 0:side]
+    return colors[((yy // cell + xx // cell) % 2)]
+
+
+def object_track(motion: str, frames: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """float (frames, 3): top-left x, y and side of the square in every frame (kept inside the frame)."""
+    side0 = OBJECT_FRACTION * size
+    t = np.linspace(0, 1, frames)
+    lo, hi = 0.05 * size, 0.95 * size - side0  # travel range of the top-left corner
+    travel = rng.uniform(0.7, 1.0) * (hi - lo)
+    start = lo + rng.uniform(0, hi - lo - travel)
+    across = rng.uniform(lo, hi)  # the fixed coordinate of straight moves
+    side = np.full(frames, side0)
+    if motion in ("MoveRight", "MoveLeft", "MoveDown", "MoveUp"):
+        along = start + travel * (t if motion in ("MoveRight", "MoveDown") else 1 - t)
+        x, y = (along, np.full(frames, across)) if motion in ("MoveRight", "MoveLeft") else (np.full(frames, across), along)
+    elif motion == "Diagonal":
+        x = y = start + travel * t
+    elif motion == "Circle":
+        radius = rng.uniform(0.18, 0.25) * size
+        direction = rng.choice([-1.0, 1.0])
+        angle = rng.uniform(0, 2 * math.pi) + direction * 2 * math.pi * t
+        centre = size / 2 - side0 / 2 + rng.uniform(-0.05, 0.05, 2) * size
+        x, y = centre[0] + radius * np.cos(angle), centre[1] + radius * np.sin(angle)
+    elif motion == "Zoom":
+        side = side0 * (0.6 + 0.9 * (1 - np.abs(2 * t - 1)))  # grows, then shrinks
+        centre = rng.uniform(0.35, 0.65, 2) * size
+        x, y = centre[0] - side / 2, centre[1] - side / 2
+    elif motion == "Oscillate":
+        amplitude = rng.uniform(0.15, 0.22) * size
+        x = size / 2 - side0 / 2 + amplitude * np.sin(2 * math.pi * 2 * t + rng.uniform(0, 2 * math.pi))
+        y = np.full(frames, across)
+    else:
+        raise VosError(f"unknown motion {motion!r}; choose one of {', '.join(MOTIONS)}")
+    x = np.clip(x, 0, size - side)
+    y = np.clip(y, 0, size - side)
+    return np.stack([x, y, side], -1)
+
+
+def render_video(motion: str, family: int, num_families: int, frames: int, size: int,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One synthetic video: uint8 RGB (T, H, W, 3) and the object's masks bool (T, H, W)."""
+    background = render_background(family, num_families, size, rng)
+    texture = render_object_texture(int(round(OBJECT_FRACTION * size)), rng)
+    track = object_track(motion, frames, size, rng)
+    video = np.repeat(background[None], frames, axis=0)
+    masks = np.zeros((frames, size, size), dtype=bool)
+    for t, (x, y, side) in enumerate(track):
+        x0, y0, s = int(round(x)), int(round(y)), max(2, int(round(side)))
+        s = min(s, size - x0, size - y0)
+        # nearest-neighbour resize of the texture so it scales with the object (Zoom)
+        src = (np.arange(s) * texture.shape[0] / s).astype(np.int64)
+        video[t, y0:y0 + s, x0:x0 + s] = texture[src[:, None], src[None, :]]
+        masks[t, y0:y0 + s, x0:x0 + s] = True
+    return (np.clip(video, 0, 1) * 255 + 0.5).astype(np.uint8), masks
+
+
+def write_video(path: Path, frames: np.ndarray, fps: int = FPS) -> None:
+    """uint8 RGB (T, H, W, 3) -> MPEG-4 Part 2 AVI at high quality, written atomically."""
+    import av
+
+    with atomic_path(path) as tmp:
+        with av.open(str(tmp), "w") as container:
+            stream = container.add_stream("mpeg4", rate=fps)
+            stream.width, stream.height = frames.shape[2], frames.shape[1]
+            stream.pix_fmt = "yuv420p"
+            stream.bit_rate = 4_000_000  # near-lossless at these sizes: compression noise is not motion
+            stream.codec_context.thread_count = 1  # one thread keeps the bitstream reproducible
+            for frame in frames:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+
+
+# ------------------------------------------------------------------------------------------ dataset
+def plan_videos(opts: SynthOptions) -> list[SynthVideo]:
+    """Every video of the dataset with its split and background family (deterministic for the seed)."""
+    width = max(2, len(str(opts.videos_per_class)))
+    videos = []
+    for label, name in enumerate(MOTIONS[: opts.classes]):
+        for v in range(opts.videos_per_class):
+            split = "test" if v < opts.num_test_groups else "train"
+            rng = np.random.default_rng([opts.seed, label, v + 1, 0])
+            family = int(rng.integers(opts.classes)) if split == "test" else label
+            relpath = f"{name}/v_{name}_g{v + 1:0{width}d}_c01.avi"
+            videos.append(SynthVideo(relpath, label, v + 1, split, family))
+    return videos
+
+
+def _check_out_dir(out: Path, manifest: dict) -> None:
+    """Refuse to write into a non-empty folder that is not the same synthetic dataset (resume is fine)."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise VosError(f"{out} exists and is not a directory; choose another OUT")
+    meta = out / "synth.json"
+    if meta.is_file():
+        try:
+            previous = json.loads(meta.read_text())["options"]
+        except (ValueError, KeyError) as exc:
+            raise VosError(f"{meta} is not a synth manifest; choose another OUT") from exc
+        if previous != manifest["options"]:
+            raise VosError(f"{out} holds a synthetic dataset made with other options ({previous}); "
+                           "choose another OUT or delete it")
+    elif any(out.iterdir()):
+        raise VosError(f"{out} is not empty and is not a synthetic dataset; choose an empty or new OUT")
+
+
+def make_synth_dataset(out, classes: int = 5, videos_per_class: int = 12, frames: int = 16, size: int = 64,
+                       seed: int = 0, test_fraction: float = 1 / 3, progress: bool = True) -> dict:
+    """Write the dataset to ``out`` (layout in the module doc); returns counts for the summary line."""
+    opts = SynthOptions(classes, videos_per_class, frames, size, seed, test_fraction)
+    opts.validate()
+    out = Path(out)
+    videos = plan_videos(opts)
+    manifest = {"options": asdict(opts), "classes": list(MOTIONS[:classes]),
+                "videos": [asdict(v) for v in videos]}
+    _check_out_dir(out, manifest)
+    atomic_write_text(out / "synth.json", json.dumps(manifest, indent=1) + "\n")
+
+    started, written = time.perf_counter(), 0
+    for video in tqdm(videos, desc="synth", unit="video", disable=not progress):
+        path = out / video.relpath
+        if path.is_file():  # written by an interrupted run with the same options
+            continue
+        rng = np.random.default_rng([opts.seed, video.label, video.group, 1])  # the video's own stream
+        frames_rgb, _ = render_video(MOTIONS[video.label], video.background_family, classes, frames, size, rng)
+        write_video(path, frames_rgb)
+        written += 1
+
+    splits = out / "splits"
+    atomic_write_text(splits / "classInd.txt", "".join(f"{k + 1} {n}\n" for k, n in enumerate(MOTIONS[:classes])))
+    atomic_write_text(splits / "trainlist01.txt",
+                      "".join(f"{v.relpath} {v.label + 1}\n" for v in videos if v.split == "train"))
+    atomic_write_text(splits / "testlist01.txt", "".join(f"{v.relpath}\n" for v in videos if v.split == "test"))
+    num_test = sum(v.split == "test" for v in videos)
+    return {"videos": len(videos), "train": len(videos) - num_test, "test": num_test, "written": written,
+            "skipped": len(videos) - written, "seconds": time.perf_counter() - started}
