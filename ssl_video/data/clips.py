@@ -81,14 +81,18 @@ class VideoFile:
     def get(self, indices: Sequence[int]) -> np.ndarray:
         """Frames at ``indices`` as uint8 (N, H, W, 3) RGB (each distinct index decoded once)."""
         idx = np.asarray(indices, dtype=np.int64)
-        if self._reader is None:
-            return self._frames[idx]
-        uniq, inverse = np.unique(idx, return_inverse=True)
-        try:
-            frames = self._reader.get_batch(uniq.tolist()).asnumpy()
-        except Exception as exc:  # decord's DECORDError is not importable under a stable name
-            raise VosError(f"cannot decode frames {uniq.min()}..{uniq.max()} of {self.path}: {exc}") from exc
-        return frames[inverse]
+        if self._reader is not None:
+            uniq, inverse = np.unique(idx, return_inverse=True)
+            try:
+                frames = self._reader.get_batch(uniq.tolist()).asnumpy()
+            except Exception:  # decord raises untyped errors, also on valid files (see below)
+                frames = None
+            if frames is not None and frames.ndim == 4 and frames.shape[-1] == 3:
+                return frames[inverse]
+            # decord 0.6 mis-sizes some frame buffers (e.g. 48x48 MPEG-4 comes out with 4 channels or
+            # fails a size check); PyAV decodes those correctly.
+            self._reader, self._frames = None, _pyav_frames(self.path)
+        return self._frames[idx]
 
 
 # -------------------------------------------------------------------------------- temporal sampling
@@ -169,7 +173,7 @@ def color_augment(clip: torch.Tensor, crop: int) -> torch.Tensor:
         sigma = float(torch.empty(1).uniform_(0.1, 2.0))
         if kernel > 1:
             clip = TF.gaussian_blur(clip, [kernel, kernel], [sigma, sigma])
-    return clip.clamp_(0, 1)
+    return clip.clamp(0, 1)
 
 
 def hflip_random(clip: torch.Tensor) -> torch.Tensor:
