@@ -144,8 +144,9 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, resume: bool = False,
     """Pretrain MoCo on ``dataset`` (default: built from ``cfg``), writing ``out_dir/last.pt`` and logs.
 
     ``dataset`` yields pairs of clips (C, T, H, W) in [0, 1]. Returns a summary
-    ``{"epochs", "steps", "loss", "checkpoint"}`` (loss = mean of the last epoch). Works the same in
-    a single process and under torchrun (one process per device, gloo on CPU).
+    ``{"epochs", "steps", "loss", "checkpoint", "model"}`` (loss = mean of the last epoch; model = the
+    trained MoCo module of this process). Works the same in a single process and under torchrun
+    (one process per device, gloo on CPU).
     """
     ctx = init_distributed()
     try:
@@ -218,7 +219,7 @@ def _pretrain(cfg: PretrainConfig, out_dir: Path, resume: bool, dataset: Dataset
         if ctx.is_main:
             print(f"pretrain: epoch {epoch + 1}/{cfg.epochs} loss {epoch_loss:.4f}", flush=True)
     log.close()
-    summary = {"epochs": cfg.epochs, "steps": step, "loss": epoch_loss, "checkpoint": str(last_path)}
+    summary = {"epochs": cfg.epochs, "steps": step, "loss": epoch_loss, "checkpoint": str(last_path), "model": moco}
     if ctx.is_main:
         print(f"pretrain: done, {cfg.epochs} epochs ({step} steps, {time.time() - t0:.0f} s this run), "
               f"last-epoch loss {epoch_loss:.4f}, checkpoint {last_path}", flush=True)

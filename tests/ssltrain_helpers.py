@@ -32,3 +32,26 @@ def tiny_pretrain_config(**overrides) -> PretrainConfig:
                   lr=0.05, workers=0, seed=7, mlp=True)
     values.update(overrides)
     return PretrainConfig(**values)
+
+
+def _ddp_worker(out_dir: str) -> None:
+    """Run under torchrun: a 1-epoch tiny pretrain, then each rank saves its MoCo state to
+    ``out_dir/rank<r>.pt`` (and the initial query encoder to ``init.pt``) for the parent test."""
+    import os
+    from pathlib import Path
+
+    from ssl_video.pretrain import build_model, pretrain
+
+    cfg = tiny_pretrain_config(epochs=1, fame=True, co2=0.5)
+    rank = int(os.environ["RANK"])
+    if rank == 0:
+        torch.manual_seed(cfg.seed)
+        torch.save(build_model(cfg).state_dict(), Path(out_dir) / "init.pt")
+    result = pretrain(cfg, Path(out_dir) / "run", dataset=RandomClipPairs(n=16))
+    torch.save(result["model"].state_dict(), Path(out_dir) / f"rank{rank}.pt")
+
+
+if __name__ == "__main__":
+    import sys
+
+    _ddp_worker(sys.argv[1])

@@ -42,5 +42,5 @@ def run(args: argparse.Namespace) -> int:
     names = [f.name for f in dataclasses.fields(PretrainConfig)]
     cfg = load_config(PretrainConfig, args.config, overrides(args, names))
     summary = pretrain(cfg, args.out, resume=args.resume)
-    write_json(summary, args.json)
+    write_json({k: v for k, v in summary.items() if k != "model"}, args.json)
     return 0
