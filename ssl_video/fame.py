@@ -16,7 +16,7 @@
    not move much but has the object's colours (the colour map carries it); a product would let
    either map veto the other;
 4. Gaussian blur with kernel ``int(0.1 * crop) // 2 * 2 + 1`` (crop = min(H, W)), sigma kernel/3,
-   reflect padding; min-max normalisation;
+   reflect padding (:func:`ssl_video.image_ops.gaussian_blur`); min-max normalisation;
 5. the top ``floor(beta * H * W)`` pixels become 1, the rest 0. Ties are broken by the row-major
    pixel index (lower index first), so the count is exact.
 """
@@ -27,8 +27,8 @@ import math
 from fractions import Fraction
 
 import torch
-import torch.nn.functional as F
 
+from ssl_video.image_ops import gaussian_blur, rgb_hue_turns
 from vos.errors import VosError
 
 COLOR_BINS = 10
@@ -63,23 +63,6 @@ def gaussian_kernel_size(crop: int) -> int:
     return int(0.1 * crop) // 2 * 2 + 1
 
 
-def gaussian_blur(maps: torch.Tensor, kernel: int) -> torch.Tensor:
-    """Separable Gaussian blur of (B, H, W) maps, sigma = kernel / 3, reflect padding."""
-    if kernel <= 1:
-        return maps
-    sigma = kernel / 3
-    x = torch.arange(kernel, dtype=maps.dtype, device=maps.device) - (kernel - 1) / 2
-    weights = torch.exp(-0.5 * (x / sigma) ** 2)
-    weights = weights / weights.sum()
-    pad = kernel // 2
-    out = maps.unsqueeze(1)  # B 1 H W
-    # Reflect padding needs pad < size; tiny maps fall back to replicate.
-    mode = "reflect" if min(maps.shape[-2:]) > pad else "replicate"
-    out = F.conv2d(F.pad(out, (pad, pad, 0, 0), mode=mode), weights.view(1, 1, 1, kernel))
-    out = F.conv2d(F.pad(out, (0, 0, pad, pad), mode=mode), weights.view(1, 1, kernel, 1))
-    return out.squeeze(1)
-
-
 def minmax_normalize(maps: torch.Tensor) -> torch.Tensor:
     """Per-map min-max to [0, 1] over (B, H, W); a constant map becomes all zeros."""
     flat = maps.flatten(1)
@@ -98,16 +81,9 @@ def color_bins(images: torch.Tensor) -> torch.Tensor:
 
     HSV with hue in turns; bins of hx = (s cos 2πh + 1)/2, hy = (s sin 2πh + 1)/2 and v.
     """
-    r, g, b = images.unbind(1)
-    v, _ = images.max(1)
-    c = v - images.min(1).values
-    s = torch.where(v > 0, c / v.clamp_min(1e-12), torch.zeros_like(v))
-    safe_c = c.clamp_min(1e-12)
-    hue_r = ((g - b) / safe_c) % 6
-    hue_g = (b - r) / safe_c + 2
-    hue_b = (r - g) / safe_c + 4
-    hue = torch.where(v == r, hue_r, torch.where(v == g, hue_g, hue_b))
-    hue = torch.where(c > 0, hue / 6, torch.zeros_like(hue))  # turns in [0, 1)
+    v = images.amax(1)
+    s = torch.where(v > 0, (v - images.amin(1)) / v.clamp_min(1e-12), torch.zeros_like(v))
+    hue = rgb_hue_turns(images)
     angle = 2 * math.pi * hue
     hx = (s * torch.cos(angle) + 1) / 2
     hy = (s * torch.sin(angle) + 1) / 2
@@ -191,6 +167,6 @@ def fame_merge(clips: torch.Tensor, beta: float = 0.5,
     """
     mask = foreground_mask(clips, beta)
     perm = background_permutation(clips.shape[0], generator).to(clips.device)
-    m = mask[:, None, None]  # B 1 1 H W
-    merged = clips * m + clips[perm] * (1 - m)
+    # A select instead of clips*m + bg*(1-m): the same values for a 0/1 mask, half the memory traffic.
+    merged = torch.where(mask[:, None, None].bool(), clips, clips[perm])  # B C T H W
     return merged, mask

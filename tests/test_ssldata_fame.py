@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from ssl_video.fame import (background_permutation, color_bins, color_probability, fame_merge, foreground_count,
-                            foreground_mask, gaussian_blur, gaussian_kernel_size)
+                            foreground_mask, gaussian_kernel_size)
+from ssl_video.image_ops import gaussian_blur
 from ssl_video.synth import MOTIONS, render_video
 from vos.errors import VosError
 

@@ -2,7 +2,7 @@
 
 Classes are motion patterns of a textured square. In the training split each class has its own
 background family; in the test split backgrounds are drawn independently of the class. Use it with
-``--dataset ucf101 --data-root OUT --split-dir OUT/splits --split 1``.
+`--dataset ucf101 --data-root OUT --split-dir OUT/splits --split 1` (OUT/splits is also found by default).
 """
 
 from __future__ import annotations

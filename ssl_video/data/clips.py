@@ -25,6 +25,7 @@ import torchvision.transforms.v2.functional as TF
 from torch.utils.data import Dataset
 
 from ssl_video.data.splits import VideoItem
+from ssl_video.image_ops import adjust_hue, gaussian_blur
 from vos.errors import VosError
 
 try:
@@ -163,7 +164,7 @@ def color_augment(clip: torch.Tensor, crop: int) -> torch.Tensor:
         ops = (lambda x: TF.adjust_brightness(x, float(factors[0])),
                lambda x: TF.adjust_contrast(x, float(factors[1])),
                lambda x: TF.adjust_saturation(x, float(factors[2])),
-               lambda x: TF.adjust_hue(x, hue))
+               lambda x: adjust_hue(x, hue))
         for i in torch.randperm(4).tolist():
             clip = ops[i](clip)
     if float(torch.rand(1)) < 0.2:
@@ -171,8 +172,7 @@ def color_augment(clip: torch.Tensor, crop: int) -> torch.Tensor:
     if float(torch.rand(1)) < 0.5:
         kernel = int(0.1 * crop) // 2 * 2 + 1
         sigma = float(torch.empty(1).uniform_(0.1, 2.0))
-        if kernel > 1:
-            clip = TF.gaussian_blur(clip, [kernel, kernel], [sigma, sigma])
+        clip = gaussian_blur(clip, kernel, sigma)
     return clip.clamp(0, 1)
 
 

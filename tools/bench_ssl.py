@@ -1,0 +1,141 @@
+"""Speed benchmarks of the ssl_video pipeline; results go to docs/benchmarks.md ("## Video SSL").
+
+    python tools/bench_ssl.py data [--data-root DIR] [--frames 16] [--frame-stride 2] [--crop 112]
+
+``data``: decoding throughput (decord vs PyAV), DataLoader throughput of the three clip datasets
+for several worker counts, and the cost of FAME masks/merging per clip. Without ``--data-root``
+it first writes a synthetic dataset (``ssl-video synth``) into a temporary folder; with it, the
+videos of any folder are used (``--dataset folder`` layout).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+import ssl_video.data.clips as clips_mod  # noqa: E402
+from ssl_video.data.clips import LabeledClips, MultiClipVideos, PretrainClips, VideoFile, clip_indices  # noqa: E402
+from ssl_video.data.splits import load_items  # noqa: E402
+from ssl_video.fame import fame_merge, foreground_mask  # noqa: E402
+from ssl_video.synth import make_synth_dataset  # noqa: E402
+
+
+def machine_line() -> str:
+    return (f"{platform.machine()}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, "
+            f"torch threads {torch.get_num_threads()}")
+
+
+def timed(fn, repeats: int) -> float:
+    """Seconds per call of ``fn`` (after one warm-up call)."""
+    fn()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - start) / repeats
+
+
+def bench_decoding(items, frames: int, stride: int, backend: str) -> float:
+    """Clips per second of opening a video and decoding one clip, single process."""
+    saved = clips_mod.decord
+    if backend == "pyav":
+        clips_mod.decord = None
+    try:
+        def one_pass():
+            for it in items:
+                video = VideoFile(it.path)
+                video.get(clip_indices(len(video), frames, stride, 0))
+        return len(items) / timed(one_pass, 1)
+    finally:
+        clips_mod.decord = saved
+
+
+def bench_loader(dataset, batch_size: int, workers: int, clips_per_item: int) -> float:
+    """Clips per second through a DataLoader (one full pass after a warm-up pass)."""
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+                        persistent_workers=workers > 0)
+    return len(dataset) * clips_per_item / timed(lambda: [None for _ in loader], 1)
+
+
+def bench_fame(batch: int, frames: int, crop: int) -> tuple[float, float]:
+    """Clips per second of foreground_mask and of fame_merge on random clips in [0, 1]."""
+    clips = torch.rand(batch, 3, frames, crop, crop, generator=torch.Generator().manual_seed(0))
+    mask_s = timed(lambda: foreground_mask(clips, 0.5), 3)
+    merge_s = timed(lambda: fame_merge(clips, 0.5), 3)
+    return batch / mask_s, batch / merge_s
+
+
+def run_data(args: argparse.Namespace) -> None:
+    torch.set_num_threads(args.threads)
+    tmp = None
+    if args.data_root is None:
+        tmp = tempfile.TemporaryDirectory(prefix="bench_ssl_")
+        root = Path(tmp.name) / "synth"
+        make_synth_dataset(root, classes=5, videos_per_class=args.videos // 5, frames=args.video_frames,
+                           size=args.video_size, seed=0, progress=False)
+        source = (f"synthetic: ssl-video synth --classes 5 --videos-per-class {args.videos // 5} "
+                  f"--frames {args.video_frames} --size {args.video_size} (MPEG-4 AVI)")
+    else:
+        root = Path(args.data_root)
+        source = str(root)
+    items, _ = load_items("folder", root)
+    items = items[: args.videos]
+    print(f"# machine: {machine_line()}")
+    print(f"# videos: {len(items)} from {source}")
+    print(f"# clips: {args.frames} frames at stride {args.frame_stride}, crop {args.crop}")
+    print("| measurement | throughput |")
+    print("|---|---|")
+    for backend in ("decord", "pyav"):
+        if backend == "decord" and clips_mod.decord is None:
+            continue
+        rate = bench_decoding(items, args.frames, args.frame_stride, backend)
+        print(f"| decode one clip per video, {backend}, 1 process | {rate:.1f} clips/s |")
+    datasets = [
+        ("PretrainClips (2 augmented clips per video)", PretrainClips(items, args.frames, args.frame_stride, args.crop), 2),
+        ("LabeledClips train", LabeledClips(items, args.frames, args.frame_stride, args.crop, train=True), 1),
+        ("MultiClipVideos (10 clips per video)", MultiClipVideos(items, args.frames, args.frame_stride, args.crop), 10),
+    ]
+    for name, dataset, per_item in datasets:
+        for workers in args.workers:
+            bs = args.batch_size if per_item < 10 else 1
+            rate = bench_loader(dataset, bs, workers, per_item)
+            print(f"| {name}, DataLoader batch {bs}, {workers} workers | {rate:.1f} clips/s |")
+    mask_rate, merge_rate = bench_fame(args.batch_size, args.frames, args.crop)
+    print(f"| FAME foreground_mask, batch {args.batch_size} | {mask_rate:.1f} clips/s |")
+    print(f"| FAME fame_merge (mask + paste), batch {args.batch_size} | {merge_rate:.1f} clips/s |")
+    if tmp is not None:
+        tmp.cleanup()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="part", required=True)
+    data = sub.add_parser("data", help="decoding, clip loading and FAME mask throughput")
+    data.add_argument("--data-root", help="folder of videos (default: a fresh synthetic dataset)")
+    data.add_argument("--videos", type=int, default=40, help="number of videos used (default 40)")
+    data.add_argument("--video-frames", type=int, default=64, help="frames per synthetic video (default 64)")
+    data.add_argument("--video-size", type=int, default=160, help="synthetic frame size in pixels (default 160)")
+    data.add_argument("--frames", type=int, default=16)
+    data.add_argument("--frame-stride", type=int, default=2)
+    data.add_argument("--crop", type=int, default=112)
+    data.add_argument("--batch-size", type=int, default=8)
+    data.add_argument("--workers", type=int, nargs="+", default=[0, 2])
+    data.add_argument("--threads", type=int, default=1,
+                      help="torch threads of the main process (DataLoader workers always use 1; default 1)")
+    data.set_defaults(run=run_data)
+    args = parser.parse_args(argv)
+    args.run(args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
