@@ -2,6 +2,11 @@
 
     python tools/bench_ssl.py data [--data-root DIR] [--frames 16] [--frame-stride 2] [--crop 112]
 
+``step``: clips per second of one MoCo pretraining step (FAME merge + normalisation + query and
+key encoders + backward + SGD) without and with FAME, on random clips (no decoding), per arch.
+
+    python tools/bench_ssl.py step [--archs r3d_tiny:8:64:16 r2plus1d_18:16:112:2] [--repeats 3]
+
 ``data``: decoding throughput (decord vs PyAV), DataLoader throughput of the three clip datasets
 for several worker counts, and the cost of FAME masks/merging per clip. Without ``--data-root``
 it first writes a synthetic dataset (``ssl-video synth``) into a temporary folder; with it, the
@@ -116,6 +121,37 @@ def run_data(args: argparse.Namespace) -> None:
         tmp.cleanup()
 
 
+def bench_step(arch: str, frames: int, crop: int, batch: int, fame: bool, repeats: int) -> float:
+    """Clips per second (2 per video: query and key clip) of ssl_video.pretrain.train_step."""
+    from ssl_video.pretrain import PretrainConfig, build_model, train_step
+    from vos.distributed import DistContext
+
+    cfg = PretrainConfig(arch=arch, frames=frames, crop=crop, batch_size=batch, fame=fame, moco_k=max(2048, 2 * batch))
+    ctx = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9)
+    gen = torch.Generator().manual_seed(0)
+    clip_q = torch.rand(batch, 3, frames, crop, crop, generator=gen)  # B C T H W in [0, 1]
+    clip_k = torch.rand(batch, 3, frames, crop, crop, generator=gen)
+    seconds = timed(lambda: train_step(model, optimizer, clip_q, clip_k, cfg, ctx), repeats)
+    return 2 * batch / seconds
+
+
+def run_step(args: argparse.Namespace) -> None:
+    torch.set_num_threads(args.threads)
+    print(f"# machine: {machine_line()}")
+    print("| arch | clip (T x crop) | batch (videos) | without FAME | with FAME | FAME overhead |")
+    print("|---|---|---|---|---|---|")
+    for spec in args.archs:
+        arch, frames, crop, batch = spec.split(":")
+        frames, crop, batch = int(frames), int(crop), int(batch)
+        plain = bench_step(arch, frames, crop, batch, False, args.repeats)
+        fame = bench_step(arch, frames, crop, batch, True, args.repeats)
+        print(f"| {arch} | {frames} x {crop} | {batch} | {plain:.2f} clips/s | {fame:.2f} clips/s | "
+              f"{100 * (plain / fame - 1):+.1f}% time |", flush=True)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="part", required=True)
@@ -132,6 +168,12 @@ def main(argv=None) -> int:
     data.add_argument("--threads", type=int, default=1,
                       help="torch threads of the main process (DataLoader workers always use 1; default 1)")
     data.set_defaults(run=run_data)
+    step = sub.add_parser("step", help="clips per second of a MoCo pretraining step without / with FAME")
+    step.add_argument("--archs", nargs="+", default=["r3d_tiny:8:64:16", "r2plus1d_18:16:112:2"],
+                      metavar="ARCH:FRAMES:CROP:BATCH", help="configurations to time")
+    step.add_argument("--repeats", type=int, default=3, help="timed steps per configuration (after one warm-up)")
+    step.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    step.set_defaults(run=run_step)
     args = parser.parse_args(argv)
     args.run(args)
     return 0
