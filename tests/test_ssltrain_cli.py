@@ -100,3 +100,27 @@ def test_user_errors_are_one_line(synth, pretrained, tmp_path, capsys, argv, mes
     err = capsys.readouterr().err
     assert rc == 2
     assert message in err and err.count("\n") == 1 and err.startswith(f"ssl-video {argv[0]}: error: ")
+
+
+def test_finetune_resume_matches_uninterrupted(synth, pretrained, tmp_path, monkeypatch):
+    import ssl_video.finetune as finetune_mod
+
+    argv = ["finetune", *_data(synth), "--pretrained", str(pretrained / "run" / "last.pt"), "--epochs", "2",
+            "--batch-size", "4", "--lr", "0.05", "--clips-per-video", "2"]
+    assert main([*argv, "--out", str(tmp_path / "full")]) == 0
+
+    real_save, calls = finetune_mod.atomic_torch_save, {"n": 0}
+
+    def save_then_die(obj, path):  # the process dies before writing the epoch-2 checkpoint
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        real_save(obj, path)
+
+    monkeypatch.setattr(finetune_mod, "atomic_torch_save", save_then_die)
+    assert main([*argv, "--out", str(tmp_path / "cut")]) == 130
+    monkeypatch.undo()
+    assert torch.load(tmp_path / "cut" / "last.pt", weights_only=False)["epoch"] == 1
+    assert main([*argv, "--out", str(tmp_path / "cut"), "--resume"]) == 0
+    assert (tmp_path / "cut" / "log.csv").read_text() == (tmp_path / "full" / "log.csv").read_text()
+    assert (tmp_path / "cut" / "results.json").read_text() == (tmp_path / "full" / "results.json").read_text()
