@@ -40,6 +40,11 @@ from vos.errors import VosError
 from vos.fileio import atomic_torch_save, atomic_write_text
 from vos.training_log import TrainingLog
 
+def eval_subset(dataset: str) -> str:
+    """The held-out subset tested on: Kinetics has train/val folders, UCF101/HMDB51 test lists."""
+    return "val" if dataset == "kinetics" else "test"
+
+
 SINGLE_PROCESS = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
 
 
@@ -131,7 +136,7 @@ def _datasets(cfg: FinetuneConfig) -> tuple[Dataset, Dataset, Dataset | None, li
     if cfg.data_root is None:
         raise VosError("no --data-root given: pass the folder holding the videos")
     train_items, classes = load_items(cfg.dataset, cfg.data_root, cfg.split_dir, cfg.split, "train")
-    test_items, _ = load_items(cfg.dataset, cfg.data_root, cfg.split_dir, cfg.split, "test")
+    test_items, _ = load_items(cfg.dataset, cfg.data_root, cfg.split_dir, cfg.split, eval_subset(cfg.dataset))
     if not classes or any(item.label < 0 for item in train_items):
         raise VosError(f"--dataset {cfg.dataset} has no class labels; fine-tuning needs ucf101, hmdb51 or kinetics")
     args = (cfg.frames, cfg.frame_stride, cfg.crop)

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 from ssl_video.checkpoint import seed_everything
 from ssl_video.data.clips import MultiClipVideos
 from ssl_video.data.splits import load_items
-from ssl_video.finetune import clip_outputs
+from ssl_video.finetune import clip_outputs, eval_subset
 from ssl_video.metrics import retrieval_recall
 from ssl_video.models import build_backbone
 from ssl_video.pretrained import load_backbone
@@ -75,7 +75,7 @@ def retrieve(cfg: RetrieveConfig, out_dir: str | Path | None = None) -> dict[str
     t0 = time.time()
     args = dict(frames=cfg.frames, frame_stride=cfg.frame_stride, crop=cfg.crop, clips_per_video=cfg.clips_per_video)
     gallery_items, _ = load_items(cfg.dataset, cfg.data_root, cfg.split_dir, cfg.split, "train")
-    query_items, _ = load_items(cfg.dataset, cfg.data_root, cfg.split_dir, cfg.split, "test")
+    query_items, _ = load_items(cfg.dataset, cfg.data_root, cfg.split_dir, cfg.split, eval_subset(cfg.dataset))
     if any(item.label < 0 for item in gallery_items + query_items):
         raise VosError(f"--dataset {cfg.dataset} has no class labels; retrieval needs ucf101, hmdb51 or kinetics")
     gallery, gallery_labels = video_features(backbone, MultiClipVideos(gallery_items, **args), cfg.workers, "gallery (train)")
