@@ -11,7 +11,7 @@ class RandomClipPairs(Dataset):
     global torch RNG at load time (standing in for augmentation randomness). ``poison`` makes every
     clip NaN."""
 
-    def __init__(self, n: int = 12, frames: int = 4, size: int = 32, poison: bool = False):
+    def __init__(self, n: int = 8, frames: int = 4, size: int = 16, poison: bool = False):
         g = torch.Generator().manual_seed(123)
         self.base = torch.rand(n, 3, frames, size, size, generator=g)
         self.poison = poison
@@ -28,7 +28,7 @@ class RandomClipPairs(Dataset):
 
 
 def tiny_pretrain_config(**overrides) -> PretrainConfig:
-    values = dict(arch="r3d_tiny", frames=4, crop=32, batch_size=4, epochs=2, moco_k=32, moco_dim=16,
+    values = dict(arch="r3d_tiny", frames=4, crop=16, batch_size=4, epochs=2, moco_k=32, moco_dim=16,
                   lr=0.05, workers=0, seed=7, mlp=True)
     values.update(overrides)
     return PretrainConfig(**values)

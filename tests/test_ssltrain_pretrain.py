@@ -1,6 +1,7 @@
 """Pretraining loop: checkpoints, exact resume, non-finite loss handling, config checks."""
 
 import csv
+import math
 
 import pytest
 import torch
@@ -30,11 +31,11 @@ def _interrupt_at(monkeypatch, call_number):
 
 
 def test_resumed_run_matches_uninterrupted_run(tmp_path, monkeypatch):
-    cfg = tiny_pretrain_config(fame=True, co2=0.5)
+    cfg = tiny_pretrain_config(fame=True, co2=0.5, moco_k=24)
     full = pretrain(cfg, tmp_path / "full", dataset=RandomClipPairs())
-    assert full["steps"] == 6  # 12 videos / batch 4, two epochs
+    assert full["steps"] == 4  # 8 videos / batch 4, two epochs
 
-    _interrupt_at(monkeypatch, 5)  # the middle of epoch 2
+    _interrupt_at(monkeypatch, 4)  # the last step of epoch 2
     with pytest.raises(KeyboardInterrupt):
         pretrain(cfg, tmp_path / "cut", dataset=RandomClipPairs())
     assert torch.load(tmp_path / "cut" / "last.pt", weights_only=False)["epoch"] == 1
@@ -44,31 +45,31 @@ def test_resumed_run_matches_uninterrupted_run(tmp_path, monkeypatch):
     resumed = pretrain(cfg, tmp_path / "cut", resume=True, dataset=RandomClipPairs())
 
     assert _losses(tmp_path / "cut") == _losses(tmp_path / "full")
-    assert len(_losses(tmp_path / "full")) == 6
+    assert len(_losses(tmp_path / "full")) == 4
     assert resumed["loss"] == full["loss"]
     a = torch.load(tmp_path / "full" / "last.pt", weights_only=False)
     b = torch.load(tmp_path / "cut" / "last.pt", weights_only=False)
     for key in a["model"]:
         torch.testing.assert_close(a["model"][key], b["model"][key], rtol=0, atol=0)
-    assert int(a["model"]["queue_ptr"]) == (6 * 8) % 32
-    # cosine schedule: lr at the last step is lr * (1 + cos(pi * 5/6)) / 2
-    assert _losses(tmp_path / "full")[-1][2] == pytest.approx(0.05 * 0.5 * (1 + torch.cos(torch.tensor(torch.pi * 5 / 6)).item()))
+    assert int(a["model"]["queue_ptr"]) == 32 % 24  # 4 steps x 8 keys, queue of 24: wrapped once
+    # cosine schedule: lr at the last step (index 3 of 4) is lr * (1 + cos(pi * 3/4)) / 2
+    assert _losses(tmp_path / "full")[-1][2] == pytest.approx(0.05 * 0.5 * (1 + math.cos(math.pi * 3 / 4)))
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     cfg = tiny_pretrain_config()
-    _interrupt_at(monkeypatch, 4)  # stop in epoch 2
+    _interrupt_at(monkeypatch, 3)  # stop in epoch 2
     with pytest.raises(KeyboardInterrupt):
         pretrain(cfg, tmp_path, dataset=RandomClipPairs())
     monkeypatch.undo()
     before = (tmp_path / "last.pt").read_bytes()
-    with pytest.raises(VosError, match=r"loss became nan at epoch 2, step 4; stopped, the last good checkpoint .*last.pt \(epoch 1\) is kept"):
+    with pytest.raises(VosError, match=r"loss became nan at epoch 2, step 3; stopped, the last good checkpoint .*last.pt \(epoch 1\) is kept"):
         pretrain(cfg, tmp_path, resume=True, dataset=RandomClipPairs(poison=True))
     assert (tmp_path / "last.pt").read_bytes() == before
 
 
 def test_resume_refuses_changed_settings(tmp_path, monkeypatch):
-    _interrupt_at(monkeypatch, 4)
+    _interrupt_at(monkeypatch, 3)
     with pytest.raises(KeyboardInterrupt):
         pretrain(tiny_pretrain_config(), tmp_path, dataset=RandomClipPairs())
     monkeypatch.undo()
@@ -79,7 +80,7 @@ def test_resume_refuses_changed_settings(tmp_path, monkeypatch):
 @pytest.mark.parametrize("overrides,message", [
     (dict(moco_k=7), "--moco-k 7 is smaller than the 8 keys"),
     (dict(batch_size=1, fame=True), "--fame takes backgrounds"),
-    (dict(batch_size=20, moco_k=64), "12 training videos are fewer than one batch"),
+    (dict(batch_size=20, moco_k=64), "8 training videos are fewer than one batch"),
 ])
 def test_bad_settings_are_user_errors(tmp_path, overrides, message):
     cfg = tiny_pretrain_config(**overrides)
