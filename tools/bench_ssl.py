@@ -121,47 +121,57 @@ def run_data(args: argparse.Namespace) -> None:
         tmp.cleanup()
 
 
-def bench_step(arch: str, frames: int, crop: int, batch: int, repeats: int) -> tuple[float, float]:
-    """Clips per second (2 per video: query and key clip) of ssl_video.pretrain.train_step without
-    and with FAME. The two variants alternate step by step and each keeps its fastest step, so
-    that load from other jobs on a shared machine disturbs both alike and as little as possible."""
-    from ssl_video.pretrain import PretrainConfig, build_model, train_step
+def bench_step(arch: str, frames: int, crop: int, batch: int, repeats: int) -> dict[bool, tuple[float, float]]:
+    """Per variant (FAME off / on): (clips per second of ssl_video.pretrain.train_step, seconds of
+    its view preparation ``make_views`` = FAME merge + normalisation). Clips count 2 per video.
+
+    The variants alternate step by step and each keeps its fastest time, so that load from other
+    jobs on a shared machine disturbs both alike and as little as possible."""
+    from ssl_video.pretrain import PretrainConfig, build_model, make_views, train_step
     from vos.distributed import DistContext
 
     ctx = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
     gen = torch.Generator().manual_seed(0)
     clip_q = torch.rand(batch, 3, frames, crop, crop, generator=gen)  # B C T H W in [0, 1]
     clip_k = torch.rand(batch, 3, frames, crop, crop, generator=gen)
-    runs = {}
+    setups = {}
     for fame in (False, True):
         cfg = PretrainConfig(arch=arch, frames=frames, crop=crop, batch_size=batch, fame=fame,
                              moco_k=max(2048, 2 * batch))
         torch.manual_seed(0)
         model = build_model(cfg)
         optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9)
-        runs[fame] = lambda m=model, o=optimizer, c=cfg: train_step(m, o, clip_q, clip_k, c, ctx)
-        runs[fame]()  # warm-up
-    best = {False: float("inf"), True: float("inf")}
+        setups[fame] = (cfg, model, optimizer)
+        train_step(model, optimizer, clip_q, clip_k, cfg, ctx)  # warm-up
+    best_step = {False: float("inf"), True: float("inf")}
+    best_views = {False: float("inf"), True: float("inf")}
     for _ in range(repeats):
-        for fame, step in runs.items():
+        for fame, (cfg, model, optimizer) in setups.items():
             start = time.perf_counter()
-            step()
-            best[fame] = min(best[fame], time.perf_counter() - start)
-    return 2 * batch / best[False], 2 * batch / best[True]
+            make_views(clip_q, clip_k, cfg)
+            best_views[fame] = min(best_views[fame], time.perf_counter() - start)
+            start = time.perf_counter()
+            train_step(model, optimizer, clip_q, clip_k, cfg, ctx)
+            best_step[fame] = min(best_step[fame], time.perf_counter() - start)
+    return {fame: (2 * batch / best_step[fame], best_views[fame]) for fame in (False, True)}
 
 
 def run_step(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     print(f"# machine: {machine_line()}")
     print(f"# fastest of {args.repeats} alternating steps per variant (random clips, no decoding)")
-    print("| arch | clip (T x crop) | batch (videos) | without FAME | with FAME | FAME overhead |")
-    print("|---|---|---|---|---|---|")
+    print("| arch | clip (T x crop) | batch (videos) | step without FAME | step with FAME | "
+          "FAME merge + normalise per step | its share of the plain step |")
+    print("|---|---|---|---|---|---|---|")
     for spec in args.archs:
         arch, frames, crop, batch = spec.split(":")
         frames, crop, batch = int(frames), int(crop), int(batch)
-        plain, fame = bench_step(arch, frames, crop, batch, args.repeats)
+        res = bench_step(arch, frames, crop, batch, args.repeats)
+        (plain, plain_views), (fame, fame_views) = res[False], res[True]
+        step_seconds = 2 * batch / plain
         print(f"| {arch} | {frames} x {crop} | {batch} | {plain:.2f} clips/s | {fame:.2f} clips/s | "
-              f"{100 * (plain / fame - 1):+.1f}% time |", flush=True)
+              f"{1000 * fame_views:.0f} ms (plain: {1000 * plain_views:.0f} ms) | "
+              f"{100 * (fame_views - plain_views) / step_seconds:.1f}% |", flush=True)
 
 
 def main(argv=None) -> int:
