@@ -12,6 +12,9 @@ from vos.cli import run_cli
 
 COMMANDS: dict[str, str] = {
     "synth": "ssl_video.commands.synth",
+    "pretrain": "ssl_video.commands.pretrain",
+    "finetune": "ssl_video.commands.finetune",
+    "retrieve": "ssl_video.commands.retrieve",
 }
 
 

@@ -2,6 +2,11 @@
 
     python tools/bench_ssl.py data [--data-root DIR] [--frames 16] [--frame-stride 2] [--crop 112]
 
+``step``: clips per second of one MoCo pretraining step (FAME merge + normalisation + query and
+key encoders + backward + SGD) without and with FAME, on random clips (no decoding), per arch.
+
+    python tools/bench_ssl.py step [--archs r3d_tiny:8:64:16 r2plus1d_18:16:112:2] [--repeats 5]
+
 ``data``: decoding throughput (decord vs PyAV), DataLoader throughput of the three clip datasets
 for several worker counts, and the cost of FAME masks/merging per clip. Without ``--data-root``
 it first writes a synthetic dataset (``ssl-video synth``) into a temporary folder; with it, the
@@ -116,6 +121,59 @@ def run_data(args: argparse.Namespace) -> None:
         tmp.cleanup()
 
 
+def bench_step(arch: str, frames: int, crop: int, batch: int, repeats: int) -> dict[bool, tuple[float, float]]:
+    """Per variant (FAME off / on): (clips per second of ssl_video.pretrain.train_step, seconds of
+    its view preparation ``make_views`` = FAME merge + normalisation). Clips count 2 per video.
+
+    The variants alternate step by step and each keeps its fastest time, so that load from other
+    jobs on a shared machine disturbs both alike and as little as possible."""
+    from ssl_video.pretrain import PretrainConfig, build_model, make_views, train_step
+    from vos.distributed import DistContext
+
+    ctx = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+    gen = torch.Generator().manual_seed(0)
+    clip_q = torch.rand(batch, 3, frames, crop, crop, generator=gen)  # B C T H W in [0, 1]
+    clip_k = torch.rand(batch, 3, frames, crop, crop, generator=gen)
+    setups = {}
+    for fame in (False, True):
+        cfg = PretrainConfig(arch=arch, frames=frames, crop=crop, batch_size=batch, fame=fame,
+                             moco_k=max(2048, 2 * batch))
+        torch.manual_seed(0)
+        model = build_model(cfg)
+        optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9)
+        setups[fame] = (cfg, model, optimizer)
+        train_step(model, optimizer, clip_q, clip_k, cfg, ctx)  # warm-up
+    best_step = {False: float("inf"), True: float("inf")}
+    best_views = {False: float("inf"), True: float("inf")}
+    for _ in range(repeats):
+        for fame, (cfg, model, optimizer) in setups.items():
+            start = time.perf_counter()
+            make_views(clip_q, clip_k, cfg)
+            best_views[fame] = min(best_views[fame], time.perf_counter() - start)
+            start = time.perf_counter()
+            train_step(model, optimizer, clip_q, clip_k, cfg, ctx)
+            best_step[fame] = min(best_step[fame], time.perf_counter() - start)
+    return {fame: (2 * batch / best_step[fame], best_views[fame]) for fame in (False, True)}
+
+
+def run_step(args: argparse.Namespace) -> None:
+    torch.set_num_threads(args.threads)
+    print(f"# machine: {machine_line()}")
+    print(f"# fastest of {args.repeats} alternating steps per variant (random clips, no decoding)")
+    print("| arch | clip (T x crop) | batch (videos) | step without FAME | step with FAME | "
+          "FAME merge + normalise per step | its share of the plain step |")
+    print("|---|---|---|---|---|---|---|")
+    for spec in args.archs:
+        arch, frames, crop, batch = spec.split(":")
+        frames, crop, batch = int(frames), int(crop), int(batch)
+        res = bench_step(arch, frames, crop, batch, args.repeats)
+        (plain, plain_views), (fame, fame_views) = res[False], res[True]
+        step_seconds = 2 * batch / plain
+        print(f"| {arch} | {frames} x {crop} | {batch} | {plain:.2f} clips/s | {fame:.2f} clips/s | "
+              f"{1000 * fame_views:.0f} ms (plain: {1000 * plain_views:.0f} ms) | "
+              f"{100 * (fame_views - plain_views) / step_seconds:.1f}% |", flush=True)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="part", required=True)
@@ -132,6 +190,12 @@ def main(argv=None) -> int:
     data.add_argument("--threads", type=int, default=1,
                       help="torch threads of the main process (DataLoader workers always use 1; default 1)")
     data.set_defaults(run=run_data)
+    step = sub.add_parser("step", help="clips per second of a MoCo pretraining step without / with FAME")
+    step.add_argument("--archs", nargs="+", default=["r3d_tiny:8:64:16", "r2plus1d_18:16:112:2"],
+                      metavar="ARCH:FRAMES:CROP:BATCH", help="configurations to time")
+    step.add_argument("--repeats", type=int, default=5, help="timed steps per variant (after one warm-up)")
+    step.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    step.set_defaults(run=run_step)
     args = parser.parse_args(argv)
     args.run(args)
     return 0

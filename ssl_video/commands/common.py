@@ -1,0 +1,63 @@
+"""Command-line flags shared by `ssl-video pretrain`, `finetune` and `retrieve`, and result output.
+
+Every flag defaults to None, meaning "not given": the value then comes from ``--config`` or the
+config dataclass (see vos.config.load_config).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from vos.errors import VosError
+from vos.fileio import atomic_write_text
+
+DATASETS = ("ucf101", "hmdb51", "kinetics", "folder")
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="YAML", help="config file (configs/ssl_video/*.yaml); flags override it")
+    parser.add_argument("--dataset", choices=DATASETS, help="dataset layout (default ucf101)")
+    parser.add_argument("--data-root", metavar="DIR", help="folder with the videos")
+    parser.add_argument("--split-dir", metavar="DIR", help="folder with the split files (default: found under --data-root)")
+    parser.add_argument("--split", type=int, help="official split 1, 2 or 3 (default 1)")
+    parser.add_argument("--arch", help="backbone: r3d_18, mc3_18, r2plus1d_18, s3d, i3d or r3d_tiny")
+    parser.add_argument("--frames", type=int, help="frames per clip (default 16)")
+    parser.add_argument("--frame-stride", type=int, help="temporal stride between sampled frames (default 2)")
+    parser.add_argument("--crop", type=int, help="spatial crop size in pixels (default 112)")
+    parser.add_argument("--workers", type=int, help="DataLoader worker processes (default 4)")
+    parser.add_argument("--seed", type=int, help="random seed (default 0)")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
+
+
+def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", metavar="DIR", required=True,
+                        help="run folder: DIR/last.pt (newest checkpoint), log.csv, tensorboard/, config.yaml")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from DIR/last.pt")
+    parser.add_argument("--epochs", type=int, help="training epochs")
+    parser.add_argument("--batch-size", type=int, help="clips per step (per process under torchrun)")
+    parser.add_argument("--lr", type=float, help="base learning rate (SGD)")
+    parser.add_argument("--weight-decay", type=float, help="SGD weight decay")
+
+
+def overrides(args: argparse.Namespace, names: list[str]) -> dict:
+    """The config fields given on the command line (argparse dest names equal config field names)."""
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+
+
+def write_results(results: dict, json_path: str | None) -> None:
+    """Print ``results`` (percentages) as a two-column table; with ``json_path`` also write them as JSON."""
+    width = max(len(k) for k in results)
+    print(f"{'metric':<{width}}  value (%)")
+    for key, value in results.items():
+        print(f"{key:<{width}}  {value:6.2f}")
+    write_json(results, json_path)
+
+
+def write_json(results: dict, json_path: str | None) -> None:
+    if json_path:
+        path = Path(json_path)
+        if path.is_dir():
+            raise VosError(f"--json {path} is a folder; give a file name")
+        atomic_write_text(path, json.dumps(results, indent=2) + "\n")

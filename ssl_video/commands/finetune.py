@@ -1,0 +1,40 @@
+"""Action recognition from a pretrained backbone: fine-tuning, or the linear probe with --linear.
+
+Test protocol: 10 uniformly spaced clips per test video, logits averaged (video-level top-1/top-5),
+clip-level top-1 beside it. Example:
+
+  ssl-video finetune --config configs/ssl_video/finetune_ucf101_r2plus1d.yaml --data-root UCF-101 \\
+      --split-dir ucfTrainTestlist --pretrained runs/fame/last.pt --out runs/fame_ft --json ft.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from ssl_video.commands.common import add_data_arguments, add_training_arguments, overrides, write_results
+from ssl_video.finetune import FinetuneConfig, finetune
+from vos.config import load_config
+
+HELP = "fine-tune or linear-probe a pretrained backbone and report video-level accuracy"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_data_arguments(parser)
+    add_training_arguments(parser)
+    parser.add_argument("--pretrained", metavar="CKPT", help="checkpoint of `ssl-video pretrain` (its query encoder)")
+    parser.add_argument("--linear", action=argparse.BooleanOptionalAction, default=None,
+                        help="linear probe: frozen backbone with frozen BatchNorm statistics")
+    parser.add_argument("--dropout", type=float, help="dropout before the classifier (default 0.7)")
+    parser.add_argument("--lr-steps", type=int, nargs="+", metavar="EPOCH", help="epochs at which lr is multiplied by --lr-decay")
+    parser.add_argument("--lr-decay", type=float, help="step-schedule factor (default 0.1)")
+    parser.add_argument("--clips-per-video", type=int, help="test clips per video (default 10)")
+    parser.add_argument("--eval-train", action=argparse.BooleanOptionalAction, default=None,
+                        help="also report video top-1 on the training videos (train_video_top1)")
+
+
+def run(args: argparse.Namespace) -> int:
+    names = [f.name for f in dataclasses.fields(FinetuneConfig)]
+    cfg = load_config(FinetuneConfig, args.config, overrides(args, names))
+    write_results(finetune(cfg, args.out, resume=args.resume), args.json)
+    return 0

@@ -1,0 +1,214 @@
+"""Action recognition from a pretrained backbone: full fine-tuning or the linear probe, then the
+10-clip video-level test (FAME's eval.py protocol).
+
+Fine-tuning: the query encoder's backbone + dropout + a new linear classifier, all trained.
+Linear probe (``linear=True``): the backbone is frozen and kept in eval mode (BatchNorm running
+statistics frozen), only the classifier is trained (its dropout stays active). SGD with a step
+schedule (``lr_steps`` in epochs, factor ``lr_decay``). Training uses one random clip per video
+per epoch; the test averages the logits of ``clips_per_video`` uniformly spaced clips per video.
+``DIR/last.pt`` is written atomically after every epoch and ``resume=True`` continues from it.
+Runs in one process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+import yaml
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from ssl_video.checkpoint import (check_resume_config, gather_rng_states, load_checkpoint, prepare_out_dir,
+                                  restore_rng_states, seed_everything)
+from ssl_video.data.clips import LabeledClips, MultiClipVideos, normalize_clips
+from ssl_video.data.splits import load_items
+from ssl_video.metrics import video_level_accuracy
+from ssl_video.models import build_backbone
+from ssl_video.pretrained import load_backbone
+from vos.config import config_to_dict
+from vos.distributed import DistContext
+from vos.errors import VosError
+from vos.fileio import atomic_torch_save, atomic_write_text
+from vos.training_log import TrainingLog
+
+def eval_subset(dataset: str) -> str:
+    """The held-out subset tested on: Kinetics has train/val folders, UCF101/HMDB51 test lists."""
+    return "val" if dataset == "kinetics" else "test"
+
+
+SINGLE_PROCESS = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+
+
+@dataclass
+class FinetuneConfig:
+    # data
+    dataset: str = "ucf101"
+    data_root: Optional[str] = None
+    split_dir: Optional[str] = None
+    split: int = 1
+    frames: int = 16
+    frame_stride: int = 2
+    crop: int = 112
+    workers: int = 4
+    clips_per_video: int = 10
+    # model: arch None = the pretrained checkpoint's
+    arch: Optional[str] = None
+    pretrained: Optional[str] = None
+    linear: bool = False
+    dropout: float = 0.7
+    # optimisation
+    epochs: int = 150
+    batch_size: int = 8
+    lr: float = 0.025
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    lr_steps: list[int] = field(default_factory=lambda: [60, 120])
+    lr_decay: float = 0.1
+    seed: int = 0
+    # also report the 10-clip accuracy on the training videos (shows shortcut learning)
+    eval_train: bool = False
+
+
+class VideoClassifier(nn.Module):
+    """backbone -> dropout -> linear: (B, C, T, H, W) -> logits (B, num_classes)."""
+
+    def __init__(self, backbone: nn.Module, num_classes: int, dropout: float = 0.7):
+        super().__init__()
+        self.backbone = backbone
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(backbone.feature_dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.dropout(self.backbone(x)))  # B num_classes
+
+
+def build_classifier(cfg: FinetuneConfig, num_classes: int) -> tuple[VideoClassifier, str]:
+    """The classifier with the pretrained backbone (or a random one without ``pretrained``), and its arch."""
+    if cfg.pretrained is not None:
+        backbone, arch = load_backbone(cfg.pretrained, cfg.arch)
+    else:
+        if cfg.arch is None:
+            raise VosError("give --pretrained CKPT (or --arch for a randomly initialised baseline)")
+        backbone, arch = build_backbone(cfg.arch), cfg.arch
+    model = VideoClassifier(backbone, num_classes, cfg.dropout)
+    if cfg.linear:
+        for p in model.backbone.parameters():
+            p.requires_grad = False
+    return model, arch
+
+
+def set_train_mode(model: VideoClassifier, linear: bool) -> None:
+    model.train()
+    if linear:
+        model.backbone.eval()  # frozen BatchNorm statistics
+
+
+@torch.no_grad()
+def clip_outputs(fn, loader: DataLoader, desc: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Apply ``fn`` to every clip of a MultiClipVideos loader: -> (outputs (V, n, ...), labels (V,))."""
+    outputs, labels = [], []
+    for clips, label in tqdm(loader, desc=desc, leave=False):       # Bv n C T H W
+        bv, n = clips.shape[:2]
+        out = fn(normalize_clips(clips.flatten(0, 1)))              # Bv*n ...
+        outputs.append(out.view(bv, n, *out.shape[1:]))
+        labels.append(torch.as_tensor(label))
+    return torch.cat(outputs), torch.cat(labels)
+
+
+def evaluate(model: VideoClassifier, dataset: Dataset, workers: int = 0, desc: str = "test") -> dict[str, float]:
+    """Video-level top-1/top-5 and clip-level top-1 (percent) of ``model`` on a MultiClipVideos dataset."""
+    model.eval()
+    loader = DataLoader(dataset, batch_size=1, shuffle=False, num_workers=workers)
+    logits, labels = clip_outputs(model, loader, desc)
+    return video_level_accuracy(logits, labels)
+
+
+def _datasets(cfg: FinetuneConfig) -> tuple[Dataset, Dataset, Dataset | None, list[str]]:
+    if cfg.data_root is None:
+        raise VosError("no --data-root given: pass the folder holding the videos")
+    train_items, classes = load_items(cfg.dataset, cfg.data_root, cfg.split_dir, cfg.split, "train")
+    test_items, _ = load_items(cfg.dataset, cfg.data_root, cfg.split_dir, cfg.split, eval_subset(cfg.dataset))
+    if not classes or any(item.label < 0 for item in train_items):
+        raise VosError(f"--dataset {cfg.dataset} has no class labels; fine-tuning needs ucf101, hmdb51 or kinetics")
+    args = (cfg.frames, cfg.frame_stride, cfg.crop)
+    train_eval = MultiClipVideos(train_items, *args, clips_per_video=cfg.clips_per_video) if cfg.eval_train else None
+    return (LabeledClips(train_items, *args, train=True), MultiClipVideos(test_items, *args, clips_per_video=cfg.clips_per_video),
+            train_eval, classes)
+
+
+def finetune(cfg: FinetuneConfig, out_dir: str | Path, resume: bool = False) -> dict:
+    """Train the classifier on the training split, test on the test split; returns the results dict
+    ``{"video_top1", "video_top5", "clip_top1"}`` (percent; plus ``"train_video_top1"`` with
+    ``eval_train``) and writes it to ``out_dir/results.json``."""
+    out_dir = Path(out_dir)
+    if cfg.epochs < 1 or cfg.batch_size < 1 or not 0.0 <= cfg.dropout < 1.0:
+        raise VosError("--epochs and --batch-size must be positive and --dropout in [0, 1)")
+    resume_from = prepare_out_dir(out_dir, resume)
+    seed_everything(cfg.seed)
+    train_set, test_set, train_eval_set, classes = _datasets(cfg)
+    model, arch = build_classifier(cfg, len(classes))
+    cfg = dataclasses.replace(cfg, arch=arch)
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
+                                momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=cfg.lr_steps, gamma=cfg.lr_decay)
+    start_epoch, step = 0, 0
+    if resume_from is not None:
+        ckpt = load_checkpoint(resume_from)
+        check_resume_config(ckpt["config"], config_to_dict(cfg), resume_from)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        start_epoch, step = ckpt["epoch"], ckpt["step"]
+        restore_rng_states(ckpt["rng"], SINGLE_PROCESS, resume_from)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    log = TrainingLog(out_dir, start_step=step)
+    last_path = out_dir / "last.pt"
+    t0 = time.time()
+    for epoch in range(start_epoch, cfg.epochs):
+        loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=False,
+                            num_workers=cfg.workers, generator=torch.Generator().manual_seed(cfg.seed * 1009 + epoch))
+        set_train_mode(model, cfg.linear)
+        seen, loss_sum, correct = 0, 0.0, 0
+        for clips, labels in tqdm(loader, desc=f"{'linear' if cfg.linear else 'finetune'} epoch {epoch + 1}/{cfg.epochs}",
+                                  leave=False):                   # B C T H W, B
+            logits = model(normalize_clips(clips))
+            loss = F.cross_entropy(logits, labels)
+            if not math.isfinite(float(loss.detach())):
+                kept = f"the last good checkpoint {last_path} is kept" if last_path.exists() else "no checkpoint was written yet"
+                raise VosError(f"loss became {float(loss.detach())} at epoch {epoch + 1}, step {step + 1}; stopped, "
+                               f"{kept}; lower --lr")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            seen += len(labels)
+            loss_sum += float(loss.detach()) * len(labels)
+            correct += int((logits.argmax(1) == labels).sum())
+        lr = optimizer.param_groups[0]["lr"]
+        scheduler.step()
+        log.log(step, epoch=epoch + 1, lr=lr, loss=loss_sum / seen, train_clip_top1=100.0 * correct / seen)
+        atomic_torch_save({"kind": "finetune", "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                           "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "step": step,
+                           "rng": gather_rng_states(SINGLE_PROCESS), "config": config_to_dict(cfg),
+                           "classes": classes}, last_path)
+        print(f"{'linear' if cfg.linear else 'finetune'}: epoch {epoch + 1}/{cfg.epochs} loss {loss_sum / seen:.4f} "
+              f"train clip top-1 {100.0 * correct / seen:.1f}%", flush=True)
+    log.close()
+    results = evaluate(model, test_set, cfg.workers)
+    if train_eval_set is not None:
+        results["train_video_top1"] = evaluate(model, train_eval_set, cfg.workers, desc="train videos")["video_top1"]
+    atomic_write_text(out_dir / "results.json", json.dumps(results, indent=2) + "\n")
+    print(f"{'linear' if cfg.linear else 'finetune'}: done in {time.time() - t0:.0f} s, test video top-1 "
+          f"{results['video_top1']:.2f}% top-5 {results['video_top5']:.2f}% clip top-1 {results['clip_top1']:.2f}%",
+          flush=True)
+    return results

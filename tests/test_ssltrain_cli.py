@@ -1,0 +1,126 @@
+"""End to end through the command line: synth -> pretrain (FAME + CO2) -> linear probe / fine-tune
+-> retrieve, results as JSON; user errors as one line with exit status 2."""
+
+import json
+
+import pytest
+import torch
+
+from ssl_video.cli import main
+from ssl_video.synth import make_synth_dataset
+
+CLIP = ["--frames", "4", "--frame-stride", "1", "--crop", "32", "--workers", "0"]
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    make_synth_dataset(root, classes=2, videos_per_class=6, frames=8, size=32, seed=1, progress=False)
+    return root
+
+
+def _data(root):
+    return ["--data-root", str(root), "--split-dir", str(root / "splits")] + CLIP
+
+
+@pytest.fixture(scope="module")
+def pretrained(synth, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pre")
+    rc = main(["pretrain", *_data(synth), "--arch", "r3d_tiny", "--epochs", "1", "--batch-size", "2",
+               "--moco-k", "16", "--moco-dim", "8", "--fame", "--beta", "0.3", "--co2", "0.5",
+               "--out", str(out / "run"), "--json", str(out / "pre.json")])
+    assert rc == 0
+    return out
+
+
+def test_pretrain_writes_checkpoint_logs_and_summary(pretrained):
+    summary = json.loads((pretrained / "pre.json").read_text())
+    assert summary["epochs"] == 1 and summary["steps"] == 4  # 8 training videos / batch 2
+    ckpt = torch.load(pretrained / "run" / "last.pt", weights_only=False)
+    assert ckpt["kind"] == "moco_pretrain" and ckpt["epoch"] == 1 and ckpt["step"] == 4
+    assert ckpt["config"]["fame"] is True and ckpt["config"]["co2"] == 0.5
+    assert ckpt["model"]["queue"].shape == (8, 16)
+    rows = (pretrained / "run" / "log.csv").read_text().splitlines()
+    assert rows[0].startswith("step,") and "loss_co2" in rows[0] and len(rows) == 5
+    assert any(p.name.startswith("events.") for p in (pretrained / "run" / "tensorboard").iterdir())
+
+
+def test_linear_probe_keeps_backbone_frozen(synth, pretrained, tmp_path):
+    rc = main(["finetune", *_data(synth), "--pretrained", str(pretrained / "run" / "last.pt"), "--linear",
+               "--epochs", "1", "--batch-size", "4", "--lr", "0.1", "--clips-per-video", "3",
+               "--out", str(tmp_path / "lin"), "--json", str(tmp_path / "lin.json")])
+    assert rc == 0
+    res = json.loads((tmp_path / "lin.json").read_text())
+    assert set(res) == {"video_top1", "video_top5", "clip_top1"}
+    n_test = 4  # 2 classes x round(6 / 3) test groups
+    assert res["video_top1"] in {100.0 * k / n_test for k in range(n_test + 1)}
+    assert res["clip_top1"] in {100.0 * k / (3 * n_test) for k in range(3 * n_test + 1)}
+    assert res["video_top5"] == 100.0  # 2 classes
+    pre = torch.load(pretrained / "run" / "last.pt", weights_only=False)["model"]
+    lin = torch.load(tmp_path / "lin" / "last.pt", weights_only=False)
+    assert lin["kind"] == "finetune" and lin["config"]["arch"] == "r3d_tiny"
+    backbone = {k[len("encoder_q.backbone."):]: v for k, v in pre.items() if k.startswith("encoder_q.backbone.")}
+    for key, value in backbone.items():  # weights and BatchNorm running statistics untouched
+        torch.testing.assert_close(lin["model"]["backbone." + key], value, rtol=0, atol=0)
+
+
+def test_finetune_trains_backbone_and_retrieve_reports_recalls(synth, pretrained, tmp_path, capsys):
+    ckpt = str(pretrained / "run" / "last.pt")
+    rc = main(["finetune", *_data(synth), "--pretrained", ckpt, "--epochs", "1", "--batch-size", "4",
+               "--lr", "0.01", "--clips-per-video", "2", "--out", str(tmp_path / "ft")])
+    assert rc == 0
+    pre = torch.load(ckpt, weights_only=False)["model"]
+    ft = torch.load(tmp_path / "ft" / "last.pt", weights_only=False)["model"]
+    assert not torch.equal(ft["backbone.stem.0.weight"], pre["encoder_q.backbone.stem.0.weight"])
+    assert json.loads((tmp_path / "ft" / "results.json").read_text()).keys() == {"video_top1", "video_top5", "clip_top1"}
+
+    rc = main(["retrieve", *_data(synth), "--pretrained", ckpt, "--clips-per-video", "2",
+               "--json", str(tmp_path / "r.json")])
+    assert rc == 0
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert list(res) == ["R@1", "R@5", "R@10", "R@20", "R@50"]
+    assert res["R@1"] <= res["R@5"] <= res["R@10"] == res["R@50"] == 100.0  # 8 gallery videos, 2 classes
+    assert "R@1" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["finetune", "--pretrained", "nowhere.pt", "--out", "{tmp}/x"], "--pretrained nowhere.pt: file not found"),
+    (["finetune", "--arch", "r3d_18", "--pretrained", "{ckpt}", "--out", "{tmp}/x"],
+     "--arch r3d_18 does not match the r3d_tiny backbone"),
+    (["retrieve", "--pretrained", "{tmp}/garbage.pt"], "cannot read checkpoint"),
+    (["pretrain", "--arch", "r3d_tiny", "--out", "{pre}/run"], "last.pt already exists; pass --resume"),
+    (["pretrain", "--arch", "resnet50", "--out", "{tmp}/p", "--moco-k", "64"], "unknown --arch 'resnet50'"),
+    (["pretrain", "--config", "{tmp}/missing.yaml", "--out", "{tmp}/p"], "config file not found"),
+])
+def test_user_errors_are_one_line(synth, pretrained, tmp_path, capsys, argv, message):
+    (tmp_path / "garbage.pt").write_text("not a checkpoint")
+    subst = {"tmp": tmp_path, "ckpt": pretrained / "run" / "last.pt", "pre": pretrained}
+    argv = [a.format(**subst) for a in argv]
+    rc = main([argv[0], *_data(synth), *argv[1:]])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert message in err and err.count("\n") == 1 and err.startswith(f"ssl-video {argv[0]}: error: ")
+
+
+def test_finetune_resume_matches_uninterrupted(synth, pretrained, tmp_path, monkeypatch):
+    import ssl_video.finetune as finetune_mod
+
+    argv = ["finetune", *_data(synth), "--pretrained", str(pretrained / "run" / "last.pt"), "--epochs", "2",
+            "--batch-size", "4", "--lr", "0.05", "--clips-per-video", "2"]
+    assert main([*argv, "--out", str(tmp_path / "full")]) == 0
+
+    real_save, calls = finetune_mod.atomic_torch_save, {"n": 0}
+
+    def save_then_die(obj, path):  # the process dies before writing the epoch-2 checkpoint
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        real_save(obj, path)
+
+    monkeypatch.setattr(finetune_mod, "atomic_torch_save", save_then_die)
+    assert main([*argv, "--out", str(tmp_path / "cut")]) == 130
+    monkeypatch.undo()
+    assert torch.load(tmp_path / "cut" / "last.pt", weights_only=False)["epoch"] == 1
+    assert main([*argv, "--out", str(tmp_path / "cut"), "--resume"]) == 0
+    assert (tmp_path / "cut" / "log.csv").read_text() == (tmp_path / "full" / "log.csv").read_text()
+    assert (tmp_path / "cut" / "results.json").read_text() == (tmp_path / "full" / "results.json").read_text()
