@@ -174,3 +174,27 @@ def test_torchrun_shards_a_batch_across_two_processes(tmp_path):
     for i in range(3):
         for png in sorted((tmp_path / "single" / f"v{i}").glob("*.png")):
             assert np.array_equal(read_png(png)[2], read_png(tmp_path / "dist" / f"v{i}" / png.name)[2])
+
+
+def test_config_file_is_read_and_flags_override_it(tmp_path):
+    from vos.commands.segment import CONFIG_FLAGS, add_arguments
+    import argparse
+
+    from vos.config import load_config
+    from vos.segment import SegmentConfig
+
+    (tmp_path / "seg.yaml").write_text("backbone: test_vit_tiny16\nresolution: [64, 96]\ntau: 0.5\nkey_every: 4\n")
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["clip.mp4", "--config", str(tmp_path / "seg.yaml"), "--tau", "2"])
+    config = load_config(SegmentConfig, args.config, {name: getattr(args, name) for name in CONFIG_FLAGS})
+    assert config.backbone == "test_vit_tiny16" and config.resolution == (64, 96)
+    assert config.tau == 2.0 and config.key_every == 4 and config.window == 3
+    shipped = load_config(SegmentConfig, REPO / "configs" / "vos" / "segment.yaml")
+    assert shipped == SegmentConfig()  # the shipped file spells out the defaults
+
+
+def test_config_file_errors_are_one_line(clip, tmp_path, capsys):
+    (tmp_path / "bad.yaml").write_text("tua: 1.0\n")
+    code, output = run_cli(capsys, clip, "--config", tmp_path / "bad.yaml", *TINY)
+    assert code == 2 and "unknown key(s) tua" in output

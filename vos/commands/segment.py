@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from vos.config import load_config
 from vos.models.backbone import BACKBONES
 from vos.segment import SegmentConfig, segment_videos
 
@@ -26,26 +27,34 @@ def add_backbone_arguments(parser: argparse.ArgumentParser, default: str | None 
                              "benchmarks only); default: the official DINO weights, downloaded once and cached")
 
 
+# Flags that map onto SegmentConfig fields: their argparse default is None, so that only flags
+# given on the command line override the --config file (and the file overrides the defaults).
+CONFIG_FLAGS = ("backbone", "weights", "block", "resolution", "key_every", "tau", "window", "max_objects",
+                "stride", "max_frames", "batch_frames", "attention_cache_mib")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = SegmentConfig()
     parser.add_argument("input", help="video file, frame folder, or folder of videos / frame folders")
     parser.add_argument("--out", default="vos_output", help="output folder (default: %(default)s)")
-    add_backbone_arguments(parser)
+    parser.add_argument("--config", default=None, metavar="YAML",
+                        help="settings file (e.g. configs/vos/segment.yaml); flags override it")
+    add_backbone_arguments(parser, default=None, default_help=d.backbone)
     parser.add_argument("--block", default=None, metavar="CKPT",
                         help="trained block checkpoint from 'vos train' (default: training-free mode)")
-    parser.add_argument("--resolution", type=int, nargs=2, default=d.resolution, metavar=("H", "W"),
-                        help="backbone input size, rounded to the patch size (default: %(default)s)")
-    parser.add_argument("--key-every", type=int, default=d.key_every, help="key frame interval (default: %(default)s)")
-    parser.add_argument("--tau", type=float, default=d.tau, help="clustering threshold (default: %(default)s)")
-    parser.add_argument("--window", type=int, default=d.window, help="frames per clustering window (default: %(default)s)")
-    parser.add_argument("--max-objects", type=int, default=d.max_objects, help="object limit (default: %(default)s)")
-    parser.add_argument("--stride", type=int, default=d.stride, help="use every STRIDE-th frame (default: 1)")
+    parser.add_argument("--resolution", type=int, nargs=2, default=None, metavar=("H", "W"),
+                        help=f"backbone input size, rounded to the patch size (default: {d.resolution[0]} {d.resolution[1]})")
+    parser.add_argument("--key-every", type=int, default=None, help=f"key frame interval (default: {d.key_every})")
+    parser.add_argument("--tau", type=float, default=None, help=f"clustering threshold (default: {d.tau})")
+    parser.add_argument("--window", type=int, default=None, help=f"frames per clustering window (default: {d.window})")
+    parser.add_argument("--max-objects", type=int, default=None, help=f"object limit (default: {d.max_objects})")
+    parser.add_argument("--stride", type=int, default=None, help=f"use every STRIDE-th frame (default: {d.stride})")
     parser.add_argument("--max-frames", type=int, default=None, help="use at most this many frames per video")
-    parser.add_argument("--batch-frames", type=int, default=d.batch_frames,
-                        help="frames per backbone pass (default: %(default)s)")
-    parser.add_argument("--attention-cache-mib", type=int, default=d.attention_cache_mib, metavar="MIB",
+    parser.add_argument("--batch-frames", type=int, default=None,
+                        help=f"frames per backbone pass (default: {d.batch_frames})")
+    parser.add_argument("--attention-cache-mib", type=int, default=None, metavar="MIB",
                         help="memory for keeping window attention between the clustering and assignment "
-                             "passes instead of recomputing it; 0 recomputes all (default: %(default)s)")
+                             f"passes instead of recomputing it; 0 recomputes all (default: {d.attention_cache_mib})")
     parser.add_argument("--overlay", default=None, metavar="FILE.mp4|DIR",
                         help="also write the frames with coloured masks (a folder of mp4s in batch mode)")
     parser.add_argument("--skip-existing", action="store_true",
@@ -55,11 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = SegmentConfig(backbone=args.backbone, weights=args.weights, block=args.block,
-                           resolution=tuple(args.resolution), key_every=args.key_every, tau=args.tau,
-                           window=args.window, max_objects=args.max_objects, stride=args.stride,
-                           max_frames=args.max_frames, batch_frames=args.batch_frames,
-                           attention_cache_mib=args.attention_cache_mib)
+    config = load_config(SegmentConfig, args.config, {name: getattr(args, name) for name in CONFIG_FLAGS})
     segment_videos(args.input, args.out, config, overlay=args.overlay, skip_existing=args.skip_existing,
                    backend=args.backend)
     return 0
