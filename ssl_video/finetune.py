@@ -30,6 +30,7 @@ from tqdm import tqdm
 from ssl_video.checkpoint import (check_resume_config, gather_rng_states, load_checkpoint, prepare_out_dir,
                                   restore_rng_states, seed_everything)
 from ssl_video.data.clips import LabeledClips, MultiClipVideos, normalize_clips
+from ssl_video.data.config import ClipDataConfig
 from ssl_video.data.splits import load_items
 from ssl_video.metrics import video_level_accuracy
 from ssl_video.models import build_backbone
@@ -49,16 +50,7 @@ SINGLE_PROCESS = DistContext(rank=0, world_size=1, local_rank=0, device=torch.de
 
 
 @dataclass
-class FinetuneConfig:
-    # data
-    dataset: str = "ucf101"
-    data_root: Optional[str] = None
-    split_dir: Optional[str] = None
-    split: int = 1
-    frames: int = 16
-    frame_stride: int = 2
-    crop: int = 112
-    workers: int = 4
+class FinetuneConfig(ClipDataConfig):
     clips_per_video: int = 10
     # model: arch None = the pretrained checkpoint's
     arch: Optional[str] = None
@@ -73,7 +65,6 @@ class FinetuneConfig:
     weight_decay: float = 1e-4
     lr_steps: list[int] = field(default_factory=lambda: [60, 120])
     lr_decay: float = 0.1
-    seed: int = 0
     # also report the 10-clip accuracy on the training videos (shows shortcut learning)
     eval_train: bool = False
 

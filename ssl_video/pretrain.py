@@ -14,7 +14,6 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import torch
 import yaml
@@ -25,6 +24,7 @@ from tqdm import tqdm
 from ssl_video.checkpoint import (check_resume_config, gather_rng_states, load_checkpoint, prepare_out_dir,
                                   restore_rng_states, seed_everything)
 from ssl_video.data.clips import PretrainClips, normalize_clips
+from ssl_video.data.config import ClipDataConfig
 from ssl_video.data.splits import load_items
 from ssl_video.fame import fame_merge
 from ssl_video.moco import MoCo
@@ -36,16 +36,7 @@ from vos.training_log import TrainingLog
 
 
 @dataclass
-class PretrainConfig:
-    # data
-    dataset: str = "ucf101"
-    data_root: Optional[str] = None
-    split_dir: Optional[str] = None
-    split: int = 1
-    frames: int = 16
-    frame_stride: int = 2
-    crop: int = 112
-    workers: int = 4
+class PretrainConfig(ClipDataConfig):
     # model
     arch: str = "r2plus1d_18"
     moco_dim: int = 128
@@ -65,7 +56,6 @@ class PretrainConfig:
     lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 1e-4
-    seed: int = 0
 
 
 def build_model(cfg: PretrainConfig) -> MoCo:

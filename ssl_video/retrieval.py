@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ssl_video.checkpoint import seed_everything
 from ssl_video.data.clips import MultiClipVideos
+from ssl_video.data.config import ClipDataConfig
 from ssl_video.data.splits import load_items
 from ssl_video.finetune import clip_outputs, eval_subset
 from ssl_video.metrics import retrieval_recall
@@ -33,20 +34,11 @@ from vos.fileio import atomic_write_text
 
 
 @dataclass
-class RetrieveConfig:
-    dataset: str = "ucf101"
-    data_root: Optional[str] = None
-    split_dir: Optional[str] = None
-    split: int = 1
-    frames: int = 16
-    frame_stride: int = 2
-    crop: int = 112
-    workers: int = 4
+class RetrieveConfig(ClipDataConfig):
     clips_per_video: int = 10
     arch: Optional[str] = None
     pretrained: Optional[str] = None
     ks: list[int] = field(default_factory=lambda: [1, 5, 10, 20, 50])
-    seed: int = 0
 
 
 def video_features(backbone: nn.Module, dataset: Dataset, workers: int = 0, desc: str = "features") -> tuple[torch.Tensor, torch.Tensor]:

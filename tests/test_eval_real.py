@@ -2,7 +2,6 @@
 the OSVOS masks; RVOS masks scored with the unsupervised protocol must give exactly the numbers of
 the official code path (reference in eval_helpers); OSVOS against itself scores 1 everywhere."""
 
-import numpy as np
 import pytest
 
 from eval_helpers import SHARED_MASKS, ref_evaluate
