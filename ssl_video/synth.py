@@ -1,7 +1,9 @@
 """A synthetic action dataset in the UCF101 layout whose backgrounds are a measurable shortcut.
 
-Each class is a motion pattern of one textured square (:data:`MOTIONS`). The object's texture and
-colours are drawn independently of the class, so only its motion tells the classes apart.
+Each class is a motion pattern of one textured square (:data:`MOTIONS`; by default the first
+``classes`` of them, or the ``motions`` named). The object's side is ``object_size`` times the frame
+side. Its texture and colours are drawn independently of the class, so only its motion tells the
+classes apart.
 Backgrounds come in ``C`` families (family k: hue around k/C, one of three texture types):
 
 * training split: a video of class k always gets background family k, so the background alone
@@ -30,6 +32,7 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Optional, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -39,7 +42,7 @@ from vos.fileio import atomic_path, atomic_write_text
 
 MOTIONS = ("MoveRight", "MoveLeft", "MoveUp", "MoveDown", "Circle", "Zoom", "Oscillate", "Diagonal")
 TEXTURES = ("stripes", "checker", "waves")
-OBJECT_FRACTION = 0.25  # object side / frame side (6.25% of the frame at rest)
+FLIP_SAFE_MOTIONS = ("MoveUp", "MoveDown", "Zoom", "Circle")  # a horizontal flip maps each onto its own class
 FPS = 25
 
 
@@ -51,8 +54,26 @@ class SynthOptions:
     size: int = 64
     seed: int = 0
     test_fraction: float = 1 / 3
+    object_size: float = 0.25  # object side / frame side: 6.25% of the frame at rest
+    motions: Optional[tuple[str, ...]] = None  # the classes by name; None: MOTIONS[:classes]
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(self.motions) if self.motions else MOTIONS[: self.classes]
 
     def validate(self) -> None:
+        if self.motions:
+            unknown = [m for m in self.motions if m not in MOTIONS]
+            if unknown:
+                raise VosError(f"--motions: unknown motion {unknown[0]!r}; choose from {', '.join(MOTIONS)}")
+            if len(set(self.motions)) != len(self.motions) or len(self.motions) < 2:
+                raise VosError(f"--motions needs at least 2 different motions, got {','.join(self.motions)}")
+            if len(self.motions) != self.classes:
+                raise VosError(f"--classes {self.classes} disagrees with the {len(self.motions)} --motions given; "
+                               "give only one of them")
+        if not 0.05 <= self.object_size <= 0.6:
+            raise VosError(f"--object-size is the object side over the frame side, in [0.05, 0.6] (the moves "
+                           f"need room), got {self.object_size}")
         if not 2 <= self.classes <= len(MOTIONS):
             raise VosError(f"--classes must be between 2 and {len(MOTIONS)} (one per motion pattern: "
                            f"{', '.join(MOTIONS)}), got {self.classes}")
@@ -125,9 +146,10 @@ def render_object_texture(side: int, rng: np.random.Generator) -> np.ndarray:
     return colors[((yy // cell + xx // cell) % 2)]
 
 
-def object_track(motion: str, frames: int, size: int, rng: np.random.Generator) -> np.ndarray:
+def object_track(motion: str, frames: int, size: int, rng: np.random.Generator,
+                 object_size: float = 0.25) -> np.ndarray:
     """float (frames, 3): top-left x, y and side of the square in every frame (kept inside the frame)."""
-    side0 = OBJECT_FRACTION * size
+    side0 = object_size * size
     t = np.linspace(0, 1, frames)
     lo, hi = 0.05 * size, 0.95 * size - side0  # travel range of the top-left corner
     travel = rng.uniform(0.7, 1.0) * (hi - lo)
@@ -161,11 +183,11 @@ def object_track(motion: str, frames: int, size: int, rng: np.random.Generator) 
 
 
 def render_video(motion: str, family: int, num_families: int, frames: int, size: int,
-                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+                 rng: np.random.Generator, object_size: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
     """One synthetic video: uint8 RGB (T, H, W, 3) and the object's masks bool (T, H, W)."""
     background = render_background(family, num_families, size, rng)
-    texture = render_object_texture(int(round(OBJECT_FRACTION * size)), rng)
-    track = object_track(motion, frames, size, rng)
+    texture = render_object_texture(int(round(object_size * size)), rng)
+    track = object_track(motion, frames, size, rng, object_size)
     video = np.repeat(background[None], frames, axis=0)
     masks = np.zeros((frames, size, size), dtype=bool)
     for t, (x, y, side) in enumerate(track):
@@ -201,7 +223,7 @@ def plan_videos(opts: SynthOptions) -> list[SynthVideo]:
     """Every video of the dataset with its split and background family (deterministic for the seed)."""
     width = max(2, len(str(opts.videos_per_class)))
     videos = []
-    for label, name in enumerate(MOTIONS[: opts.classes]):
+    for label, name in enumerate(opts.class_names):
         for v in range(opts.videos_per_class):
             split = "test" if v < opts.num_test_groups else "train"
             rng = np.random.default_rng([opts.seed, label, v + 1, 0])
@@ -231,13 +253,22 @@ def _check_out_dir(out: Path, manifest: dict) -> None:
 
 
 def make_synth_dataset(out, classes: int = 5, videos_per_class: int = 12, frames: int = 16, size: int = 64,
-                       seed: int = 0, test_fraction: float = 1 / 3, progress: bool = True) -> dict:
-    """Write the dataset to ``out`` (layout in the module doc); returns counts for the summary line."""
-    opts = SynthOptions(classes, videos_per_class, frames, size, seed, test_fraction)
+                       seed: int = 0, test_fraction: float = 1 / 3, object_size: float = 0.25,
+                       motions: Optional[Sequence[str]] = None, progress: bool = True) -> dict:
+    """Write the dataset to ``out`` (layout in the module doc); returns counts for the summary line.
+
+    ``motions`` names the classes (``classes`` is then their number); ``object_size`` is the object's
+    side over the frame side.
+    """
+    motions = tuple(motions) if motions else None
+    opts = SynthOptions(len(motions) if motions else classes, videos_per_class, frames, size, seed, test_fraction,
+                        object_size, motions)
     opts.validate()
     out = Path(out)
     videos = plan_videos(opts)
-    manifest = {"options": asdict(opts), "classes": list(MOTIONS[:classes]),
+    options = asdict(opts)
+    options["motions"] = list(opts.class_names)
+    manifest = {"options": options, "classes": list(opts.class_names),
                 "videos": [asdict(v) for v in videos]}
     _check_out_dir(out, manifest)
     atomic_write_text(out / "synth.json", json.dumps(manifest, indent=1) + "\n")
@@ -248,12 +279,13 @@ def make_synth_dataset(out, classes: int = 5, videos_per_class: int = 12, frames
         if path.is_file():  # written by an interrupted run with the same options
             continue
         rng = np.random.default_rng([opts.seed, video.label, video.group, 1])  # the video's own stream
-        frames_rgb, _ = render_video(MOTIONS[video.label], video.background_family, classes, frames, size, rng)
+        frames_rgb, _ = render_video(opts.class_names[video.label], video.background_family, opts.classes, frames,
+                                     size, rng, opts.object_size)
         write_video(path, frames_rgb)
         written += 1
 
     splits = out / "splits"
-    atomic_write_text(splits / "classInd.txt", "".join(f"{k + 1} {n}\n" for k, n in enumerate(MOTIONS[:classes])))
+    atomic_write_text(splits / "classInd.txt", "".join(f"{k + 1} {n}\n" for k, n in enumerate(opts.class_names)))
     atomic_write_text(splits / "trainlist01.txt",
                       "".join(f"{v.relpath} {v.label + 1}\n" for v in videos if v.split == "train"))
     atomic_write_text(splits / "testlist01.txt", "".join(f"{v.relpath}\n" for v in videos if v.split == "test"))

@@ -169,3 +169,51 @@ def test_synth_feeds_the_clip_datasets_and_fame(tmp_path):
     test, _ = load_items("ucf101", out, subset="test")
     clips, label = MultiClipVideos(test, frames=4, frame_stride=2, crop=32, clips_per_video=10)[2]
     assert clips.shape == (10, 3, 4, 32, 32) and label == 2
+
+
+@pytest.mark.parametrize("object_size", [0.25, 0.45])
+def test_object_size_sets_the_object_area(object_size):
+    # side = round(object_size * 64) pixels; the object's mask area in a still frame is side^2
+    frames, masks = render_video("MoveUp", 1, 4, 6, 64, np.random.default_rng(3), object_size)
+    side = int(round(object_size * 64))
+    assert (masks.sum((1, 2)) == side * side).all()
+    track = object_track("MoveUp", 6, 64, np.random.default_rng(3), object_size)
+    assert np.allclose(track[:, 2], object_size * 64)
+
+
+def test_motions_name_the_classes_and_object_size_is_recorded(tmp_path, capsys):
+    out = tmp_path / "syn"
+    assert main(["synth", str(out), "--motions", "MoveUp,Zoom,Circle", "--object-size", "0.4",
+                 "--videos-per-class", "3", "--frames", "8", "--size", "32", "--no-progress"]) == 0
+    assert "3 classes" in capsys.readouterr().out
+    assert (out / "splits" / "classInd.txt").read_text() == "1 MoveUp\n2 Zoom\n3 Circle\n"
+    manifest = json.loads((out / "synth.json").read_text())
+    assert manifest["classes"] == ["MoveUp", "Zoom", "Circle"]
+    assert manifest["options"]["object_size"] == 0.4 and manifest["options"]["motions"] == ["MoveUp", "Zoom", "Circle"]
+    # the videos are the named motions drawn at the given size: same pixels as render_video
+    v = next(v for v in plan_videos(SynthOptions(3, 3, 8, 32, 0, 1 / 3, 0.4, ("MoveUp", "Zoom", "Circle")))
+             if v.relpath.startswith("Zoom/"))
+    decoded = VideoFile(out / v.relpath).get(list(range(8))).astype(int)
+
+    def error(motion, size):  # mean abs difference to a rendering (MPEG-4 + 4:2:0 chroma blur textures)
+        frames, _ = render_video(motion, v.background_family, 3, 8, 32, np.random.default_rng([0, 1, v.group, 1]), size)
+        return np.abs(decoded - frames.astype(int)).mean()
+
+    assert error("Zoom", 0.4) < 12 and error("Zoom", 0.4) < 0.7 * min(error("Zoom", 0.25), error("Circle", 0.4))
+    # the same folder with another object size is another dataset: refused
+    assert main(["synth", str(out), "--motions", "MoveUp,Zoom,Circle", "--object-size", "0.3",
+                 "--videos-per-class", "3", "--frames", "8", "--size", "32", "--no-progress"]) == 2
+    assert "made with other options" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--motions", "MoveUp,Jump"], "unknown motion 'Jump'"),
+    (["--motions", "MoveUp,MoveUp"], "at least 2 different motions"),
+    (["--motions", "MoveUp,Zoom", "--classes", "3"], "disagrees with the 2 --motions"),
+    (["--object-size", "0.8"], "--object-size is the object side over the frame side"),
+])
+def test_motions_and_object_size_errors(tmp_path, capsys, flags, message):
+    assert main(["synth", str(tmp_path / "new"), *flags, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ssl-video synth: error: ") and message in err and err.count("\n") == 1
+    assert not (tmp_path / "new").exists()

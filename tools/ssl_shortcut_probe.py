@@ -3,6 +3,9 @@ scored twice, by action class and by background family.
 
     python tools/ssl_shortcut_probe.py SYNTH_DIR CKPT [CKPT ...] [--frames 8 --frame-stride 1 --crop 32]
 
+A CKPT of the form ``random:ARCH`` (e.g. ``random:r3d_tiny``) is a randomly initialised backbone
+(torch seed 0): the baseline row.
+
 Test videos query the training videos exactly as `ssl-video retrieve` does (10 clips per video,
 per-set centring, cosine). "class R@1" is the usual score; "background R@1" counts a hit when the
 nearest training video has the query's background family (read from SYNTH_DIR/synth.json). In the
@@ -24,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from ssl_video.data.clips import MultiClipVideos  # noqa: E402
 from ssl_video.data.splits import load_items  # noqa: E402
 from ssl_video.metrics import retrieval_recall  # noqa: E402
+from ssl_video.models import build_backbone  # noqa: E402
 from ssl_video.pretrained import load_backbone  # noqa: E402
 from ssl_video.retrieval import video_features  # noqa: E402
 
@@ -49,7 +53,11 @@ def main(argv=None) -> int:
     print("| checkpoint | class R@1 | class R@5 | background R@1 | background R@5 |")
     print("|---|---|---|---|---|")
     for ckpt in args.checkpoints:
-        backbone, _ = load_backbone(ckpt)
+        if ckpt.startswith("random:"):
+            torch.manual_seed(0)
+            backbone = build_backbone(ckpt[len("random:"):])
+        else:
+            backbone, _ = load_backbone(ckpt)
         gallery, gallery_labels = video_features(backbone, MultiClipVideos(gallery_items, **clip))
         query, query_labels = video_features(backbone, MultiClipVideos(query_items, **clip))
         by_class = retrieval_recall(query, query_labels, gallery, gallery_labels, (1, 5))

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-from ssl_video.synth import MOTIONS, SynthOptions, make_synth_dataset
+from ssl_video.synth import FLIP_SAFE_MOTIONS, MOTIONS, SynthOptions, make_synth_dataset
+from vos.errors import VosError
 
 HELP = "write a synthetic action dataset with class-correlated training backgrounds"
 
@@ -17,9 +18,14 @@ HELP = "write a synthetic action dataset with class-correlated training backgrou
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = SynthOptions()
     parser.add_argument("out", metavar="OUT", help="output folder (new, empty, or an interrupted run to resume)")
-    parser.add_argument("--classes", type=int, default=d.classes,
+    parser.add_argument("--classes", type=int,
                         help=f"number of classes, 2..{len(MOTIONS)}, taken in order from {', '.join(MOTIONS)} "
                              f"(default {d.classes})")
+    parser.add_argument("--motions", metavar="NAME,NAME,...",
+                        help="the classes by name instead of --classes, e.g. " + ",".join(FLIP_SAFE_MOTIONS) +
+                             " (classes that a horizontal flip does not turn into each other)")
+    parser.add_argument("--object-size", type=float, default=d.object_size,
+                        help=f"object side / frame side, 0.05..0.6 (default {d.object_size}: 6%% of the frame)")
     parser.add_argument("--videos-per-class", type=int, default=d.videos_per_class,
                         help=f"videos per class (default {d.videos_per_class})")
     parser.add_argument("--frames", type=int, default=d.frames, help=f"frames per video (default {d.frames})")
@@ -31,11 +37,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    summary = make_synth_dataset(args.out, classes=args.classes, videos_per_class=args.videos_per_class,
+    motions = [m.strip() for m in args.motions.split(",")] if args.motions else None
+    if motions and args.classes is not None and args.classes != len(motions):
+        raise VosError(f"--classes {args.classes} disagrees with the {len(motions)} --motions given; give only one")
+    classes = len(motions) if motions else (args.classes if args.classes is not None else SynthOptions().classes)
+    summary = make_synth_dataset(args.out, classes=classes, videos_per_class=args.videos_per_class,
                                  frames=args.frames, size=args.size, seed=args.seed,
-                                 test_fraction=args.test_fraction, progress=not args.no_progress)
+                                 test_fraction=args.test_fraction, object_size=args.object_size, motions=motions,
+                                 progress=not args.no_progress)
     print(f"synth: {summary['videos']} videos ({summary['train']} train / {summary['test']} test, "
-          f"{args.classes} classes, {args.frames}x{args.size}x{args.size}) in {args.out}: "
+          f"{classes} classes, {args.frames}x{args.size}x{args.size}) in {args.out}: "
           f"{summary['written']} written, {summary['skipped']} already there, {summary['seconds']:.1f} s; "
           f"splits in {args.out}/splits")
     return 0
