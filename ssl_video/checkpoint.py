@@ -77,3 +77,16 @@ def load_checkpoint(path: Path) -> dict:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # unreadable / truncated / not a torch file: a user error, not a bug
         raise VosError(f"{path}: cannot read checkpoint ({type(exc).__name__}: {exc})") from exc
+
+
+def restore_training_state(path: Path, config: dict, model: torch.nn.Module, optimizer, scheduler,
+                           ctx: DistContext) -> tuple[int, int]:
+    """Load ``path`` into the model, optimiser, scheduler and this process's RNGs, after checking
+    that ``config`` is the one the run was started with; returns (epoch, step) to continue from."""
+    ckpt = load_checkpoint(path)
+    check_resume_config(ckpt["config"], config, path)
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    restore_rng_states(ckpt["rng"], ctx, path)
+    return ckpt["epoch"], ckpt["step"]

@@ -27,8 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from ssl_video.checkpoint import (check_resume_config, gather_rng_states, load_checkpoint, prepare_out_dir,
-                                  restore_rng_states, seed_everything)
+from ssl_video.checkpoint import gather_rng_states, prepare_out_dir, restore_training_state, seed_everything
 from ssl_video.data.clips import LabeledClips, MultiClipVideos, normalize_clips
 from ssl_video.data.config import ClipDataConfig
 from ssl_video.data.splits import load_items
@@ -153,13 +152,7 @@ def finetune(cfg: FinetuneConfig, out_dir: str | Path, resume: bool = False) -> 
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=cfg.lr_steps, gamma=cfg.lr_decay)
     start_epoch, step = 0, 0
     if resume_from is not None:
-        ckpt = load_checkpoint(resume_from)
-        check_resume_config(ckpt["config"], config_to_dict(cfg), resume_from)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        start_epoch, step = ckpt["epoch"], ckpt["step"]
-        restore_rng_states(ckpt["rng"], SINGLE_PROCESS, resume_from)
+        start_epoch, step = restore_training_state(resume_from, config_to_dict(cfg), model, optimizer, scheduler, SINGLE_PROCESS)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
     log = TrainingLog(out_dir, start_step=step)

@@ -21,8 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
-from ssl_video.checkpoint import (check_resume_config, gather_rng_states, load_checkpoint, prepare_out_dir,
-                                  restore_rng_states, seed_everything)
+from ssl_video.checkpoint import gather_rng_states, prepare_out_dir, restore_training_state, seed_everything
 from ssl_video.data.clips import PretrainClips, normalize_clips
 from ssl_video.data.config import ClipDataConfig
 from ssl_video.data.splits import load_items
@@ -164,13 +163,7 @@ def _pretrain(cfg: PretrainConfig, out_dir: Path, resume: bool, dataset: Dataset
 
     start_epoch, step = 0, 0
     if resume_from is not None:
-        ckpt = load_checkpoint(resume_from)
-        check_resume_config(ckpt["config"], config_to_dict(cfg), resume_from)
-        moco.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        start_epoch, step = ckpt["epoch"], ckpt["step"]
-        restore_rng_states(ckpt["rng"], ctx, resume_from)
+        start_epoch, step = restore_training_state(resume_from, config_to_dict(cfg), moco, optimizer, scheduler, ctx)
     if ctx.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
