@@ -8,15 +8,14 @@ in a process pool.
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
-from tqdm import tqdm
 
 from vos.errors import VosError
 from vos.eval import metrics
 from vos.eval.davis import GroundTruth, load_ground_truth, load_results, read_sequence_list, select_sequences
+from vos.eval.workers import map_jobs
 
 MAX_PROPOSALS = 20             # official unsupervised limit
 MAX_PROPOSALS_PER_FRAME = 300  # the SSL-UVOS copy's limit (per-frame matching)
@@ -155,13 +154,7 @@ def evaluate_davis(davis_root: str | os.PathLike, results_dir: str | os.PathLike
     names = select_sequences(read_sequence_list(davis_root, year, subset), sequences,
                              f"ImageSets/{year}/{subset}.txt of {davis_root}")
     jobs = [(os.fspath(davis_root), os.fspath(results_dir), name, task, year, matching) for name in names]
-    workers = min(workers or os.cpu_count() or 1, len(jobs))
-    bar = dict(total=len(jobs), desc=f"eval davis {task}", unit="seq", disable=not progress)
-    if workers <= 1:
-        per_sequence = [_evaluate_one(job) for job in tqdm(jobs, **bar)]
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            per_sequence = list(tqdm(pool.map(_evaluate_one, jobs), **bar))
+    per_sequence = map_jobs(_evaluate_one, jobs, workers, f"eval davis {task}", "seq", progress)
     ordered = [score for scores in per_sequence for score in scores]  # official order: for the means
     result = DavisResult(task, year, subset, matching, names, global_means(ordered))
     rank = {name: i for i, name in enumerate(names)}

@@ -12,16 +12,15 @@ from __future__ import annotations
 import functools
 import json
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from vos.errors import VosError
 from vos.eval.davis import load_results
 from vos.eval.object_metrics import VideoScores, score_video, summarize
+from vos.eval.workers import map_jobs
 from vos.palette import read_label_png
 
 
@@ -153,13 +152,7 @@ def _score_job(job: tuple) -> VideoScores:
 
 def run_video_jobs(dataset: str, jobs: list[tuple], workers: int | None, progress: bool) -> ObjectMetricsResult:
     """Score the jobs (optionally in a process pool) and summarise."""
-    workers = min(workers or os.cpu_count() or 1, max(len(jobs), 1))
-    bar = dict(total=len(jobs), desc=f"eval {dataset}", unit="video", disable=not progress)
-    if workers <= 1:
-        per_video = [_score_job(job) for job in tqdm(jobs, **bar)]
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            per_video = list(tqdm(pool.map(_score_job, jobs), **bar))
+    per_video = map_jobs(_score_job, jobs, workers, f"eval {dataset}", "video", progress)
     return ObjectMetricsResult(dataset, [job[3] for job in jobs], per_video, summarize(per_video))
 
 
