@@ -70,6 +70,23 @@ def test_auto_prefers_decord_and_falls_back_to_pyav(mp4, monkeypatch):
     assert video.backend == "pyav" and video.num_frames == 10
 
 
+@needs_decord
+def test_auto_falls_back_to_pyav_when_decord_misdecodes(tmp_path):
+    """decord 0.6 opens a 48x48 MPEG-4 file but cannot decode its frames (buffer size check)."""
+    from vos.overlay import Mp4Writer
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (6, 48, 48, 3), dtype=np.uint8)
+    with Mp4Writer(tmp_path / "small.mp4", fps=10, codec="mpeg4") as writer:
+        for frame in frames:
+            writer.write(frame)
+    with pytest.raises(VosError, match="decord failed on frames"):
+        open_video(tmp_path / "small.mp4", backend="decord").read_frames([0])
+    video = open_video(tmp_path / "small.mp4")
+    assert video.backend == "pyav"
+    assert video.read_frames([0, 5]).shape == (2, 48, 48, 3)
+
+
 def test_missing_decord_means_pyav(mp4, monkeypatch):
     monkeypatch.setitem(sys.modules, "decord", None)  # makes `import decord` raise ImportError
     assert open_video(mp4).backend == "pyav"

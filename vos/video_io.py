@@ -348,7 +348,11 @@ def open_video(path: str | os.PathLike, stride: int = 1, max_frames: int | None 
         return DecordSource(path, stride, max_frames)
     if decord_available():
         try:
-            return DecordSource(path, stride, max_frames)
+            source = DecordSource(path, stride, max_frames)
+            # decord 0.6 opens some files it then mis-decodes (e.g. small MPEG-4 frames come out
+            # with the wrong buffer size); one decoded frame tells, before any work is done
+            source.read_frames([0])
+            return source
         except VosError:
             pass  # PyAV opens more containers than decord and gives the more precise diagnosis
     return PyAVSource(path, stride, max_frames)
