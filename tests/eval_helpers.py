@@ -225,3 +225,17 @@ def random_blobs(rng: np.random.Generator, n_frames: int, shape, n_objects: int,
             out[t][inside] = k + 1
         centres += rng.normal(scale=drift, size=centres.shape)
     return out
+
+
+def shared_davis_root(root: Path, sequences: list[str], n_frames: int | None = None) -> Path:
+    """A DAVIS root whose annotations (both tasks) are the shared OSVOS masks of ``sequences``
+    (file symlinks; optionally only the first ``n_frames`` of each), listed in ImageSets/2017/val.txt."""
+    for folder in ("Annotations_unsupervised", "Annotations"):
+        for seq in sequences:
+            target = root / folder / "480p" / seq
+            target.mkdir(parents=True)
+            for png in sorted((SHARED_MASKS / "osvos-semisupervised" / seq).glob("*.png"))[:n_frames]:
+                (target / png.name).symlink_to(png)
+    (root / "ImageSets" / "2017").mkdir(parents=True)
+    (root / "ImageSets" / "2017" / "val.txt").write_text("".join(f"{s}\n" for s in sequences))
+    return root

@@ -4,7 +4,7 @@ the official code path (reference in eval_helpers); OSVOS against itself scores 
 
 import pytest
 
-from eval_helpers import SHARED_MASKS, ref_evaluate
+from eval_helpers import SHARED_MASKS, ref_evaluate, shared_davis_root
 from vos.eval import evaluate_davis
 
 pytestmark = pytest.mark.skipif(not SHARED_MASKS.is_dir(), reason=f"shared DAVIS masks not found at {SHARED_MASKS}")
@@ -13,28 +13,15 @@ pytestmark = pytest.mark.skipif(not SHARED_MASKS.is_dir(), reason=f"shared DAVIS
 SEQUENCES = ["car-shadow", "judo", "bike-packing"]
 
 
-def _make_root(root, n_frames=None):
-    """DAVIS root with the OSVOS masks as annotations (file symlinks, optionally the first frames only)."""
-    for folder in ("Annotations_unsupervised", "Annotations"):
-        for seq in SEQUENCES:
-            target = root / folder / "480p" / seq
-            target.mkdir(parents=True)
-            for png in sorted((SHARED_MASKS / "osvos-semisupervised" / seq).glob("*.png"))[:n_frames]:
-                (target / png.name).symlink_to(png)
-    (root / "ImageSets" / "2017").mkdir(parents=True)
-    (root / "ImageSets" / "2017" / "val.txt").write_text("".join(f"{s}\n" for s in SEQUENCES))
-    return root
-
-
 @pytest.fixture(scope="module")
 def davis_root(tmp_path_factory):
-    return _make_root(tmp_path_factory.mktemp("davis"))
+    return shared_davis_root(tmp_path_factory.mktemp("davis"), SEQUENCES)
 
 
 def test_rvos_unsupervised_equals_official_code_path(tmp_path):
     # The reference computes every (proposal, object, frame) separately and is slow, so the root keeps
     # the first 8 frames of each sequence (tools/bench_eval.py compares all 30 full sequences).
-    root = _make_root(tmp_path / "davis", n_frames=8)
+    root = shared_davis_root(tmp_path / "davis", SEQUENCES, n_frames=8)
     results = SHARED_MASKS / "rvos-unsupervised"
     ours = evaluate_davis(root, results, task="unsupervised", workers=2, progress=False)
     ref, ref_rows = ref_evaluate(root, results, task="unsupervised", sequences=SEQUENCES)
@@ -63,14 +50,8 @@ REFERENCE_30 = {"J&F-Mean": 0.4005585407354056, "J-Mean": 0.36179556457313217, "
 
 @pytest.mark.slow
 def test_all_30_sequences_equal_the_reference_run(tmp_path):
-    root = tmp_path / "davis"
     all_sequences = sorted(p.name for p in (SHARED_MASKS / "osvos-semisupervised").iterdir() if p.is_dir())
-    for folder in ("Annotations_unsupervised", "Annotations"):
-        (root / folder / "480p").mkdir(parents=True)
-        for seq in all_sequences:
-            (root / folder / "480p" / seq).symlink_to(SHARED_MASKS / "osvos-semisupervised" / seq)
-    (root / "ImageSets" / "2017").mkdir(parents=True)
-    (root / "ImageSets" / "2017" / "val.txt").write_text("".join(f"{s}\n" for s in all_sequences))
+    root = shared_davis_root(tmp_path / "davis", all_sequences)
     result = evaluate_davis(root, SHARED_MASKS / "rvos-unsupervised", workers=2, progress=False)
     assert len(result.sequences) == 30 and len(result.per_object) == 61
     assert result.global_scores == REFERENCE_30

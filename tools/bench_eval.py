@@ -28,18 +28,9 @@ sys.path.insert(0, str(REPO / "tests"))
 
 import numpy as np  # noqa: E402
 
-from eval_helpers import SHARED_MASKS, ref_evaluate  # noqa: E402
+from eval_helpers import SHARED_MASKS, ref_evaluate, shared_davis_root  # noqa: E402
 from vos.eval.davis_eval import evaluate_davis  # noqa: E402
 from vos.palette import read_label_png  # noqa: E402
-
-
-def build_root(root: Path, sequences: list[str]) -> None:
-    for folder in ("Annotations_unsupervised", "Annotations"):
-        (root / folder / "480p").mkdir(parents=True)
-        for seq in sequences:
-            (root / folder / "480p" / seq).symlink_to(SHARED_MASKS / "osvos-semisupervised" / seq)
-    (root / "ImageSets" / "2017").mkdir(parents=True)
-    (root / "ImageSets" / "2017" / "val.txt").write_text("".join(f"{s}\n" for s in sequences))
 
 
 def counts(seq: str) -> dict:
@@ -84,7 +75,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "davis"
-        build_root(root, sequences)
+        shared_davis_root(root, sequences)
         results = SHARED_MASKS / "rvos-unsupervised"
         fast, wall, cpu = timed(lambda: evaluate_davis(root, results, task="unsupervised", workers=args.workers))
         report.update(fast_wall_s=wall, fast_cpu_s=cpu, fast=fast.global_scores)
