@@ -19,6 +19,7 @@ import contextlib
 import math
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -138,8 +139,6 @@ class VideoSegmenter:
         else:
             self.block, meta = load_block(config.block, config.backbone, dim)
             if meta["backbone"]["weights"] != weights_tag(config.weights):
-                import warnings
-
                 warnings.warn(f"block {config.block} was trained with backbone weights "
                               f"{meta['backbone']['weights']}, now running with {weights_tag(config.weights)}")
             self.mode = f"trained block ({Path(config.block).name}, iteration {meta['iteration']})"
