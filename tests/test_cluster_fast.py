@@ -38,7 +38,7 @@ def adversarial_taus(d64):
 def spy(monkeypatch, name):
     calls = []
     original = getattr(vos.cluster, name)
-    monkeypatch.setattr(vos.cluster, name, lambda *a: calls.append(1) or original(*a))
+    monkeypatch.setattr(vos.cluster, name, lambda *a, **k: calls.append(1) or original(*a, **k))
     return calls
 
 

@@ -1,0 +1,214 @@
+"""Tests of the pruned paths of vos.cluster: key-grouped lower bounds, sampled products, float32 rows.
+
+Every pruned path must give the decisions of the float64 distances: the lower bound must never
+exceed a float64 distance (also with the log clamp active), the sparse neighbour search and the
+pruned nearest-centroid search must equal the dense float64 ones, and whole clusterings with
+pruning must equal the slow loop reference and the unpruned path.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+import vos.cluster
+from tests.test_cluster import ref_cluster, structured_attention
+from tests.test_cluster_fast import adversarial_taus, rows_of, spy
+from vos.cluster import (FLOAT32_LOG_ERROR, FLOAT32_UNIT_ROUNDOFF, P32_ERROR, _close_pairs, _distinct_sets,
+                         _distributions, _float32_distances, _greedy_assign, _greedy_walk, _key_groups,
+                         _lower_bounds, _nearest, _pairwise_kl, _sparse_close_pairs, _window_distributions,
+                         cluster_streaming)
+
+
+@pytest.fixture
+def small_groups(monkeypatch):
+    """Prune with 8 key groups from 16 keys on (the defaults need 1024 keys)."""
+    monkeypatch.setattr(vos.cluster, "KEY_GROUPS", 8)
+    monkeypatch.setattr(vos.cluster, "PRUNE_MIN_KEYS_PER_GROUP", 2)
+    monkeypatch.setattr(vos.cluster, "PRUNE_MAX_FRACTION", 1.0)
+
+
+def peaky_and_flat_rows(num_keys, seed):
+    """Rows with probabilities far below PROB_EPS (the clamp is active), exact zeros, and flat rows."""
+    rows = torch.cat([rows_of(30, num_keys, seed, 200.0), rows_of(30, num_keys, seed + 1, 2.0)])
+    gen = torch.Generator().manual_seed(seed)
+    rows[:5] = torch.softmax(40 * torch.randn(5, num_keys, generator=gen, dtype=torch.float64), -1)
+    rows[5, : num_keys // 2] = 0
+    rows[5] /= rows[5].sum()
+    return rows
+
+
+def test_float32_log_is_as_accurate_as_the_bound_assumes():
+    x = torch.cat([torch.logspace(-10.5, 0, 200_000, dtype=torch.float64), torch.rand(200_000, dtype=torch.float64)])
+    x32 = x.float().clamp_min(vos.cluster.PROB_EPS)
+    exact = x32.double().log()
+    relative = (x32.log().double() - exact).abs() / exact.abs().clamp_min(1e-300)
+    assert relative.max() <= 2 * FLOAT32_UNIT_ROUNDOFF <= FLOAT32_LOG_ERROR  # measured ~1.03 u
+
+
+@pytest.mark.parametrize("grouping", ["kmeans", "random", "single"])
+def test_lower_bound_never_exceeds_the_float64_distance(small_groups, grouping):
+    rows = peaky_and_flat_rows(16, 0)
+    assert (rows < vos.cluster.PROB_EPS).any() and (rows == 0).any()
+    groups = {"kmeans": _key_groups(rows),
+              "random": torch.randint(0, 8, (16,), generator=torch.Generator().manual_seed(1)),
+              "single": torch.zeros(16, dtype=torch.int64)}[grouping]
+    groups = torch.unique(groups, return_inverse=True)[1]
+    a, b = _distributions(rows, True, groups), _distributions(rows[::3].clone(), True, groups)
+    for lower, d64 in ((_lower_bounds(a, None), _pairwise_kl(a)), (_lower_bounds(a, b), _pairwise_kl(a, b))):
+        assert lower.dtype == torch.float32 and lower.shape == d64.shape
+        assert (lower.double() <= d64).all()
+    self_bound = _lower_bounds(a, None)
+    assert torch.equal(self_bound, self_bound.T)  # the self form is exactly symmetric
+    if grouping == "single":  # one group: every grouped row is [1 + K eps], the bound is ~0
+        assert self_bound.abs().max() < 1e-3
+
+
+def test_lower_bound_equals_the_distance_when_groups_are_single_keys(monkeypatch):
+    monkeypatch.setattr(vos.cluster, "PRUNE_MIN_KEYS_PER_GROUP", 1)
+    rows = peaky_and_flat_rows(12, 2)
+    dist = _distributions(rows, True, torch.arange(12))
+    d64 = _pairwise_kl(dist)
+    # clamped rows, so not the distance itself, but within the (small) certified slack of it
+    assert ((d64 - _lower_bounds(dist, None).double()) < 1e-3 + 1e-3 * d64).all()
+
+
+def test_key_groups_are_consecutive_nonempty_and_prune_most_far_pairs():
+    attention, _ = structured_attention(1, 300, 1024, 6, 30.0, 3)
+    rows = (attention[0] / attention[0].sum(-1, keepdim=True)).double()
+    groups = _key_groups(rows)
+    assert groups.shape == (1024,) and groups.dtype == torch.int64
+    assert torch.equal(torch.unique(groups), torch.arange(int(groups.max()) + 1))
+    assert int(groups.max()) + 1 <= vos.cluster.KEY_GROUPS
+    dist = _distributions(rows, True, groups)
+    d64, lower = _pairwise_kl(dist), _lower_bounds(dist, None).double()
+    far = d64 > 4.0
+    assert far.any() and (lower[far] > 1.0).float().mean() > 0.9  # useful: far pairs are ruled out at tau 1
+
+
+def test_too_few_keys_per_group_turn_pruning_off():
+    rows = rows_of(10, 100, 0)
+    assert _key_groups(rows) is None  # 100 keys < 8 per group x 128 groups
+    assert _sparse_close_pairs(_distributions(rows, True), None, 1.0) is None
+
+
+@pytest.mark.parametrize("form", ["self", "cross"])
+def test_sparse_close_pairs_give_float64_decisions_at_adversarial_taus(small_groups, monkeypatch, form):
+    rows = peaky_and_flat_rows(16, 4)
+    groups = _key_groups(rows)
+    a = _distributions(rows, True, groups)
+    b = None if form == "self" else _distributions(rows_of(25, 16, 9), True, groups)
+    d64 = _pairwise_kl(a, b)
+    recomputed = spy(monkeypatch, "_float64_pair_distances")
+    for tau in adversarial_taus(d64):
+        expected = d64 <= tau
+        rows_, cols_ = _sparse_close_pairs(a, b, tau)
+        got = torch.zeros_like(expected)
+        got[rows_, cols_] = True
+        assert torch.equal(got, expected), tau
+        assert torch.equal(_close_pairs(a, b, tau), expected)
+        key = rows_ * d64.shape[1] + cols_
+        assert torch.equal(key, torch.sort(key).values)  # sorted by (i, j)
+    assert recomputed  # pairs within the float32 bound of tau were decided in float64
+
+
+def test_sparse_close_pairs_fall_back_to_dense_when_the_bound_prunes_little(monkeypatch):
+    monkeypatch.setattr(vos.cluster, "KEY_GROUPS", 8)
+    monkeypatch.setattr(vos.cluster, "PRUNE_MIN_KEYS_PER_GROUP", 2)
+    monkeypatch.setattr(vos.cluster, "PRUNE_MAX_FRACTION", 0.0)
+    rows = rows_of(20, 16, 5)
+    dist = _distributions(rows, True, _key_groups(rows))
+    assert _sparse_close_pairs(dist, None, 1e6) is None  # everything is a candidate
+    assert torch.equal(_close_pairs(dist, None, 0.7), _pairwise_kl(dist) <= 0.7)
+
+
+def test_pruned_nearest_equals_float64_argmin_with_ties_and_near_ties(small_groups, monkeypatch):
+    rows = peaky_and_flat_rows(16, 6)
+    centroids = rows_of(6, 16, 7)
+    near = centroids[2] * (1 + 1e-8 * torch.arange(16, dtype=torch.float64))
+    centroids = torch.cat([centroids, centroids[1:2], (near / near.sum())[None]])
+    rows[:3] = centroids[1]  # exact tie between centroids 1 and 6: the lower index wins
+    rows[3:6] = centroids[2]  # near-tie below float32 resolution
+    groups = _key_groups(rows)
+    a, b = _distributions(rows, True, groups), _distributions(centroids, True, groups)
+    expected = _pairwise_kl(a, b).argmin(1)
+    assert expected[:3].tolist() == [1, 1, 1]
+    sampled = spy(monkeypatch, "_sampled_float32_distances")
+    assert torch.equal(_nearest(a, b), expected)
+    assert len(sampled) == 2  # the guesses, then the candidates: no dense product
+
+
+def test_window_distributions_match_float64_rows_within_the_assumed_error():
+    attention = torch.softmax(6 * torch.randn(40, 64, generator=torch.Generator().manual_seed(0)), -1)
+    attention[0, :10] = 0  # exact zeros survive
+    sums = attention.double().sum(-1)
+    rows = attention.double() / sums[:, None]
+    window = _window_distributions(attention, sums, None)
+    assert window.p is None
+    relative = (window.p32.double() - rows).abs() / rows.clamp_min(1e-300)
+    assert relative[rows > 0].max() <= P32_ERROR and (window.p32[rows == 0] == 0).all()
+    torch.testing.assert_close(vos.cluster._rows64(window, torch.tensor([3, 7])), rows[[3, 7]], rtol=0, atol=0)
+    # the float32 distances of window rows keep their certified bound against the float64 ones
+    d32, margin = _float32_distances(window, None)
+    assert ((d32 - _pairwise_kl(_distributions(rows))).abs() <= margin).all()
+
+
+def test_distinct_sets_in_order_of_first_row():
+    close = torch.tensor([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 0], [1, 1, 0, 0], [0, 1, 1, 1]], dtype=torch.bool)
+    sets, set_of_row = _distinct_sets(*close.nonzero(as_tuple=True), 5, 4)
+    assert set_of_row.tolist() == [0, 0, 1, 0, 2]
+    np.testing.assert_array_equal(sets.toarray(), [[1, 1, 0, 0], [0, 0, 1, 0], [0, 1, 1, 1]])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_greedy_walk_over_pair_lists_equals_the_block_walk(seed):
+    gen = torch.Generator().manual_seed(seed)
+    close = torch.rand(60, 60, generator=gen) < 0.08
+    close = close | close.T
+    close.fill_diagonal_(False)  # the walk adds each leader itself
+    rows, cols = close.nonzero(as_tuple=True)
+    group, leaders = _greedy_walk(rows, cols, 60)
+    expected_group, expected_leaders = [-1] * 60, []
+    for i in range(60):
+        if expected_group[i] < 0:
+            for j in [i] + close[i].nonzero()[:, 0].tolist():
+                if expected_group[j] < 0:
+                    expected_group[j] = len(expected_leaders)
+            expected_leaders.append(i)
+    assert group.tolist() == expected_group and leaders.tolist() == expected_leaders
+
+
+def test_greedy_assign_gives_the_same_groups_pruned_and_dense(small_groups):
+    rows = peaky_and_flat_rows(16, 8)
+    groups = _key_groups(rows)
+    for tau in (0.3, 1.0, 3.0):
+        pruned = _greedy_assign(_distributions(rows, True, groups), tau)
+        dense = _greedy_assign(_distributions(rows, True), tau)
+        assert all(torch.equal(x, y) for x, y in zip(pruned, dense))
+
+
+@pytest.mark.parametrize("seed", [30, 31])
+def test_pruned_clustering_matches_slow_reference(small_groups, monkeypatch, seed):
+    attention, _ = structured_attention(5, 9, 16, 3, 8.0, seed)
+    sampled = spy(monkeypatch, "_sampled_float32_distances")
+    for tau in (0.5, 1.0, 2.0):
+        ref_labels, ref_centroids = ref_cluster(attention.double().numpy(), tau, 3)
+        result = cluster_streaming(lambda t0, t1: attention[t0:t1], 5, tau, 3)
+        np.testing.assert_array_equal(result.labels.numpy(), ref_labels)
+        np.testing.assert_allclose(result.centroids.numpy(), ref_centroids, rtol=1e-10, atol=1e-13)
+    assert sampled  # the pruned path ran
+
+
+def test_default_pruning_at_segmentation_like_sizes_equals_the_unpruned_path(monkeypatch):
+    """Peaky random attention over 1024 keys (pruning on with the defaults) gives the labels and
+    centroids of the dense path with pruning off."""
+    gen = torch.Generator().manual_seed(11)
+    queries, keys = torch.randn(6, 64, 32, generator=gen), torch.randn(1024, 32, generator=gen)
+    attention = torch.softmax(queries @ keys.T * 0.9, -1)  # T N K, many small clusters
+    sampled = spy(monkeypatch, "_sampled_float32_distances")
+    pruned = cluster_streaming(lambda t0, t1: attention[t0:t1], 6, 1.0, 3)
+    assert sampled
+    monkeypatch.setattr(vos.cluster, "PRUNE_MIN_KEYS_PER_GROUP", 10 ** 9)
+    dense = cluster_streaming(lambda t0, t1: attention[t0:t1], 6, 1.0, 3)
+    assert pruned.centroids.shape[0] > 10
+    assert torch.equal(pruned.labels, dense.labels)
+    torch.testing.assert_close(pruned.centroids, dense.centroids, rtol=1e-12, atol=1e-15)
