@@ -125,14 +125,15 @@ def _distributions(p: torch.Tensor, float32_copies: bool = False,
     # everything the float32 distance pass needs is computed in float32 (errors bounded in
     # _float32_cross_error); the float64 logs and entropies are computed only for the few rows
     # that borderline pairs and fallbacks need (_float64_pair_distances, _pairwise_kl)
-    return _float32_fields(p.float(), key_groups)._replace(p=p)
+    return _float32_fields(torch.from_numpy(p.numpy().astype(np.float32)), key_groups)._replace(p=p)
 
 
 def _float32_fields(p32: torch.Tensor, key_groups: torch.Tensor | None) -> _Distributions:
     """The float32 fields of :func:`_distributions` from float32 rows p32 (M K), rows not set."""
     clamped32 = p32.clamp_min(PROB_EPS)
     log_p32 = clamped32.log()
-    neg_entropy32 = torch.linalg.vecdot(p32, log_p32).double()
+    # numpy's row dot is ~4x faster than torch's here; it sums in float32 too (same bound)
+    neg_entropy32 = torch.from_numpy(np.einsum("ij,ij->i", p32.numpy(), log_p32.numpy())).double()
     if key_groups is None:
         return _Distributions(None, None, None, p32, log_p32, neg_entropy32)
     # group sums of the clamped rows (float32 product, error bounded in _lower_bounds), their
@@ -714,17 +715,19 @@ def _window_rows(window_attention: WindowAttention, t0: int, t1: int, patches_ke
                 t, n, _ = torch.nonzero(bad)[0].tolist()
                 raise VosError(f"{where}: patch {n} of frame {t0 + t} has {what}; attention maps must be "
                                f"finite and non-negative")
-    attention = attention.reshape(-1, num_keys)
+    attention = attention.detach().reshape(-1, num_keys)
     if row_sums is not None:
         return attention, row_sums, None
-    # after the checks: float -> float64 is exact, so the checks agree (a copy: divided in place below)
-    rows = attention.to(torch.float64, copy=True)
-    sums = rows.sum(-1)  # w*N
+    # float64 copies by numpy (about 2x faster than torch's conversion here); float -> float64 is
+    # exact, so the rows are those of the attention the checks saw
+    rows = torch.from_numpy(attention.numpy().astype(np.float64))
+    sums = torch.from_numpy(np.einsum("ij->i", rows.numpy()))  # w*N, summed in float64
     if (sums <= 0).any():
         n = int(torch.nonzero(sums <= 0)[0])
         raise VosError(f"{where}: patch {n % num_patches} of frame {t0 + n // num_patches} has an all-zero "
                        f"attention map, which cannot be normalised to a distribution")
-    return attention, sums, rows.div_(sums[:, None])
+    np.divide(rows.numpy(), sums.numpy()[:, None], out=rows.numpy())
+    return attention, sums, rows
 
 
 def _check_positive_int(value, name: str) -> None:
