@@ -78,7 +78,7 @@ PRUNE_MIN_KEYS_PER_GROUP = 8
 PRUNE_MAX_FRACTION = 0.2
 # Rows sampled to learn the key groups, and Lloyd iterations of their k-means.
 KEY_GROUP_SAMPLE_ROWS = 256
-KEY_GROUP_ITERATIONS = 10
+KEY_GROUP_ITERATIONS = 4
 
 # window_attention(t0, t1) -> attention of frames t0..t1-1, shape (t1 - t0, N, K)
 WindowAttention = Callable[[int, int], torch.Tensor]
@@ -207,11 +207,6 @@ def _key_groups(rows: torch.Tensor) -> torch.Tensor | None:
 def _take(dist: _Distributions, index) -> _Distributions:
     """The rows ``index`` (slice, index or mask) of every field."""
     return _Distributions(*(None if x is None else x[index] for x in dist))
-
-
-def _cat(a: _Distributions, b: _Distributions) -> _Distributions:
-    """The rows of a, then those of b (every field)."""
-    return _Distributions(*(None if x is None else torch.cat([x, y]) for x, y in zip(a, b)))
 
 
 def _pairwise_kl(a: _Distributions, b: _Distributions | None = None) -> torch.Tensor:
@@ -643,36 +638,42 @@ class _StreamingGreedy:
 
     def __init__(self, tau: float, key_groups: torch.Tensor | None = None):
         self.tau = tau
-        self.key_groups = key_groups  # K G, for pruning (see _key_groups)
-        self.leaders: torch.Tensor | None = None  # G K, the first row of each group
-        self.leader_dist: _Distributions | None = None  # the leaders as distributions, grown with them
-        self.sums: torch.Tensor | None = None  # G K, sum of each group's rows
+        self.key_groups = key_groups  # K int64 key groups, for pruning (see _key_groups)
+        # one chunk per add() that started groups, in leader order (never concatenated while
+        # streaming: that would copy every leader again for every window)
+        self.leader_chunks: list[_Distributions] = []  # the first row of each group (p: Gc K)
+        self.sum_chunks: list[torch.Tensor] = []  # Gc K, sum of each group's rows
         self.rows_fed = 0
+
+    @property
+    def num_groups(self) -> int:
+        return sum(chunk.shape[0] for chunk in self.sum_chunks)
 
     def add(self, rows: torch.Tensor) -> None:
         """Feed the next rows (M K, in visiting order)."""
         self.rows_fed += rows.shape[0]
         orphans, orphan_dist = rows, _distributions(rows, True, self.key_groups)
-        if self.leaders is not None:
-            close = _close_pairs(orphan_dist, self.leader_dist, self.tau)  # M G
+        for leaders, sums in zip(self.leader_chunks, self.sum_chunks):  # earlier leaders come first
+            if orphans.shape[0] == 0:
+                return
+            close = _close_pairs(orphan_dist, leaders, self.tau)  # M Gc
             joins = close.any(1)
-            first = close.to(torch.uint8).argmax(1)  # the first leader within tau
-            self.sums.index_add_(0, first[joins], rows[joins])
-            orphans, orphan_dist = rows[~joins], _take(orphan_dist, ~joins)
+            first = close.to(torch.uint8).argmax(1)  # the first leader of this chunk within tau
+            sums.index_add_(0, first[joins], orphans[joins])
+            orphans, orphan_dist = orphans[~joins], _take(orphan_dist, ~joins)
         if orphans.shape[0] == 0:
             return
         group, leaders = _greedy_assign(orphan_dist, self.tau)
-        sums = orphans.new_zeros(leaders.numel(), orphans.shape[1]).index_add_(0, group, orphans)
-        if self.leaders is None:
-            self.leaders, self.leader_dist, self.sums = orphans[leaders], _take(orphan_dist, leaders), sums
-        else:
-            self.leaders = torch.cat([self.leaders, orphans[leaders]])
-            self.leader_dist = _cat(self.leader_dist, _take(orphan_dist, leaders))
-            self.sums = torch.cat([self.sums, sums])
+        self.leader_chunks.append(_take(orphan_dist, leaders))
+        self.sum_chunks.append(orphans.new_zeros(leaders.numel(), orphans.shape[1]).index_add_(0, group, orphans))
+
+    def leaders(self) -> torch.Tensor:
+        """G K: the first row of every group so far."""
+        return torch.cat([chunk.p for chunk in self.leader_chunks])
 
     def centroids(self) -> torch.Tensor:
         """G K: the L1-normalised mean of every group so far."""
-        return _l1_normalise(self.sums)
+        return _l1_normalise(torch.cat(self.sum_chunks))
 
 
 def _merge_until_stable(centroids: torch.Tensor, tau: float, key_groups: torch.Tensor | None = None) -> torch.Tensor:
@@ -773,8 +774,8 @@ def cluster_streaming(window_attention: WindowAttention, num_frames: int, tau: f
         first_round.add(_greedy_group(averaged.rows, tau, averaged.counts, key_groups))
 
     # next hierarchies: further rounds until the number of centroids stops changing
-    if first_round.leaders.shape[0] == first_round.rows_fed:
-        centroids = first_round.leaders  # nothing merged: the window centroids as they are
+    if first_round.num_groups == first_round.rows_fed:
+        centroids = first_round.leaders()  # nothing merged: the window centroids as they are
     else:
         centroids = _merge_until_stable(first_round.centroids(), tau, key_groups)  # C K
 
