@@ -256,6 +256,9 @@ def test_attention_that_requires_grad_and_other_float_dtypes():
     assert not result.centroids.requires_grad and torch.equal(result.labels, expected)
     # every dtype is converted to float64 before any distance: float32 -> float64 is exact
     assert torch.equal(hierarchical_cluster(attention.double(), 0.6), expected)
+    for half in (torch.float16, torch.bfloat16):  # the same as their exact float32 values
+        rounded = attention.to(half)
+        assert torch.equal(hierarchical_cluster(rounded, 0.6), hierarchical_cluster(rounded.float(), 0.6))
 
 
 def test_single_key_gives_one_cluster():

@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+import vos.segment
 from tests.vos_helpers import TINY, moving_square_frames, write_frame_folder, write_mp4
 from vos.cli import main
 from vos.models.block import SpatioTemporalBlock, block_checkpoint
@@ -140,9 +141,11 @@ def test_key_frames_always_include_the_first():
     assert key_frame_indices(20, 10) == [0, 10]
 
 
-def test_windowed_attention_equals_rows_of_the_full_attention():
+@pytest.mark.parametrize("block_rows", [256, 5])  # one block per window / several, the last partial
+def test_windowed_attention_equals_rows_of_the_full_attention(monkeypatch, block_rows):
     """Per-window attention over key-frame patches = the matching rows/columns of the dense
     head-averaged (T·N)×(T·N) attention restricted to key columns and renormalised."""
+    monkeypatch.setattr(vos.segment, "ATTENTION_BLOCK_ROWS", block_rows)
     torch.manual_seed(0)
     T, heads, N, hd = 5, 8, 6, 4
     block = SpatioTemporalBlock(heads * hd).eval()

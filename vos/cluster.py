@@ -716,12 +716,14 @@ def _window_rows(window_attention: WindowAttention, t0: int, t1: int, patches_ke
                 t, n, _ = torch.nonzero(bad)[0].tolist()
                 raise VosError(f"{where}: patch {n} of frame {t0 + t} has {what}; attention maps must be "
                                f"finite and non-negative")
-    attention = attention.detach().reshape(-1, num_keys)
+    attention = attention.detach().cpu().reshape(-1, num_keys)
     if row_sums is not None:
         return attention, row_sums, None
-    # float64 copies by numpy (about 2x faster than torch's conversion here); float -> float64 is
-    # exact, so the rows are those of the attention the checks saw
-    rows = torch.from_numpy(attention.numpy().astype(np.float64))
+    # float64 copies by numpy (about 2x faster than torch's conversion here; numpy has no
+    # bfloat16, whose float32 copy is exact); float -> float64 is exact, so the rows are those
+    # of the attention the checks saw
+    exact = attention.float() if attention.dtype == torch.bfloat16 else attention
+    rows = torch.from_numpy(exact.numpy().astype(np.float64))
     sums = torch.from_numpy(np.einsum("ij->i", rows.numpy()))  # w*N, summed in float64
     if (sums <= 0).any():
         n = int(torch.nonzero(sums <= 0)[0])
