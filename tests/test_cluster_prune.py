@@ -212,3 +212,17 @@ def test_default_pruning_at_segmentation_like_sizes_equals_the_unpruned_path(mon
     assert pruned.centroids.shape[0] > 10
     assert torch.equal(pruned.labels, dense.labels)
     torch.testing.assert_close(pruned.centroids, dense.centroids, rtol=1e-12, atol=1e-15)
+
+
+def test_a_probe_of_rows_skips_the_full_bound_when_it_would_prune_little(monkeypatch):
+    monkeypatch.setattr(vos.cluster, "KEY_GROUPS", 8)
+    monkeypatch.setattr(vos.cluster, "PRUNE_MIN_KEYS_PER_GROUP", 2)
+    monkeypatch.setattr(vos.cluster, "PRUNE_PROBE_ROWS", 4)
+    rows = rows_of(40, 16, 12)  # 4 broad clusters: most pairs are within tau = 3
+    dist = _distributions(rows, True, _key_groups(rows))
+    bounds = spy(monkeypatch, "_lower_bounds")
+    assert (_pairwise_kl(dist) <= 3.0).float().mean() > vos.cluster.PRUNE_MAX_FRACTION
+    assert _sparse_close_pairs(dist, None, 3.0) is None
+    assert len(bounds) == 1  # the 4-row probe only
+    assert _sparse_close_pairs(dist, None, 1e-3) is not None  # tiny tau: the probe lets it prune
+    assert len(bounds) == 3  # probe + full bound

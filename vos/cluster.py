@@ -76,6 +76,8 @@ PRUNE_MIN_KEYS_PER_GROUP = 8
 # If more than this share of a block's pairs survives the lower bound, the block takes the dense
 # products (a sampled product per pair costs several times a dense product's share).
 PRUNE_MAX_FRACTION = 0.2
+# Rows whose lower bounds are computed first, to skip the full bound when it would prune too little.
+PRUNE_PROBE_ROWS = 64
 # Rows sampled to learn the key groups, and Lloyd iterations of their k-means.
 KEY_GROUP_SAMPLE_ROWS = 256
 KEY_GROUP_ITERATIONS = 4
@@ -371,6 +373,11 @@ def _sparse_close_pairs(a: _Distributions, b: _Distributions | None,
     """
     if a.grouped32 is None:
         return None
+    num_rows = a.p32.shape[0]
+    if num_rows > 4 * PRUNE_PROBE_ROWS:  # few large clusters prune little: find out on a sample first
+        probe = _take(a, torch.linspace(0, num_rows - 1, PRUNE_PROBE_ROWS).long())
+        if (~(_lower_bounds(probe, a if b is None else b) > tau)).float().mean() > PRUNE_MAX_FRACTION:
+            return None
     lower = _lower_bounds(a, b)
     candidate = ~(lower > tau)  # (a nan bound keeps the pair); symmetric for b=None (see _lower_bounds)
     del lower
@@ -505,14 +512,17 @@ def _neighbourhood_average(rows: torch.Tensor, tau: float, chunk_rows: int,
         # the whole window in one chunk: the self form needs one matrix product instead of two
         chunk = None if r1 - r0 == num_rows else _take(dist, slice(r0, r1))
         pairs = _sparse_close_pairs(dist, None, tau) if chunk is None else _sparse_close_pairs(chunk, dist, tau)
-        if pairs is None:
-            close = _close_pairs(dist, None, tau) if chunk is None else _close_pairs(chunk, dist, tau)
-            pairs = close.nonzero(as_tuple=True)  # (r1-r0) M
-            del close
         # a row is its own neighbour even if rounding makes d(x, x) a hair above tau
         local = torch.arange(r1 - r0)
-        keys = torch.unique(torch.cat([pairs[0] * num_rows + pairs[1], local * num_rows + local + r0]))
-        sets, set_of_row = _distinct_sets(keys // num_rows, keys % num_rows, r1 - r0, num_rows)
+        if pairs is None:
+            close = _close_pairs(dist, None, tau) if chunk is None else _close_pairs(chunk, dist, tau)
+            close[local, local + r0] = True
+            pairs = close.nonzero(as_tuple=True)  # (r1-r0) M, sorted
+            del close
+        else:  # few pairs: merging the self pairs by a sort is cheap
+            keys = torch.unique(torch.cat([pairs[0] * num_rows + pairs[1], local * num_rows + local + r0]))
+            pairs = keys // num_rows, keys % num_rows
+        sets, set_of_row = _distinct_sets(*pairs, r1 - r0, num_rows)
         of_row[r0:r1] = set_of_row + sum(len(c) for c in counts)
         averages.append(_l1_normalise(_sum_rows(sets, rows)))
         counts.append(torch.bincount(set_of_row, minlength=sets.shape[0]))
