@@ -32,6 +32,21 @@ def test_keys_are_the_last_blocks_key_projection(tiny):
     torch.testing.assert_close(feats.cls, tiny.vit.forward_features(x)[:, 0])
 
 
+def test_keys_only_skips_the_last_blocks_attention_and_mlp(tiny):
+    x = torch.randn(2, 3, 48, 80)
+    full = tiny(x)
+    ran = []
+    last = tiny.vit.blocks[-1]
+    handles = [m.register_forward_hook(lambda m, inp, out: ran.append(m)) for m in (last.mlp, tiny.vit.norm)]
+    handles.append(last.attn.register_forward_pre_hook(lambda m, inp: ran.append(m)))
+    keys_only = tiny(x, with_cls=False)
+    for handle in handles:
+        handle.remove()
+    assert ran == []  # neither the last attention, its MLP nor the final norm ran
+    assert keys_only.cls is None and keys_only.grid == full.grid
+    torch.testing.assert_close(keys_only.keys, full.keys, rtol=1e-6, atol=1e-6)
+
+
 def test_random_weights_are_seeded_and_leave_global_rng_alone(tiny):
     torch.manual_seed(123)
     before = torch.rand(1)

@@ -168,7 +168,7 @@ class VideoSegmenter:
             if frames is None:
                 break
             start, start_cpu = time.perf_counter(), time.process_time()
-            feats = self.backbone(preprocess_frames(frames, self.input_size, self.device))
+            feats = self.backbone(preprocess_frames(frames, self.input_size, self.device), with_cls=False)
             q, k = self.block.queries_keys(feats.keys)  # n heads N hd each
             timings["backbone"] += time.perf_counter() - start
             timings["backbone_cpu"] += time.process_time() - start_cpu

@@ -70,7 +70,7 @@ def official_url(name: str) -> str | None:
 
 class KeyFeatures(NamedTuple):
     keys: torch.Tensor  # B HW C  last-layer attention keys of the patches (heads concatenated)
-    cls: torch.Tensor  # B C     last-layer (normed) CLS token
+    cls: torch.Tensor | None  # B C  last-layer (normed) CLS token; None when not asked for
     grid: tuple[int, int]  # (h, w) patch grid
 
 
@@ -95,15 +95,27 @@ class DinoKeyBackbone(nn.Module):
         return super().train(False)
 
     @torch.no_grad()
-    def forward(self, images: torch.Tensor) -> KeyFeatures:
+    def forward(self, images: torch.Tensor, with_cls: bool = True) -> KeyFeatures:
+        """``with_cls=False`` stops at the last block's key projection: its attention and MLP (and
+        the final norm) only shape the CLS output, not the keys, so they are skipped (1/12 of
+        ViT-S's blocks)."""
         B, _, H, W = images.shape
         if H % self.patch_size or W % self.patch_size:
             raise VosError(f"input size {H}x{W} is not a multiple of the patch size {self.patch_size}")
+        grid = (H // self.patch_size, W // self.patch_size)
+        if not with_cls:
+            last = self.vit.blocks[-1]
+            # patch tokens entering the last block (LayerNorm and qkv act on each token alone)
+            tokens = self.vit.forward_intermediates(images, indices=[len(self.vit.blocks) - 2], stop_early=True,
+                                                    output_fmt="NLC", intermediates_only=True)[0]  # B HW C
+            keys = last.attn.qkv(last.norm1(tokens))[..., self.dim : 2 * self.dim]  # B HW C
+            self._qkv_out = None
+            return KeyFeatures(keys=keys, cls=None, grid=grid)
         tokens = self.vit.forward_features(images)  # B 1+HW C
         prefix = self.vit.num_prefix_tokens
         keys = self._qkv_out[:, prefix:, self.dim : 2 * self.dim]  # B HW C
         self._qkv_out = None
-        return KeyFeatures(keys=keys, cls=tokens[:, 0], grid=(H // self.patch_size, W // self.patch_size))
+        return KeyFeatures(keys=keys, cls=tokens[:, 0], grid=grid)
 
 
 def model_input_size(resolution: tuple[int, int], patch_size: int) -> tuple[int, int]:
