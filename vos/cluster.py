@@ -483,8 +483,11 @@ def symmetric_kl(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return _pairwise_kl(dist_a, None if b is a else _distributions(b.to(dtype)))
 
 
-def _l1_normalise(x: torch.Tensor) -> torch.Tensor:
-    return x / x.sum(-1, keepdim=True)
+def _l1_normalise_(x: torch.Tensor) -> torch.Tensor:
+    """Divide every row of the float64 matrix x by its sum, in place (numpy: ~2x torch's here)."""
+    values = x.numpy()
+    np.divide(values, np.einsum("ij->i", values)[:, None], out=values)
+    return x
 
 
 class _AveragedRows(NamedTuple):
@@ -524,7 +527,7 @@ def _neighbourhood_average(rows: torch.Tensor, tau: float, chunk_rows: int,
             pairs = keys // num_rows, keys % num_rows
         sets, set_of_row = _distinct_sets(*pairs, r1 - r0, num_rows)
         of_row[r0:r1] = set_of_row + sum(len(c) for c in counts)
-        averages.append(_l1_normalise(_sum_rows(sets, rows)))
+        averages.append(_l1_normalise_(_sum_rows(sets, rows)))
         counts.append(torch.bincount(set_of_row, minlength=sets.shape[0]))
     return _AveragedRows(torch.cat(averages), torch.cat(counts), of_row)
 
@@ -619,7 +622,7 @@ def _group_means(rows: torch.Tensor, group: torch.Tensor, num_groups: int,
                  counts: torch.Tensor | None = None) -> torch.Tensor:
     """L1-normalised mean of the rows (M K) of each group -> G K; row i counts ``counts[i]`` times."""
     members = rows if counts is None else rows * counts[:, None].to(rows.dtype)
-    return _l1_normalise(rows.new_zeros(num_groups, rows.shape[1]).index_add_(0, group, members))
+    return _l1_normalise_(rows.new_zeros(num_groups, rows.shape[1]).index_add_(0, group, members))
 
 
 def _greedy_group(rows: torch.Tensor, tau: float, counts: torch.Tensor | None = None,
@@ -683,7 +686,7 @@ class _StreamingGreedy:
 
     def centroids(self) -> torch.Tensor:
         """G K: the L1-normalised mean of every group so far."""
-        return _l1_normalise(torch.cat(self.sum_chunks))
+        return _l1_normalise_(torch.cat(self.sum_chunks))
 
 
 def _merge_until_stable(centroids: torch.Tensor, tau: float, key_groups: torch.Tensor | None = None) -> torch.Tensor:
