@@ -159,6 +159,21 @@ def test_distinct_sets_in_order_of_first_row():
     np.testing.assert_array_equal(sets.toarray(), [[1, 1, 0, 0], [0, 0, 1, 0], [0, 1, 1, 1]])
 
 
+@pytest.mark.parametrize("collide", [False, True])
+def test_hashed_distinct_sets_equal_the_exact_grouping(monkeypatch, collide):
+    gen = torch.Generator().manual_seed(4)
+    base = torch.rand(6, 50, generator=gen) < 0.1  # 6 distinct sets, repeated in random order
+    close = base[torch.randint(0, 6, (80,), generator=gen)]
+    close[torch.arange(80), torch.arange(80) % 50] = True  # every row has a member
+    pairs = close.nonzero(as_tuple=True)
+    if collide:  # every hash equal: only the sizes tell sets apart, the check must catch it
+        monkeypatch.setattr(vos.cluster, "_set_hash_weights", lambda n: torch.zeros(2, n, dtype=torch.int64))
+    exact = vos.cluster._distinct_sets_exact(*pairs, 80, 50)
+    fast = _distinct_sets(*pairs, 80, 50)
+    assert torch.equal(fast[1], exact[1])
+    np.testing.assert_array_equal(fast[0].toarray(), exact[0].toarray())
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_greedy_walk_over_pair_lists_equals_the_block_walk(seed):
     gen = torch.Generator().manual_seed(seed)

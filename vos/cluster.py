@@ -148,20 +148,24 @@ def _float32_fields(p32: torch.Tensor, key_groups: torch.Tensor | None) -> _Dist
                           torch.linalg.vecdot(grouped, log_grouped))
 
 
-def _window_distributions(raw: torch.Tensor, row_sums: torch.Tensor,
-                          key_groups: torch.Tensor | None) -> _Distributions:
+def _window_distributions(raw: torch.Tensor, row_sums: torch.Tensor, key_groups: torch.Tensor | None,
+                          known: _Distributions | None = None) -> _Distributions:
     """The float32 fields of ``_distributions(raw.double() / row_sums[:, None], True, key_groups)``
     without the float64 rows, which :func:`_rows64` computes for the few rows that need them.
 
     ``raw`` (M K) is attention in any float dtype, ``row_sums`` (M) its float64 row sums. A float32
     row is scaled by the rounded reciprocal: within P32_ERROR of the float64 row, as the bounds of
     :func:`_float32_cross_error` and :func:`_lower_bounds` allow.
+    ``known``: the per-row fields (entropies, key-group sums) of an earlier call on the same
+    attention, which these computations reproduce exactly; only the M K maps are computed again.
     """
     if raw.dtype == torch.float64:
         p32 = (raw / row_sums[:, None]).float()
     else:
         p32 = raw.float() * row_sums.reciprocal().float()[:, None]
-    return _float32_fields(p32, key_groups)._replace(raw=raw, row_sums=row_sums)
+    if known is None:
+        return _float32_fields(p32, key_groups)._replace(raw=raw, row_sums=row_sums)
+    return known._replace(p32=p32, log_p32=p32.clamp_min(PROB_EPS).log_(), raw=raw, row_sums=row_sums)
 
 
 def _rows64(dist: _Distributions, index=slice(None)) -> torch.Tensor:
@@ -498,17 +502,19 @@ class _AveragedRows(NamedTuple):
     of_row: torch.Tensor  # M int64, row i's average is rows[of_row[i]]
 
 
-def _neighbourhood_average(rows: torch.Tensor, tau: float, chunk_rows: int,
-                           key_groups: torch.Tensor | None = None) -> _AveragedRows:
+def _neighbourhood_average(rows: torch.Tensor, tau: float, chunk_rows: int, key_groups: torch.Tensor | None = None,
+                           dist: _Distributions | None = None) -> _AveragedRows:
     """rows: M K -> row i replaced by the L1-normalised mean of the rows j with d(i, j) <= tau.
 
     Distances are taken between the original rows, ``chunk_rows`` query rows at a time.
     The mean of distributions is already L1-normalised up to rounding; normalising the sum gives
     the same distribution. Rows with the same neighbour set (in the same chunk) get the very same
     average, which is returned once with its count: the greedy grouping then works on S <= M rows.
+    ``dist``: the rows as distributions with float32 copies, if the caller has them.
     """
     num_rows = rows.shape[0]
-    dist = _distributions(rows, float32_copies=True, key_groups=key_groups)
+    if dist is None:
+        dist = _distributions(rows, float32_copies=True, key_groups=key_groups)
     averages, counts, of_row = [], [], torch.empty(num_rows, dtype=torch.int64)
     for r0 in range(0, num_rows, chunk_rows):
         r1 = min(r0 + chunk_rows, num_rows)
@@ -535,7 +541,42 @@ def _neighbourhood_average(rows: torch.Tensor, tau: float, chunk_rows: int,
 def _distinct_sets(rows: torch.Tensor, cols: torch.Tensor, num_rows: int,
                    num_cols: int) -> tuple[scipy.sparse.csr_matrix, torch.Tensor]:
     """The set {j : (i, j) in pairs} of each row i (pairs sorted by (i, j)) -> (the distinct sets,
-    in order of their first row, as an S num_cols 0/1 CSR matrix; num_rows int64 set of each row)."""
+    in order of their first row, as an S num_cols 0/1 CSR matrix; num_rows int64 set of each row).
+
+    Rows are grouped by (size, two random-weight sums of their members); every row is then
+    checked member by member against the first row of its group, so a hash collision can only
+    cost the exact (slower) grouping, never a wrong one.
+    """
+    sizes = torch.bincount(rows, minlength=num_rows)
+    starts = torch.cat([sizes.new_zeros(1), sizes.cumsum(0)])  # num_rows + 1
+    hashes = torch.zeros(2, num_rows, dtype=torch.int64).index_add_(1, rows, _set_hash_weights(num_cols)[:, cols])
+    _, group = torch.unique(torch.stack([sizes, *hashes], 1), dim=0, return_inverse=True)
+    first = torch.full((int(group.max()) + 1,), num_rows).scatter_reduce_(0, group, torch.arange(num_rows), "amin")
+    leader = first[group]  # num_rows: first row with the same hash
+    offset = torch.arange(rows.numel()) - starts[rows]  # position of each pair within its row
+    if not torch.equal(cols, cols[starts[leader[rows]] + offset]):
+        return _distinct_sets_exact(rows, cols, num_rows, num_cols)
+    order = first.argsort()  # sets in order of their first row
+    rank_of_group = torch.empty_like(order)
+    rank_of_group[order] = torch.arange(order.numel())
+    set_rows = first[order]
+    set_sizes = sizes[set_rows]
+    set_starts = torch.cat([set_sizes.new_zeros(1), set_sizes.cumsum(0)])
+    take = starts[set_rows].repeat_interleave(set_sizes) + torch.arange(int(set_starts[-1])) - \
+        set_starts[:-1].repeat_interleave(set_sizes)
+    sets = scipy.sparse.csr_matrix((np.ones(take.numel()), cols[take].numpy(), set_starts.numpy()),
+                                   shape=(order.numel(), num_cols))
+    return sets, rank_of_group[group]
+
+
+def _set_hash_weights(num_cols: int) -> torch.Tensor:
+    """2 num_cols int64 random weights below 2^40: sums over up to 2^11 members stay below 2^51."""
+    return torch.randint(0, 2 ** 40, (2, num_cols), generator=torch.Generator().manual_seed(0))
+
+
+def _distinct_sets_exact(rows: torch.Tensor, cols: torch.Tensor, num_rows: int,
+                         num_cols: int) -> tuple[scipy.sparse.csr_matrix, torch.Tensor]:
+    """:func:`_distinct_sets` by hashing every row's members as bytes (one Python step per row)."""
     bounds = [0] + torch.bincount(rows, minlength=num_rows).cumsum(0).tolist()
     members = cols.numpy()
     index_of: dict[bytes, int] = {}  # a set's members (sorted) -> its index
@@ -777,15 +818,18 @@ def cluster_streaming(window_attention: WindowAttention, num_frames: int, tau: f
 
     # first hierarchy: averaging + greedy grouping inside each window; its centroids feed the
     # first round of the next hierarchies at once (the same greedy walk, see _StreamingGreedy)
-    patches_keys, row_sums = None, []
+    patches_keys, known = None, []
     for t0, t1 in spans:
-        _, sums, rows = _window_rows(window_attention, t0, t1, patches_keys)  # (w*N) K
-        row_sums.append(sums)  # kept for the assignment (T N float64)
+        attention, sums, rows = _window_rows(window_attention, t0, t1, patches_keys)  # (w*N) K
         if patches_keys is None:  # the keys are the same for every window: group them once
             patches_keys = (rows.shape[0] // (t1 - t0), rows.shape[1])
             key_groups = _key_groups(rows)
             first_round = _StreamingGreedy(tau, key_groups)
-        averaged = _neighbourhood_average(rows, tau, chunk_rows, key_groups)
+        dist = _window_distributions(attention, sums, key_groups)._replace(p=rows)
+        # the row sums and per-row fields (M G at most) are kept for the assignment pass
+        known.append(dist._replace(p=None, p32=None, log_p32=None, raw=None))
+        averaged = _neighbourhood_average(rows, tau, chunk_rows, key_groups, dist)
+        del dist
         first_round.add(_greedy_group(averaged.rows, tau, averaged.counts, key_groups))
 
     # next hierarchies: further rounds until the number of centroids stops changing
@@ -797,9 +841,9 @@ def cluster_streaming(window_attention: WindowAttention, num_frames: int, tau: f
     # assignment of the original rows; argmin breaks ties towards the lowest centroid index
     labels = torch.empty(num_frames, patches_keys[0], dtype=torch.int64)  # T N
     centroid_dist = _distributions(centroids, True, key_groups)
-    for (t0, t1), sums in zip(spans, row_sums):
-        attention, sums, _ = _window_rows(window_attention, t0, t1, patches_keys, sums)
-        rows = _window_distributions(attention, sums, key_groups)
+    for (t0, t1), fields in zip(spans, known):
+        attention, sums, _ = _window_rows(window_attention, t0, t1, patches_keys, fields.row_sums)
+        rows = _window_distributions(attention, sums, key_groups, fields)
         labels[t0:t1] = _nearest(rows, centroid_dist).view(t1 - t0, -1)
 
     # drop centroids without patches; sorted unique ids renumber them in centroid order
