@@ -801,8 +801,9 @@ def cluster_streaming(window_attention: WindowAttention, num_frames: int, tau: f
     non-negative, L1-normalised here). It is called for the windows (0, w), (w, 2w), ..., (.., T)
     in order (the last window may be shorter), once for the first hierarchy and once more for the
     assignment: 2 * ceil(T / window) calls, which a caller can count to show progress. Only one
-    window's attention is held at a time, plus the (T, N) labels and the centroids of the video so
-    far (C K); the centroids of all windows are never held together.
+    window's attention is held at a time, plus the (T, N) labels, per-row numbers for the assignment
+    (T*N x ~130: row sums, entropies, key-group sums) and the centroids of the video so far (C K);
+    the centroids of all windows are never held together.
 
     ``tau``: distance threshold (``d <= tau`` joins); ``window``: frames per first-hierarchy
     window; ``chunk_rows``: rows per chunk of the neighbourhood averaging (bounds its memory).
