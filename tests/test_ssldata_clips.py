@@ -80,7 +80,8 @@ def test_color_augment_without_jitter_and_grayscale_only_blurs():
     changed = 0
     for seed in range(30):
         torch.manual_seed(seed)
-        torch.testing.assert_close(color_augment(flat, 16, color_jitter=0.0, grayscale=0.0), flat)  # blur keeps a flat colour
+        # a blurred flat colour is the same flat colour
+        torch.testing.assert_close(color_augment(flat, 16, color_jitter=0.0, grayscale=0.0), flat)
         torch.manual_seed(seed)
         out = color_augment(textured, 16, color_jitter=0.0, grayscale=0.0)
         torch.manual_seed(seed)  # the only draws left: blur or not, and its sigma
