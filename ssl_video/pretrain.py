@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
 from ssl_video.checkpoint import gather_rng_states, prepare_out_dir, restore_training_state, seed_everything
-from ssl_video.data.clips import PretrainClips, normalize_clips
+from ssl_video.data.clips import PretrainClips, check_color_options, normalize_clips
 from ssl_video.data.config import ClipDataConfig
 from ssl_video.data.splits import load_items
 from ssl_video.fame import fame_merge
@@ -43,6 +43,10 @@ class PretrainConfig(ClipDataConfig):
     moco_m: float = 0.999
     moco_t: float = 0.1
     mlp: bool = True
+    # photometric augmentation of both views: jitter strength s (magnitudes 0.4s, 0.4s, 0.4s, 0.1s,
+    # p 0.8; 0 = off) and grayscale probability; 1.0 / 0.2 is the MoCo v2 / FAME recipe
+    color_jitter: float = 1.0
+    grayscale: float = 0.2
     # FAME and CO2
     fame: bool = False
     beta: float = 0.5
@@ -67,7 +71,7 @@ def build_dataset(cfg: PretrainConfig) -> Dataset:
     if cfg.data_root is None:
         raise VosError("no --data-root given: pass the folder holding the videos")
     items, _ = load_items(cfg.dataset, cfg.data_root, cfg.split_dir, cfg.split, "train")
-    return PretrainClips(items, cfg.frames, cfg.frame_stride, cfg.crop)
+    return PretrainClips(items, cfg.frames, cfg.frame_stride, cfg.crop, cfg.color_jitter, cfg.grayscale)
 
 
 def make_views(clip_q: torch.Tensor, clip_k: torch.Tensor, cfg: PretrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -93,6 +97,7 @@ def check_config(cfg: PretrainConfig, world_size: int) -> None:
     if cfg.moco_k < keys_per_step:
         raise VosError(f"--moco-k {cfg.moco_k} is smaller than the {keys_per_step} keys enqueued per step "
                        "(2 x batch size x processes); raise --moco-k")
+    check_color_options(cfg.color_jitter, cfg.grayscale)
     if cfg.co2 < 0 or cfg.co2_t <= 0 or cfg.moco_t <= 0:
         raise VosError("--co2 must be >= 0 and the temperatures --moco-t, --co2-t > 0")
 

@@ -3,7 +3,10 @@
 Each class is a motion pattern of one textured square (:data:`MOTIONS`; by default the first
 ``classes`` of them, or the ``motions`` named). The object's side is ``object_size`` times the frame
 side. Its texture and colours are drawn independently of the class, so only its motion tells the
-classes apart.
+classes apart: per video (``object_appearance="random"``, the default), or one object shared by every
+video (``"shared"``). With a shared object, FAME's merged query keeps no per-video appearance cue of
+the object either, so matching a clip to its own video needs the object's motion (docs/benchmarks.md,
+fourth FAME evidence attempt).
 Backgrounds come in ``C`` families (family k: hue around k/C, one of three texture types):
 
 * training split: a video of class k always gets background family k, so the background alone
@@ -44,6 +47,7 @@ MOTIONS = ("MoveRight", "MoveLeft", "MoveUp", "MoveDown", "Circle", "Zoom", "Osc
 TEXTURES = ("stripes", "checker", "waves")
 FLIP_SAFE_MOTIONS = ("MoveUp", "MoveDown", "Zoom", "Circle")  # a horizontal flip maps each onto its own class
 FPS = 25
+OBJECT_APPEARANCES = ("random", "shared")
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,7 @@ class SynthOptions:
     test_fraction: float = 1 / 3
     object_size: float = 0.25  # object side / frame side: 6.25% of the frame at rest
     motions: Optional[tuple[str, ...]] = None  # the classes by name; None: MOTIONS[:classes]
+    object_appearance: str = "random"  # "random": texture and colours per video; "shared": one for all videos
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -71,6 +76,9 @@ class SynthOptions:
             if len(self.motions) != self.classes:
                 raise VosError(f"--classes {self.classes} disagrees with the {len(self.motions)} --motions given; "
                                "give only one of them")
+        if self.object_appearance not in OBJECT_APPEARANCES:
+            raise VosError(f"--object-appearance must be one of {', '.join(OBJECT_APPEARANCES)}, "
+                           f"got {self.object_appearance!r}")
         if not 0.05 <= self.object_size <= 0.6:
             raise VosError(f"--object-size is the object side over the frame side, in [0.05, 0.6] (the moves "
                            f"need room), got {self.object_size}")
@@ -183,10 +191,17 @@ def object_track(motion: str, frames: int, size: int, rng: np.random.Generator,
 
 
 def render_video(motion: str, family: int, num_families: int, frames: int, size: int,
-                 rng: np.random.Generator, object_size: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
-    """One synthetic video: uint8 RGB (T, H, W, 3) and the object's masks bool (T, H, W)."""
+                 rng: np.random.Generator, object_size: float = 0.25,
+                 object_texture: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+    """One synthetic video: uint8 RGB (T, H, W, 3) and the object's masks bool (T, H, W).
+
+    ``object_texture`` (side, side, 3) in [0, 1] replaces the object's look drawn from ``rng``; that
+    draw is made either way, so the background and the track are the same with or without it.
+    """
     background = render_background(family, num_families, size, rng)
     texture = render_object_texture(int(round(object_size * size)), rng)
+    if object_texture is not None:
+        texture = object_texture
     track = object_track(motion, frames, size, rng, object_size)
     video = np.repeat(background[None], frames, axis=0)
     masks = np.zeros((frames, size, size), dtype=bool)
@@ -254,15 +269,16 @@ def _check_out_dir(out: Path, manifest: dict) -> None:
 
 def make_synth_dataset(out, classes: int = 5, videos_per_class: int = 12, frames: int = 16, size: int = 64,
                        seed: int = 0, test_fraction: float = 1 / 3, object_size: float = 0.25,
-                       motions: Optional[Sequence[str]] = None, progress: bool = True) -> dict:
+                       motions: Optional[Sequence[str]] = None, object_appearance: str = "random",
+                       progress: bool = True) -> dict:
     """Write the dataset to ``out`` (layout in the module doc); returns counts for the summary line.
 
     ``motions`` names the classes (``classes`` is then their number); ``object_size`` is the object's
-    side over the frame side.
+    side over the frame side; ``object_appearance`` "shared" gives every video the same object.
     """
     motions = tuple(motions) if motions else None
     opts = SynthOptions(len(motions) if motions else classes, videos_per_class, frames, size, seed, test_fraction,
-                        object_size, motions)
+                        object_size, motions, object_appearance)
     opts.validate()
     out = Path(out)
     videos = plan_videos(opts)
@@ -273,6 +289,10 @@ def make_synth_dataset(out, classes: int = 5, videos_per_class: int = 12, frames
     _check_out_dir(out, manifest)
     atomic_write_text(out / "synth.json", json.dumps(manifest, indent=1) + "\n")
 
+    shared_texture = None
+    if opts.object_appearance == "shared":  # a stream of its own: the videos' streams are those of "random"
+        side = int(round(opts.object_size * size))
+        shared_texture = render_object_texture(side, np.random.default_rng([opts.seed, 2]))
     started, written = time.perf_counter(), 0
     for video in tqdm(videos, desc="synth", unit="video", disable=not progress):
         path = out / video.relpath
@@ -280,7 +300,7 @@ def make_synth_dataset(out, classes: int = 5, videos_per_class: int = 12, frames
             continue
         rng = np.random.default_rng([opts.seed, video.label, video.group, 1])  # the video's own stream
         frames_rgb, _ = render_video(opts.class_names[video.label], video.background_family, opts.classes, frames,
-                                     size, rng, opts.object_size)
+                                     size, rng, opts.object_size, shared_texture)
         write_video(path, frames_rgb)
         written += 1
 

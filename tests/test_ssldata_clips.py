@@ -7,7 +7,9 @@ from torch.utils.data import DataLoader
 
 import ssl_video.data.clips as clips_mod
 from ssl_video.data.clips import (KINETICS_MEAN, KINETICS_STD, LabeledClips, MultiClipVideos, PretrainClips,
-                                  VideoFile, clip_indices, normalize_clips, uniform_clip_starts)
+                                  VideoFile, clip_indices, color_augment, normalize_clips, sample_color_jitter,
+                                  uniform_clip_starts)
+from ssl_video.image_ops import gaussian_blur
 from ssl_video.data.splits import VideoItem
 from ssl_video.synth import write_video
 from ssldata_helpers import frame_index_of, index_frames, textured_frames, write_index_video
@@ -71,11 +73,75 @@ def test_video_file_errors(tmp_path):
         VideoFile(bad)
 
 
+# --------------------------------------------------------------------------- photometric options
+def test_color_augment_without_jitter_and_grayscale_only_blurs():
+    flat = torch.tensor([0.8, 0.3, 0.1]).view(1, 3, 1, 1).expand(4, 3, 16, 16).contiguous()  # T C H W
+    textured = torch.from_numpy(textured_frames(4, size=16)).permute(0, 3, 1, 2).float() / 255
+    changed = 0
+    for seed in range(30):
+        torch.manual_seed(seed)
+        # a blurred flat colour is the same flat colour
+        torch.testing.assert_close(color_augment(flat, 16, color_jitter=0.0, grayscale=0.0), flat)
+        torch.manual_seed(seed)
+        out = color_augment(textured, 16, color_jitter=0.0, grayscale=0.0)
+        torch.manual_seed(seed)  # the only draws left: blur or not, and its sigma
+        expected = textured
+        if float(torch.rand(1)) < 0.5:
+            expected = gaussian_blur(textured, 16 // 10 // 2 * 2 + 1, float(torch.empty(1).uniform_(0.1, 2.0)))
+        torch.testing.assert_close(out, expected.clamp(0, 1))
+        torch.manual_seed(seed)
+        changed += float((color_augment(flat, 16) - flat).abs().max()) > 0.05  # the reference recipe
+    assert 15 <= changed <= 30  # jitter p 0.8 + grayscale p 0.2 (about 25 of 30)
+
+
+def test_grayscale_probability_one_gives_grey_clips():
+    clip = torch.rand(3, 3, 8, 8)
+    for seed in range(5):
+        torch.manual_seed(seed)
+        out = color_augment(clip, 8, color_jitter=0.0, grayscale=1.0)
+        torch.testing.assert_close(out[:, 0], out[:, 1])
+        torch.testing.assert_close(out[:, 1], out[:, 2])
+
+
+def test_color_jitter_strength_scales_the_sampled_factors():
+    draws = {}
+    for strength in (0.5, 1.0, 3.0):
+        torch.manual_seed(7)
+        draws[strength] = [sample_color_jitter(strength) for _ in range(500)]
+    for (f_half, hue_half, order_half), (f_one, hue_one, order_one) in zip(draws[0.5], draws[1.0]):
+        torch.testing.assert_close(f_half - 1, (f_one - 1) / 2)
+        assert hue_half == pytest.approx(hue_one / 2, abs=1e-7) and order_half == order_one
+        assert sorted(order_one) == [0, 1, 2, 3]
+    factors = torch.stack([f for f, _, _ in draws[1.0]])
+    hues = torch.tensor([h for _, h, _ in draws[1.0]])
+    assert 0.6 <= float(factors.min()) < 0.62 and 1.38 < float(factors.max()) <= 1.4  # U(0.6, 1.4) at s = 1
+    assert -0.1 <= float(hues.min()) < -0.095 and 0.095 < float(hues.max()) <= 0.1
+    strong = torch.stack([f for f, _, _ in draws[3.0]])  # 1 +- 1.2: floored at 0 like torchvision
+    assert float(strong.min()) == 0.0 and 2.1 < float(strong.max()) <= 2.2
+
+
+def test_pretrain_clips_color_options(tmp_path):
+    path = tmp_path / "still.avi"
+    write_video(path, textured_frames(6, size=32))
+    source = torch.from_numpy(textured_frames(1, size=32)[0]).float().mean((0, 1)) / 255  # mean RGB
+    for strength, colour_changes in ((0.0, False), (1.0, True)):
+        ds = PretrainClips([VideoItem(path, 0)], frames=4, frame_stride=1, crop=32, color_jitter=strength,
+                           grayscale=0.0)
+        torch.manual_seed(0)
+        # mean colour of each view: crops, flips and blur move it little, the jitter a lot
+        shifts = [float((view.mean((1, 2, 3)) - source).abs().max()) for _ in range(10) for view in ds[0]]
+        assert (max(shifts) > 0.1) == colour_changes, shifts
+    with pytest.raises(VosError, match="--color-jitter"):
+        PretrainClips([VideoItem(path, 0)], frames=4, color_jitter=-0.5)
+    with pytest.raises(VosError, match="--grayscale"):
+        PretrainClips([VideoItem(path, 0)], frames=4, grayscale=1.5)
+
+
 # ------------------------------------------------------------------------------------- datasets
 def test_pretrain_clips_two_times_same_video(tmp_path, monkeypatch):
     path = write_index_video(tmp_path / "v.avi", 30)
     # Without photometric and spatial changes the grey level tells which frames a clip holds.
-    monkeypatch.setattr(clips_mod, "color_augment", lambda clip, crop: clip)
+    monkeypatch.setattr(clips_mod, "color_augment", lambda clip, *options: clip)
     monkeypatch.setattr(clips_mod, "random_resized_crop", lambda clip, crop: clips_mod.center_resize_crop(clip, crop))
     ds = PretrainClips([VideoItem(path, -1)], frames=4, frame_stride=3, crop=16)
     torch.manual_seed(0)

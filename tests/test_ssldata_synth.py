@@ -10,6 +10,7 @@ from ssl_video.cli import main
 from ssl_video.data.clips import VideoFile
 from ssl_video.data.splits import load_items
 from ssl_video.synth import MOTIONS, SynthOptions, make_synth_dataset, object_track, plan_videos, render_video
+from vos.errors import VosError
 
 SMALL = dict(classes=3, videos_per_class=3, frames=8, size=32, seed=5, progress=False)
 
@@ -217,3 +218,38 @@ def test_motions_and_object_size_errors(tmp_path, capsys, flags, message):
     err = capsys.readouterr().err
     assert err.startswith("ssl-video synth: error: ") and message in err and err.count("\n") == 1
     assert not (tmp_path / "new").exists()
+
+
+def test_shared_object_appearance_changes_only_the_object(tmp_path, monkeypatch):
+    import ssl_video.synth as synth_mod
+
+    rendered = {}
+    real_render = synth_mod.render_video
+
+    def recording_render(*args):
+        frames, masks = real_render(*args)
+        rendered.setdefault(appearance, []).append((frames, masks))
+        return frames, masks
+
+    monkeypatch.setattr(synth_mod, "render_video", recording_render)
+    for appearance in ("random", "shared"):
+        make_synth_dataset(tmp_path / appearance, **SMALL, object_size=0.4, object_appearance=appearance)
+    assert json.loads((tmp_path / "shared" / "synth.json").read_text())["options"]["object_appearance"] == "shared"
+
+    def object_colours(frames, masks):  # the object's distinct RGB values in the first frame
+        return {tuple(c) for c in frames[0][masks[0]].tolist()}
+
+    for appearance, same_everywhere in (("random", False), ("shared", True)):
+        colours = [object_colours(f, m) for f, m in rendered[appearance]]
+        assert len(rendered[appearance]) == 9 and all(len(c) == 2 for c in colours)  # a two-colour checkerboard
+        assert all(c == colours[0] for c in colours) == same_everywhere
+    for (f_random, m_random), (f_shared, m_shared) in zip(rendered["random"], rendered["shared"]):
+        assert np.array_equal(m_random, m_shared)  # same tracks
+        assert np.array_equal(f_random[~m_random], f_shared[~m_shared])  # same backgrounds
+        assert not np.array_equal(f_random[m_random], f_shared[m_shared])
+
+
+def test_object_appearance_error(tmp_path):
+    with pytest.raises(VosError, match="--object-appearance must be one of random, shared, got 'fixed'"):
+        make_synth_dataset(tmp_path / "x", **SMALL, object_appearance="fixed")
+    assert not (tmp_path / "x").exists()

@@ -45,6 +45,23 @@ def test_pretrain_writes_checkpoint_logs_and_summary(pretrained):
     assert any(p.name.startswith("events.") for p in (pretrained / "run" / "tensorboard").iterdir())
 
 
+def test_pretrain_color_flags_reach_the_dataset(synth, tmp_path, monkeypatch):
+    import yaml
+
+    import ssl_video.pretrain as pretrain_mod
+
+    built = []
+    real_build = pretrain_mod.build_dataset
+    monkeypatch.setattr(pretrain_mod, "build_dataset", lambda cfg: built.append(real_build(cfg)) or built[-1])
+    rc = main(["pretrain", *_data(synth), "--arch", "r3d_tiny", "--epochs", "1", "--batch-size", "2",
+               "--moco-k", "16", "--moco-dim", "8", "--color-jitter", "0.5", "--grayscale", "0",
+               "--out", str(tmp_path / "run")])
+    assert rc == 0
+    assert (built[0].color_jitter, built[0].grayscale) == (0.5, 0.0)
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert (saved["color_jitter"], saved["grayscale"]) == (0.5, 0.0)
+
+
 def test_linear_probe_keeps_backbone_frozen(synth, pretrained, tmp_path):
     rc = main(["finetune", *_data(synth), "--pretrained", str(pretrained / "run" / "last.pt"), "--linear",
                "--epochs", "1", "--batch-size", "4", "--lr", "0.1", "--clips-per-video", "3",
@@ -91,6 +108,10 @@ def test_finetune_trains_backbone_and_retrieve_reports_recalls(synth, pretrained
     (["pretrain", "--arch", "r3d_tiny", "--out", "{pre}/run"], "last.pt already exists; pass --resume"),
     (["pretrain", "--arch", "resnet50", "--out", "{tmp}/p", "--moco-k", "64"], "unknown --arch 'resnet50'"),
     (["pretrain", "--config", "{tmp}/missing.yaml", "--out", "{tmp}/p"], "config file not found"),
+    (["pretrain", "--arch", "r3d_tiny", "--moco-k", "64", "--color-jitter", "-1", "--out", "{tmp}/p"],
+     "--color-jitter is a strength"),
+    (["pretrain", "--arch", "r3d_tiny", "--moco-k", "64", "--grayscale", "2", "--out", "{tmp}/p"],
+     "--grayscale is a probability in [0, 1]; got 2.0"),
 ])
 def test_user_errors_are_one_line(synth, pretrained, tmp_path, capsys, argv, message):
     (tmp_path / "garbage.pt").write_text("not a checkpoint")

@@ -1,6 +1,6 @@
 """How well FAME masks cover a known moving object, for four ways of combining seed and colour maps.
 
-    python tools/fame_mask_iou.py [--videos-per-motion 10] [--size 64] [--frames 16]
+    python tools/fame_mask_iou.py [--videos-per-motion 10] [--size 64] [--frames 16] [--object-size 0.25]
 
 Mean and minimum IoU between the mask and the object's region over the clip (union of its
 per-frame masks; beta = that region's area fraction) on two kinds of clips:
@@ -43,10 +43,10 @@ def mask_with(clip: torch.Tensor, beta: float, combine) -> torch.Tensor:
     return top_fraction_mask(minmax_normalize(gaussian_blur(combine(seed, color), kernel)), beta)[0]
 
 
-def synth_clips(per_motion: int, frames: int, size: int):
+def synth_clips(per_motion: int, frames: int, size: int, object_size: float):
     for motion in MOTIONS:
         for i in range(per_motion):
-            video, masks = render_video(motion, i % 5, 5, frames, size, np.random.default_rng(1000 + i))
+            video, masks = render_video(motion, i % 5, 5, frames, size, np.random.default_rng(1000 + i), object_size)
             yield torch.from_numpy(video).permute(3, 0, 1, 2)[None].float() / 255, torch.from_numpy(masks.any(0))
 
 
@@ -71,8 +71,9 @@ def main(argv=None) -> int:
     parser.add_argument("--videos-per-motion", type=int, default=10)
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--object-size", type=float, default=0.25, help="synth clips: object side / frame side")
     args = parser.parse_args(argv)
-    sets = {"synth": list(synth_clips(args.videos_per_motion, args.frames, args.size)),
+    sets = {"synth": list(synth_clips(args.videos_per_motion, args.frames, args.size, args.object_size)),
             "noise": list(noise_clips(args.videos_per_motion * 2, args.frames, args.size))}
     print("| combination | " + " | ".join(f"{name} IoU mean / min ({len(c)} clips)" for name, c in sets.items()) + " |")
     print("|---|" + "---|" * len(sets))

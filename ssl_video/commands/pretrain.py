@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--moco-dim", type=int, help="embedding size (default 128)")
     parser.add_argument("--mlp", action=argparse.BooleanOptionalAction, default=None,
                         help="MLP projection head (default on; --no-mlp for a linear head as FAME's I3D)")
+    parser.add_argument("--color-jitter", type=float, metavar="S",
+                        help="colour-jitter strength: magnitudes (0.4, 0.4, 0.4, 0.1) x S, p 0.8 (default 1; 0 = off)")
+    parser.add_argument("--grayscale", type=float, metavar="P", help="grayscale probability (default 0.2)")
     parser.add_argument("--fame", action=argparse.BooleanOptionalAction, default=None,
                         help="foreground-background merging on the query clip")
     parser.add_argument("--beta", type=float, help="FAME foreground ratio (default 0.5)")

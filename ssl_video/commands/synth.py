@@ -26,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              " (classes that a horizontal flip does not turn into each other)")
     parser.add_argument("--object-size", type=float, default=d.object_size,
                         help=f"object side / frame side, 0.05..0.6 (default {d.object_size}: 6%% of the frame)")
+    parser.add_argument("--object-appearance", choices=("random", "shared"), default=d.object_appearance,
+                        help="random: each video's object has its own texture and colours (default); shared: one "
+                             "object for all videos, so only its motion tells videos apart once FAME swaps backgrounds")
     parser.add_argument("--videos-per-class", type=int, default=d.videos_per_class,
                         help=f"videos per class (default {d.videos_per_class})")
     parser.add_argument("--frames", type=int, default=d.frames, help=f"frames per video (default {d.frames})")
@@ -44,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     summary = make_synth_dataset(args.out, classes=classes, videos_per_class=args.videos_per_class,
                                  frames=args.frames, size=args.size, seed=args.seed,
                                  test_fraction=args.test_fraction, object_size=args.object_size, motions=motions,
+                                 object_appearance=args.object_appearance,
                                  progress=not args.no_progress)
     print(f"synth: {summary['videos']} videos ({summary['train']} train / {summary['test']} test, "
           f"{classes} classes, {args.frames}x{args.size}x{args.size}) in {args.out}: "

@@ -152,22 +152,48 @@ def center_resize_crop(clip: torch.Tensor, crop: int) -> torch.Tensor:
     return TF.center_crop(TF.resize(clip, crop, antialias=True), [crop, crop])
 
 
-def color_augment(clip: torch.Tensor, crop: int) -> torch.Tensor:
+COLOR_JITTER_MAGNITUDES = (0.4, 0.4, 0.4, 0.1)  # brightness, contrast, saturation, hue (MoCo v2 / FAME)
+COLOR_JITTER_P = 0.8
+
+
+def check_color_options(color_jitter: float, grayscale: float) -> None:
+    # hue shifts are in turns and torchvision caps them at 0.5 turn: 0.1 x strength <= 0.5
+    if not 0.0 <= color_jitter <= 5.0:
+        raise VosError(f"--color-jitter is a strength multiplying the jitter magnitudes (0.4, 0.4, 0.4, 0.1), "
+                       f"in [0, 5] (0 = off, 1 = the reference recipe); got {color_jitter}")
+    if not 0.0 <= grayscale <= 1.0:
+        raise VosError(f"--grayscale is a probability in [0, 1]; got {grayscale}")
+
+
+def sample_color_jitter(strength: float = 1.0) -> tuple[torch.Tensor, float, list[int]]:
+    """One colour-jitter draw: (brightness, contrast, saturation) factors, a hue shift in turns, op order.
+
+    Factors are ``1 + m * strength * u`` with ``u ~ U(-1, 1)`` (floored at 0, as torchvision does), the
+    hue shift ``0.1 * strength * u``: SimCLR's strength ``s`` scales all four magnitudes alike.
+    """
+    u = torch.empty(4).uniform_(-1.0, 1.0)
+    magnitudes = torch.tensor(COLOR_JITTER_MAGNITUDES) * strength
+    factors = (1.0 + magnitudes[:3] * u[:3]).clamp_min(0.0)
+    return factors, float(magnitudes[3] * u[3]), torch.randperm(4).tolist()
+
+
+def color_augment(clip: torch.Tensor, crop: int, color_jitter: float = 1.0, grayscale: float = 0.2) -> torch.Tensor:
     """FAME/MoCo photometric augmentation with one parameter draw for every frame of (T, 3, H, W).
 
-    Colour jitter (0.4, 0.4, 0.4, 0.1) p=0.8 in random order, grayscale p=0.2, Gaussian blur with
-    kernel int(0.1*crop) made odd and sigma U(0.1, 2) p=0.5.
+    Colour jitter of strength ``color_jitter`` (1: magnitudes (0.4, 0.4, 0.4, 0.1), see
+    :func:`sample_color_jitter`; 0: off) with p=0.8 in random order, grayscale with probability
+    ``grayscale`` (0.2 in the reference recipe), Gaussian blur with kernel int(0.1*crop) made odd and
+    sigma U(0.1, 2) p=0.5.
     """
-    if float(torch.rand(1)) < 0.8:
-        factors = torch.empty(4).uniform_(0.6, 1.4)
-        hue = float(torch.empty(1).uniform_(-0.1, 0.1))
+    if color_jitter > 0 and float(torch.rand(1)) < COLOR_JITTER_P:
+        factors, hue, order = sample_color_jitter(color_jitter)
         ops = (lambda x: TF.adjust_brightness(x, float(factors[0])),
                lambda x: TF.adjust_contrast(x, float(factors[1])),
                lambda x: TF.adjust_saturation(x, float(factors[2])),
                lambda x: adjust_hue(x, hue))
-        for i in torch.randperm(4).tolist():
+        for i in order:
             clip = ops[i](clip)
-    if float(torch.rand(1)) < 0.2:
+    if grayscale > 0 and float(torch.rand(1)) < grayscale:
         clip = TF.rgb_to_grayscale(clip, num_output_channels=3)
     if float(torch.rand(1)) < 0.5:
         kernel = int(0.1 * crop) // 2 * 2 + 1
@@ -227,15 +253,20 @@ class PretrainClips(_ClipDataset):
     """``(clip_q, clip_k)``: two clips of one video at different random times, augmented independently.
 
     Each clip is float32 (C, T, H, W) in [0, 1]: random resized crop (scale 0.2-1), horizontal flip
-    and :func:`color_augment`, with one draw of the parameters for all frames of a clip.
+    and :func:`color_augment` (jitter strength ``color_jitter``, grayscale probability ``grayscale``),
+    with one draw of the parameters for all frames of a clip.
     """
 
-    def __init__(self, items: Sequence[VideoItem], frames: int = 16, frame_stride: int = 2, crop: int = 112) -> None:
+    def __init__(self, items: Sequence[VideoItem], frames: int = 16, frame_stride: int = 2, crop: int = 112,
+                 color_jitter: float = 1.0, grayscale: float = 0.2) -> None:
         super().__init__(items, frames, frame_stride, crop)
+        check_color_options(color_jitter, grayscale)
+        self.color_jitter, self.grayscale = color_jitter, grayscale
 
     def _augment(self, clip: torch.Tensor) -> torch.Tensor:
         clip = hflip_random(random_resized_crop(clip, self.crop))
-        return color_augment(clip, self.crop).permute(1, 0, 2, 3).contiguous()  # T C H W -> C T H W
+        clip = color_augment(clip, self.crop, self.color_jitter, self.grayscale)
+        return clip.permute(1, 0, 2, 3).contiguous()  # T C H W -> C T H W
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         video = VideoFile(self.items[index].path)
