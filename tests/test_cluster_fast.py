@@ -12,11 +12,12 @@ import torch
 
 import vos.cli
 import vos.cluster
+import vos.kl_search
 import vos.segment
 from tests.test_cluster import ref_cluster, ref_distance, ref_normalise, structured_attention
 from tests.vos_helpers import moving_square_frames, write_frame_folder
-from vos.cluster import (_distributions, _float32_distances, _close_pairs, _nearest, _neighbourhood_average,
-                         _pairwise_kl, cluster_streaming)
+from vos.cluster import _neighbourhood_average, cluster_streaming
+from vos.kl_search import close_pairs, distributions, float32_distances, nearest, pairwise_kl
 from vos.segment import SegmentConfig, VideoSegmenter
 from vos.video_io import open_video
 
@@ -36,9 +37,10 @@ def adversarial_taus(d64):
 
 
 def spy(monkeypatch, name):
+    """Count the calls of vos.kl_search.<name> (also those from inside the module)."""
     calls = []
-    original = getattr(vos.cluster, name)
-    monkeypatch.setattr(vos.cluster, name, lambda *a, **k: calls.append(1) or original(*a, **k))
+    original = getattr(vos.kl_search, name)
+    monkeypatch.setattr(vos.kl_search, name, lambda *a, **k: calls.append(1) or original(*a, **k))
     return calls
 
 
@@ -47,9 +49,9 @@ def test_float32_bound_holds_and_is_tight_enough(num_keys):
     # peaky rows (probabilities far below PROB_EPS, so the log clamp is active) and flat rows
     rows = torch.cat([rows_of(30, num_keys, 0, 200.0), rows_of(30, num_keys, 1, 2.0)])
     rows[:5] = torch.nn.functional.softmax(40 * torch.randn(5, num_keys, dtype=torch.float64), -1)
-    dist = _distributions(rows, float32_copies=True)
-    d32, margin = _float32_distances(dist, None)
-    d64 = _pairwise_kl(dist)
+    dist = distributions(rows, float32_copies=True)
+    d32, margin = float32_distances(dist, None)
+    d64 = pairwise_kl(dist)
     assert (rows < vos.cluster.PROB_EPS).any()
     assert ((d32 - d64).abs() <= margin).all()
     assert margin.max() < 1e-2 * (num_keys / 400)  # useful: far below the spread of distances near tau ~ 1
@@ -58,15 +60,15 @@ def test_float32_bound_holds_and_is_tight_enough(num_keys):
 @pytest.mark.parametrize("form", ["self", "cross"])
 def test_close_pairs_give_float64_decisions_at_adversarial_taus(monkeypatch, form):
     rows = rows_of(40, 12, 2)
-    dist = _distributions(rows, float32_copies=True)
-    a, b = (dist, None) if form == "self" else (vos.cluster._take(dist, slice(0, 15)), dist)
-    d64 = _pairwise_kl(dist)
-    d32, _ = _float32_distances(a, b)
-    recomputed = spy(monkeypatch, "_float64_pair_distances")
+    dist = distributions(rows, float32_copies=True)
+    a, b = (dist, None) if form == "self" else (vos.kl_search.take(dist, slice(0, 15)), dist)
+    d64 = pairwise_kl(dist)
+    d32, _ = float32_distances(a, b)
+    recomputed = spy(monkeypatch, "float64_pair_distances")
     plain_float32_wrong = 0
     for tau in adversarial_taus(d64):
-        expected = _pairwise_kl(a, b) <= tau
-        assert torch.equal(_close_pairs(a, b, tau), expected), tau
+        expected = pairwise_kl(a, b) <= tau
+        assert torch.equal(close_pairs(a, b, tau), expected), tau
         plain_float32_wrong += int((d32 <= tau).ne(expected).sum())
     assert plain_float32_wrong > 0  # the thresholds do hit pairs that float32 alone gets wrong
     assert recomputed  # ... and those went through the float64 recomputation
@@ -74,11 +76,11 @@ def test_close_pairs_give_float64_decisions_at_adversarial_taus(monkeypatch, for
 
 def test_close_pairs_fall_back_to_float64_when_many_pairs_are_borderline(monkeypatch):
     rows = rows_of(30, 12, 3)
-    dist = _distributions(rows, float32_copies=True)
-    tau = _pairwise_kl(dist)[0, 1].item()
-    monkeypatch.setattr(vos.cluster, "REPAIR_MAX_FRACTION", 0.0)
-    whole = spy(monkeypatch, "_pairwise_kl")
-    assert torch.equal(_close_pairs(dist, None, tau), _pairwise_kl(dist) <= tau)
+    dist = distributions(rows, float32_copies=True)
+    tau = pairwise_kl(dist)[0, 1].item()
+    monkeypatch.setattr(vos.kl_search, "REPAIR_MAX_FRACTION", 0.0)
+    whole = spy(monkeypatch, "pairwise_kl")
+    assert torch.equal(close_pairs(dist, None, tau), pairwise_kl(dist) <= tau)
     assert len(whole) == 1  # the whole block went to float64
 
 
@@ -90,15 +92,15 @@ def test_nearest_equals_float64_argmin_with_ties_and_near_ties(monkeypatch):
     centroids = torch.cat([centroids, centroids[1:2], torch.tensor(near)[None]])
     rows[:3] = centroids[1]
     rows[3:6] = centroids[2]
-    a, b = _distributions(rows, True), _distributions(centroids, True)
-    expected = _pairwise_kl(a, b).argmin(1)
+    a, b = distributions(rows, True), distributions(centroids, True)
+    expected = pairwise_kl(a, b).argmin(1)
     assert expected[:3].tolist() == [1, 1, 1]  # the tie goes to the lower of the duplicates 1 and 6
-    recomputed = spy(monkeypatch, "_float64_pair_distances")
-    monkeypatch.setattr(vos.cluster, "REPAIR_MAX_FRACTION", 1.0)  # unsure rows: their candidates in float64
-    assert torch.equal(_nearest(a, b), expected)
+    recomputed = spy(monkeypatch, "float64_pair_distances")
+    monkeypatch.setattr(vos.kl_search, "REPAIR_MAX_FRACTION", 1.0)  # unsure rows: their candidates in float64
+    assert torch.equal(nearest(a, b), expected)
     assert recomputed
-    monkeypatch.setattr(vos.cluster, "REPAIR_MAX_FRACTION", 0.0)  # everything in float64
-    assert torch.equal(_nearest(a, b), expected)
+    monkeypatch.setattr(vos.kl_search, "REPAIR_MAX_FRACTION", 0.0)  # everything in float64
+    assert torch.equal(nearest(a, b), expected)
     assert len(recomputed) == 1
 
 
@@ -123,8 +125,8 @@ def test_averaging_dense_and_sparse_match_the_loop(monkeypatch, max_density):
 def test_clustering_with_pairs_within_1e6_of_tau_matches_slow_reference(monkeypatch, seed):
     attention, _ = structured_attention(4, 8, 12, 3, 20.0, seed)
     rows = (attention / attention.sum(-1, keepdim=True)).double()[:3].reshape(-1, 12)
-    d = _pairwise_kl(_distributions(rows))
-    recomputed = spy(monkeypatch, "_float64_pair_distances")
+    d = pairwise_kl(distributions(rows))
+    recomputed = spy(monkeypatch, "float64_pair_distances")
     close_to_tau = d[(d > 0.3) & (d < 1.5)]
     for tau in (close_to_tau.min().item() * (1 + 5e-7), close_to_tau.median().item() * (1 - 5e-7)):
         ref_labels, ref_centroids = ref_cluster(attention.double().numpy(), tau, 3)
@@ -173,15 +175,15 @@ def test_negative_attention_cache_is_a_cli_error(tmp_path, capsys):
 
 def test_without_a_usable_bound_everything_is_float64(monkeypatch):
     # K u >= 1/2 has no useful bound (K >= 2^23 in float32): emulated with a coarse roundoff
-    monkeypatch.setattr(vos.cluster, "FLOAT32_UNIT_ROUNDOFF", 0.1)
+    monkeypatch.setattr(vos.kl_search, "FLOAT32_UNIT_ROUNDOFF", 0.1)
     rows = rows_of(20, 12, 7)
     rows[0] = torch.nn.functional.one_hot(torch.tensor(3), 12).double()  # c_00 = 0: 0 * inf must not be nan
-    dist = _distributions(rows, float32_copies=True)
-    _, margin = _float32_distances(dist, None)
+    dist = distributions(rows, float32_copies=True)
+    _, margin = float32_distances(dist, None)
     assert torch.isinf(margin).all()
-    d64 = _pairwise_kl(dist)
-    assert torch.equal(_close_pairs(dist, None, 1.0), d64 <= 1.0)
-    assert torch.equal(_nearest(dist, _distributions(rows[:5].clone(), True)), d64[:, :5].argmin(1))
+    d64 = pairwise_kl(dist)
+    assert torch.equal(close_pairs(dist, None, 1.0), d64 <= 1.0)
+    assert torch.equal(nearest(dist, distributions(rows[:5].clone(), True)), d64[:, :5].argmin(1))
 
 
 def test_streaming_greedy_equals_the_greedy_walk_over_all_rows():

@@ -11,20 +11,21 @@ import pytest
 import torch
 
 import vos.cluster
+import vos.kl_search
 from tests.test_cluster import ref_cluster, structured_attention
 from tests.test_cluster_fast import adversarial_taus, rows_of, spy
-from vos.cluster import (FLOAT32_LOG_ERROR, FLOAT32_UNIT_ROUNDOFF, P32_ERROR, _close_pairs, _distinct_sets,
-                         _distributions, _float32_distances, _greedy_assign, _greedy_walk, _key_groups,
-                         _lower_bounds, _nearest, _pairwise_kl, _sparse_close_pairs, _window_distributions,
-                         cluster_streaming)
+from vos.cluster import _distinct_sets, _greedy_assign, _greedy_walk, cluster_streaming
+from vos.kl_search import (FLOAT32_LOG_ERROR, FLOAT32_UNIT_ROUNDOFF, P32_ERROR, close_pairs, distributions,
+                           float32_distances, learn_key_groups, lower_bounds, nearest, pairwise_kl, sparse_close_pairs,
+                           window_distributions)
 
 
 @pytest.fixture
 def small_groups(monkeypatch):
     """Prune with 8 key groups from 16 keys on (the defaults need 1024 keys)."""
-    monkeypatch.setattr(vos.cluster, "KEY_GROUPS", 8)
-    monkeypatch.setattr(vos.cluster, "PRUNE_MIN_KEYS_PER_GROUP", 2)
-    monkeypatch.setattr(vos.cluster, "PRUNE_MAX_FRACTION", 1.0)
+    monkeypatch.setattr(vos.kl_search, "KEY_GROUPS", 8)
+    monkeypatch.setattr(vos.kl_search, "PRUNE_MIN_KEYS_PER_GROUP", 2)
+    monkeypatch.setattr(vos.kl_search, "PRUNE_MAX_FRACTION", 1.0)
 
 
 def peaky_and_flat_rows(num_keys, seed):
@@ -49,76 +50,76 @@ def test_float32_log_is_as_accurate_as_the_bound_assumes():
 def test_lower_bound_never_exceeds_the_float64_distance(small_groups, grouping):
     rows = peaky_and_flat_rows(16, 0)
     assert (rows < vos.cluster.PROB_EPS).any() and (rows == 0).any()
-    groups = {"kmeans": _key_groups(rows),
+    groups = {"kmeans": learn_key_groups(rows),
               "random": torch.randint(0, 8, (16,), generator=torch.Generator().manual_seed(1)),
               "single": torch.zeros(16, dtype=torch.int64)}[grouping]
     groups = torch.unique(groups, return_inverse=True)[1]
-    a, b = _distributions(rows, True, groups), _distributions(rows[::3].clone(), True, groups)
-    for lower, d64 in ((_lower_bounds(a, None), _pairwise_kl(a)), (_lower_bounds(a, b), _pairwise_kl(a, b))):
+    a, b = distributions(rows, True, groups), distributions(rows[::3].clone(), True, groups)
+    for lower, d64 in ((lower_bounds(a, None), pairwise_kl(a)), (lower_bounds(a, b), pairwise_kl(a, b))):
         assert lower.dtype == torch.float32 and lower.shape == d64.shape
         assert (lower.double() <= d64).all()
-    self_bound = _lower_bounds(a, None)
+    self_bound = lower_bounds(a, None)
     assert torch.equal(self_bound, self_bound.T)  # the self form is exactly symmetric
     if grouping == "single":  # one group: every grouped row is [1 + K eps], the bound is ~0
         assert self_bound.abs().max() < 1e-3
 
 
 def test_lower_bound_equals_the_distance_when_groups_are_single_keys(monkeypatch):
-    monkeypatch.setattr(vos.cluster, "PRUNE_MIN_KEYS_PER_GROUP", 1)
+    monkeypatch.setattr(vos.kl_search, "PRUNE_MIN_KEYS_PER_GROUP", 1)
     rows = peaky_and_flat_rows(12, 2)
-    dist = _distributions(rows, True, torch.arange(12))
-    d64 = _pairwise_kl(dist)
+    dist = distributions(rows, True, torch.arange(12))
+    d64 = pairwise_kl(dist)
     # clamped rows, so not the distance itself, but within the (small) certified slack of it
-    assert ((d64 - _lower_bounds(dist, None).double()) < 1e-3 + 1e-3 * d64).all()
+    assert ((d64 - lower_bounds(dist, None).double()) < 1e-3 + 1e-3 * d64).all()
 
 
 def test_key_groups_are_consecutive_nonempty_and_prune_most_far_pairs():
     attention, _ = structured_attention(1, 300, 1024, 6, 30.0, 3)
     rows = (attention[0] / attention[0].sum(-1, keepdim=True)).double()
-    groups = _key_groups(rows)
+    groups = learn_key_groups(rows)
     assert groups.shape == (1024,) and groups.dtype == torch.int64
     assert torch.equal(torch.unique(groups), torch.arange(int(groups.max()) + 1))
-    assert int(groups.max()) + 1 <= vos.cluster.KEY_GROUPS
-    dist = _distributions(rows, True, groups)
-    d64, lower = _pairwise_kl(dist), _lower_bounds(dist, None).double()
+    assert int(groups.max()) + 1 <= vos.kl_search.KEY_GROUPS
+    dist = distributions(rows, True, groups)
+    d64, lower = pairwise_kl(dist), lower_bounds(dist, None).double()
     far = d64 > 4.0
     assert far.any() and (lower[far] > 1.0).float().mean() > 0.9  # useful: far pairs are ruled out at tau 1
 
 
 def test_too_few_keys_per_group_turn_pruning_off():
     rows = rows_of(10, 100, 0)
-    assert _key_groups(rows) is None  # 100 keys < 8 per group x 128 groups
-    assert _sparse_close_pairs(_distributions(rows, True), None, 1.0) is None
+    assert learn_key_groups(rows) is None  # 100 keys < 8 per group x 128 groups
+    assert sparse_close_pairs(distributions(rows, True), None, 1.0) is None
 
 
 @pytest.mark.parametrize("form", ["self", "cross"])
 def test_sparse_close_pairs_give_float64_decisions_at_adversarial_taus(small_groups, monkeypatch, form):
     rows = peaky_and_flat_rows(16, 4)
-    groups = _key_groups(rows)
-    a = _distributions(rows, True, groups)
-    b = None if form == "self" else _distributions(rows_of(25, 16, 9), True, groups)
-    d64 = _pairwise_kl(a, b)
-    recomputed = spy(monkeypatch, "_float64_pair_distances")
+    groups = learn_key_groups(rows)
+    a = distributions(rows, True, groups)
+    b = None if form == "self" else distributions(rows_of(25, 16, 9), True, groups)
+    d64 = pairwise_kl(a, b)
+    recomputed = spy(monkeypatch, "float64_pair_distances")
     for tau in adversarial_taus(d64):
         expected = d64 <= tau
-        rows_, cols_ = _sparse_close_pairs(a, b, tau)
+        rows_, cols_ = sparse_close_pairs(a, b, tau)
         got = torch.zeros_like(expected)
         got[rows_, cols_] = True
         assert torch.equal(got, expected), tau
-        assert torch.equal(_close_pairs(a, b, tau), expected)
+        assert torch.equal(close_pairs(a, b, tau), expected)
         key = rows_ * d64.shape[1] + cols_
         assert torch.equal(key, torch.sort(key).values)  # sorted by (i, j)
     assert recomputed  # pairs within the float32 bound of tau were decided in float64
 
 
 def test_sparse_close_pairs_fall_back_to_dense_when_the_bound_prunes_little(monkeypatch):
-    monkeypatch.setattr(vos.cluster, "KEY_GROUPS", 8)
-    monkeypatch.setattr(vos.cluster, "PRUNE_MIN_KEYS_PER_GROUP", 2)
-    monkeypatch.setattr(vos.cluster, "PRUNE_MAX_FRACTION", 0.0)
+    monkeypatch.setattr(vos.kl_search, "KEY_GROUPS", 8)
+    monkeypatch.setattr(vos.kl_search, "PRUNE_MIN_KEYS_PER_GROUP", 2)
+    monkeypatch.setattr(vos.kl_search, "PRUNE_MAX_FRACTION", 0.0)
     rows = rows_of(20, 16, 5)
-    dist = _distributions(rows, True, _key_groups(rows))
-    assert _sparse_close_pairs(dist, None, 1e6) is None  # everything is a candidate
-    assert torch.equal(_close_pairs(dist, None, 0.7), _pairwise_kl(dist) <= 0.7)
+    dist = distributions(rows, True, learn_key_groups(rows))
+    assert sparse_close_pairs(dist, None, 1e6) is None  # everything is a candidate
+    assert torch.equal(close_pairs(dist, None, 0.7), pairwise_kl(dist) <= 0.7)
 
 
 def test_pruned_nearest_equals_float64_argmin_with_ties_and_near_ties(small_groups, monkeypatch):
@@ -128,12 +129,12 @@ def test_pruned_nearest_equals_float64_argmin_with_ties_and_near_ties(small_grou
     centroids = torch.cat([centroids, centroids[1:2], (near / near.sum())[None]])
     rows[:3] = centroids[1]  # exact tie between centroids 1 and 6: the lower index wins
     rows[3:6] = centroids[2]  # near-tie below float32 resolution
-    groups = _key_groups(rows)
-    a, b = _distributions(rows, True, groups), _distributions(centroids, True, groups)
-    expected = _pairwise_kl(a, b).argmin(1)
+    groups = learn_key_groups(rows)
+    a, b = distributions(rows, True, groups), distributions(centroids, True, groups)
+    expected = pairwise_kl(a, b).argmin(1)
     assert expected[:3].tolist() == [1, 1, 1]
-    sampled = spy(monkeypatch, "_sampled_float32_distances")
-    assert torch.equal(_nearest(a, b), expected)
+    sampled = spy(monkeypatch, "sampled_float32_distances")
+    assert torch.equal(nearest(a, b), expected)
     assert len(sampled) == 2  # the guesses, then the candidates: no dense product
 
 
@@ -142,14 +143,14 @@ def test_window_distributions_match_float64_rows_within_the_assumed_error():
     attention[0, :10] = 0  # exact zeros survive
     sums = attention.double().sum(-1)
     rows = attention.double() / sums[:, None]
-    window = _window_distributions(attention, sums, None)
+    window = window_distributions(attention, sums, None)
     assert window.p is None
     relative = (window.p32.double() - rows).abs() / rows.clamp_min(1e-300)
     assert relative[rows > 0].max() <= P32_ERROR and (window.p32[rows == 0] == 0).all()
-    torch.testing.assert_close(vos.cluster._rows64(window, torch.tensor([3, 7])), rows[[3, 7]], rtol=0, atol=0)
+    torch.testing.assert_close(vos.kl_search.rows64(window, torch.tensor([3, 7])), rows[[3, 7]], rtol=0, atol=0)
     # the float32 distances of window rows keep their certified bound against the float64 ones
-    d32, margin = _float32_distances(window, None)
-    assert ((d32 - _pairwise_kl(_distributions(rows))).abs() <= margin).all()
+    d32, margin = float32_distances(window, None)
+    assert ((d32 - pairwise_kl(distributions(rows))).abs() <= margin).all()
 
 
 def test_distinct_sets_in_order_of_first_row():
@@ -194,17 +195,17 @@ def test_greedy_walk_over_pair_lists_equals_the_block_walk(seed):
 
 def test_greedy_assign_gives_the_same_groups_pruned_and_dense(small_groups):
     rows = peaky_and_flat_rows(16, 8)
-    groups = _key_groups(rows)
+    groups = learn_key_groups(rows)
     for tau in (0.3, 1.0, 3.0):
-        pruned = _greedy_assign(_distributions(rows, True, groups), tau)
-        dense = _greedy_assign(_distributions(rows, True), tau)
+        pruned = _greedy_assign(distributions(rows, True, groups), tau)
+        dense = _greedy_assign(distributions(rows, True), tau)
         assert all(torch.equal(x, y) for x, y in zip(pruned, dense))
 
 
 @pytest.mark.parametrize("seed", [30, 31])
 def test_pruned_clustering_matches_slow_reference(small_groups, monkeypatch, seed):
     attention, _ = structured_attention(5, 9, 16, 3, 8.0, seed)
-    sampled = spy(monkeypatch, "_sampled_float32_distances")
+    sampled = spy(monkeypatch, "sampled_float32_distances")
     for tau in (0.5, 1.0, 2.0):
         ref_labels, ref_centroids = ref_cluster(attention.double().numpy(), tau, 3)
         result = cluster_streaming(lambda t0, t1: attention[t0:t1], 5, tau, 3)
@@ -219,10 +220,10 @@ def test_default_pruning_at_segmentation_like_sizes_equals_the_unpruned_path(mon
     gen = torch.Generator().manual_seed(11)
     queries, keys = torch.randn(6, 64, 32, generator=gen), torch.randn(1024, 32, generator=gen)
     attention = torch.softmax(queries @ keys.T * 0.9, -1)  # T N K, many small clusters
-    sampled = spy(monkeypatch, "_sampled_float32_distances")
+    sampled = spy(monkeypatch, "sampled_float32_distances")
     pruned = cluster_streaming(lambda t0, t1: attention[t0:t1], 6, 1.0, 3)
     assert sampled
-    monkeypatch.setattr(vos.cluster, "PRUNE_MIN_KEYS_PER_GROUP", 10 ** 9)
+    monkeypatch.setattr(vos.kl_search, "PRUNE_MIN_KEYS_PER_GROUP", 10 ** 9)
     dense = cluster_streaming(lambda t0, t1: attention[t0:t1], 6, 1.0, 3)
     assert pruned.centroids.shape[0] > 10
     assert torch.equal(pruned.labels, dense.labels)
@@ -230,14 +231,14 @@ def test_default_pruning_at_segmentation_like_sizes_equals_the_unpruned_path(mon
 
 
 def test_a_probe_of_rows_skips_the_full_bound_when_it_would_prune_little(monkeypatch):
-    monkeypatch.setattr(vos.cluster, "KEY_GROUPS", 8)
-    monkeypatch.setattr(vos.cluster, "PRUNE_MIN_KEYS_PER_GROUP", 2)
-    monkeypatch.setattr(vos.cluster, "PRUNE_PROBE_ROWS", 4)
+    monkeypatch.setattr(vos.kl_search, "KEY_GROUPS", 8)
+    monkeypatch.setattr(vos.kl_search, "PRUNE_MIN_KEYS_PER_GROUP", 2)
+    monkeypatch.setattr(vos.kl_search, "PRUNE_PROBE_ROWS", 4)
     rows = rows_of(40, 16, 12)  # 4 broad clusters: most pairs are within tau = 3
-    dist = _distributions(rows, True, _key_groups(rows))
-    bounds = spy(monkeypatch, "_lower_bounds")
-    assert (_pairwise_kl(dist) <= 3.0).float().mean() > vos.cluster.PRUNE_MAX_FRACTION
-    assert _sparse_close_pairs(dist, None, 3.0) is None
+    dist = distributions(rows, True, learn_key_groups(rows))
+    bounds = spy(monkeypatch, "lower_bounds")
+    assert (pairwise_kl(dist) <= 3.0).float().mean() > vos.kl_search.PRUNE_MAX_FRACTION
+    assert sparse_close_pairs(dist, None, 3.0) is None
     assert len(bounds) == 1  # the 4-row probe only
-    assert _sparse_close_pairs(dist, None, 1e-3) is not None  # tiny tau: the probe lets it prune
+    assert sparse_close_pairs(dist, None, 1e-3) is not None  # tiny tau: the probe lets it prune
     assert len(bounds) == 3  # probe + full bound
