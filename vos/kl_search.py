@@ -361,11 +361,11 @@ def sparse_close_pairs(a: Distributions, b: Distributions | None,
         if (~(lower_bounds(probe, a if b is None else b) > tau)).float().mean() > PRUNE_MAX_FRACTION:
             return None
     lower = lower_bounds(a, b)
-    candidate = ~(lower > tau)  # (a nan bound keeps the pair); symmetric for b=None (see lower_bounds)
-    del lower
-    rows, cols = candidate.nonzero(as_tuple=True)
-    if rows.numel() > PRUNE_MAX_FRACTION * candidate.numel():
+    # (a nan bound keeps the pair); symmetric for b=None (see lower_bounds)
+    rows, cols = _pairs_not_above(lower, tau)
+    if rows.numel() > PRUNE_MAX_FRACTION * lower.numel():
         return None
+    del lower
     b_ = a if b is None else b
     dist, margin = sampled_float32_distances(a, b_, rows, cols, symmetric=b is None)
     close = dist <= tau
@@ -417,17 +417,26 @@ def nearest(a: Distributions, b: Distributions) -> torch.Tensor:
         guess = lower.argmin(1)  # Na
         dist, margin = sampled_float32_distances(a, b, local, guess)
         upper = ((dist + margin) * (1 + 1e-6)).float()  # rounded up: a float32 upper bound
-        candidate = ~(lower > upper[:, None])  # the others are farther than the guess
-        candidate[local, guess] = True
+        lower[local, guess] = -math.inf  # the guess is a candidate whatever rounding gives its bound
+        rows, cols = _pairs_not_above(lower, upper[:, None])  # the others are farther than the guess
+        shape = lower.shape
         del lower
-        rows, cols = candidate.nonzero(as_tuple=True)
-        if rows.numel() <= PRUNE_MAX_FRACTION * candidate.numel():
+        if rows.numel() <= PRUNE_MAX_FRACTION * shape[0] * shape[1]:
             dist, margin = sampled_float32_distances(a, b, rows, cols)
-            dense_dist = torch.full(candidate.shape, math.inf, dtype=dist.dtype)
-            dense_margin = torch.zeros(candidate.shape, dtype=dist.dtype)
+            dense_dist = torch.full(shape, math.inf, dtype=dist.dtype)
+            dense_margin = torch.zeros(shape, dtype=dist.dtype)
             dense_dist[rows, cols], dense_margin[rows, cols] = dist, margin
             return _certified_argmin(a, b, dense_dist, dense_margin)
     return _certified_argmin(a, b, *float32_distances(a, b))
+
+
+def _pairs_not_above(values: torch.Tensor, limit) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows, cols) int64, sorted, of the entries of ``values`` (Na Nb float32) not above ``limit``
+    (a number or a broadcastable array; nan counts as not above). numpy: ~3x faster than torch's
+    comparison and nonzero here."""
+    limit = limit.numpy() if isinstance(limit, torch.Tensor) else limit
+    flat = torch.from_numpy(np.flatnonzero(~(values.numpy() > limit)))
+    return flat // values.shape[1], flat % values.shape[1]
 
 
 def _certified_argmin(a: Distributions, b: Distributions, dist: torch.Tensor,
