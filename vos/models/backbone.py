@@ -82,13 +82,8 @@ class DinoKeyBackbone(nn.Module):
         self.vit = vit
         self.patch_size = patch_size
         self.dim = vit.embed_dim
-        self._qkv_out: torch.Tensor | None = None
-        vit.blocks[-1].attn.qkv.register_forward_hook(self._keep_qkv)
         self.requires_grad_(False)
         self.eval()
-
-    def _keep_qkv(self, module, inputs, output):
-        self._qkv_out = output
 
     def train(self, mode: bool = True):
         # Always frozen: dropout and the like stay in eval mode whatever the caller does.
@@ -96,26 +91,21 @@ class DinoKeyBackbone(nn.Module):
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor, with_cls: bool = True) -> KeyFeatures:
-        """``with_cls=False`` stops at the last block's key projection: its attention and MLP (and
-        the final norm) only shape the CLS output, not the keys, so they are skipped (1/12 of
-        ViT-S's blocks)."""
+        """Keys of the last block: its LayerNorm and key projection applied to the patch tokens that
+        enter it (both act on each token alone). ``with_cls=False`` stops there: the last block's
+        attention and MLP and the final norm only shape the CLS output, so they are skipped (1/12
+        of ViT-S's blocks); with the CLS token the key projection of the patches runs once more
+        than inside the block (~1% of the forward)."""
         B, _, H, W = images.shape
         if H % self.patch_size or W % self.patch_size:
             raise VosError(f"input size {H}x{W} is not a multiple of the patch size {self.patch_size}")
-        grid = (H // self.patch_size, W // self.patch_size)
-        if not with_cls:
-            last = self.vit.blocks[-1]
-            # patch tokens entering the last block (LayerNorm and qkv act on each token alone)
-            tokens = self.vit.forward_intermediates(images, indices=[len(self.vit.blocks) - 2], stop_early=True,
-                                                    output_fmt="NLC", intermediates_only=True)[0]  # B HW C
-            keys = last.attn.qkv(last.norm1(tokens))[..., self.dim : 2 * self.dim]  # B HW C
-            self._qkv_out = None
-            return KeyFeatures(keys=keys, cls=None, grid=grid)
-        tokens = self.vit.forward_features(images)  # B 1+HW C
-        prefix = self.vit.num_prefix_tokens
-        keys = self._qkv_out[:, prefix:, self.dim : 2 * self.dim]  # B HW C
-        self._qkv_out = None
-        return KeyFeatures(keys=keys, cls=tokens[:, 0], grid=grid)
+        out = self.vit.forward_intermediates(images, indices=[len(self.vit.blocks) - 2], stop_early=not with_cls,
+                                             output_fmt="NLC", intermediates_only=not with_cls)
+        tokens, (entering,) = out if with_cls else (None, out)  # B 1+HW C (final, normed), B HW C
+        last = self.vit.blocks[-1]
+        keys = last.attn.qkv(last.norm1(entering))[..., self.dim : 2 * self.dim]  # B HW C
+        return KeyFeatures(keys=keys, cls=None if tokens is None else tokens[:, 0],
+                           grid=(H // self.patch_size, W // self.patch_size))
 
 
 def model_input_size(resolution: tuple[int, int], patch_size: int) -> tuple[int, int]:
