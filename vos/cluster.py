@@ -69,7 +69,7 @@ class _AveragedRows(NamedTuple):
     of_row: torch.Tensor  # M int64, row i's average is rows[of_row[i]]
 
 
-def _neighbourhood_average(rows: torch.Tensor, tau: float, chunk_rows: int, key_groups: torch.Tensor | None = None,
+def _neighbourhood_average(rows: torch.Tensor, tau: float, chunk_rows: int,
                            dist: Distributions | None = None) -> _AveragedRows:
     """rows: M K -> row i replaced by the L1-normalised mean of the rows j with d(i, j) <= tau.
 
@@ -77,11 +77,12 @@ def _neighbourhood_average(rows: torch.Tensor, tau: float, chunk_rows: int, key_
     The mean of distributions is already L1-normalised up to rounding; normalising the sum gives
     the same distribution. Rows with the same neighbour set (in the same chunk) get the very same
     average, which is returned once with its count: the greedy grouping then works on S <= M rows.
-    ``dist``: the rows as distributions with float32 copies, if the caller has them.
+    ``dist``: the rows as distributions with float32 copies (and key groups, for pruning); by
+    default computed here, without key groups.
     """
     num_rows = rows.shape[0]
     if dist is None:
-        dist = distributions(rows, float32_copies=True, key_groups=key_groups)
+        dist = distributions(rows, float32_copies=True)
     averages, counts, of_row = [], [], torch.empty(num_rows, dtype=torch.int64)
     for r0 in range(0, num_rows, chunk_rows):
         r1 = min(r0 + chunk_rows, num_rows)
@@ -137,7 +138,7 @@ def _distinct_sets(rows: torch.Tensor, cols: torch.Tensor, num_rows: int,
 
 
 def _set_hash_weights(num_cols: int) -> torch.Tensor:
-    """2 num_cols int64 random weights below 2^40: sums over up to 2^11 members stay below 2^51."""
+    """2 num_cols int64 random weights below 2^40 (sums of up to 2^23 members fit in int64)."""
     return torch.randint(0, 2 ** 40, (2, num_cols), generator=torch.Generator().manual_seed(0))
 
 
@@ -181,6 +182,8 @@ def _greedy_assign(dist: Distributions, tau: float) -> tuple[torch.Tensor, torch
     ``GREEDY_BLOCK_ROWS`` rows assigns nearly everything, a few percent of the full matrix. With
     many small groups B doubles per block, so there are O(log M) blocks: each block's many small
     element-wise ops pay a thread fork/join, which dominated on a loaded machine with B fixed.
+    With key groups and few close pairs (many small groups), all close pairs are found at once
+    (:func:`vos.kl_search.sparse_close_pairs`) and walked as lists instead.
     """
     num_rows = dist.p32.shape[0]
     pairs = sparse_close_pairs(dist, None, tau)
@@ -307,14 +310,9 @@ def _merge_until_stable(centroids: torch.Tensor, tau: float, key_groups: torch.T
     return centroids
 
 
-def _window_rows(window_attention: WindowAttention, t0: int, t1: int, patches_keys: tuple[int, int] | None,
-                 row_sums: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Fetch and check the attention of frames t0..t1-1 -> (((t1-t0)*N, K) attention as given,
-    (t1-t0)*N float64 row sums, ((t1-t0)*N, K) float64 L1-normalised rows = attention / row sums).
-
-    With ``row_sums`` (of an earlier call for the same window) the sums are not recomputed and the
-    float64 rows are not built (None): :func:`window_distributions` works without them.
-    """
+def _window_attention(window_attention: WindowAttention, t0: int, t1: int,
+                      patches_keys: tuple[int, int] | None) -> torch.Tensor:
+    """Fetch and check the attention of frames t0..t1-1 -> ((t1-t0)*N, K), in its own dtype."""
     attention = window_attention(t0, t1)
     where = f"attention of frames {t0}..{t1 - 1}"
     if not isinstance(attention, torch.Tensor) or not attention.is_floating_point():
@@ -337,9 +335,12 @@ def _window_rows(window_attention: WindowAttention, t0: int, t1: int, patches_ke
                 t, n, _ = torch.nonzero(bad)[0].tolist()
                 raise VosError(f"{where}: patch {n} of frame {t0 + t} has {what}; attention maps must be "
                                f"finite and non-negative")
-    attention = attention.detach().cpu().reshape(-1, num_keys)
-    if row_sums is not None:
-        return attention, row_sums, None
+    return attention.detach().cpu().reshape(-1, num_keys)
+
+
+def _float64_rows(attention: torch.Tensor, t0: int, num_patches: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Window attention (M K, frames from t0 on, N = num_patches rows each) -> (M float64 row sums,
+    M K float64 L1-normalised rows = attention / row sums)."""
     # float64 copies by numpy (about 2x faster than torch's conversion here; numpy has no
     # bfloat16, whose float32 copy is exact); float -> float64 is exact, so the rows are those
     # of the attention the checks saw
@@ -348,10 +349,11 @@ def _window_rows(window_attention: WindowAttention, t0: int, t1: int, patches_ke
     sums = torch.from_numpy(np.einsum("ij->i", rows.numpy()))  # w*N, summed in float64
     if (sums <= 0).any():
         n = int(torch.nonzero(sums <= 0)[0])
-        raise VosError(f"{where}: patch {n % num_patches} of frame {t0 + n // num_patches} has an all-zero "
-                       f"attention map, which cannot be normalised to a distribution")
+        raise VosError(f"attention of frames {t0}..{t0 + (rows.shape[0] - 1) // num_patches}: patch "
+                       f"{n % num_patches} of frame {t0 + n // num_patches} has an all-zero attention map, "
+                       f"which cannot be normalised to a distribution")
     np.divide(rows.numpy(), sums.numpy()[:, None], out=rows.numpy())
-    return attention, sums, rows
+    return sums, rows
 
 
 def _check_positive_int(value, name: str) -> None:
@@ -388,15 +390,17 @@ def cluster_streaming(window_attention: WindowAttention, num_frames: int, tau: f
     # first round of the next hierarchies at once (the same greedy walk, see _StreamingGreedy)
     patches_keys, known = None, []
     for t0, t1 in spans:
-        attention, sums, rows = _window_rows(window_attention, t0, t1, patches_keys)  # (w*N) K
-        if patches_keys is None:  # the keys are the same for every window: group them once
-            patches_keys = (rows.shape[0] // (t1 - t0), rows.shape[1])
+        attention = _window_attention(window_attention, t0, t1, patches_keys)  # (w*N) K
+        first_window = patches_keys is None
+        patches_keys = (attention.shape[0] // (t1 - t0), attention.shape[1])
+        sums, rows = _float64_rows(attention, t0, patches_keys[0])
+        if first_window:  # the keys are the same for every window: group them once
             key_groups = learn_key_groups(rows)
             first_round = _StreamingGreedy(tau, key_groups)
         dist = window_distributions(attention, sums, key_groups)._replace(p=rows)
         # the row sums and per-row fields (M G at most) are kept for the assignment pass
         known.append(dist._replace(p=None, p32=None, log_p32=None, raw=None))
-        averaged = _neighbourhood_average(rows, tau, chunk_rows, key_groups, dist)
+        averaged = _neighbourhood_average(rows, tau, chunk_rows, dist)
         del dist
         first_round.add(_greedy_group(averaged.rows, tau, averaged.counts, key_groups))
 
@@ -410,8 +414,8 @@ def cluster_streaming(window_attention: WindowAttention, num_frames: int, tau: f
     labels = torch.empty(num_frames, patches_keys[0], dtype=torch.int64)  # T N
     centroid_dist = distributions(centroids, True, key_groups)
     for (t0, t1), fields in zip(spans, known):
-        attention, sums, _ = _window_rows(window_attention, t0, t1, patches_keys, fields.row_sums)
-        rows = window_distributions(attention, sums, key_groups, fields)
+        attention = _window_attention(window_attention, t0, t1, patches_keys)
+        rows = window_distributions(attention, fields.row_sums, key_groups, fields)
         labels[t0:t1] = nearest(rows, centroid_dist).view(t1 - t0, -1)
 
     # drop centroids without patches; sorted unique ids renumber them in centroid order

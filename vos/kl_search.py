@@ -111,7 +111,7 @@ def distributions(p: torch.Tensor, float32_copies: bool = False,
 def _float32_fields(p32: torch.Tensor, key_groups: torch.Tensor | None) -> Distributions:
     """The float32 fields of :func:`distributions` from float32 rows p32 (M K), rows not set."""
     clamped32 = p32.clamp_min(PROB_EPS)
-    log_p32 = clamped32.log()
+    log_p32 = clamped32.log()  # = log_clamped(p32), with the clamped copy kept for the group sums
     # numpy's row dot is ~4x faster than torch's here; it sums in float32 too (same bound)
     neg_entropy32 = torch.from_numpy(np.einsum("ij,ij->i", p32.numpy(), log_p32.numpy())).double()
     if key_groups is None:
@@ -143,7 +143,7 @@ def window_distributions(raw: torch.Tensor, row_sums: torch.Tensor, key_groups: 
         p32 = raw.float() * row_sums.reciprocal().float()[:, None]
     if known is None:
         return _float32_fields(p32, key_groups)._replace(raw=raw, row_sums=row_sums)
-    return known._replace(p32=p32, log_p32=p32.clamp_min(PROB_EPS).log_(), raw=raw, row_sums=row_sums)
+    return known._replace(p32=p32, log_p32=log_clamped(p32), raw=raw, row_sums=row_sums)
 
 
 def rows64(dist: Distributions, index=slice(None)) -> torch.Tensor:
@@ -350,8 +350,8 @@ def sparse_close_pairs(a: Distributions, b: Distributions | None,
 
     Pairs whose certified lower bound (:func:`lower_bounds`) exceeds tau are never computed; the
     others get the float32 distance of sampled products and its bound, and those within the bound
-    of tau are recomputed in float64, as in the dense path. ``b=None`` means ``b = a``: the
-    candidates are made symmetric, and one sampled product gives both cross terms of a pair.
+    of tau are recomputed in float64, as in the dense path. ``b=None`` means ``b = a``: the bound,
+    hence the candidates, is exactly symmetric, and one sampled product gives both cross terms.
     """
     if a.grouped32 is None:
         return None
@@ -415,16 +415,17 @@ def nearest(a: Distributions, b: Distributions) -> torch.Tensor:
         lower = lower_bounds(a, b)  # Na Nb
         local = torch.arange(lower.shape[0])
         guess = lower.argmin(1)  # Na
-        dist, margin = sampled_float32_distances(a, b, local, guess)
-        upper = ((dist + margin) * (1 + 1e-6)).float()  # rounded up: a float32 upper bound
-        lower[local, guess] = -math.inf  # the guess is a candidate whatever rounding gives its bound
+        guess_dist, guess_margin = sampled_float32_distances(a, b, local, guess)
+        upper = ((guess_dist + guess_margin) * (1 + 1e-6)).float()  # rounded up: a float32 upper bound
+        lower[local, guess] = math.inf  # computed already
         rows, cols = _pairs_not_above(lower, upper[:, None])  # the others are farther than the guess
         shape = lower.shape
         del lower
-        if rows.numel() <= PRUNE_MAX_FRACTION * shape[0] * shape[1]:
+        if rows.numel() + local.numel() <= PRUNE_MAX_FRACTION * shape[0] * shape[1]:
             dist, margin = sampled_float32_distances(a, b, rows, cols)
             dense_dist = torch.full(shape, math.inf, dtype=dist.dtype)
             dense_margin = torch.zeros(shape, dtype=dist.dtype)
+            dense_dist[local, guess], dense_margin[local, guess] = guess_dist, guess_margin
             dense_dist[rows, cols], dense_margin[rows, cols] = dist, margin
             return _certified_argmin(a, b, dense_dist, dense_margin)
     return _certified_argmin(a, b, *float32_distances(a, b))
