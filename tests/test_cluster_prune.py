@@ -163,14 +163,20 @@ def test_distinct_sets_in_order_of_first_row():
 @pytest.mark.parametrize("collide", [False, True])
 def test_hashed_distinct_sets_equal_the_exact_grouping(monkeypatch, collide):
     gen = torch.Generator().manual_seed(4)
-    base = torch.rand(6, 50, generator=gen) < 0.1  # 6 distinct sets, repeated in random order
-    close = base[torch.randint(0, 6, (80,), generator=gen)]
-    close[torch.arange(80), torch.arange(80) % 50] = True  # every row has a member
+    base = torch.zeros(6, 50, dtype=torch.bool)
+    for s, members in enumerate(([0, 1], [2, 3], [4, 5, 6], [1, 7, 9], [10], [11])):  # equal sizes, other members
+        base[s, members] = True
+    close = base[torch.randint(0, 6, (80,), generator=gen)]  # 6 distinct sets, repeated in random order
     pairs = close.nonzero(as_tuple=True)
     if collide:  # every hash equal: only the sizes tell sets apart, the check must catch it
         monkeypatch.setattr(vos.cluster, "_set_hash_weights", lambda n: torch.zeros(2, n, dtype=torch.int64))
     exact = vos.cluster._distinct_sets_exact(*pairs, 80, 50)
+    fallbacks = []
+    original = vos.cluster._distinct_sets_exact
+    monkeypatch.setattr(vos.cluster, "_distinct_sets_exact", lambda *a: fallbacks.append(1) or original(*a))
     fast = _distinct_sets(*pairs, 80, 50)
+    assert len(fallbacks) == int(collide)
+    assert exact[0].shape[0] == 6
     assert torch.equal(fast[1], exact[1])
     np.testing.assert_array_equal(fast[0].toarray(), exact[0].toarray())
 
