@@ -2,8 +2,9 @@
 
 The features the method uses are the **keys** of the last attention layer (heads concatenated,
 ``C`` = embed dim) for every patch, plus the CLS token of the last (normed) layer output. They
-are read with a forward hook on ``blocks[-1].attn.qkv`` (its output is laid out (B, N, 3, heads,
-head_dim), so the keys are the middle third), which works with fused attention too.
+are computed from the patch tokens entering the last block (timm's ``forward_intermediates``):
+its ``norm1`` and ``attn.qkv``, whose output is laid out (B, N, 3, heads, head_dim), so the keys
+are the middle third; this works with fused attention too.
 
 Weights, in order of precedence:
 * ``weights=None``: the official DINO weights through timm's pretrained mechanism (downloaded once,
