@@ -22,6 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from vos.cluster import hierarchical_cluster  # noqa: E402
+from vos.memory import keep_freed_memory  # noqa: E402
 
 GRID_H, GRID_W = 20, 30  # 320x480 / 16
 
@@ -60,6 +61,7 @@ def main(argv=None) -> int:
     parser.add_argument("--window", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    keep_freed_memory()  # as vos segment does (vos.memory)
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, N={GRID_H * GRID_W}, "
           f"K={args.key_frames}x{GRID_H * GRID_W}, tau={args.tau}, window={args.window}")

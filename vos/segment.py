@@ -32,6 +32,7 @@ from tqdm import tqdm
 from vos.cluster import cluster_streaming
 from vos.errors import VosError
 from vos.masks import clusters_to_objects
+from vos.memory import keep_freed_memory
 from vos.models.backbone import build_backbone, model_input_size, preprocess_frames, weights_tag
 from vos.models.block import load_block, training_free_block
 from vos.palette import write_label_png
@@ -139,6 +140,7 @@ class VideoSegmenter:
     def __init__(self, config: SegmentConfig, device: torch.device | str = "cpu"):
         config.validate()
         self.config = config
+        keep_freed_memory()  # every window allocates and frees large arrays: reuse, not page faults
         self.device = torch.device(device)
         self.backbone = build_backbone(config.backbone, config.weights).to(self.device)
         dim = self.backbone.dim
