@@ -198,6 +198,41 @@ def test_streaming_greedy_equals_the_greedy_walk_over_all_rows():
         stream = _StreamingGreedy(tau)
         for block in torch.split(rows, [7, 30, 1, 22, 30]):
             stream.add(block)
-        expected = _greedy_group(rows, tau)
+        expected = _greedy_group(rows, tau).p
         assert stream.rows_fed == 90
         torch.testing.assert_close(stream.centroids(), expected, rtol=0, atol=1e-12)
+
+
+def test_greedy_group_centroids_are_weighted_means_with_their_float32_fields():
+    """Groups of several rows get the count-weighted L1-normalised mean; a group of one row is that
+    row; every centroid's float32 fields are those of its float64 row."""
+    from vos.cluster import _greedy_group
+    from vos.kl_search import distributions
+
+    gen = torch.Generator().manual_seed(5)
+    far = torch.softmax(8 * torch.randn(3, 30, generator=gen, dtype=torch.float64), -1)  # 3 distant centres
+    near = torch.softmax(far[0].log() + 0.01 * torch.randn(30, generator=gen, dtype=torch.float64), -1)
+    rows = torch.stack([far[0], far[1], near, far[2]])  # groups: {0, 2}, {1}, {3}
+    counts = torch.tensor([3, 1, 2, 5])
+    centroids = _greedy_group(rows, 0.1, counts)
+    expected_0 = 3 * far[0] + 2 * near
+    torch.testing.assert_close(centroids.p, torch.stack([expected_0 / expected_0.sum(), far[1], far[2]]),
+                               rtol=0, atol=1e-15)
+    assert torch.equal(centroids.p[1], far[1]) and torch.equal(centroids.p[2], far[2])
+    fresh = distributions(centroids.p, True)
+    for name in ("p32", "log_p32", "neg_entropy32"):
+        assert torch.equal(getattr(centroids, name), getattr(fresh, name)), name
+
+
+def test_streaming_greedy_merges_small_leader_chunks():
+    """Blocks that each start a few groups leave O(log G) chunks, holding the leaders in order."""
+    from vos.cluster import _StreamingGreedy
+
+    gen = torch.Generator().manual_seed(4)
+    rows = torch.softmax(2 * torch.randn(64, 30, generator=gen, dtype=torch.float64), -1)  # all far apart
+    stream = _StreamingGreedy(0.01)
+    for block in torch.split(rows, [40, 8, 6, 4, 3, 2, 1]):
+        stream.add(block)
+    assert stream.num_groups == 64
+    assert len(stream.leader_chunks) <= 3
+    assert torch.equal(stream.leaders(), rows)

@@ -237,16 +237,38 @@ def _group_means(rows: torch.Tensor, group: torch.Tensor, num_groups: int,
 
 
 def _greedy_group(rows: torch.Tensor, tau: float, counts: torch.Tensor | None = None,
-                  key_groups: torch.Tensor | None = None) -> torch.Tensor:
-    """rows: M K -> centroids G K, one per greedy group (:func:`_greedy_assign`), in order of each
-    group's first row. A centroid is the L1-normalised mean of its members.
+                  key_groups: torch.Tensor | None = None) -> Distributions:
+    """rows: M K (L1-normalised) -> centroids G K, one per greedy group (:func:`_greedy_assign`), in
+    order of each group's first row, as distributions with float32 copies (p: the float64 rows).
+    A centroid is the L1-normalised mean of its members.
 
     ``counts`` (M): row i stands for counts[i] identical rows, visited where the first of them is.
     Identical rows are at distance exactly 0 (the spec's ``sum (a - b)(log a - log b)``), so they
     always share a group and the greedy walk over distinct rows gives the same groups.
+    The centroid of a group of one row (with any count) is that row, whose mean it is: its
+    float32 fields are those already computed for the walk.
     """
-    group, leaders = _greedy_assign(distributions(rows, True, key_groups), tau)
-    return _group_means(rows, group, leaders.numel(), counts)
+    dist = distributions(rows, True, key_groups)
+    group, leaders = _greedy_assign(dist, tau)
+    if leaders.numel() == group.numel():  # every row is a group of its own (in order)
+        return dist
+    centroids = take(dist, leaders)
+    shared = torch.bincount(group, minlength=leaders.numel()) > 1  # G: groups of several rows
+    if shared.any():
+        members = shared[group]  # M: rows of those groups
+        shared_id = shared.cumsum(0) - 1  # G -> index among them
+        means = _group_means(rows[members], shared_id[group[members]], int(shared.sum()),
+                             None if counts is None else counts[members])
+        centroids = _replace_rows(centroids, shared, distributions(means, True, key_groups))
+    return centroids
+
+
+def _replace_rows(dist: Distributions, index, new: Distributions) -> Distributions:
+    """``dist`` (rows copied, as :func:`take` gives them) with its rows ``index`` replaced by ``new``."""
+    for field, values in zip(dist, new):
+        if field is not None:
+            field[index] = values
+    return dist
 
 
 class _StreamingGreedy:
@@ -263,8 +285,7 @@ class _StreamingGreedy:
     def __init__(self, tau: float, key_groups: torch.Tensor | None = None):
         self.tau = tau
         self.key_groups = key_groups  # K int64 key groups, for pruning (see learn_key_groups)
-        # one chunk per add() that started groups, in leader order (never concatenated while
-        # streaming: that would copy every leader again for every window)
+        # chunks of leaders in leader order; small chunks are merged (see _merge_small_chunks)
         self.leader_chunks: list[Distributions] = []  # the first row of each group (p: Gc K)
         self.sum_chunks: list[torch.Tensor] = []  # Gc K, sum of each group's rows
         self.rows_fed = 0
@@ -273,10 +294,12 @@ class _StreamingGreedy:
     def num_groups(self) -> int:
         return sum(chunk.shape[0] for chunk in self.sum_chunks)
 
-    def add(self, rows: torch.Tensor) -> None:
-        """Feed the next rows (M K, in visiting order)."""
-        self.rows_fed += rows.shape[0]
-        orphans, orphan_dist = rows, distributions(rows, True, self.key_groups)
+    def add(self, rows: torch.Tensor | Distributions) -> None:
+        """Feed the next rows (M K, in visiting order), or their distributions with float32 copies."""
+        if isinstance(rows, torch.Tensor):
+            rows = distributions(rows, True, self.key_groups)
+        self.rows_fed += rows.p.shape[0]
+        orphans, orphan_dist = rows.p, rows
         for leaders, sums in zip(self.leader_chunks, self.sum_chunks):  # earlier leaders come first
             if orphans.shape[0] == 0:
                 return
@@ -290,6 +313,18 @@ class _StreamingGreedy:
         group, leaders = _greedy_assign(orphan_dist, self.tau)
         self.leader_chunks.append(take(orphan_dist, leaders))
         self.sum_chunks.append(orphans.new_zeros(leaders.numel(), orphans.shape[1]).index_add_(0, group, orphans))
+        self._merge_small_chunks()
+
+    def _merge_small_chunks(self) -> None:
+        """Merge the last two chunks while the older is at most twice the newer: O(log G) chunks
+        (each costs a close_pairs call per add), and every leader is copied O(log G) times in all
+        (merging everything at every add would copy all leaders for every window)."""
+        while len(self.sum_chunks) > 1 and self.sum_chunks[-2].shape[0] <= 2 * self.sum_chunks[-1].shape[0]:
+            newer, older = self.leader_chunks.pop(), self.leader_chunks.pop()
+            self.leader_chunks.append(Distributions(*(None if o is None else torch.cat([o, n])
+                                                      for o, n in zip(older, newer))))
+            newer_sums = self.sum_chunks.pop()
+            self.sum_chunks.append(torch.cat([self.sum_chunks.pop(), newer_sums]))
 
     def leaders(self) -> torch.Tensor:
         """G K: the first row of every group so far."""
@@ -303,7 +338,7 @@ class _StreamingGreedy:
 def _merge_until_stable(centroids: torch.Tensor, tau: float, key_groups: torch.Tensor | None = None) -> torch.Tensor:
     """centroids: C K -> C' K, greedy grouping repeated until the number of centroids stops changing."""
     for _ in range(MAX_MERGE_ROUNDS):
-        merged = _greedy_group(centroids, tau, key_groups=key_groups)
+        merged = _greedy_group(centroids, tau, key_groups=key_groups).p
         if merged.shape[0] == centroids.shape[0]:
             break  # every group was a singleton: merged == centroids, further rounds change nothing
         centroids = merged
@@ -338,14 +373,24 @@ def _window_attention(window_attention: WindowAttention, t0: int, t1: int,
     return attention.detach().cpu().reshape(-1, num_keys)
 
 
-def _float64_rows(attention: torch.Tensor, t0: int, num_patches: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _float64_rows(attention: torch.Tensor, t0: int, num_patches: int,
+                  buffer: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Window attention (M K, frames from t0 on, N = num_patches rows each) -> (M float64 row sums,
-    M K float64 L1-normalised rows = attention / row sums)."""
+    M K float64 L1-normalised rows = attention / row sums).
+
+    The rows are written into ``buffer`` (at least M K float64, from an earlier window) if given:
+    a window's float64 rows are larger than the heap blocks malloc reuses (vos.memory), and a new
+    array of this size would be mapped and faulted in again for every window.
+    """
     # float64 copies by numpy (about 2x faster than torch's conversion here; numpy has no
     # bfloat16, whose float32 copy is exact); float -> float64 is exact, so the rows are those
     # of the attention the checks saw
     exact = attention.float() if attention.dtype == torch.bfloat16 else attention
-    rows = torch.from_numpy(exact.numpy().astype(np.float64))
+    if buffer is None or buffer.numel() < exact.numel():
+        rows = torch.from_numpy(exact.numpy().astype(np.float64))
+    else:
+        rows = buffer.view(-1)[:exact.numel()].view(exact.shape)
+        rows.numpy()[...] = exact.numpy()
     sums = torch.from_numpy(np.einsum("ij->i", rows.numpy()))  # w*N, summed in float64
     if (sums <= 0).any():
         n = int(torch.nonzero(sums <= 0)[0])
@@ -388,12 +433,12 @@ def cluster_streaming(window_attention: WindowAttention, num_frames: int, tau: f
 
     # first hierarchy: averaging + greedy grouping inside each window; its centroids feed the
     # first round of the next hierarchies at once (the same greedy walk, see _StreamingGreedy)
-    patches_keys, known = None, []
+    patches_keys, known, rows = None, [], None
     for t0, t1 in spans:
         attention = _window_attention(window_attention, t0, t1, patches_keys)  # (w*N) K
         first_window = patches_keys is None
         patches_keys = (attention.shape[0] // (t1 - t0), attention.shape[1])
-        sums, rows = _float64_rows(attention, t0, patches_keys[0])
+        sums, rows = _float64_rows(attention, t0, patches_keys[0], rows)
         if first_window:  # the keys are the same for every window: group them once
             key_groups = learn_key_groups(rows)
             first_round = _StreamingGreedy(tau, key_groups)
@@ -403,6 +448,7 @@ def cluster_streaming(window_attention: WindowAttention, num_frames: int, tau: f
         averaged = _neighbourhood_average(rows, tau, chunk_rows, dist)
         del dist
         first_round.add(_greedy_group(averaged.rows, tau, averaged.counts, key_groups))
+    del rows  # the float64 buffer is not needed for the assignment
 
     # next hierarchies: further rounds until the number of centroids stops changing
     if first_round.num_groups == first_round.rows_fed:
