@@ -6,6 +6,8 @@ pruned nearest-centroid search must equal the dense float64 ones, and whole clus
 pruning must equal the slow loop reference and the unpruned path.
 """
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -16,7 +18,7 @@ from tests.test_cluster import ref_cluster, structured_attention
 from tests.test_cluster_fast import adversarial_taus, rows_of, spy
 from vos.cluster import _distinct_sets, _greedy_assign, _greedy_walk, cluster_streaming
 from vos.kl_search import (FLOAT32_LOG_ERROR, FLOAT32_UNIT_ROUNDOFF, P32_ERROR, close_pairs, distributions,
-                           float32_distances, learn_key_groups, lower_bounds, nearest, pairwise_kl, sparse_close_pairs,
+                           float32_distances, learn_key_groups, lower_bounds, nearest, pairwise_kl, self_candidate_pairs, sparse_close_pairs,
                            window_distributions)
 
 
@@ -55,13 +57,34 @@ def test_lower_bound_never_exceeds_the_float64_distance(small_groups, grouping):
               "single": torch.zeros(16, dtype=torch.int64)}[grouping]
     groups = torch.unique(groups, return_inverse=True)[1]
     a, b = distributions(rows, True, groups), distributions(rows[::3].clone(), True, groups)
-    for lower, d64 in ((lower_bounds(a, None), pairwise_kl(a)), (lower_bounds(a, b), pairwise_kl(a, b))):
+    for lower, d64 in ((lower_bounds(a, a), pairwise_kl(a)), (lower_bounds(a, b), pairwise_kl(a, b))):
         assert lower.dtype == torch.float32 and lower.shape == d64.shape
         assert (lower.double() <= d64).all()
-    self_bound = lower_bounds(a, None)
-    assert torch.equal(self_bound, self_bound.T)  # the self form is exactly symmetric
     if grouping == "single":  # one group: every grouped row is [1 + K eps], the bound is ~0
-        assert self_bound.abs().max() < 1e-3
+        assert lower_bounds(a, a).abs().max() < 1e-3
+
+
+@pytest.mark.parametrize("block_rows", [3, 5, 128])
+def test_self_candidate_pairs_are_the_symmetric_pairs_of_the_bound(small_groups, monkeypatch, block_rows):
+    """From the upper triangle, in blocks: exactly symmetric, sorted, and the pairs of lower_bounds(a, a)."""
+    monkeypatch.setattr(vos.kl_search, "SELF_BOUND_BLOCK_ROWS", block_rows)
+    rows = peaky_and_flat_rows(16, 0)  # 60 rows, 16 keys
+    n = rows.shape[0]
+    a = distributions(rows, True, learn_key_groups(rows))
+    lower = lower_bounds(a, a).double()
+    upper_bound = torch.minimum(lower, lower.T)  # the two orders differ by float32 rounding at most
+    for tau in (0.05, 0.5, 2.0, 8.0):
+        rows_, cols = self_candidate_pairs(a, tau, math.inf)
+        keys = rows_ * n + cols
+        assert torch.equal(keys, keys.sort().values)  # sorted by (i, j), no duplicates
+        assert torch.equal(torch.unique(keys), keys)
+        found = torch.zeros(n, n, dtype=torch.bool)
+        found[rows_, cols] = True
+        assert torch.equal(found, found.T)
+        assert found[torch.maximum(lower, lower.T) <= tau - 1e-4].all()  # every pair the bound keeps
+        assert not found[upper_bound > tau + 1e-4].any()  # and none it rules out
+        assert ((pairwise_kl(a) <= tau) <= found).all()  # hence every close pair
+    assert self_candidate_pairs(a, 8.0, max_pairs=10) is None  # too many pairs: the dense path
 
 
 def test_lower_bound_equals_the_distance_when_groups_are_single_keys(monkeypatch):
@@ -70,7 +93,7 @@ def test_lower_bound_equals_the_distance_when_groups_are_single_keys(monkeypatch
     dist = distributions(rows, True, torch.arange(12))
     d64 = pairwise_kl(dist)
     # clamped rows, so not the distance itself, but within the (small) certified slack of it
-    assert ((d64 - lower_bounds(dist, None).double()) < 1e-3 + 1e-3 * d64).all()
+    assert ((d64 - lower_bounds(dist, dist).double()) < 1e-3 + 1e-3 * d64).all()
 
 
 def test_key_groups_are_consecutive_nonempty_and_prune_most_far_pairs():
@@ -81,7 +104,7 @@ def test_key_groups_are_consecutive_nonempty_and_prune_most_far_pairs():
     assert torch.equal(torch.unique(groups), torch.arange(int(groups.max()) + 1))
     assert int(groups.max()) + 1 <= vos.kl_search.KEY_GROUPS
     dist = distributions(rows, True, groups)
-    d64, lower = pairwise_kl(dist), lower_bounds(dist, None).double()
+    d64, lower = pairwise_kl(dist), lower_bounds(dist, dist).double()
     far = d64 > 4.0
     assert far.any() and (lower[far] > 1.0).float().mean() > 0.9  # useful: far pairs are ruled out at tau 1
 
@@ -242,9 +265,9 @@ def test_a_probe_of_rows_skips_the_full_bound_when_it_would_prune_little(monkeyp
     monkeypatch.setattr(vos.kl_search, "PRUNE_PROBE_ROWS", 4)
     rows = rows_of(40, 16, 12)  # 4 broad clusters: most pairs are within tau = 3
     dist = distributions(rows, True, learn_key_groups(rows))
-    bounds = spy(monkeypatch, "lower_bounds")
+    bounds, self_bounds = spy(monkeypatch, "lower_bounds"), spy(monkeypatch, "self_candidate_pairs")
     assert (pairwise_kl(dist) <= 3.0).float().mean() > vos.kl_search.PRUNE_MAX_FRACTION
     assert sparse_close_pairs(dist, None, 3.0) is None
-    assert len(bounds) == 1  # the 4-row probe only
+    assert len(bounds) == 1 and not self_bounds  # the 4-row probe only
     assert sparse_close_pairs(dist, None, 1e-3) is not None  # tiny tau: the probe lets it prune
-    assert len(bounds) == 3  # probe + full bound
+    assert len(bounds) == 2 and len(self_bounds) == 1  # probe + full bound

@@ -66,6 +66,8 @@ PRUNE_MIN_KEYS_PER_GROUP = 8
 PRUNE_MAX_FRACTION = 0.2
 # Rows whose lower bounds are computed first, to skip the full bound when it would prune too little.
 PRUNE_PROBE_ROWS = 64
+# Rows per block of the self bound (self_candidate_pairs): bounds its block x M temporaries.
+SELF_BOUND_BLOCK_ROWS = 128
 # Rows sampled to learn the key groups, and Lloyd iterations of their k-means.
 KEY_GROUP_SAMPLE_ROWS = 256
 KEY_GROUP_ITERATIONS = 4
@@ -302,7 +304,7 @@ def sampled_float32_distances(a: Distributions, b: Distributions, rows: torch.Te
     return dist, _float32_margin(cross_sum, entropies, a.p32.shape[1])
 
 
-def lower_bounds(a: Distributions, b: Distributions | None) -> torch.Tensor:
+def lower_bounds(a: Distributions, b: Distributions) -> torch.Tensor:
     """Na Nb float32: a certified lower bound of every float64 distance d(a_i, b_j).
 
     Key grouping can only lower the distance. With p^ = max(p, PROB_EPS), every term of
@@ -315,31 +317,73 @@ def lower_bounds(a: Distributions, b: Distributions | None) -> torch.Tensor:
     * the group sums are float32 sums of float32 rows (P32_ERROR), within theta = P32_ERROR + gamma_K (1 + u)
       of the exact ones (relative; K >= the largest group). That moves the grouped distance by at
       most theta (S + 4.1), S = |e_i| + |e_j| + |c_ij| + |c_ji|;
-    * c_ij + c_ji come from float32 products: within r |c_ij + c_ji|, r = :func:`float32_cross_error`
-      of G (which also covers the rounding of the float64 logs);
+    * c_ij + c_ji is one float32 dot product of length 2G, ``[P^_i, log P^_i] . [log P^_j, P^_j]``:
+      within r |c_ij + c_ji|, r = :func:`float32_cross_error` of 2G (which also covers the
+      rounding of the float64 logs);
     * the float64 distance is within gamma_K(u64) * (2 * 46) < 1e-10 of the exact one; the float32
       roundings and additions below are within 1e-4 (terms below ~200).
     The bound minus these is linear in the four sums: ``(1 + theta)(e_i + e_j) + (1 - r')(-c_ij - c_ji)
-    - 4.1 theta - slack`` with r' = r + theta (1 + 2r), so two products with a bias give it.
+    - 4.1 theta - slack`` with r' = r + theta (1 + 2r), so one product with a bias gives it.
     """
-    b_ = a if b is None else b
+    form = _bound_form(a, b)
+    if form is None:
+        return torch.full((a.p32.shape[0], b.p32.shape[0]), -math.inf)  # no useful bound: nothing is pruned
+    entropy_a, entropy_b, cross_weight = form
+    return torch.addmm(entropy_a[:, None] + entropy_b[None, :], _stacked_groups(a), _stacked_groups(b, True).T,
+                       alpha=-cross_weight)
+
+
+def _bound_form(a: Distributions, b: Distributions) -> tuple[torch.Tensor, torch.Tensor, float] | None:
+    """The bound of :func:`lower_bounds` is ``entropy_a[i] + entropy_b[j] - weight * (c_ij + c_ji)``:
+    (Na, Nb float32 per-row terms, weight), or None when there is no useful bound."""
     u, num_keys = FLOAT32_UNIT_ROUNDOFF, a.p32.shape[1]
-    factor = float32_cross_error(a.grouped32.shape[1])
+    factor = float32_cross_error(2 * a.grouped32.shape[1])
     if num_keys * u >= 0.5 or math.isinf(factor):
-        return torch.full((a.p32.shape[0], b_.p32.shape[0]), -math.inf)  # no useful bound: nothing is pruned
+        return None
     theta = P32_ERROR + num_keys * u / (1 - num_keys * u) * (1 + u)
     cross_weight = 1 - factor - theta * (1 + 2 * factor)
     # (1 + theta) e - (4.1 theta + slack) / 2 per row, rounded to float32 (error < 1e-5 << slack)
     shift = 0.5 * (4.1 * theta + 1e-4)
     entropy_a = ((1 + theta) * a.grouped_neg_entropy - shift).float()
-    if b is None:  # one product; c_ij + c_ji is then exactly symmetric, and so is the bound
-        cross = a.grouped32 @ a.log_grouped32.T  # Na Na
-        lower = cross + cross.T
-        del cross
-        return lower.mul_(-cross_weight).add_(entropy_a[:, None] + entropy_a[None, :])  # e_i + e_j = e_j + e_i
-    entropy_b = ((1 + theta) * b.grouped_neg_entropy - shift).float()
-    lower = torch.addmm(entropy_a[:, None] + entropy_b[None, :], a.grouped32, b.log_grouped32.T, alpha=-cross_weight)
-    return torch.addmm(lower, a.log_grouped32, b.grouped32.T, alpha=-cross_weight)
+    entropy_b = entropy_a if b is a else ((1 + theta) * b.grouped_neg_entropy - shift).float()
+    return entropy_a, entropy_b, cross_weight
+
+
+def _stacked_groups(dist: Distributions, log_first: bool = False) -> torch.Tensor:
+    """M 2G float32: [P^, log P^] (or [log P^, P^]), so that c_ij + c_ji is one dot product."""
+    pair = (dist.log_grouped32, dist.grouped32) if log_first else (dist.grouped32, dist.log_grouped32)
+    return torch.cat(pair, 1)
+
+
+def self_candidate_pairs(a: Distributions, tau: float, max_pairs: float) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The pairs (i, j) of rows of ``a``, sorted by (i, j), whose lower bound (:func:`lower_bounds`)
+    is not above tau; None if there are more than ``max_pairs`` or no useful bound.
+
+    The bound of (i, j) with i <= j is computed once and stands for (j, i) too: half the product
+    of ``lower_bounds(a, a)``, in blocks of ``SELF_BOUND_BLOCK_ROWS`` rows, with no transpose, and the
+    pairs are exactly symmetric (:func:`sampled_float32_distances` relies on it).
+    """
+    form = _bound_form(a, a)
+    if form is None:
+        return None
+    entropy, _, cross_weight = form
+    left, right = _stacked_groups(a), _stacked_groups(a, True)
+    num_rows, found, count = left.shape[0], [], 0
+    for r0 in range(0, num_rows, SELF_BOUND_BLOCK_ROWS):
+        r1 = min(r0 + SELF_BOUND_BLOCK_ROWS, num_rows)
+        lower = torch.addmm(entropy[r0:r1, None] + entropy[None, r0:], left[r0:r1], right[r0:].T,
+                            alpha=-cross_weight)  # (r1-r0) (M-r0): rows r0..r1-1 against r0..M-1
+        rows, cols = _pairs_not_above(lower, tau)
+        upper = cols >= rows  # column c is row r0 + c
+        found.append((r0 + rows[upper]) * num_rows + r0 + cols[upper])  # i * M + j, i <= j
+        count += 2 * found[-1].numel() - int((rows == cols).sum())  # (i, j) and (j, i); (i, i) once
+        if count > max_pairs:
+            return None
+    upper = torch.cat(found)
+    rows, cols = upper // num_rows, upper % num_rows
+    off_diagonal = rows != cols
+    keys = torch.cat([upper, cols[off_diagonal] * num_rows + rows[off_diagonal]]).sort().values
+    return keys // num_rows, keys % num_rows
 
 
 def sparse_close_pairs(a: Distributions, b: Distributions | None,
@@ -355,18 +399,22 @@ def sparse_close_pairs(a: Distributions, b: Distributions | None,
     """
     if a.grouped32 is None:
         return None
-    num_rows = a.p32.shape[0]
+    b_ = a if b is None else b
+    num_rows, num_cols = a.p32.shape[0], b_.p32.shape[0]
     if num_rows > 4 * PRUNE_PROBE_ROWS:  # few large clusters prune little: find out on a sample first
         probe = take(a, torch.linspace(0, num_rows - 1, PRUNE_PROBE_ROWS).long())
-        if (~(lower_bounds(probe, a if b is None else b) > tau)).float().mean() > PRUNE_MAX_FRACTION:
+        if (~(lower_bounds(probe, b_) > tau)).float().mean() > PRUNE_MAX_FRACTION:
             return None
-    lower = lower_bounds(a, b)
-    # (a nan bound keeps the pair); symmetric for b=None (see lower_bounds)
-    rows, cols = _pairs_not_above(lower, tau)
-    if rows.numel() > PRUNE_MAX_FRACTION * lower.numel():
-        return None
-    del lower
-    b_ = a if b is None else b
+    # (a nan bound keeps the pair)
+    if b is None:  # symmetric pairs, from half the bound
+        pairs = self_candidate_pairs(a, tau, PRUNE_MAX_FRACTION * num_rows * num_cols)
+        if pairs is None:
+            return None
+        rows, cols = pairs
+    else:
+        rows, cols = _pairs_not_above(lower_bounds(a, b), tau)
+        if rows.numel() > PRUNE_MAX_FRACTION * num_rows * num_cols:
+            return None
     dist, margin = sampled_float32_distances(a, b_, rows, cols, symmetric=b is None)
     close = dist <= tau
     borderline = (dist - tau).abs_() <= margin
