@@ -39,6 +39,8 @@ MAX_MERGE_ROUNDS = 10_000
 # Neighbour sets denser than this are summed by a dense product, sparser ones by a sparse one
 # (at 1800 x 1800 the sparse product is ~4x faster at 0.4% density, slower above ~10%).
 SPARSE_NEIGHBOURS_MAX_DENSITY = 1 / 16
+# Keys per chunk of the neighbour sums taken from window attention (see _sum_rows).
+SUM_CHUNK_KEYS = 512
 # Rows whose distances the greedy grouping computes per matrix product (see _greedy_group): the
 # first block has GREEDY_BLOCK_ROWS rows, every further block twice as many, up to the maximum.
 GREEDY_BLOCK_ROWS = 64
@@ -69,20 +71,18 @@ class _AveragedRows(NamedTuple):
     of_row: torch.Tensor  # M int64, row i's average is rows[of_row[i]]
 
 
-def _neighbourhood_average(rows: torch.Tensor, tau: float, chunk_rows: int,
-                           dist: Distributions | None = None) -> _AveragedRows:
+def _neighbourhood_average(rows: torch.Tensor | Distributions, tau: float, chunk_rows: int) -> _AveragedRows:
     """rows: M K -> row i replaced by the L1-normalised mean of the rows j with d(i, j) <= tau.
 
     Distances are taken between the original rows, ``chunk_rows`` query rows at a time.
     The mean of distributions is already L1-normalised up to rounding; normalising the sum gives
     the same distribution. Rows with the same neighbour set (in the same chunk) get the very same
     average, which is returned once with its count: the greedy grouping then works on S <= M rows.
-    ``dist``: the rows as distributions with float32 copies (and key groups, for pruning); by
-    default computed here, without key groups.
+    ``rows`` may be given as distributions with float32 copies (and key groups, for pruning), for
+    instance window attention with its row sums (:func:`vos.kl_search.window_distributions`).
     """
-    num_rows = rows.shape[0]
-    if dist is None:
-        dist = distributions(rows, float32_copies=True)
+    dist = distributions(rows, float32_copies=True) if isinstance(rows, torch.Tensor) else rows
+    num_rows = dist.p32.shape[0]
     averages, counts, of_row = [], [], torch.empty(num_rows, dtype=torch.int64)
     for r0 in range(0, num_rows, chunk_rows):
         r1 = min(r0 + chunk_rows, num_rows)
@@ -101,7 +101,7 @@ def _neighbourhood_average(rows: torch.Tensor, tau: float, chunk_rows: int,
             pairs = keys // num_rows, keys % num_rows
         sets, set_of_row = _distinct_sets(*pairs, r1 - r0, num_rows)
         of_row[r0:r1] = set_of_row + sum(len(c) for c in counts)
-        averages.append(_l1_normalise_(_sum_rows(sets, rows)))
+        averages.append(_l1_normalise_(_sum_rows(sets, dist)))
         counts.append(torch.bincount(set_of_row, minlength=sets.shape[0]))
     return _AveragedRows(torch.cat(averages), torch.cat(counts), of_row)
 
@@ -161,12 +161,29 @@ def _distinct_sets_exact(rows: torch.Tensor, cols: torch.Tensor, num_rows: int,
     return sets, torch.tensor(set_of_row, dtype=torch.int64)
 
 
-def _sum_rows(sets: scipy.sparse.csr_matrix, rows: torch.Tensor) -> torch.Tensor:
-    """S K float64: the sum of the rows (M K) of every set (S M 0/1); sparse sets by scipy's CSR
-    product (about 2.5x faster than torch's at 0.4% density), dense ones by a dense product."""
-    if sets.nnz <= SPARSE_NEIGHBOURS_MAX_DENSITY * sets.shape[0] * sets.shape[1]:
-        return torch.from_numpy(sets @ rows.numpy())
-    return torch.from_numpy(sets.toarray()).to(rows.dtype) @ rows
+def _sum_rows(sets: scipy.sparse.csr_matrix, dist: Distributions) -> torch.Tensor:
+    """S K float64: the sum of the float64 rows (M K, :func:`vos.kl_search.rows64`) of every set
+    (S M 0/1); sparse sets by scipy's CSR product (about 2.5x faster than torch's at 0.4% density),
+    dense ones by a dense product.
+
+    Rows given as attention and row sums are divided inside the product (weights 1/s_j), on
+    ``SUM_CHUNK_KEYS`` keys at a time: the float64 rows of a window are never held whole (at
+    1800 x 3000 they would be larger than the blocks malloc reuses, see vos.memory).
+    """
+    dense = sets.nnz > SPARSE_NEIGHBOURS_MAX_DENSITY * sets.shape[0] * sets.shape[1]
+    if dist.p is not None:
+        if dense:
+            return torch.from_numpy(sets.toarray()).to(dist.p.dtype) @ dist.p
+        return torch.from_numpy(sets @ dist.p.numpy())
+    inverse_sums = (1 / dist.row_sums).numpy()
+    weights = scipy.sparse.csr_matrix((inverse_sums[sets.indices], sets.indices, sets.indptr), shape=sets.shape)
+    if dense:
+        weights = weights.toarray()
+    raw = (dist.raw.float() if dist.raw.dtype == torch.bfloat16 else dist.raw).numpy()  # numpy has no bfloat16
+    sums = np.empty((sets.shape[0], raw.shape[1]))
+    for k0 in range(0, raw.shape[1], SUM_CHUNK_KEYS):
+        sums[:, k0:k0 + SUM_CHUNK_KEYS] = weights @ raw[:, k0:k0 + SUM_CHUNK_KEYS].astype(np.float64)
+    return torch.from_numpy(sums)
 
 
 def _greedy_assign(dist: Distributions, tau: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -373,32 +390,18 @@ def _window_attention(window_attention: WindowAttention, t0: int, t1: int,
     return attention.detach().cpu().reshape(-1, num_keys)
 
 
-def _float64_rows(attention: torch.Tensor, t0: int, num_patches: int,
-                  buffer: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Window attention (M K, frames from t0 on, N = num_patches rows each) -> (M float64 row sums,
-    M K float64 L1-normalised rows = attention / row sums).
-
-    The rows are written into ``buffer`` (at least M K float64, from an earlier window) if given:
-    a window's float64 rows are larger than the heap blocks malloc reuses (vos.memory), and a new
-    array of this size would be mapped and faulted in again for every window.
-    """
-    # float64 copies by numpy (about 2x faster than torch's conversion here; numpy has no
-    # bfloat16, whose float32 copy is exact); float -> float64 is exact, so the rows are those
-    # of the attention the checks saw
+def _row_sums(attention: torch.Tensor, t0: int, num_patches: int) -> torch.Tensor:
+    """Window attention (M K, frames from t0 on, N = num_patches rows each) -> M float64 row sums."""
+    # summed in float64 by numpy, a block at a time (torch's float64 sum converts the whole
+    # window first, ~10x slower here; numpy has no bfloat16, whose float32 copy is exact)
     exact = attention.float() if attention.dtype == torch.bfloat16 else attention
-    if buffer is None or buffer.numel() < exact.numel():
-        rows = torch.from_numpy(exact.numpy().astype(np.float64))
-    else:
-        rows = buffer.view(-1)[:exact.numel()].view(exact.shape)
-        rows.numpy()[...] = exact.numpy()
-    sums = torch.from_numpy(np.einsum("ij->i", rows.numpy()))  # w*N, summed in float64
+    sums = torch.from_numpy(exact.numpy().sum(1, dtype=np.float64))
     if (sums <= 0).any():
         n = int(torch.nonzero(sums <= 0)[0])
-        raise VosError(f"attention of frames {t0}..{t0 + (rows.shape[0] - 1) // num_patches}: patch "
+        raise VosError(f"attention of frames {t0}..{t0 + (sums.numel() - 1) // num_patches}: patch "
                        f"{n % num_patches} of frame {t0 + n // num_patches} has an all-zero attention map, "
                        f"which cannot be normalised to a distribution")
-    np.divide(rows.numpy(), sums.numpy()[:, None], out=rows.numpy())
-    return sums, rows
+    return sums
 
 
 def _check_positive_int(value, name: str) -> None:
@@ -433,22 +436,21 @@ def cluster_streaming(window_attention: WindowAttention, num_frames: int, tau: f
 
     # first hierarchy: averaging + greedy grouping inside each window; its centroids feed the
     # first round of the next hierarchies at once (the same greedy walk, see _StreamingGreedy)
-    patches_keys, known, rows = None, [], None
+    patches_keys, known = None, []
     for t0, t1 in spans:
         attention = _window_attention(window_attention, t0, t1, patches_keys)  # (w*N) K
         first_window = patches_keys is None
         patches_keys = (attention.shape[0] // (t1 - t0), attention.shape[1])
-        sums, rows = _float64_rows(attention, t0, patches_keys[0], rows)
+        sums = _row_sums(attention, t0, patches_keys[0])
         if first_window:  # the keys are the same for every window: group them once
-            key_groups = learn_key_groups(rows)
+            key_groups = learn_key_groups(Distributions(None, None, None, raw=attention, row_sums=sums))
             first_round = _StreamingGreedy(tau, key_groups)
-        dist = window_distributions(attention, sums, key_groups)._replace(p=rows)
+        dist = window_distributions(attention, sums, key_groups)
         # the row sums and per-row fields (M G at most) are kept for the assignment pass
-        known.append(dist._replace(p=None, p32=None, log_p32=None, raw=None))
-        averaged = _neighbourhood_average(rows, tau, chunk_rows, dist)
+        known.append(dist._replace(p32=None, log_p32=None, raw=None))
+        averaged = _neighbourhood_average(dist, tau, chunk_rows)
         del dist
         first_round.add(_greedy_group(averaged.rows, tau, averaged.counts, key_groups))
-    del rows  # the float64 buffer is not needed for the assignment
 
     # next hierarchies: further rounds until the number of centroids stops changing
     if first_round.num_groups == first_round.rows_fed:

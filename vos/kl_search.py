@@ -163,9 +163,10 @@ def _neg_entropy(dist: Distributions) -> torch.Tensor:
     return torch.linalg.vecdot(p, log_clamped(p))
 
 
-def learn_key_groups(rows: torch.Tensor) -> torch.Tensor | None:
-    """K int64 group (0..G-1, none empty) of every key for :func:`lower_bounds`, learnt from rows (M K),
-    or None when there are too few keys per group for pruning to pay.
+def learn_key_groups(rows: torch.Tensor | Distributions) -> torch.Tensor | None:
+    """K int64 group (0..G-1, none empty) of every key for :func:`lower_bounds`, learnt from rows (M K,
+    or distributions, of which only the sampled rows are taken in float64), or None when there are
+    too few keys per group for pruning to pay.
 
     The lower bound of a pair is tight when, inside each group, the ratio of the two rows is the
     same for every key: keys whose log-attention columns differ by a constant over the rows. So
@@ -173,11 +174,12 @@ def learn_key_groups(rows: torch.Tensor) -> torch.Tensor | None:
     centred per key, over a sample of the rows. Any grouping gives a valid bound; this one only
     decides how much is pruned.
     """
-    num_rows, num_keys = rows.shape
+    num_rows, num_keys = (rows if isinstance(rows, torch.Tensor) else rows.raw if rows.p is None else rows.p).shape
     num_groups = min(KEY_GROUPS, num_keys)
     if num_keys < PRUNE_MIN_KEYS_PER_GROUP * num_groups:
         return None
-    sample = rows[torch.linspace(0, num_rows - 1, min(num_rows, KEY_GROUP_SAMPLE_ROWS)).long()]
+    sampled = torch.linspace(0, num_rows - 1, min(num_rows, KEY_GROUP_SAMPLE_ROWS)).long()
+    sample = rows64(rows, sampled) if isinstance(rows, Distributions) else rows[sampled]
     points = log_clamped(sample).T.float()  # K S: log column of each key over the sampled rows
     points -= points.mean(1, keepdim=True)  # a constant factor on a column changes no ratio
     centres = points[torch.linspace(0, num_keys - 1, num_groups).long()]  # G S
