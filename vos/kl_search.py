@@ -473,12 +473,11 @@ def nearest(a: Distributions, b: Distributions) -> torch.Tensor:
         del lower
         if rows.numel() + local.numel() <= PRUNE_MAX_FRACTION * shape[0] * shape[1]:
             dist, margin = sampled_float32_distances(a, b, rows, cols)
-            dense_dist = torch.full(shape, math.inf, dtype=dist.dtype)
-            dense_margin = torch.zeros(shape, dtype=dist.dtype)
-            dense_dist[local, guess], dense_margin[local, guess] = guess_dist, guess_margin
-            dense_dist[rows, cols], dense_margin[rows, cols] = dist, margin
-            return _certified_argmin(a, b, dense_dist, dense_margin)
-    return _certified_argmin(a, b, *float32_distances(a, b))
+            return _certified_argmin(a, b, torch.cat([local, rows]), torch.cat([guess, cols]),
+                                     torch.cat([guess_dist, dist]), torch.cat([guess_margin, margin]))
+    dist, margin = float32_distances(a, b)  # Na Nb
+    rows, cols = torch.arange(dist.shape[0]).repeat_interleave(dist.shape[1]), torch.arange(dist.shape[1]).repeat(dist.shape[0])
+    return _certified_argmin(a, b, rows, cols, dist.flatten(), margin.flatten())
 
 
 def _pairs_not_above(values: torch.Tensor, limit) -> tuple[torch.Tensor, torch.Tensor]:
@@ -490,22 +489,33 @@ def _pairs_not_above(values: torch.Tensor, limit) -> tuple[torch.Tensor, torch.T
     return flat // values.shape[1], flat % values.shape[1]
 
 
-def _certified_argmin(a: Distributions, b: Distributions, dist: torch.Tensor,
-                      margin: torch.Tensor) -> torch.Tensor:
-    """Na int64 float64 argmin of each row from float32 distances ``dist`` (Na Nb; inf where a
-    pair is provably not the nearest) and their bounds ``margin`` (see :func:`nearest`)."""
-    best = dist.argmin(1)  # Na
-    local = torch.arange(dist.shape[0])
-    candidate = (dist - margin) <= (dist + margin)[local, best][:, None]  # Na Nb
-    unsure = candidate.sum(1) > 1  # Na: rows whose float32 winner is not certain
-    rows, cols = candidate[unsure].nonzero(as_tuple=True)
-    if rows.numel() > REPAIR_MAX_FRACTION * dist.numel():
+def _certified_argmin(a: Distributions, b: Distributions, rows: torch.Tensor, cols: torch.Tensor,
+                      dist: torch.Tensor, margin: torch.Tensor) -> torch.Tensor:
+    """Na int64 float64 argmin of each row of ``a`` over the rows of ``b`` from P pairs (rows[p],
+    cols[p]) (every row of ``a`` in at least one, no pair twice; pairs left out are provably not
+    the nearest), their float32 distances ``dist`` and bounds ``margin`` (see :func:`nearest`)."""
+    num_rows, num_cols = a.p32.shape[0], b.p32.shape[0]
+    best = _row_argmin(rows, cols, dist, num_rows)  # Na
+    is_best = cols == best[rows]  # one pair per row
+    reach = dist.new_empty(num_rows)
+    reach[rows[is_best]] = (dist + margin)[is_best]  # Na: the float32 winner's largest float64 distance
+    candidate = (dist - margin) <= reach[rows]  # P
+    unsure = torch.bincount(rows[candidate], minlength=num_rows) > 1  # Na: float32 winner not certain
+    repair = candidate & unsure[rows]
+    if int(repair.sum()) > REPAIR_MAX_FRACTION * num_rows * num_cols:
         return pairwise_kl(a, b).argmin(1)
-    rows = local[unsure][rows]
-    exact = torch.full_like(dist[unsure], float("inf"))  # U Nb; non-candidates are farther
-    exact[candidate[unsure]] = float64_pair_distances(a, b, rows, cols)
-    best[unsure] = exact.argmin(1)
+    exact = float64_pair_distances(a, b, rows[repair], cols[repair])  # non-candidates are farther
+    best[unsure] = _row_argmin(rows[repair], cols[repair], exact, num_rows)[unsure]
     return best
+
+
+def _row_argmin(rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, num_rows: int) -> torch.Tensor:
+    """num_rows int64: per row, the column of its smallest value among the pairs (rows, cols), the
+    lowest column on ties (as ``argmin`` of a dense row); int64 max where a row has no pair."""
+    smallest = values.new_full((num_rows,), math.inf).scatter_reduce_(0, rows, values, "amin")
+    at_smallest = values == smallest[rows]
+    no_pair = torch.iinfo(torch.int64).max
+    return torch.full((num_rows,), no_pair).scatter_reduce_(0, rows[at_smallest], cols[at_smallest], "amin")
 
 
 def symmetric_kl(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
