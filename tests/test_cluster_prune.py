@@ -271,3 +271,14 @@ def test_a_probe_of_rows_skips_the_full_bound_when_it_would_prune_little(monkeyp
     assert len(bounds) == 1 and not self_bounds  # the 4-row probe only
     assert sparse_close_pairs(dist, None, 1e-3) is not None  # tiny tau: the probe lets it prune
     assert len(bounds) == 2 and len(self_bounds) == 1  # probe + full bound
+
+
+def test_row_argmin_of_pair_lists_breaks_ties_towards_the_lowest_column():
+    from vos.kl_search import _row_argmin
+
+    rows = torch.tensor([0, 0, 0, 1, 1, 2])
+    cols = torch.tensor([4, 1, 3, 2, 0, 5])
+    values = torch.tensor([0.5, 0.7, 0.5, 1.0, 2.0, 3.0], dtype=torch.float64)
+    got = _row_argmin(rows, cols, values, 4)
+    assert got[:3].tolist() == [3, 2, 5]  # row 0: 0.5 at columns 4 and 3 -> 3
+    assert got[3] == torch.iinfo(torch.int64).max  # no pair
