@@ -112,17 +112,17 @@ def distributions(p: torch.Tensor, float32_copies: bool = False,
 
 def _float32_fields(p32: torch.Tensor, key_groups: torch.Tensor | None) -> Distributions:
     """The float32 fields of :func:`distributions` from float32 rows p32 (M K), rows not set."""
-    clamped32 = p32.clamp_min(PROB_EPS)
-    log_p32 = clamped32.log()  # = log_clamped(p32), with the clamped copy kept for the group sums
+    log_p32 = p32.clamp_min(PROB_EPS)  # clamped rows; their logs in place below (= log_clamped(p32))
+    grouped = None
+    if key_groups is not None:  # group sums of the clamped rows (float32 sums, error bounded in lower_bounds)
+        grouped = log_p32.new_zeros(log_p32.shape[0], int(key_groups.max()) + 1).index_add_(1, key_groups, log_p32)
+    log_p32.log_()
     # numpy's row dot is ~4x faster than torch's here; it sums in float32 too (same bound)
     neg_entropy32 = torch.from_numpy(np.einsum("ij,ij->i", p32.numpy(), log_p32.numpy())).double()
-    if key_groups is None:
+    if grouped is None:
         return Distributions(None, None, None, p32, log_p32, neg_entropy32)
-    # group sums of the clamped rows (float32 product, error bounded in lower_bounds), their
-    # logs and entropies in float64 (M G: cheap), then rounded for the float32 products
-    grouped = clamped32.new_zeros(clamped32.shape[0], int(key_groups.max()) + 1).index_add_(1, key_groups, clamped32)
-    grouped = grouped.double()  # M G
-    del clamped32
+    # logs and entropies of the group sums in float64 (M G: cheap), then rounded for the products
+    grouped = grouped.double()
     log_grouped = grouped.log()
     return Distributions(None, None, None, p32, log_p32, neg_entropy32, grouped.float(), log_grouped.float(),
                           torch.linalg.vecdot(grouped, log_grouped))
