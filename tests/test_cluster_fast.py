@@ -239,22 +239,25 @@ def test_streaming_greedy_merges_small_leader_chunks():
 
 
 @pytest.mark.parametrize("density", ["sparse", "dense"])
-def test_set_sums_from_window_attention_equal_the_float64_rows_sums(monkeypatch, density):
-    """Attention with row sums is divided inside the product, a chunk of keys at a time: the sums
-    are those of the float64 rows attention / row sums, to float64 rounding."""
+@pytest.mark.parametrize("buffer_rows", [None, 29, 30, 45])
+def test_set_sums_from_window_attention_equal_the_float64_rows_sums(density, buffer_rows):
+    """Attention with row sums is divided inside the product (in a reused float64 buffer if it is
+    large enough): the sums are those of the float64 rows attention / row sums, to float64 rounding."""
     import scipy.sparse
 
     from vos.cluster import _sum_rows
     from vos.kl_search import window_distributions
 
-    monkeypatch.setattr(vos.cluster, "SUM_CHUNK_KEYS", 7)  # 40 keys: 6 chunks, the last one short
     gen = torch.Generator().manual_seed(6)
     attention = torch.rand(30, 40, generator=gen) * 3  # rows not normalised
     sums = attention.double().sum(1)
     members = torch.rand(12, 30, generator=gen) < (0.05 if density == "sparse" else 0.6)
     sets = scipy.sparse.csr_matrix(members.numpy().astype(np.float64))
     expected = members.double() @ (attention.double() / sums[:, None])
-    got = _sum_rows(sets, window_distributions(attention, sums, None))
+    buffer = None if buffer_rows is None else np.full((buffer_rows, 40), np.nan)
+    got = _sum_rows(sets, window_distributions(attention, sums, None), buffer)
     torch.testing.assert_close(got, expected, rtol=1e-14, atol=1e-15)
+    if buffer_rows is not None and buffer_rows >= 30:
+        assert np.array_equal(buffer.reshape(-1)[:1200].reshape(30, 40), attention.double().numpy())  # used
     torch.testing.assert_close(_sum_rows(sets, distributions(attention.double() / sums[:, None])), expected,
                                rtol=1e-14, atol=1e-15)

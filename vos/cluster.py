@@ -39,8 +39,6 @@ MAX_MERGE_ROUNDS = 10_000
 # Neighbour sets denser than this are summed by a dense product, sparser ones by a sparse one
 # (at 1800 x 1800 the sparse product is ~4x faster at 0.4% density, slower above ~10%).
 SPARSE_NEIGHBOURS_MAX_DENSITY = 1 / 16
-# Keys per chunk of the neighbour sums taken from window attention (see _sum_rows).
-SUM_CHUNK_KEYS = 512
 # Rows whose distances the greedy grouping computes per matrix product (see _greedy_group): the
 # first block has GREEDY_BLOCK_ROWS rows, every further block twice as many, up to the maximum.
 GREEDY_BLOCK_ROWS = 64
@@ -71,7 +69,8 @@ class _AveragedRows(NamedTuple):
     of_row: torch.Tensor  # M int64, row i's average is rows[of_row[i]]
 
 
-def _neighbourhood_average(rows: torch.Tensor | Distributions, tau: float, chunk_rows: int) -> _AveragedRows:
+def _neighbourhood_average(rows: torch.Tensor | Distributions, tau: float, chunk_rows: int,
+                           buffer: np.ndarray | None = None) -> _AveragedRows:
     """rows: M K -> row i replaced by the L1-normalised mean of the rows j with d(i, j) <= tau.
 
     Distances are taken between the original rows, ``chunk_rows`` query rows at a time.
@@ -79,7 +78,8 @@ def _neighbourhood_average(rows: torch.Tensor | Distributions, tau: float, chunk
     the same distribution. Rows with the same neighbour set (in the same chunk) get the very same
     average, which is returned once with its count: the greedy grouping then works on S <= M rows.
     ``rows`` may be given as distributions with float32 copies (and key groups, for pruning), for
-    instance window attention with its row sums (:func:`vos.kl_search.window_distributions`).
+    instance window attention with its row sums (:func:`vos.kl_search.window_distributions`);
+    ``buffer``: float64 memory for them (see :func:`_sum_rows`).
     """
     dist = distributions(rows, float32_copies=True) if isinstance(rows, torch.Tensor) else rows
     num_rows = dist.p32.shape[0]
@@ -101,7 +101,7 @@ def _neighbourhood_average(rows: torch.Tensor | Distributions, tau: float, chunk
             pairs = keys // num_rows, keys % num_rows
         sets, set_of_row = _distinct_sets(*pairs, r1 - r0, num_rows)
         of_row[r0:r1] = set_of_row + sum(len(c) for c in counts)
-        averages.append(_l1_normalise_(_sum_rows(sets, dist)))
+        averages.append(_l1_normalise_(_sum_rows(sets, dist, buffer)))
         counts.append(torch.bincount(set_of_row, minlength=sets.shape[0]))
     return _AveragedRows(torch.cat(averages), torch.cat(counts), of_row)
 
@@ -161,14 +161,15 @@ def _distinct_sets_exact(rows: torch.Tensor, cols: torch.Tensor, num_rows: int,
     return sets, torch.tensor(set_of_row, dtype=torch.int64)
 
 
-def _sum_rows(sets: scipy.sparse.csr_matrix, dist: Distributions) -> torch.Tensor:
+def _sum_rows(sets: scipy.sparse.csr_matrix, dist: Distributions, buffer: np.ndarray | None = None) -> torch.Tensor:
     """S K float64: the sum of the float64 rows (M K, :func:`vos.kl_search.rows64`) of every set
     (S M 0/1); sparse sets by scipy's CSR product (about 2.5x faster than torch's at 0.4% density),
     dense ones by a dense product.
 
-    Rows given as attention and row sums are divided inside the product (weights 1/s_j), on
-    ``SUM_CHUNK_KEYS`` keys at a time: the float64 rows of a window are never held whole (at
-    1800 x 3000 they would be larger than the blocks malloc reuses, see vos.memory).
+    Rows given as attention and row sums are divided inside the product (weights 1/s_j): the
+    product needs the attention in float64, which is written into ``buffer`` (at least M K
+    float64, reused from window to window) if given: a new array of that size would be larger
+    than the blocks malloc reuses (vos.memory), mapped and faulted in again for every window.
     """
     dense = sets.nnz > SPARSE_NEIGHBOURS_MAX_DENSITY * sets.shape[0] * sets.shape[1]
     if dist.p is not None:
@@ -177,13 +178,13 @@ def _sum_rows(sets: scipy.sparse.csr_matrix, dist: Distributions) -> torch.Tenso
         return torch.from_numpy(sets @ dist.p.numpy())
     inverse_sums = (1 / dist.row_sums).numpy()
     weights = scipy.sparse.csr_matrix((inverse_sums[sets.indices], sets.indices, sets.indptr), shape=sets.shape)
-    if dense:
-        weights = weights.toarray()
     raw = (dist.raw.float() if dist.raw.dtype == torch.bfloat16 else dist.raw).numpy()  # numpy has no bfloat16
-    sums = np.empty((sets.shape[0], raw.shape[1]))
-    for k0 in range(0, raw.shape[1], SUM_CHUNK_KEYS):
-        sums[:, k0:k0 + SUM_CHUNK_KEYS] = weights @ raw[:, k0:k0 + SUM_CHUNK_KEYS].astype(np.float64)
-    return torch.from_numpy(sums)
+    if buffer is None or buffer.size < raw.size:
+        raw64 = raw.astype(np.float64)
+    else:
+        raw64 = buffer.reshape(-1)[:raw.size].reshape(raw.shape)
+        np.copyto(raw64, raw)
+    return torch.from_numpy((weights.toarray() if dense else weights) @ raw64)
 
 
 def _greedy_assign(dist: Distributions, tau: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -436,7 +437,7 @@ def cluster_streaming(window_attention: WindowAttention, num_frames: int, tau: f
 
     # first hierarchy: averaging + greedy grouping inside each window; its centroids feed the
     # first round of the next hierarchies at once (the same greedy walk, see _StreamingGreedy)
-    patches_keys, known = None, []
+    patches_keys, known, buffer = None, [], None
     for t0, t1 in spans:
         attention = _window_attention(window_attention, t0, t1, patches_keys)  # (w*N) K
         first_window = patches_keys is None
@@ -445,12 +446,14 @@ def cluster_streaming(window_attention: WindowAttention, num_frames: int, tau: f
         if first_window:  # the keys are the same for every window: group them once
             key_groups = learn_key_groups(Distributions(None, None, None, raw=attention, row_sums=sums))
             first_round = _StreamingGreedy(tau, key_groups)
+            buffer = np.empty(attention.shape)  # float64, for the neighbour sums of every window
         dist = window_distributions(attention, sums, key_groups)
         # the row sums and per-row fields (M G at most) are kept for the assignment pass
         known.append(dist._replace(p32=None, log_p32=None, raw=None))
-        averaged = _neighbourhood_average(dist, tau, chunk_rows)
+        averaged = _neighbourhood_average(dist, tau, chunk_rows, buffer)
         del dist
         first_round.add(_greedy_group(averaged.rows, tau, averaged.counts, key_groups))
+    del buffer
 
     # next hierarchies: further rounds until the number of centroids stops changing
     if first_round.num_groups == first_round.rows_fed:
