@@ -235,7 +235,7 @@ def test_streaming_greedy_merges_small_leader_chunks():
         stream.add(block)
     assert stream.num_groups == 64
     assert len(stream.leader_chunks) <= 3
-    assert torch.equal(stream.leaders(), rows)
+    assert torch.equal(stream.leaders().p, rows)
 
 
 @pytest.mark.parametrize("density", ["sparse", "dense"])

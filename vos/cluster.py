@@ -254,7 +254,7 @@ def _group_means(rows: torch.Tensor, group: torch.Tensor, num_groups: int,
     return _l1_normalise_(rows.new_zeros(num_groups, rows.shape[1]).index_add_(0, group, members))
 
 
-def _greedy_group(rows: torch.Tensor, tau: float, counts: torch.Tensor | None = None,
+def _greedy_group(rows: torch.Tensor | Distributions, tau: float, counts: torch.Tensor | None = None,
                   key_groups: torch.Tensor | None = None) -> Distributions:
     """rows: M K (L1-normalised) -> centroids G K, one per greedy group (:func:`_greedy_assign`), in
     order of each group's first row, as distributions with float32 copies (p: the float64 rows).
@@ -264,9 +264,11 @@ def _greedy_group(rows: torch.Tensor, tau: float, counts: torch.Tensor | None = 
     Identical rows are at distance exactly 0 (the spec's ``sum (a - b)(log a - log b)``), so they
     always share a group and the greedy walk over distinct rows gives the same groups.
     The centroid of a group of one row (with any count) is that row, whose mean it is: its
-    float32 fields are those already computed for the walk.
+    float32 fields are those already computed for the walk. ``rows`` may be given as such
+    distributions (float64 rows and float32 copies, with ``key_groups``' fields if any).
     """
-    dist = distributions(rows, True, key_groups)
+    dist = distributions(rows, True, key_groups) if isinstance(rows, torch.Tensor) else rows
+    rows = dist.p
     group, leaders = _greedy_assign(dist, tau)
     if leaders.numel() == group.numel():  # every row is a group of its own (in order)
         return dist
@@ -338,26 +340,34 @@ class _StreamingGreedy:
         (each costs a close_pairs call per add), and every leader is copied O(log G) times in all
         (merging everything at every add would copy all leaders for every window)."""
         while len(self.sum_chunks) > 1 and self.sum_chunks[-2].shape[0] <= 2 * self.sum_chunks[-1].shape[0]:
-            newer, older = self.leader_chunks.pop(), self.leader_chunks.pop()
-            self.leader_chunks.append(Distributions(*(None if o is None else torch.cat([o, n])
-                                                      for o, n in zip(older, newer))))
+            newer = self.leader_chunks.pop()
+            self.leader_chunks.append(_concat([self.leader_chunks.pop(), newer]))
             newer_sums = self.sum_chunks.pop()
             self.sum_chunks.append(torch.cat([self.sum_chunks.pop(), newer_sums]))
 
-    def leaders(self) -> torch.Tensor:
-        """G K: the first row of every group so far."""
-        return torch.cat([chunk.p for chunk in self.leader_chunks])
+    def leaders(self) -> Distributions:
+        """G K: the first row of every group so far, with its float32 fields."""
+        return _concat(self.leader_chunks)
 
     def centroids(self) -> torch.Tensor:
         """G K: the L1-normalised mean of every group so far."""
         return _l1_normalise_(torch.cat(self.sum_chunks))
 
 
-def _merge_until_stable(centroids: torch.Tensor, tau: float, key_groups: torch.Tensor | None = None) -> torch.Tensor:
-    """centroids: C K -> C' K, greedy grouping repeated until the number of centroids stops changing."""
+def _concat(chunks: list[Distributions]) -> Distributions:
+    """The rows of every chunk, in order, as one Distributions."""
+    if len(chunks) == 1:
+        return chunks[0]
+    return Distributions(*(None if fields[0] is None else torch.cat(fields) for fields in zip(*chunks)))
+
+
+def _merge_until_stable(centroids: Distributions, tau: float, key_groups: torch.Tensor | None = None) -> Distributions:
+    """centroids (C K distributions with float32 copies, and ``key_groups``' fields if given) -> C' K,
+    greedy grouping repeated until the number of centroids stops changing. Centroids that stay
+    alone keep their float32 fields."""
     for _ in range(MAX_MERGE_ROUNDS):
-        merged = _greedy_group(centroids, tau, key_groups=key_groups).p
-        if merged.shape[0] == centroids.shape[0]:
+        merged = _greedy_group(centroids, tau, key_groups=key_groups)
+        if merged.p.shape[0] == centroids.p.shape[0]:
             break  # every group was a singleton: merged == centroids, further rounds change nothing
         centroids = merged
     return centroids
@@ -457,13 +467,13 @@ def cluster_streaming(window_attention: WindowAttention, num_frames: int, tau: f
 
     # next hierarchies: further rounds until the number of centroids stops changing
     if first_round.num_groups == first_round.rows_fed:
-        centroids = first_round.leaders()  # nothing merged: the window centroids as they are
+        centroid_dist = first_round.leaders()  # nothing merged: the window centroids as they are
     else:
-        centroids = _merge_until_stable(first_round.centroids(), tau, key_groups)  # C K
+        centroid_dist = _merge_until_stable(distributions(first_round.centroids(), True, key_groups), tau, key_groups)
 
     # assignment of the original rows; argmin breaks ties towards the lowest centroid index
     labels = torch.empty(num_frames, patches_keys[0], dtype=torch.int64)  # T N
-    centroid_dist = distributions(centroids, True, key_groups)
+    centroids = centroid_dist.p  # C K
     for (t0, t1), fields in zip(spans, known):
         attention = _window_attention(window_attention, t0, t1, patches_keys)
         rows = window_distributions(attention, fields.row_sums, key_groups, fields)
