@@ -17,9 +17,9 @@ import vos.kl_search
 from tests.test_cluster import ref_cluster, structured_attention
 from tests.test_cluster_fast import adversarial_taus, rows_of, spy
 from vos.cluster import _distinct_sets, _greedy_assign, _greedy_walk, cluster_streaming
-from vos.kl_search import (FLOAT32_LOG_ERROR, FLOAT32_UNIT_ROUNDOFF, P32_ERROR, close_pairs, distributions,
-                           float32_distances, learn_key_groups, lower_bounds, nearest, pairwise_kl, self_candidate_pairs, sparse_close_pairs,
-                           window_distributions)
+from vos.kl_search import (FLOAT32_LOG_ERROR, FLOAT32_UNIT_ROUNDOFF, P32_ERROR, close_pairs, component_close_pairs,
+                           distributions, float32_distances, learn_key_groups, lower_bounds, nearest, pairwise_kl,
+                           self_candidate_pairs, sparse_close_pairs, window_distributions)
 
 
 @pytest.fixture
@@ -282,3 +282,50 @@ def test_row_argmin_of_pair_lists_breaks_ties_towards_the_lowest_column():
     got = _row_argmin(rows, cols, values, 4)
     assert got[:3].tolist() == [3, 2, 5]  # row 0: 0.5 at columns 4 and 3 -> 3
     assert got[3] == torch.iinfo(torch.int64).max  # no pair
+
+
+def test_component_blocks_cover_every_row_once_and_keep_components_whole(monkeypatch):
+    from vos.kl_search import _pack_components
+
+    monkeypatch.setattr(vos.kl_search, "COMPONENT_BLOCK_ROWS", 5)
+    component = torch.tensor([3, 0, 0, 1, 2, 2, 2, 2, 2, 2, 4, 0, 1, 3])  # sizes 3, 2, 6, 2, 1
+    blocks = _pack_components(component)
+    # largest first; a component above 5 rows alone, the others packed up to 5 rows
+    assert [sorted(set(component[b].tolist())) for b in blocks] == [[2], [0, 1], [3, 4]]
+    assert torch.equal(torch.cat(blocks).sort().values, torch.arange(14))
+    assert all(torch.equal(b, b.sort().values) for b in blocks)
+
+
+def test_component_close_pairs_give_float64_decisions_for_a_few_large_clusters(monkeypatch):
+    """Few well-separated clusters: too many pairs for sampled products, so close_pairs compares
+    rows densely inside the components the bound links; the decisions are the float64 ones."""
+    monkeypatch.setattr(vos.kl_search, "KEY_GROUPS", 8)
+    monkeypatch.setattr(vos.kl_search, "PRUNE_MIN_KEYS_PER_GROUP", 2)
+    monkeypatch.setattr(vos.kl_search, "COMPONENT_BLOCK_ROWS", 16)
+    rows = rows_of(80, 64, 21, concentration=300.0)  # 4 objects
+    a = distributions(rows, True, learn_key_groups(rows))
+    d64 = pairwise_kl(a)
+    results = []
+    original = vos.kl_search.component_close_pairs
+    monkeypatch.setattr(vos.kl_search, "component_close_pairs",
+                        lambda *args: results.append(original(*args)) or results[-1])
+    dense_sizes = []
+    original_dense = vos.kl_search._dense_close_pairs
+    monkeypatch.setattr(vos.kl_search, "_dense_close_pairs",
+                        lambda a_, b_, t: dense_sizes.append(a_.p32.shape[0]) or original_dense(a_, b_, t))
+    within = torch.unique(d64[(d64 > 1e-3) & (d64 < 1.0)])  # pair distances inside the clusters
+    picks = within[torch.linspace(0, within.numel() - 1, 4).long()].tolist()
+    for tau in [t * (1 + s) for t in picks for s in (1e-6, -1e-6, 1e-9, -1e-9)]:
+        assert torch.equal(close_pairs(a, None, tau), d64 <= tau), tau
+    assert results and all(r is not None for r in results)  # the component path decided
+    assert max(dense_sizes) < 80  # never the whole block
+
+
+def test_one_component_falls_back_to_the_dense_product(monkeypatch):
+    """When the bound links (nearly) all rows, components save nothing: None, the dense path runs."""
+    monkeypatch.setattr(vos.kl_search, "KEY_GROUPS", 8)
+    monkeypatch.setattr(vos.kl_search, "PRUNE_MIN_KEYS_PER_GROUP", 2)
+    rows = rows_of(40, 16, 12)  # broad clusters: most pairs within tau = 3
+    a = distributions(rows, True, learn_key_groups(rows))
+    assert component_close_pairs(a, 3.0) is None
+    assert torch.equal(close_pairs(a, None, 3.0), pairwise_kl(a) <= 3.0)

@@ -30,6 +30,8 @@ import warnings
 from typing import NamedTuple
 
 import numpy as np
+import scipy.sparse
+import scipy.sparse.csgraph
 import torch
 
 from vos.errors import VosError
@@ -68,6 +70,11 @@ PRUNE_MAX_FRACTION = 0.2
 PRUNE_PROBE_ROWS = 64
 # Rows per block of the self bound (self_candidate_pairs): bounds its block x M temporaries.
 SELF_BOUND_BLOCK_ROWS = 128
+# When many pairs survive the bound, rows linked by them (connected components) are compared
+# densely block by block if that costs at most this share of the full product (component_close_pairs);
+# small components are packed together into blocks of up to COMPONENT_BLOCK_ROWS rows.
+COMPONENT_MAX_WORK = 0.5
+COMPONENT_BLOCK_ROWS = 256
 # Rows sampled to learn the key groups, and Lloyd iterations of their k-means.
 KEY_GROUP_SAMPLE_ROWS = 256
 KEY_GROUP_ITERATIONS = 4
@@ -361,10 +368,25 @@ def self_candidate_pairs(a: Distributions, tau: float, max_pairs: float) -> tupl
     """The pairs (i, j) of rows of ``a``, sorted by (i, j), whose lower bound (:func:`lower_bounds`)
     is not above tau; None if there are more than ``max_pairs`` or no useful bound.
 
-    The bound of (i, j) with i <= j is computed once and stands for (j, i) too: half the product
-    of ``lower_bounds(a, a)``, in blocks of ``SELF_BOUND_BLOCK_ROWS`` rows, with no transpose, and the
-    pairs are exactly symmetric (:func:`sampled_float32_distances` relies on it).
+    The bound of (i, j) with i <= j is computed once and stands for (j, i) too
+    (:func:`_upper_candidates`), and the pairs are exactly symmetric
+    (:func:`sampled_float32_distances` relies on it).
     """
+    upper = _upper_candidates(a, tau, max_pairs)
+    if upper is None:
+        return None
+    num_rows = a.p32.shape[0]
+    rows, cols = upper // num_rows, upper % num_rows
+    off_diagonal = rows != cols
+    keys = torch.cat([upper, cols[off_diagonal] * num_rows + rows[off_diagonal]]).sort().values
+    return keys // num_rows, keys % num_rows
+
+
+def _upper_candidates(a: Distributions, tau: float, max_pairs: float) -> torch.Tensor | None:
+    """Keys i * M + j (i <= j, unsorted) of the pairs of rows of ``a`` whose lower bound is not above
+    tau, from half the product of ``lower_bounds(a, a)`` in blocks of ``SELF_BOUND_BLOCK_ROWS``
+    rows (no transpose); None if the pairs in both orders are more than ``max_pairs`` or there is
+    no useful bound."""
     form = _bound_form(a, a)
     if form is None:
         return None
@@ -381,11 +403,7 @@ def self_candidate_pairs(a: Distributions, tau: float, max_pairs: float) -> tupl
         count += 2 * found[-1].numel() - int((rows == cols).sum())  # (i, j) and (j, i); (i, i) once
         if count > max_pairs:
             return None
-    upper = torch.cat(found)
-    rows, cols = upper // num_rows, upper % num_rows
-    off_diagonal = rows != cols
-    keys = torch.cat([upper, cols[off_diagonal] * num_rows + rows[off_diagonal]]).sort().values
-    return keys // num_rows, keys % num_rows
+    return torch.cat(found)
 
 
 def sparse_close_pairs(a: Distributions, b: Distributions | None,
@@ -432,13 +450,22 @@ def close_pairs(a: Distributions, b: Distributions | None, tau: float) -> torch.
     whose float32 distance lies within the rigorous error bound of :func:`float32_cross_error`
     around tau is recomputed in float64, term by term; every other pair provably lies on the same
     side of tau as its float64 distance. A block with too many such pairs is computed in float64.
-    With key groups, most pairs are ruled out by a lower bound first (:func:`sparse_close_pairs`).
+    With key groups, most pairs are ruled out by a lower bound first (:func:`sparse_close_pairs`),
+    or, against itself with a few large clusters, outside the connected components of the rows
+    linked by pairs the bound keeps (:func:`component_close_pairs`).
     """
     pairs = sparse_close_pairs(a, b, tau)
     if pairs is not None:
         close = torch.zeros(a.p32.shape[0], (a if b is None else b).p32.shape[0], dtype=torch.bool)
         close[pairs] = True
         return close
+    if b is None and (close := component_close_pairs(a, tau)) is not None:
+        return close
+    return _dense_close_pairs(a, b, tau)
+
+
+def _dense_close_pairs(a: Distributions, b: Distributions | None, tau: float) -> torch.Tensor:
+    """:func:`close_pairs` by the dense float32 products, without pruning."""
     dist, margin = float32_distances(a, b)
     close = dist <= tau
     rows, cols = ((dist - tau).abs_() <= margin).nonzero(as_tuple=True)  # borderline pairs
@@ -447,6 +474,55 @@ def close_pairs(a: Distributions, b: Distributions | None, tau: float) -> torch.
         return pairwise_kl(a, b) <= tau
     close[rows, cols] = float64_pair_distances(a, a if b is None else b, rows, cols) <= tau
     return close
+
+
+def component_close_pairs(a: Distributions, tau: float) -> torch.Tensor | None:
+    """M M bool ``d(a_i, a_j) <= tau`` for the rows of ``a``, for when too many pairs survive the
+    lower bound for sampled products (a few large clusters).
+
+    The pairs that survive the bound link the rows into connected components; a pair across two
+    components has a bound above tau, so only pairs inside a component can be close. Components
+    are packed into blocks (small ones together, up to ``COMPONENT_BLOCK_ROWS`` rows) and each block
+    is compared with itself by the dense products (:func:`close_pairs` without pruning: the same
+    decisions). None without key groups, or when the blocks would cost more than
+    ``COMPONENT_MAX_WORK`` of the full ``M x M`` product.
+    """
+    if a.grouped32 is None:
+        return None
+    num_rows = a.p32.shape[0]
+    upper = _upper_candidates(a, tau, math.inf)
+    if upper is None:
+        return None
+    edges = (upper // num_rows).numpy(), (upper % num_rows).numpy()
+    graph = scipy.sparse.csr_matrix((np.ones(upper.numel(), dtype=bool), edges), shape=(num_rows, num_rows))
+    del upper, edges
+    _, component = scipy.sparse.csgraph.connected_components(graph, directed=False)
+    blocks = _pack_components(torch.from_numpy(component.astype(np.int64)))
+    if sum(block.numel() ** 2 for block in blocks) > COMPONENT_MAX_WORK * num_rows ** 2:
+        return None
+    close = torch.zeros(num_rows, num_rows, dtype=torch.bool)
+    for block in blocks:  # B rows
+        close[block[:, None], block[None, :]] = _dense_close_pairs(take(a, block), None, tau)
+    return close
+
+
+def _pack_components(component: torch.Tensor) -> list[torch.Tensor]:
+    """M int64 component of every row -> blocks of rows (each sorted), every component whole in one
+    block: components of more than ``COMPONENT_BLOCK_ROWS`` rows alone, the others packed in order
+    of size (largest first) into blocks of at most that many rows."""
+    sizes = torch.bincount(component)
+    order = torch.argsort(component, stable=True)  # rows grouped by component
+    starts = torch.cat([sizes.new_zeros(1), sizes.cumsum(0)])
+    blocks, pending, pending_rows = [], [], 0
+    for c in torch.argsort(sizes, descending=True, stable=True).tolist():
+        size = int(sizes[c])
+        if pending_rows + size > COMPONENT_BLOCK_ROWS and pending:
+            blocks.append(torch.cat(pending).sort().values)
+            pending, pending_rows = [], 0
+        pending.append(order[starts[c]:starts[c] + size])
+        pending_rows += size
+    blocks.append(torch.cat(pending).sort().values)
+    return blocks
 
 
 def nearest(a: Distributions, b: Distributions) -> torch.Tensor:
