@@ -204,6 +204,24 @@ def test_hashed_distinct_sets_equal_the_exact_grouping(monkeypatch, collide):
     np.testing.assert_array_equal(fast[0].toarray(), exact[0].toarray())
 
 
+@pytest.mark.parametrize("collide", [False, True])
+@pytest.mark.parametrize("num_cols", [50, 64, 130])
+def test_distinct_rows_of_a_dense_matrix_equal_the_distinct_sets(monkeypatch, collide, num_cols):
+    """The packed-bits grouping of dense rows gives the sets and order of _distinct_sets; a hash
+    collision (all weights 0: every row hashes alike) falls back to the exact row sort."""
+    gen = torch.Generator().manual_seed(5)
+    base = torch.rand(7, num_cols, generator=gen) < 0.4
+    base[6] = base[5]
+    base[6, -1] = ~base[5, -1]  # differs from row 5 in the last column only (the padding's neighbour)
+    close = base[torch.randint(0, 7, (90,), generator=gen)]
+    expected = _distinct_sets(*close.nonzero(as_tuple=True), 90, num_cols)
+    if collide:
+        monkeypatch.setattr(vos.cluster, "_word_hash_weights", lambda n: np.zeros((2, n), dtype=np.uint64))
+    sets, set_of_row = vos.cluster._distinct_rows(close)
+    assert torch.equal(set_of_row, expected[1])
+    np.testing.assert_array_equal(sets.toarray(), expected[0].toarray())
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_greedy_walk_over_pair_lists_equals_the_block_walk(seed):
     gen = torch.Generator().manual_seed(seed)

@@ -94,16 +94,41 @@ def _neighbourhood_average(rows: torch.Tensor | Distributions, tau: float, chunk
         if pairs is None:
             close = close_pairs(dist, None, tau) if chunk is None else close_pairs(chunk, dist, tau)
             close[local, local + r0] = True
-            pairs = close.nonzero(as_tuple=True)  # (r1-r0) M, sorted
+            sets, set_of_row = _distinct_rows(close)  # (r1-r0) M
             del close
         else:  # few pairs: merging the self pairs by a sort is cheap
             keys = torch.unique(torch.cat([pairs[0] * num_rows + pairs[1], local * num_rows + local + r0]))
-            pairs = keys // num_rows, keys % num_rows
-        sets, set_of_row = _distinct_sets(*pairs, r1 - r0, num_rows)
+            sets, set_of_row = _distinct_sets(keys // num_rows, keys % num_rows, r1 - r0, num_rows)
         of_row[r0:r1] = set_of_row + sum(len(c) for c in counts)
         averages.append(_l1_normalise_(_sum_rows(sets, dist, buffer)))
         counts.append(torch.bincount(set_of_row, minlength=sets.shape[0]))
     return _AveragedRows(torch.cat(averages), torch.cat(counts), of_row)
+
+
+def _distinct_rows(close: torch.Tensor) -> tuple[scipy.sparse.csr_matrix, torch.Tensor]:
+    """:func:`_distinct_sets` of the sets given as the rows of a dense bool matrix (num_rows num_cols),
+    for many large sets (a few large clusters).
+
+    Rows packed into 64-bit words are grouped by two random-weight sums of their words (wrapping
+    uint64 arithmetic); every row is then checked against the first row of its group, so a hash
+    collision can only cost the exact (slower) grouping by numpy's row sort, never a wrong one.
+    """
+    packed = np.packbits(close.numpy(), axis=1)  # num_rows ceil(num_cols / 8) uint8
+    words = np.pad(packed, ((0, 0), (0, -packed.shape[1] % 8))).view(np.uint64)
+    hashes = np.stack([(words * w).sum(1, dtype=np.uint64) for w in _word_hash_weights(words.shape[1])], 1)
+    _, first, inverse = np.unique(hashes, axis=0, return_index=True, return_inverse=True)
+    if not (words == words[first[inverse.reshape(-1)]]).all():  # a collision: group the rows exactly
+        _, first, inverse = np.unique(packed, axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first)  # sets in order of their first row
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    sets = scipy.sparse.csr_matrix(close.numpy()[first[order]], dtype=np.float64)
+    return sets, torch.from_numpy(rank[inverse.reshape(-1)].astype(np.int64))
+
+
+def _word_hash_weights(num_words: int) -> np.ndarray:
+    """2 num_words random odd uint64 weights (fixed seed) for :func:`_distinct_rows`."""
+    return np.random.default_rng(0).integers(0, 2 ** 63, size=(2, num_words), dtype=np.uint64) | np.uint64(1)
 
 
 def _distinct_sets(rows: torch.Tensor, cols: torch.Tensor, num_rows: int,
