@@ -490,7 +490,9 @@ def component_close_pairs(a: Distributions, tau: float) -> torch.Tensor | None:
     if a.grouped32 is None:
         return None
     num_rows = a.p32.shape[0]
-    upper = _upper_candidates(a, tau, math.inf)
+    # the blocks cover at least the candidate pairs: more of those than the work allowed, and the
+    # components cannot pay (this also bounds the memory of the pair list)
+    upper = _upper_candidates(a, tau, COMPONENT_MAX_WORK * num_rows ** 2)
     if upper is None:
         return None
     edges = (upper // num_rows).numpy(), (upper % num_rows).numpy()
