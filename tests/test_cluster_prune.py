@@ -328,8 +328,8 @@ def test_component_close_pairs_give_float64_decisions_for_a_few_large_clusters(m
     monkeypatch.setattr(vos.kl_search, "component_close_pairs",
                         lambda *args: results.append(original(*args)) or results[-1])
     dense_sizes = []
-    original_dense = vos.kl_search._dense_close_pairs
-    monkeypatch.setattr(vos.kl_search, "_dense_close_pairs",
+    original_dense = vos.kl_search._full_product_close_pairs
+    monkeypatch.setattr(vos.kl_search, "_full_product_close_pairs",
                         lambda a_, b_, t: dense_sizes.append(a_.p32.shape[0]) or original_dense(a_, b_, t))
     within = torch.unique(d64[(d64 > 1e-3) & (d64 < 1.0)])  # pair distances inside the clusters
     picks = within[torch.linspace(0, within.numel() - 1, 4).long()].tolist()

@@ -26,8 +26,8 @@ import scipy.sparse
 import torch
 
 from vos.errors import VosError
-from vos.kl_search import (PROB_EPS, Distributions, close_pairs, distributions, learn_key_groups, nearest,
-                           sparse_close_pairs, symmetric_kl, take, window_distributions)
+from vos.kl_search import (PROB_EPS, Distributions, close_pairs, dense_close_pairs, distributions, learn_key_groups,
+                           nearest, sparse_close_pairs, symmetric_kl, take, window_distributions)
 
 __all__ = ["PROB_EPS", "ClusterResult", "WindowAttention", "cluster_streaming", "hierarchical_cluster", "symmetric_kl"]
 
@@ -92,7 +92,8 @@ def _neighbourhood_average(rows: torch.Tensor | Distributions, tau: float, chunk
         # a row is its own neighbour even if rounding makes d(x, x) a hair above tau
         local = torch.arange(r1 - r0)
         if pairs is None:
-            close = close_pairs(dist, None, tau) if chunk is None else close_pairs(chunk, dist, tau)
+            # (not close_pairs: the sampled path was just ruled out, its probe need not run again)
+            close = dense_close_pairs(dist, None, tau) if chunk is None else dense_close_pairs(chunk, dist, tau)
             close[local, local + r0] = True
             sets, set_of_row = _distinct_rows(close)  # (r1-r0) M
             del close

@@ -459,12 +459,19 @@ def close_pairs(a: Distributions, b: Distributions | None, tau: float) -> torch.
         close = torch.zeros(a.p32.shape[0], (a if b is None else b).p32.shape[0], dtype=torch.bool)
         close[pairs] = True
         return close
+    return dense_close_pairs(a, b, tau)
+
+
+def dense_close_pairs(a: Distributions, b: Distributions | None, tau: float) -> torch.Tensor:
+    """:func:`close_pairs` by dense float32 products, for when sampled products do not pay: against
+    itself with key groups only inside the components the bound links (:func:`component_close_pairs`),
+    else the full product."""
     if b is None and (close := component_close_pairs(a, tau)) is not None:
         return close
-    return _dense_close_pairs(a, b, tau)
+    return _full_product_close_pairs(a, b, tau)
 
 
-def _dense_close_pairs(a: Distributions, b: Distributions | None, tau: float) -> torch.Tensor:
+def _full_product_close_pairs(a: Distributions, b: Distributions | None, tau: float) -> torch.Tensor:
     """:func:`close_pairs` by the dense float32 products, without pruning."""
     dist, margin = float32_distances(a, b)
     close = dist <= tau
@@ -504,7 +511,7 @@ def component_close_pairs(a: Distributions, tau: float) -> torch.Tensor | None:
         return None
     close = torch.zeros(num_rows, num_rows, dtype=torch.bool)
     for block in blocks:  # B rows
-        close[block[:, None], block[None, :]] = _dense_close_pairs(take(a, block), None, tau)
+        close[block[:, None], block[None, :]] = _full_product_close_pairs(take(a, block), None, tau)
     return close
 
 
