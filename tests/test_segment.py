@@ -1,5 +1,6 @@
 """`vos segment` end to end on generated clips with a tiny random ViT, and its error handling."""
 
+import math
 import os
 import subprocess
 import sys
@@ -159,6 +160,25 @@ def test_windowed_attention_equals_rows_of_the_full_attention(monkeypatch, block
     cols = torch.cat([torch.arange(t * N, (t + 1) * N) for t in key_frames])
     dense = torch.softmax(flat_q @ flat_k[:, cols].transpose(1, 2), -1).mean(0)  # (T·N) K
     torch.testing.assert_close(windowed.reshape(T * N, -1), dense)
+
+
+@pytest.mark.parametrize("logit_scale", [1.0, 300.0])  # the unshifted exp2 path / the max-shifted one
+def test_attention_over_keys_is_the_head_mean_of_softmaxes(monkeypatch, logit_scale):
+    """Against float64 softmax; at scale 300 the logits reach hundreds (2**logit overflows float32
+    unless shifted), and only some row blocks exceed the bound, so both paths run in one call."""
+    monkeypatch.setattr(vos.segment, "ATTENTION_BLOCK_ROWS", 4)
+    torch.manual_seed(1)
+    w, heads, N, hd, K = 2, 3, 6, 5, 7
+    queries = torch.randn(w, heads, N, hd)
+    queries[:, :, :2] *= logit_scale  # the first block of every window's rows
+    keys = torch.randn(heads, K, hd)
+    bounds = (queries * math.log2(math.e)).norm(dim=-1).amax() * keys.norm(dim=-1).amax()
+    assert (bounds > vos.segment.UNSHIFTED_LOGIT_BOUND) == (logit_scale > 1)
+    attention = attention_over_keys(queries, keys)
+    expected = torch.softmax(queries.double() @ keys.double().transpose(1, 2), dim=-1).mean(1)  # w N K
+    assert attention.dtype == torch.float32 and attention.shape == (w, N, K)
+    torch.testing.assert_close(attention.double(), expected, rtol=1e-5, atol=1e-7)
+    assert torch.isfinite(attention).all()
 
 
 @pytest.mark.slow
