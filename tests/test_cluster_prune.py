@@ -135,6 +135,29 @@ def test_sparse_close_pairs_give_float64_decisions_at_adversarial_taus(small_gro
     assert recomputed  # pairs within the float32 bound of tau were decided in float64
 
 
+def test_self_pairs_are_recomputed_once_and_mirrored(small_groups, monkeypatch):
+    """Against itself, a borderline pair (i, j) and its mirror (j, i) get one float64 distance,
+    computed for i <= j; the mirrored decisions are those of the float64 matrix."""
+    rows = peaky_and_flat_rows(16, 4)
+    a = distributions(rows, True, learn_key_groups(rows))
+    d64 = pairwise_kl(a)
+    pairs_recomputed = []
+    original = vos.kl_search.float64_pair_distances
+    monkeypatch.setattr(vos.kl_search, "float64_pair_distances",
+                        lambda a_, b_, r, c: pairs_recomputed.append((r, c)) or original(a_, b_, r, c))
+    mirrored = 0
+    for tau in adversarial_taus(d64):
+        pairs_recomputed.clear()
+        rows_, cols_ = sparse_close_pairs(a, None, tau)
+        got = torch.zeros_like(d64, dtype=torch.bool)
+        got[rows_, cols_] = True
+        assert torch.equal(got, d64 <= tau), tau
+        recomputed_rows, recomputed_cols = (torch.cat(x) for x in zip(*pairs_recomputed))
+        assert (recomputed_rows <= recomputed_cols).all()
+        mirrored += int((recomputed_rows < recomputed_cols).sum())
+    assert mirrored  # some off-diagonal pairs were borderline, so their mirrors were decided by lookup
+
+
 def test_sparse_close_pairs_fall_back_to_dense_when_the_bound_prunes_little(monkeypatch):
     monkeypatch.setattr(vos.kl_search, "KEY_GROUPS", 8)
     monkeypatch.setattr(vos.kl_search, "PRUNE_MIN_KEYS_PER_GROUP", 2)

@@ -103,6 +103,8 @@ def _neighbourhood_average(rows: torch.Tensor | Distributions, tau: float, chunk
         of_row[r0:r1] = set_of_row + sum(len(c) for c in counts)
         averages.append(_l1_normalise_(_sum_rows(sets, dist, buffer)))
         counts.append(torch.bincount(set_of_row, minlength=sets.shape[0]))
+    if len(averages) == 1:  # one chunk (a window): no copy
+        return _AveragedRows(averages[0], counts[0], of_row)
     return _AveragedRows(torch.cat(averages), torch.cat(counts), of_row)
 
 

@@ -437,9 +437,26 @@ def sparse_close_pairs(a: Distributions, b: Distributions | None,
             return None
     dist, margin = sampled_float32_distances(a, b_, rows, cols, symmetric=b is None)
     close = dist <= tau
-    borderline = (dist - tau).abs_() <= margin
-    close[borderline] = float64_pair_distances(a, b_, rows[borderline], cols[borderline]) <= tau
+    borderline = ((dist - tau).abs_() <= margin).nonzero()[:, 0]
+    if b is None:  # (i, j) and (j, i) have the same distances and bounds: compute i <= j, mirror the rest
+        _mirror_borderline(close, rows, cols, borderline, a, tau)
+    else:
+        close[borderline] = float64_pair_distances(a, b_, rows[borderline], cols[borderline]) <= tau
     return rows[close], cols[close]
+
+
+def _mirror_borderline(close: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, borderline: torch.Tensor,
+                       a: Distributions, tau: float) -> None:
+    """Decide the symmetric pairs ``borderline`` (positions in rows, cols, sorted by (i, j), where
+    (j, i) is borderline with every (i, j)) in float64, computing only those with i <= j: the float64
+    distance of (j, i) is that of (i, j) (see :func:`float64_pair_distances`). Writes into ``close``."""
+    upper = borderline[rows[borderline] <= cols[borderline]]
+    lower = borderline[rows[borderline] > cols[borderline]]
+    decided = float64_pair_distances(a, a, rows[upper], cols[upper]) <= tau
+    close[upper] = decided
+    num_rows = a.p32.shape[0]
+    upper_keys = rows[upper] * num_rows + cols[upper]  # sorted, as the pairs are
+    close[lower] = decided[torch.searchsorted(upper_keys, cols[lower] * num_rows + rows[lower])]
 
 
 def close_pairs(a: Distributions, b: Distributions | None, tau: float) -> torch.Tensor:
