@@ -224,6 +224,32 @@ def test_greedy_group_centroids_are_weighted_means_with_their_float32_fields():
         assert torch.equal(getattr(centroids, name), getattr(fresh, name)), name
 
 
+def test_centroids_fed_in_place_equal_the_copied_centroids():
+    """The streaming path overwrites each shared group's leader row with its centroid and feeds only
+    the leaders (no copy): the same centroids, and the same first round, as copying them out."""
+    from vos.cluster import _StreamingGreedy, _greedy_group, _greedy_group_in_place
+    from vos.kl_search import distributions
+
+    gen = torch.Generator().manual_seed(6)
+    centres = torch.softmax(3 * torch.randn(4, 40, generator=gen, dtype=torch.float64), -1)
+    windows = [torch.softmax(centres[torch.randint(0, 4, (n,), generator=gen)].log()
+                             + 0.3 * torch.randn(n, 40, generator=gen, dtype=torch.float64), -1) for n in (30, 25, 40)]
+    counts = [torch.randint(1, 4, (w.shape[0],), generator=gen) for w in windows]
+    copied, in_place = _StreamingGreedy(0.3), _StreamingGreedy(0.3)
+    for rows, count in zip(windows, counts):
+        expected = _greedy_group(rows, 0.3, count)
+        dist = distributions(rows.clone(), True)
+        leaders = _greedy_group_in_place(dist, 0.3, count, None)
+        assert leaders.numel() == expected.p.shape[0] < rows.shape[0]  # some groups are shared
+        for name in ("p", "p32", "log_p32", "neg_entropy32"):
+            assert torch.equal(getattr(dist, name)[leaders], getattr(expected, name)), name
+        copied.add(expected)
+        in_place.add(dist, leaders)
+    assert in_place.rows_fed == copied.rows_fed
+    assert torch.equal(in_place.centroids(), copied.centroids())
+    assert torch.equal(in_place.leaders().p, copied.leaders().p)
+
+
 def test_streaming_greedy_merges_small_leader_chunks():
     """Blocks that each start a few groups leave O(log G) chunks, holding the leaders in order."""
     from vos.cluster import _StreamingGreedy

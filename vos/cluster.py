@@ -282,41 +282,69 @@ def _group_means(rows: torch.Tensor, group: torch.Tensor, num_groups: int,
     return _l1_normalise_(rows.new_zeros(num_groups, rows.shape[1]).index_add_(0, group, members))
 
 
+class _GreedyGroups(NamedTuple):
+    """Output of :func:`_greedy_groups`."""
+
+    leaders: torch.Tensor  # G int64: first row of every group, in order
+    shared: torch.Tensor  # G bool: groups of several rows
+    means: Distributions | None  # centroids of the shared groups (with float32 copies), None if none
+
+
+def _greedy_groups(dist: Distributions, tau: float, counts: torch.Tensor | None,
+                   key_groups: torch.Tensor | None) -> _GreedyGroups:
+    """The greedy groups (:func:`_greedy_assign`) of the rows of ``dist`` (M K distributions with
+    float32 copies) and the centroids of those of several rows; nothing is written.
+
+    A centroid is the L1-normalised mean of its members. ``counts`` (M): row i stands for
+    counts[i] identical rows, visited where the first of them is. Identical rows are at distance
+    exactly 0 (the spec's ``sum (a - b)(log a - log b)``), so they always share a group and the
+    greedy walk over distinct rows gives the same groups. The centroid of a group of one row (with
+    any count) is that row, whose mean it is: its float32 fields are those already computed.
+    """
+    group, leaders = _greedy_assign(dist, tau)
+    shared = torch.bincount(group, minlength=leaders.numel()) > 1  # G: groups of several rows
+    if not shared.any():
+        return _GreedyGroups(leaders, shared, None)
+    members = shared[group]  # M: rows of those groups
+    shared_id = shared.cumsum(0) - 1  # G -> index among them
+    means = _group_means(dist.p[members], shared_id[group[members]], int(shared.sum()),
+                         None if counts is None else counts[members])
+    return _GreedyGroups(leaders, shared, distributions(means, True, key_groups))
+
+
 def _greedy_group(rows: torch.Tensor | Distributions, tau: float, counts: torch.Tensor | None = None,
                   key_groups: torch.Tensor | None = None) -> Distributions:
-    """rows: M K (L1-normalised) -> centroids G K, one per greedy group (:func:`_greedy_assign`), in
+    """rows: M K (L1-normalised) -> centroids G K, one per greedy group (:func:`_greedy_groups`), in
     order of each group's first row, as distributions with float32 copies (p: the float64 rows).
-    A centroid is the L1-normalised mean of its members.
-
-    ``counts`` (M): row i stands for counts[i] identical rows, visited where the first of them is.
-    Identical rows are at distance exactly 0 (the spec's ``sum (a - b)(log a - log b)``), so they
-    always share a group and the greedy walk over distinct rows gives the same groups.
-    The centroid of a group of one row (with any count) is that row, whose mean it is: its
-    float32 fields are those already computed for the walk. ``rows`` may be given as such
-    distributions (float64 rows and float32 copies, with ``key_groups``' fields if any).
+    ``rows`` may be given as such distributions (float64 rows and float32 copies, with
+    ``key_groups``' fields if any); they are not modified.
     """
     dist = distributions(rows, True, key_groups) if isinstance(rows, torch.Tensor) else rows
-    rows = dist.p
-    group, leaders = _greedy_assign(dist, tau)
-    if leaders.numel() == group.numel():  # every row is a group of its own (in order)
+    groups = _greedy_groups(dist, tau, counts, key_groups)
+    if groups.leaders.numel() == dist.p.shape[0]:  # every row is a group of its own (in order)
         return dist
-    centroids = take(dist, leaders)
-    shared = torch.bincount(group, minlength=leaders.numel()) > 1  # G: groups of several rows
-    if shared.any():
-        members = shared[group]  # M: rows of those groups
-        shared_id = shared.cumsum(0) - 1  # G -> index among them
-        means = _group_means(rows[members], shared_id[group[members]], int(shared.sum()),
-                             None if counts is None else counts[members])
-        centroids = _replace_rows(centroids, shared, distributions(means, True, key_groups))
+    centroids = take(dist, groups.leaders)
+    if groups.means is not None:
+        _replace_rows(centroids, groups.shared, groups.means)
     return centroids
 
 
-def _replace_rows(dist: Distributions, index, new: Distributions) -> Distributions:
-    """``dist`` (rows copied, as :func:`take` gives them) with its rows ``index`` replaced by ``new``."""
+def _greedy_group_in_place(dist: Distributions, tau: float, counts: torch.Tensor | None,
+                           key_groups: torch.Tensor | None) -> torch.Tensor:
+    """:func:`_greedy_group` without the copy of the centroids: the first row of every group of
+    several rows is overwritten (all fields) with the group's centroid, and the leaders (G int64,
+    the rows that now hold the centroids, in order) are returned."""
+    groups = _greedy_groups(dist, tau, counts, key_groups)
+    if groups.means is not None:
+        _replace_rows(dist, groups.leaders[groups.shared], groups.means)
+    return groups.leaders
+
+
+def _replace_rows(dist: Distributions, index, new: Distributions) -> None:
+    """Overwrite the rows ``index`` of every field of ``dist`` with those of ``new``."""
     for field, values in zip(dist, new):
         if field is not None:
             field[index] = values
-    return dist
 
 
 class _StreamingGreedy:
@@ -342,25 +370,33 @@ class _StreamingGreedy:
     def num_groups(self) -> int:
         return sum(chunk.shape[0] for chunk in self.sum_chunks)
 
-    def add(self, rows: torch.Tensor | Distributions) -> None:
-        """Feed the next rows (M K, in visiting order), or their distributions with float32 copies."""
+    def add(self, rows: torch.Tensor | Distributions, fed: torch.Tensor | None = None) -> None:
+        """Feed the next rows (M K, in visiting order), or their distributions with float32 copies;
+        ``fed`` (increasing int64 indices): feed only these rows (the others are skipped, and the
+        first leader chunk is compared with all M rows rather than copying the fed ones out)."""
         if isinstance(rows, torch.Tensor):
             rows = distributions(rows, True, self.key_groups)
-        self.rows_fed += rows.p.shape[0]
-        orphans, orphan_dist = rows.p, rows
+        pending = torch.ones(rows.p.shape[0], dtype=torch.bool)  # rows of `rows` still to place
+        if fed is not None:
+            pending = torch.zeros_like(pending).index_fill_(0, fed, True)
+        self.rows_fed += int(pending.sum())
         for leaders, sums in zip(self.leader_chunks, self.sum_chunks):  # earlier leaders come first
-            if orphans.shape[0] == 0:
+            if not pending.any():
                 return
-            close = close_pairs(orphan_dist, leaders, self.tau)  # M Gc
-            joins = close.any(1)
+            close = close_pairs(rows, leaders, self.tau)  # M Gc
+            joins = close.any(1) & pending
             first = close.to(torch.uint8).argmax(1)  # the first leader of this chunk within tau
-            sums.index_add_(0, first[joins], orphans[joins])
-            orphans, orphan_dist = orphans[~joins], take(orphan_dist, ~joins)
-        if orphans.shape[0] == 0:
+            sums.index_add_(0, first[joins], rows.p[joins])
+            pending &= ~joins
+            if not pending.all():
+                rows, pending = take(rows, pending), pending[pending]
+        if not pending.any():
             return
-        group, leaders = _greedy_assign(orphan_dist, self.tau)
-        self.leader_chunks.append(take(orphan_dist, leaders))
-        self.sum_chunks.append(orphans.new_zeros(leaders.numel(), orphans.shape[1]).index_add_(0, group, orphans))
+        if not pending.all():
+            rows = take(rows, pending)
+        group, leaders = _greedy_assign(rows, self.tau)
+        self.leader_chunks.append(take(rows, leaders))
+        self.sum_chunks.append(rows.p.new_zeros(leaders.numel(), rows.p.shape[1]).index_add_(0, group, rows.p))
         self._merge_small_chunks()
 
     def _merge_small_chunks(self) -> None:
@@ -490,7 +526,9 @@ def cluster_streaming(window_attention: WindowAttention, num_frames: int, tau: f
         known.append(dist._replace(p32=None, log_p32=None, raw=None))
         averaged = _neighbourhood_average(dist, tau, chunk_rows, buffer)
         del dist
-        first_round.add(_greedy_group(averaged.rows, tau, averaged.counts, key_groups))
+        # the window's centroids are fed in place (averaged rows are ours; no copy of the leaders)
+        centroids = distributions(averaged.rows, True, key_groups)
+        first_round.add(centroids, _greedy_group_in_place(centroids, tau, averaged.counts, key_groups))
     del buffer
 
     # next hierarchies: further rounds until the number of centroids stops changing
