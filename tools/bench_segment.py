@@ -4,6 +4,9 @@ Each length runs in a fresh process so that its peak resident memory is its own.
 synthetic clip (textured background, moving squares) written as JPEG frames, so decoding is real.
 
     python tools/bench_segment.py --frames 25 50 100 --backbone dino_vits16 --resolution 320 480
+
+``--repeat N`` runs every length N times (a fresh process each) and adds a row of medians: on a
+shared machine single runs of the same code differ by 10% or more.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -63,6 +67,28 @@ def run_one(args) -> dict:
             "pipeline_mib": round(peak_mib - base_mib)}
 
 
+def median_row(runs: list[dict]) -> dict:
+    """Medians of every number of the runs; the ratios are the medians of the runs' ratios."""
+    row = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+    row["ratio_wall"] = statistics.median(ratio(r["cluster"], r["backbone"]) for r in runs)
+    row["ratio_cpu"] = statistics.median(ratio(r["cluster_cpu"], r["backbone_cpu"]) for r in runs)
+    return row
+
+
+def ratio(part: float, whole: float) -> float:
+    """part / whole; nan when whole rounded to 0 (tiny test models)."""
+    return part / whole if whole > 0 else float("nan")
+
+
+def table_row(label, r: dict) -> str:
+    """A markdown row of one run (or of medians, see median_row)."""
+    ratio_wall = r.get("ratio_wall", ratio(r["cluster"], r["backbone"]))
+    ratio_cpu = r.get("ratio_cpu", ratio(r["cluster_cpu"], r["backbone_cpu"]))
+    return (f"| {label} | {r['decode']:g} | {r['backbone']:g} ({r['backbone_cpu']:g}) | {r['cluster']:g} "
+            f"({r['cluster_cpu']:g}) | {r['write']:g} | {ratio_wall:.0%} ({ratio_cpu:.0%}) | {r['clusters']:g} | "
+            f"{r['peak_rss_mib']:g} | {r['pipeline_mib']:g} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, nargs="+", default=[25, 50, 100])
@@ -72,12 +98,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--attention-cache-mib", type=int, default=None,
                         help="SegmentConfig.attention_cache_mib (default: the config default)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per length; with 2 or more, a row of medians")
     parser.add_argument("--json", default=None, help="also write the rows as JSON")
     parser.add_argument("--single", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.single is not None:
         print(json.dumps(run_one(args)))
         return
+    if args.repeat < 1:
+        parser.error("--repeat must be >= 1")
     rows = []
     for frames in args.frames:
         cmd = [sys.executable, __file__, "--single", str(frames), "--backbone", args.backbone,
@@ -85,18 +114,19 @@ def main() -> None:
                "--threads", str(args.threads)]
         if args.attention_cache_mib is not None:
             cmd += ["--attention-cache-mib", str(args.attention_cache_mib)]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=REPO,
-                             env={**__import__("os").environ, "PYTHONPATH": str(REPO)}).stdout
-        rows.append(json.loads(out.strip().splitlines()[-1]))
-        print(json.dumps(rows[-1]), flush=True)
+        for _ in range(args.repeat):
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=REPO,
+                                 env={**__import__("os").environ, "PYTHONPATH": str(REPO)}).stdout
+            rows.append(json.loads(out.strip().splitlines()[-1]))
+            print(json.dumps(rows[-1]), flush=True)
     print("\n| T | decode s | backbone s (CPU s) | attention+clustering s (CPU s) | write s | cluster/backbone "
           "wall (CPU) | clusters | peak RSS MiB | pipeline MiB (peak − model) |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['frames']} | {r['decode']} | {r['backbone']} ({r['backbone_cpu']}) | {r['cluster']} "
-              f"({r['cluster_cpu']}) | {r['write']} | {r['cluster'] / r['backbone']:.0%} "
-              f"({r['cluster_cpu'] / r['backbone_cpu']:.0%}) | {r['clusters']} | {r['peak_rss_mib']} | "
-              f"{r['pipeline_mib']} |")
+        print(table_row(r["frames"], r))
+    if args.repeat > 1:
+        for frames in args.frames:
+            print(table_row(f"{frames} (median of {args.repeat})", median_row([r for r in rows if r["frames"] == frames])))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
 
