@@ -26,6 +26,10 @@ def test_forward_attention_is_the_head_average_of_softmax_qk():
     torch.testing.assert_close(attn.sum(-1), torch.ones(2, 10))
     qs, ks = block.queries_keys(x)
     torch.testing.assert_close((torch.softmax(qs @ ks.transpose(-1, -2), -1)).mean(1), attn)
+    q1, k1 = block.queries_keys(x, [1])  # all queries, the keys of the second sequence only
+    torch.testing.assert_close(q1, qs)
+    torch.testing.assert_close(k1, ks[1:])
+    assert q1.shape == (2, 8, 10, 4) and k1.shape == (1, 8, 10, 4)
 
 
 def test_training_free_attention_uses_layer_normalised_keys_directly():

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tqdm import tqdm
 
 import vos.segment
 from tests.vos_helpers import TINY, moving_square_frames, write_frame_folder, write_mp4
@@ -160,6 +161,28 @@ def test_windowed_attention_equals_rows_of_the_full_attention(monkeypatch, block
     cols = torch.cat([torch.arange(t * N, (t + 1) * N) for t in key_frames])
     dense = torch.softmax(flat_q @ flat_k[:, cols].transpose(1, 2), -1).mean(0)  # (T·N) K
     torch.testing.assert_close(windowed.reshape(T * N, -1), dense)
+
+
+def test_keys_come_from_the_key_frames_across_backbone_batches(tmp_path):
+    """Queries of every frame and keys of frames 0, 3, 6 only, read in batches of 3 frames that the
+    key frames do not line up with: the same as projecting all frames and picking the key frames."""
+    from vos.models.backbone import preprocess_frames
+    from vos.segment import SegmentConfig, VideoSegmenter
+    from vos.video_io import open_video
+
+    video = moving_square_frames(8, (48, 64))
+    source = open_video(write_frame_folder(tmp_path / "clip", video))
+    segmenter = VideoSegmenter(SegmentConfig(backbone="test_vit_tiny16", weights="random", resolution=(48, 64),
+                                             key_every=3, batch_frames=3))
+    timings = dict.fromkeys(("decode", "backbone", "backbone_cpu", "cluster", "cluster_cpu"), 0.0)
+    queries, keys, grid = segmenter._queries_and_keys(source, tqdm(disable=True), timings)
+    with torch.no_grad():
+        feats = segmenter.backbone(preprocess_frames(source.read_frames(range(8)), segmenter.input_size), with_cls=False)
+        all_q, all_k = segmenter.block.queries_keys(feats.keys)
+    assert grid == (3, 4) and queries.shape == (8, 8, 12, 8) and keys.shape == (8, 3 * 12, 8)
+    torch.testing.assert_close(queries, all_q)
+    torch.testing.assert_close(keys, torch.cat([all_k[0], all_k[3], all_k[6]], dim=1))
+    assert timings["backbone"] > 0 and timings["cluster"] > 0  # the block's projections go with the attention
 
 
 @pytest.mark.parametrize("logit_scale", [1.0, 300.0])  # the unshifted exp2 path / the max-shifted one

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from timm.layers import Mlp
 
 from vos.errors import VosError
@@ -45,13 +46,19 @@ class SpatioTemporalBlock(nn.Module):
         B, N, _ = x.shape
         return x.view(B, N, self.num_heads, self.head_dim).transpose(1, 2)  # B heads N hd
 
-    def queries_keys(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Scaled queries and keys of tokens ``x`` (B, N, C), each (B, heads, N, head_dim).
+    def queries_keys(self, x: torch.Tensor, keys_of=slice(None)) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scaled queries of tokens ``x`` (B, N, C), (B, heads, N, head_dim), and the keys of the
+        sequences ``keys_of`` (an index along B; default all), (B', heads, N, head_dim).
 
         LN and the projection act per token, so frames can be projected independently and their
-        queries/keys combined later (the inference path never builds the N x N matrix at once).
+        queries/keys combined later (the inference path never builds the N x N matrix at once);
+        the values, and keys nobody asks for, are not computed.
         """
-        q, k, _ = self.qkv(self.norm1(x)).chunk(3, dim=-1)
+        x = self.norm1(x)
+        C = x.shape[-1]
+        weight, bias = self.qkv.weight, self.qkv.bias  # rows: queries, keys, values
+        q = F.linear(x, weight[:C], None if bias is None else bias[:C])
+        k = F.linear(x[keys_of], weight[C:2 * C], None if bias is None else bias[C:2 * C])
         return self._split_heads(q) * self.scale, self._split_heads(k)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
