@@ -32,6 +32,20 @@ def test_forward_attention_is_the_head_average_of_softmax_qk():
     assert q1.shape == (2, 8, 10, 4) and k1.shape == (1, 8, 10, 4)
 
 
+def test_identity_projections_are_skipped_exactly(monkeypatch):
+    """The training-free block's queries and keys are the layer-normalised tokens (scaled): no
+    product is computed, and the result equals the product with the identity."""
+    block = training_free_block(16, num_heads=8)
+    x = torch.randn(3, 6, 16)
+    expected = block.qkv(block.norm1(x)).chunk(3, dim=-1)
+    calls = []
+    monkeypatch.setattr(torch.nn.functional, "linear", lambda *a: calls.append(1) or torch.zeros(()))
+    q, k = block.queries_keys(x, [2])
+    assert not calls
+    torch.testing.assert_close(q, block._split_heads(expected[0]) * block.scale, rtol=0, atol=0)
+    torch.testing.assert_close(k, block._split_heads(expected[1][2:]), rtol=0, atol=0)
+
+
 def test_training_free_attention_uses_layer_normalised_keys_directly():
     x = torch.randn(1, 6, 16)
     _, attn = training_free_block(16, num_heads=8)(x)

@@ -56,10 +56,18 @@ class SpatioTemporalBlock(nn.Module):
         """
         x = self.norm1(x)
         C = x.shape[-1]
-        weight, bias = self.qkv.weight, self.qkv.bias  # rows: queries, keys, values
-        q = F.linear(x, weight[:C], None if bias is None else bias[:C])
-        k = F.linear(x[keys_of], weight[C:2 * C], None if bias is None else bias[C:2 * C])
+        q = self._project(x, slice(0, C))  # the qkv rows of the queries, then of the keys
+        k = self._project(x[keys_of], slice(C, 2 * C))
         return self._split_heads(q) * self.scale, self._split_heads(k)
+
+    def _project(self, x: torch.Tensor, rows: slice) -> torch.Tensor:
+        """x (B, N, C) through the qkv rows ``rows``; an identity projection (the training-free
+        block's) returns x itself, which is exactly its product."""
+        weight, bias = self.qkv.weight[rows], None if self.qkv.bias is None else self.qkv.bias[rows]
+        if bias is None and weight.shape[0] == weight.shape[1] and \
+                torch.equal(weight, torch.eye(weight.shape[0], dtype=weight.dtype, device=weight.device)):
+            return x
+        return F.linear(x, weight, bias)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Tokens (B, N, C) -> (output tokens (B, N, C), head-averaged attention (B, N, N))."""
