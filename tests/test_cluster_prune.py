@@ -20,6 +20,7 @@ from vos.cluster import _distinct_sets, _greedy_assign, _greedy_walk, cluster_st
 from vos.kl_search import (FLOAT32_LOG_ERROR, FLOAT32_UNIT_ROUNDOFF, P32_ERROR, close_pairs, component_close_pairs,
                            distributions, float32_distances, learn_key_groups, lower_bounds, nearest, pairwise_kl,
                            self_candidate_pairs, sparse_close_pairs, window_distributions)
+from vos.segment import attention_over_keys
 
 
 @pytest.fixture
@@ -184,13 +185,22 @@ def test_pruned_nearest_equals_float64_argmin_with_ties_and_near_ties(small_grou
     assert len(sampled) == 2  # the guesses, then the candidates: no dense product
 
 
-def test_window_distributions_match_float64_rows_within_the_assumed_error():
-    attention = torch.softmax(6 * torch.randn(40, 64, generator=torch.Generator().manual_seed(0)), -1)
-    attention[0, :10] = 0  # exact zeros survive
+@pytest.mark.parametrize("scale", [1.0, 1.001])
+def test_window_distributions_match_float64_rows_within_the_assumed_error(scale):
+    """Head-averaged softmax attention sums to 1 within 2u and is used as it is (no copy); rows
+    summing to 1.001 are scaled. Either way the float32 rows are within P32_ERROR of the float64
+    ones."""
+    gen = torch.Generator().manual_seed(0)
+    attention = attention_over_keys(4 * torch.randn(1, 8, 40, 6, generator=gen), torch.randn(8, 64, 6, generator=gen))[0]
+    attention[0, 10] += attention[0, :10].sum()
+    attention[0, :10] = 0  # exact zeros (they survive)
+    attention *= scale
     sums = attention.double().sum(-1)
     rows = attention.double() / sums[:, None]
     window = window_distributions(attention, sums, None)
     assert window.p is None
+    assert (window.p32.data_ptr() == attention.data_ptr()) == (scale == 1.0)
+    assert ((sums - 1).abs().max() <= 2 * 2.0 ** -24) == (scale == 1.0)
     relative = (window.p32.double() - rows).abs() / rows.clamp_min(1e-300)
     assert relative[rows > 0].max() <= P32_ERROR and (window.p32[rows == 0] == 0).all()
     torch.testing.assert_close(vos.kl_search.rows64(window, torch.tensor([3, 7])), rows[[3, 7]], rtol=0, atol=0)

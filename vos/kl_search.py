@@ -142,12 +142,17 @@ def window_distributions(raw: torch.Tensor, row_sums: torch.Tensor, key_groups: 
 
     ``raw`` (M K) is attention in any float dtype, ``row_sums`` (M) its float64 row sums. A float32
     row is scaled by the rounded reciprocal: within P32_ERROR of the float64 row, as the bounds of
-    :func:`float32_cross_error` and :func:`lower_bounds` allow.
+    :func:`float32_cross_error` and :func:`lower_bounds` allow. Float32 rows that all sum to 1
+    within 2u (softmax attention averaged over heads does, to ~1.5u) are within P32_ERROR of the
+    float64 rows as they are (relative error |s - 1|, plus the float64 division's ~1e-16): they are
+    used without a scaled copy.
     ``known``: the per-row fields (entropies, key-group sums) of an earlier call on the same
     attention, which these computations reproduce exactly; only the M K maps are computed again.
     """
     if raw.dtype == torch.float64:
         p32 = (raw / row_sums[:, None]).float()
+    elif raw.dtype == torch.float32 and float((row_sums - 1).abs().max()) <= 2 * FLOAT32_UNIT_ROUNDOFF:
+        p32 = raw  # read only, like raw itself
     else:
         p32 = raw.float() * row_sums.reciprocal().float()[:, None]
     if known is None:
