@@ -200,7 +200,7 @@ def test_window_distributions_match_float64_rows_within_the_assumed_error(scale)
     window = window_distributions(attention, sums, None)
     assert window.p is None
     assert (window.p32.data_ptr() == attention.data_ptr()) == (scale == 1.0)
-    assert ((sums - 1).abs().max() <= 2 * 2.0 ** -24) == (scale == 1.0)
+    assert ((sums - 1).abs().max() <= 2 * FLOAT32_UNIT_ROUNDOFF) == (scale == 1.0)
     relative = (window.p32.double() - rows).abs() / rows.clamp_min(1e-300)
     assert relative[rows > 0].max() <= P32_ERROR and (window.p32[rows == 0] == 0).all()
     torch.testing.assert_close(vos.kl_search.rows64(window, torch.tensor([3, 7])), rows[[3, 7]], rtol=0, atol=0)
