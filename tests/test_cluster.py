@@ -1,6 +1,7 @@
 """Tests of vos.cluster against a slow loop reference of the spec and hand-made partitions."""
 
 import math
+import threading
 
 import numpy as np
 import pytest
@@ -136,11 +137,12 @@ def test_symmetric_kl_rejects_mismatched_shapes():
     (3, 20.0, 0.7, 2),
     (4, 8.0, 2.0, 3),
 ])
-def test_matches_slow_reference(seed, concentration, tau, window):
+@pytest.mark.parametrize("threads", [1, 2])
+def test_matches_slow_reference(seed, concentration, tau, window, threads):
     attention, _ = structured_attention(5, 8, 12, 3, concentration, seed)
     ref_labels, ref_centroids = ref_cluster(attention.double().numpy(), tau, window)
     assert 2 <= ref_labels.max() + 1 < ref_labels.size  # a non-trivial partition
-    result = cluster_streaming(lambda t0, t1: attention[t0:t1], 5, tau, window)
+    result = cluster_streaming(lambda t0, t1: attention[t0:t1], 5, tau, window, threads=threads)
     labels = hierarchical_cluster(attention, tau, window)
     assert labels.shape == (5, 8) and labels.dtype == torch.int64
     np.testing.assert_array_equal(canonical(labels.numpy()), canonical(ref_labels))
@@ -308,12 +310,47 @@ def test_streaming_calls_each_window_twice_in_order():
         calls.append((t0, t1))
         return attention[t0:t1].clone()
 
-    result = cluster_streaming(window_attention, 7, tau=0.8, window=3)
+    result = cluster_streaming(window_attention, 7, tau=0.8, window=3, threads=1)
     assert isinstance(result, ClusterResult)
     assert calls == [(0, 3), (3, 6), (6, 7)] * 2
     assert torch.equal(result.labels, hierarchical_cluster(attention, 0.8, 3))
     assert result.centroids.shape == (result.labels.max().item() + 1, 6)
     np.testing.assert_allclose(result.centroids.sum(1).numpy(), 1.0, rtol=1e-12)
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_streaming_in_worker_threads_gives_the_one_thread_result(threads):
+    attention, _ = structured_attention(14, 9, 12, 4, 20.0, 8)
+    calls = []
+
+    def window_attention(t0, t1):
+        calls.append(((t0, t1), threading.current_thread().name))
+        return attention[t0:t1].clone()
+
+    torch_threads = torch.get_num_threads()
+    alone = cluster_streaming(window_attention, 14, tau=0.6, window=2, threads=1)
+    assert {name for _, name in calls} == {threading.current_thread().name}
+    calls.clear()
+    workers = cluster_streaming(window_attention, 14, tau=0.6, window=2, threads=threads)
+    assert alone.labels.max() >= 3
+    assert torch.equal(workers.labels, alone.labels)
+    assert torch.equal(workers.centroids, alone.centroids)
+    spans = [(t0, t0 + 2) for t0 in range(0, 14, 2)]
+    # each pass asks for every window once, the first pass before the assignment
+    assert sorted(span for span, _ in calls[:7]) == spans and sorted(span for span, _ in calls[7:]) == spans
+    # every window but the first (which groups the keys) came from the workers
+    assert calls[0][1] == threading.current_thread().name
+    assert {name for _, name in calls[1:]} <= {f"vos-window_{i}" for i in range(threads)}
+    assert len({name for _, name in calls[1:]}) >= 2
+    assert torch.get_num_threads() == torch_threads
+
+
+def test_error_in_a_worker_window_is_raised_and_threads_are_restored():
+    attention = attention_with((12, 3, 4), (7, 2, 1), float("nan"))
+    torch_threads = torch.get_num_threads()
+    with pytest.raises(VosError, match="frames 6..8: patch 2 of frame 7 has a non-finite"):
+        cluster_streaming(lambda t0, t1: attention[t0:t1], 12, window=3, threads=2)
+    assert torch.get_num_threads() == torch_threads
 
 
 def test_streaming_rejects_inconsistent_windows():

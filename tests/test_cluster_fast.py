@@ -6,6 +6,10 @@ and shortcut (pair recomputation, whole-block float64, sparse averaging, attenti
 the passes) must give what the plain path gives.
 """
 
+import concurrent.futures
+import threading
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -153,6 +157,28 @@ def test_reuse_first_pass_returns_first_results_within_the_budget():
         assert all(torch.equal(a, b) for a, b in zip(first, second))
         kept = [a is b for a, b in zip(first, second)]
         assert kept == [span not in recomputed for span in spans]
+
+
+def test_reuse_first_pass_from_several_threads_keeps_each_first_result_once():
+    # the clustering's window workers ask for windows concurrently; the bookkeeping must hold
+    computed, lock = [], threading.Lock()
+
+    def compute(t0, t1):
+        with lock:
+            computed.append((t0, t1))
+        time.sleep(0.001)  # overlap the calls
+        return torch.full((t1 - t0, 2, 4), float(t0))  # 32 bytes per frame
+
+    spans = [(t0, t0 + 1) for t0 in range(40)]
+    budget = 32 * 25  # room for 25 of the 40 windows
+    window_attention = vos.segment.reuse_first_pass(compute, budget)
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        first = list(pool.map(lambda span: window_attention(*span), spans))
+        second = list(pool.map(lambda span: window_attention(*span), spans))
+    kept = [a is b for a, b in zip(first, second)]
+    assert sum(kept) == 25  # exactly the budget's worth was kept, each handed out once
+    assert sorted(computed) == sorted(spans + [span for span, k in zip(spans, kept) if not k])
+    assert all(torch.equal(a, b) for a, b in zip(first, second))
 
 
 def test_segment_gives_the_same_masks_with_and_without_the_attention_cache(tmp_path):

@@ -1,5 +1,6 @@
 import platform
 import resource
+import threading
 
 import pytest
 import torch
@@ -37,3 +38,30 @@ def test_freed_large_arrays_are_reused_without_page_faults():
 def test_repeated_calls_keep_working():
     assert keep_freed_memory() is True
     assert keep_freed_memory() is True
+
+
+@glibc_only
+def test_threads_share_the_freed_memory():
+    # the clustering's window workers free large arrays that other threads then allocate: with a
+    # heap per thread (glibc's default) the second thread faults in all its pages afresh
+    assert keep_freed_memory() is True
+    pages = (3 * 5_400_000 + 1_800_000) * 4 // resource.getpagesize()
+    first_done, second_done, faults = threading.Event(), threading.Event(), {}
+
+    def first():
+        for _ in range(3):
+            _window_like_work()
+        first_done.set()
+        second_done.wait()  # stay alive: a finished thread's heap would be handed on anyway
+
+    def second():
+        first_done.wait()
+        faults["second"] = _page_faults_of(_window_like_work)
+        second_done.set()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert faults["second"] < 0.25 * pages, (faults, pages)

@@ -19,6 +19,7 @@ decisions at float32 cost, pruning most pairs by a certified lower bound.
 from __future__ import annotations
 
 import numbers
+import threading
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -28,6 +29,7 @@ import torch
 from vos.errors import VosError
 from vos.kl_search import (PROB_EPS, Distributions, close_pairs, dense_close_pairs, distributions, learn_key_groups,
                            nearest, sparse_close_pairs, symmetric_kl, take, window_distributions)
+from vos.window_workers import window_workers
 
 __all__ = ["PROB_EPS", "ClusterResult", "WindowAttention", "cluster_streaming", "hierarchical_cluster", "symmetric_kl"]
 
@@ -486,19 +488,25 @@ def _check_positive_int(value, name: str) -> None:
 
 @torch.no_grad()  # clustering is not differentiable; never build a graph over the attention
 def cluster_streaming(window_attention: WindowAttention, num_frames: int, tau: float = 1.0,
-                      window: int = 3, *, chunk_rows: int = NEIGHBOUR_CHUNK_ROWS) -> ClusterResult:
+                      window: int = 3, *, chunk_rows: int = NEIGHBOUR_CHUNK_ROWS,
+                      threads: int | None = None) -> ClusterResult:
     """Cluster the attention maps of a video fetched one temporal window at a time.
 
     ``window_attention(t0, t1)`` returns the (t1-t0, N, K) attention of frames t0..t1-1 (rows
-    non-negative, L1-normalised here). It is called for the windows (0, w), (w, 2w), ..., (.., T)
-    in order (the last window may be shorter), once for the first hierarchy and once more for the
-    assignment: 2 * ceil(T / window) calls, which a caller can count to show progress. Only one
-    window's attention is held at a time, plus the (T, N) labels, per-row numbers for the assignment
-    (T*N x ~130: row sums, entropies, key-group sums) and the centroids of the video so far (C K);
-    the centroids of all windows are never held together.
+    non-negative, L1-normalised here). It is called for the windows (0, w), (w, 2w), ..., (.., T),
+    once for the first hierarchy and once more for the assignment: 2 * ceil(T / window) calls,
+    which a caller can count to show progress. With several ``threads`` the windows are handled
+    by worker threads (:mod:`vos.window_workers`): the calls of a pass are then made from those
+    threads, a few at once and in window order only roughly (the first pass's calls all come
+    before the assignment's), so ``window_attention`` must be thread-safe. Memory holds a
+    few windows' attention at a time (one per worker, plus one), plus the (T, N) labels, per-row
+    numbers for the assignment (T*N x ~130: row sums, entropies, key-group sums) and the
+    centroids of the video so far (C K); the centroids of all windows are never held together.
 
     ``tau``: distance threshold (``d <= tau`` joins); ``window``: frames per first-hierarchy
-    window; ``chunk_rows``: rows per chunk of the neighbourhood averaging (bounds its memory).
+    window; ``chunk_rows``: rows per chunk of the neighbourhood averaging (bounds its memory);
+    ``threads``: torch threads to use (default ``torch.get_num_threads()``), shared out over
+    window workers. The result does not depend on it.
     Returns labels (T N int64, ids 0..C-1) and centroids (C K float64; centroid c of id c).
     """
     _check_positive_int(num_frames, "num_frames (number of frames)")
@@ -509,27 +517,43 @@ def cluster_streaming(window_attention: WindowAttention, num_frames: int, tau: f
     tau = float(tau)
     spans = [(t0, min(t0 + window, num_frames)) for t0 in range(0, num_frames, window)]
 
-    # first hierarchy: averaging + greedy grouping inside each window; its centroids feed the
-    # first round of the next hierarchies at once (the same greedy walk, see _StreamingGreedy)
-    patches_keys, known, buffer = None, [], None
-    for t0, t1 in spans:
-        attention = _window_attention(window_attention, t0, t1, patches_keys)  # (w*N) K
-        first_window = patches_keys is None
-        patches_keys = (attention.shape[0] // (t1 - t0), attention.shape[1])
-        sums = _row_sums(attention, t0, patches_keys[0])
-        if first_window:  # the keys are the same for every window: group them once
-            key_groups = learn_key_groups(Distributions(None, None, None, raw=attention, row_sums=sums))
-            first_round = _StreamingGreedy(tau, key_groups)
-            buffer = np.empty(attention.shape)  # float64, for the neighbour sums of every window
+    # the keys are the same for every window: group them once, from the first window
+    attention = _window_attention(window_attention, *spans[0], None)  # (w*N) K
+    patches_keys = (attention.shape[0] // (spans[0][1] - spans[0][0]), attention.shape[1])
+    sums = _row_sums(attention, 0, patches_keys[0])
+    key_groups = learn_key_groups(Distributions(None, None, None, raw=attention, row_sums=sums))
+    first_window = [(attention, sums)]  # handed to its job, then not held here any more
+    del attention, sums
+    buffers = threading.local()  # per worker: float64 memory for the neighbour sums of its windows
+
+    def first_hierarchy(span: tuple[int, int]) -> tuple[Distributions, Distributions, torch.Tensor]:
+        """Averaging + greedy grouping inside the window -> (its per-row fields, kept for the
+        assignment; the averaged rows, group centroids written over group leaders; the leaders)."""
+        t0, t1 = span
+        if t0 == 0:
+            attention, sums = first_window.pop()
+        else:
+            attention = _window_attention(window_attention, t0, t1, patches_keys)
+            sums = _row_sums(attention, t0, patches_keys[0])
+        if not hasattr(buffers, "float64"):
+            buffers.float64 = np.empty(attention.shape)
         dist = window_distributions(attention, sums, key_groups)
+        del attention
+        averaged = _neighbourhood_average(dist, tau, chunk_rows, buffers.float64)
         # the row sums and per-row fields (M G at most) are kept for the assignment pass
-        known.append(dist._replace(p32=None, log_p32=None, raw=None))
-        averaged = _neighbourhood_average(dist, tau, chunk_rows, buffer)
+        known = dist._replace(p32=None, log_p32=None, raw=None)
         del dist
-        # the window's centroids are fed in place (averaged rows are ours; no copy of the leaders)
-        centroids = distributions(averaged.rows, True, key_groups)
-        first_round.add(centroids, _greedy_group_in_place(centroids, tau, averaged.counts, key_groups))
-    del buffer
+        centroids = distributions(averaged.rows, True, key_groups)  # averaged rows are ours: no copy
+        return known, centroids, _greedy_group_in_place(centroids, tau, averaged.counts, key_groups)
+
+    # first hierarchy of every window, in worker threads; the window centroids feed the first
+    # round of the next hierarchies in window order, as they come (the same greedy walk, see
+    # _StreamingGreedy)
+    first_round, known = _StreamingGreedy(tau, key_groups), []
+    with window_workers(threads) as pool:
+        for fields, centroids, leaders in pool.in_order(first_hierarchy, spans):
+            known.append(fields)
+            first_round.add(centroids, leaders)
 
     # next hierarchies: further rounds until the number of centroids stops changing
     if first_round.num_groups == first_round.rows_fed:
@@ -540,10 +564,16 @@ def cluster_streaming(window_attention: WindowAttention, num_frames: int, tau: f
     # assignment of the original rows; argmin breaks ties towards the lowest centroid index
     labels = torch.empty(num_frames, patches_keys[0], dtype=torch.int64)  # T N
     centroids = centroid_dist.p  # C K
-    for (t0, t1), fields in zip(spans, known):
+
+    def assign(span_fields: tuple[tuple[int, int], Distributions]) -> None:
+        (t0, t1), fields = span_fields
         attention = _window_attention(window_attention, t0, t1, patches_keys)
         rows = window_distributions(attention, fields.row_sums, key_groups, fields)
-        labels[t0:t1] = nearest(rows, centroid_dist).view(t1 - t0, -1)
+        labels[t0:t1] = nearest(rows, centroid_dist).view(t1 - t0, -1)  # windows write disjoint rows
+
+    with window_workers(threads) as pool:
+        for _ in pool.in_order(assign, zip(spans, known)):
+            pass
 
     # drop centroids without patches; sorted unique ids renumber them in centroid order
     used, labels = torch.unique(labels, sorted=True, return_inverse=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import math
 import shutil
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -126,23 +127,26 @@ def reuse_first_pass(compute: Callable[[int, int], torch.Tensor], budget_bytes: 
     :func:`vos.cluster.cluster_streaming` asks for every window twice (clustering, then
     assignment). Results of first calls are kept while their total stays within ``budget_bytes``;
     a kept result is handed out (and released) on the second call, others are recomputed. Memory
-    therefore stays linear in T plus at most the budget.
+    therefore stays linear in T plus at most the budget. Thread-safe; ``compute`` runs unlocked.
     """
     kept: dict[tuple[int, int], torch.Tensor] = {}
     seen: set[tuple[int, int]] = set()
     used = 0
+    lock = threading.Lock()  # windows may be asked for from several worker threads at once
 
     def window_attention(t0: int, t1: int) -> torch.Tensor:
         nonlocal used
-        if (t0, t1) in kept:
-            attention = kept.pop((t0, t1))
-            used -= attention.nbytes
-            return attention
+        with lock:
+            if (t0, t1) in kept:
+                attention = kept.pop((t0, t1))
+                used -= attention.nbytes
+                return attention
         attention = compute(t0, t1)
-        if (t0, t1) not in seen and used + attention.nbytes <= budget_bytes:  # only first results
-            kept[(t0, t1)] = attention
-            used += attention.nbytes
-        seen.add((t0, t1))
+        with lock:
+            if (t0, t1) not in seen and used + attention.nbytes <= budget_bytes:  # only first results
+                kept[(t0, t1)] = attention
+                used += attention.nbytes
+            seen.add((t0, t1))
         return attention
 
     return window_attention
@@ -215,8 +219,11 @@ class VideoSegmenter:
         attention = reuse_first_pass(lambda t0, t1: attention_over_keys(queries[t0:t1], keys),
                                      self.config.attention_cache_mib * 2 ** 20)
 
+        bar_lock = threading.Lock()  # called from the clustering's worker threads
+
         def window_attention(t0: int, t1: int) -> torch.Tensor:
-            bar.update(1)
+            with bar_lock:
+                bar.update(1)
             return attention(t0, t1)
 
         start, start_cpu = time.perf_counter(), time.process_time()

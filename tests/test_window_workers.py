@@ -1,0 +1,80 @@
+"""Tests of vos.window_workers: job order, bounded look-ahead, thread counts, errors."""
+
+import threading
+import time
+
+import pytest
+import torch
+
+from vos.window_workers import MAX_WINDOW_WORKERS, window_workers
+
+
+def test_one_thread_runs_every_job_here_in_order():
+    names = []
+    with window_workers(1) as pool:
+        assert pool.workers == 1
+        results = list(pool.in_order(lambda job: names.append(threading.current_thread().name) or job * job, range(5)))
+    assert results == [0, 1, 4, 9, 16]
+    assert names == [threading.current_thread().name] * 5
+
+
+def test_results_come_in_job_order_when_jobs_finish_out_of_order():
+    finished = []
+
+    def work(job):
+        time.sleep(0.02 * (job % 3 == 0))  # every third job is the slowest of its neighbours
+        finished.append(job)
+        return job, threading.current_thread().name
+
+    with window_workers(3) as pool:
+        results = list(pool.in_order(work, range(9)))
+    assert [job for job, _ in results] == list(range(9))
+    assert finished != sorted(finished)  # the point of the test: completion order differed
+    assert {name for _, name in results} <= {f"vos-window_{i}" for i in range(3)}
+
+
+def test_at_most_one_job_per_worker_runs_or_waits_ahead_of_the_caller():
+    lock, started, consumed, ahead = threading.Lock(), [], [], []
+
+    def work(job):
+        with lock:
+            started.append(job)
+            ahead.append(len(started) - len(consumed))  # jobs started but not yet handled
+        time.sleep(0.005)
+        return job
+
+    with window_workers(2) as pool:
+        for job in pool.in_order(work, range(10)):
+            time.sleep(0.01)  # a slow caller: workers must not run further ahead
+            with lock:
+                consumed.append(job)
+    assert consumed == list(range(10)) and sorted(started) == list(range(10))
+    assert max(ahead) == 3  # two workers busy plus the result the caller is handling
+
+
+@pytest.mark.parametrize("threads, workers, per_worker", [(2, 2, 1), (3, 3, 1), (8, MAX_WINDOW_WORKERS, 2)])
+def test_torch_threads_are_shared_out_and_restored(threads, workers, per_worker):
+    before = torch.get_num_threads()
+    with window_workers(threads) as pool:
+        assert pool.workers == workers
+        assert torch.get_num_threads() == per_worker  # in the calling thread too
+        seen = set(pool.in_order(lambda job: torch.get_num_threads(), range(2 * workers)))
+    assert seen == {per_worker}
+    assert torch.get_num_threads() == before
+
+
+def test_a_jobs_error_is_raised_to_the_caller_and_threads_are_restored():
+    before = torch.get_num_threads()
+
+    def work(job):
+        if job == 3:
+            raise ValueError("job 3 failed")
+        return job
+
+    handled = []
+    with pytest.raises(ValueError, match="job 3 failed"):
+        with window_workers(2) as pool:
+            for result in pool.in_order(work, range(6)):
+                handled.append(result)
+    assert handled == [0, 1, 2]
+    assert torch.get_num_threads() == before

@@ -1,0 +1,78 @@
+"""Window-level parallelism for the clustering of :mod:`vos.cluster`.
+
+The temporal windows of a video are clustered independently (only the first round of the next
+hierarchies takes their centroids in order), and so are the final assignments. Running one
+window per worker thread, each with its share of torch's threads, uses the cores better than
+torch's intra-op threads alone: much of the clustering is numpy, scipy and small torch ops that
+run on one core, and even the window attention gains only 1.4x from a second intra-op thread on
+the 2-core benchmark machine (``docs/benchmarks.md``, "Segmentation").
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import itertools
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable, Iterable, Iterator, TypeVar
+
+import torch
+
+__all__ = ["MAX_WINDOW_WORKERS", "WindowPool", "window_workers"]
+
+# Windows in flight at most: each holds a window's attention, its float32 maps and a float64
+# buffer (~100 MB at T = 50, K = 3000; K grows with T), so memory grows with the workers.
+MAX_WINDOW_WORKERS = 4
+
+Job = TypeVar("Job")
+Result = TypeVar("Result")
+
+
+class WindowPool:
+    """Runs one job per worker thread, or every job in the calling thread with one worker."""
+
+    def __init__(self, executor: ThreadPoolExecutor | None, workers: int):
+        self.executor = executor
+        self.workers = workers
+
+    def in_order(self, work: Callable[[Job], Result], jobs: Iterable[Job]) -> Iterator[Result]:
+        """``work(job)`` for every job, yielded in job order. Jobs start in job order, at most one
+        per worker at a time: while the caller handles one result the workers compute the next
+        ones, so at most workers + 1 results exist at once. A job's error is raised here."""
+        if self.executor is None:
+            yield from map(work, jobs)
+            return
+        running: collections.deque[Future] = collections.deque()
+        upcoming = iter(jobs)
+        for job in itertools.islice(upcoming, self.workers):
+            running.append(self.executor.submit(work, job))
+        while running:
+            result = running.popleft().result()
+            for job in itertools.islice(upcoming, 1):  # the next job starts before the caller goes on
+                running.append(self.executor.submit(work, job))
+            yield result
+
+
+@contextlib.contextmanager
+def window_workers(threads: int | None = None) -> Iterator[WindowPool]:
+    """A pool of ``min(threads, MAX_WINDOW_WORKERS)`` worker threads (none for one thread).
+
+    ``threads``: the torch threads to share out (default: ``torch.get_num_threads()``). While the
+    pool is open, torch runs ``threads // workers`` intra-op threads in each worker and in the
+    calling thread: torch's thread count is process-wide, so it is restored on exit, also after
+    an error.
+    """
+    threads = torch.get_num_threads() if threads is None else threads
+    workers = min(threads, MAX_WINDOW_WORKERS)
+    if workers < 2:
+        yield WindowPool(None, 1)
+        return
+    previous = torch.get_num_threads()
+    per_worker = threads // workers
+    torch.set_num_threads(per_worker)
+    try:
+        with ThreadPoolExecutor(workers, thread_name_prefix="vos-window",
+                                initializer=torch.set_num_threads, initargs=(per_worker,)) as executor:
+            yield WindowPool(executor, workers)
+    finally:
+        torch.set_num_threads(previous)
