@@ -399,3 +399,6 @@ def test_streaming_rejects_bad_frame_count_and_chunk():
         cluster_streaming(lambda t0, t1: torch.rand(t1 - t0, 2, 2), 0)
     with pytest.raises(VosError, match="chunk_rows"):
         cluster_streaming(lambda t0, t1: torch.rand(t1 - t0, 2, 2), 3, chunk_rows=0)
+    for threads in (0, 1.5, True):
+        with pytest.raises(VosError, match="threads must be an integer >= 1"):
+            cluster_streaming(lambda t0, t1: torch.rand(t1 - t0, 2, 2), 3, threads=threads)

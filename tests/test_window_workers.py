@@ -4,6 +4,7 @@ import threading
 import time
 
 import pytest
+import threadpoolctl
 import torch
 
 from vos.window_workers import MAX_WINDOW_WORKERS, window_workers
@@ -52,15 +53,26 @@ def test_at_most_one_job_per_worker_runs_or_waits_ahead_of_the_caller():
     assert max(ahead) == 3  # two workers busy plus the result the caller is handling
 
 
-@pytest.mark.parametrize("threads, workers, per_worker", [(2, 2, 1), (3, 3, 1), (8, MAX_WINDOW_WORKERS, 2)])
-def test_torch_threads_are_shared_out_and_restored(threads, workers, per_worker):
-    before = torch.get_num_threads()
+def blas_threads() -> list[int]:
+    """Thread counts of the BLAS libraries threadpoolctl finds (numpy's OpenBLAS)."""
+    return [pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"]
+
+
+@pytest.mark.parametrize("threads, workers, per_worker", [(1, 1, 1), (2, 2, 1), (3, 3, 1), (8, MAX_WINDOW_WORKERS, 2)])
+def test_torch_and_blas_threads_are_shared_out_and_restored(threads, workers, per_worker):
+    torch_before, blas_before = torch.get_num_threads(), blas_threads()
     with window_workers(threads) as pool:
         assert pool.workers == workers
+        assert blas_threads() == [per_worker] * len(blas_before)
         assert torch.get_num_threads() == per_worker  # in the calling thread too
         seen = set(pool.in_order(lambda job: torch.get_num_threads(), range(2 * workers)))
     assert seen == {per_worker}
-    assert torch.get_num_threads() == before
+    assert torch.get_num_threads() == torch_before and blas_threads() == blas_before
+
+
+def test_numpy_has_a_blas_that_threadpoolctl_sees():
+    # otherwise the BLAS checks above check nothing
+    assert blas_threads(), threadpoolctl.threadpool_info()
 
 
 def test_a_jobs_error_is_raised_to_the_caller_and_threads_are_restored():
@@ -71,10 +83,10 @@ def test_a_jobs_error_is_raised_to_the_caller_and_threads_are_restored():
             raise ValueError("job 3 failed")
         return job
 
-    handled = []
+    handled, blas_before = [], blas_threads()
     with pytest.raises(ValueError, match="job 3 failed"):
         with window_workers(2) as pool:
             for result in pool.in_order(work, range(6)):
                 handled.append(result)
     assert handled == [0, 1, 2]
-    assert torch.get_num_threads() == before
+    assert torch.get_num_threads() == before and blas_threads() == blas_before

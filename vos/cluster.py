@@ -512,6 +512,8 @@ def cluster_streaming(window_attention: WindowAttention, num_frames: int, tau: f
     _check_positive_int(num_frames, "num_frames (number of frames)")
     _check_positive_int(window, "window (frames per clustering window)")
     _check_positive_int(chunk_rows, "chunk_rows")
+    if threads is not None:
+        _check_positive_int(threads, "threads")
     if isinstance(tau, bool) or not isinstance(tau, numbers.Real) or not (0 < tau < float("inf")):
         raise VosError(f"tau (clustering distance threshold) must be a finite number > 0, got {tau!r}")
     tau = float(tau)

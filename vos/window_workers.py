@@ -16,6 +16,7 @@ import itertools
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator, TypeVar
 
+import threadpoolctl
 import torch
 
 __all__ = ["MAX_WINDOW_WORKERS", "WindowPool", "window_workers"]
@@ -55,24 +56,27 @@ class WindowPool:
 
 @contextlib.contextmanager
 def window_workers(threads: int | None = None) -> Iterator[WindowPool]:
-    """A pool of ``min(threads, MAX_WINDOW_WORKERS)`` worker threads (none for one thread).
+    """A pool of ``min(threads, MAX_WINDOW_WORKERS)`` worker threads (none for one thread: jobs
+    then run in the calling thread).
 
-    ``threads``: the torch threads to share out (default: ``torch.get_num_threads()``). While the
-    pool is open, torch runs ``threads // workers`` intra-op threads in each worker and in the
-    calling thread: torch's thread count is process-wide, so it is restored on exit, also after
-    an error.
+    ``threads``: the threads to use (default: ``torch.get_num_threads()``). While the pool is
+    open, torch and numpy's BLAS (OpenBLAS, through threadpoolctl) run ``threads // workers``
+    threads in each worker and in the calling thread: otherwise every worker's BLAS call would
+    start a team of its own on the same cores (and BLAS would use all cores when one thread is
+    asked for). Both counts are process-wide, so they are restored on exit, also after an error.
     """
     threads = torch.get_num_threads() if threads is None else threads
     workers = min(threads, MAX_WINDOW_WORKERS)
-    if workers < 2:
-        yield WindowPool(None, 1)
-        return
-    previous = torch.get_num_threads()
     per_worker = threads // workers
+    previous = torch.get_num_threads()
     torch.set_num_threads(per_worker)
     try:
-        with ThreadPoolExecutor(workers, thread_name_prefix="vos-window",
-                                initializer=torch.set_num_threads, initargs=(per_worker,)) as executor:
-            yield WindowPool(executor, workers)
+        with threadpoolctl.threadpool_limits(per_worker, user_api="blas"):
+            if workers < 2:
+                yield WindowPool(None, 1)
+            else:
+                with ThreadPoolExecutor(workers, thread_name_prefix="vos-window",
+                                        initializer=torch.set_num_threads, initargs=(per_worker,)) as executor:
+                    yield WindowPool(executor, workers)
     finally:
         torch.set_num_threads(previous)
