@@ -36,7 +36,8 @@ def keep_freed_memory() -> bool:
 
     Affects the whole process from now on: its resident memory no longer shrinks when large
     arrays are freed (up to ``TRIM_THRESHOLD_BYTES`` stays mapped), while its peak is unchanged,
-    and threads created from now on share one heap (``ARENA_MAX``).
+    and threads share one heap (``ARENA_MAX``): all threads if it is called before any thread
+    but the main one allocates (glibc hands threads the heaps that already exist).
     Returns False, changing nothing, where the C library is not glibc.
     """
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":

@@ -331,6 +331,7 @@ def segment_videos(input_path: str | Path, out: str | Path = "vos_output", confi
 
     config = config or SegmentConfig()
     config.validate()
+    keep_freed_memory()  # before any thread (torch.distributed's, decoders') allocates: one shared heap
     input_path, out = Path(input_path), Path(out)
     videos = discover_videos(input_path)
     batch = not (len(videos) == 1 and videos[0] == input_path)
