@@ -12,9 +12,8 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 
-from vos.distributed import DistContext
+from vos.distributed import DistContext, all_gather_objects
 from vos.errors import VosError
 
 # Options that may change between an interrupted run and its resumption (they do not change results).
@@ -39,12 +38,7 @@ def seed_everything(seed: int) -> None:
 
 def gather_rng_states(ctx: DistContext) -> list[dict[str, Any]]:
     """RNG states of all processes in rank order (a one-element list in a single process)."""
-    state = rng_state()
-    if not ctx.enabled:
-        return [state]
-    states: list = [None] * ctx.world_size
-    dist.all_gather_object(states, state)
-    return states
+    return all_gather_objects(rng_state(), ctx)
 
 
 def restore_rng_states(states: list[dict[str, Any]], ctx: DistContext, path: Path) -> None:

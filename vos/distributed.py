@@ -70,6 +70,16 @@ def all_reduce_sum(values: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     return values
 
 
+def all_gather_objects(obj: T, ctx: DistContext) -> list[T]:
+    """``obj`` of every process, in rank order (collective: all processes call it); ``[obj]`` in a
+    single process. For small picklable objects such as RNG states."""
+    if not ctx.enabled:
+        return [obj]
+    objects: list = [None] * ctx.world_size
+    dist.all_gather_object(objects, obj)
+    return objects
+
+
 def cleanup(ctx: DistContext) -> None:
     if ctx.enabled and dist.is_initialized():
         dist.destroy_process_group()

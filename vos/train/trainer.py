@@ -20,13 +20,12 @@ from pathlib import Path
 
 import torch
 import yaml
-import torch.distributed as dist
 import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from vos.config import config_to_dict
-from vos.distributed import DistContext, all_reduce_sum, barrier, cleanup, init_distributed
+from vos.distributed import DistContext, all_gather_objects, all_reduce_sum, barrier, cleanup, init_distributed
 from vos.errors import VosError
 from vos.fileio import atomic_torch_save, atomic_write_text
 from vos.models.backbone import build_backbone, model_input_size, weights_tag
@@ -128,12 +127,7 @@ def _validate(cfg: TrainConfig) -> None:
 
 def _gather_rng(data_gen: torch.Generator, ctx: DistContext) -> list[dict]:
     """Every process's RNG states, indexed by rank (collective: all processes call it)."""
-    state = {"torch": torch.get_rng_state(), "data": data_gen.get_state()}
-    if not ctx.enabled:
-        return [state]
-    states: list = [None] * ctx.world_size
-    dist.all_gather_object(states, state)
-    return states
+    return all_gather_objects({"torch": torch.get_rng_state(), "data": data_gen.get_state()}, ctx)
 
 
 def _load_checkpoint(path: Path) -> dict:
