@@ -7,7 +7,9 @@ statistics frozen), only the classifier is trained (its dropout stays active). S
 schedule (``lr_steps`` in epochs, factor ``lr_decay``). Training uses one random clip per video
 per epoch; the test averages the logits of ``clips_per_video`` uniformly spaced clips per video.
 ``DIR/last.pt`` is written atomically after every epoch and ``resume=True`` continues from it.
-Runs in one process.
+Under ``torchrun`` every process trains on its share of the videos (DDP, ``batch_size`` per
+process) and tests its share of the test videos; the logits are gathered, so every process
+gets the results of the whole test set.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ import torch
 import torch.nn.functional as F
 import yaml
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from tqdm import tqdm
 
 from ssl_video.checkpoint import gather_rng_states, prepare_out_dir, restore_training_state, seed_everything
@@ -35,7 +38,8 @@ from ssl_video.metrics import video_level_accuracy
 from ssl_video.models import build_backbone
 from ssl_video.pretrained import load_backbone
 from vos.config import config_to_dict
-from vos.distributed import DistContext
+from vos.distributed import (DistContext, all_gather_objects, all_reduce_sum, barrier, broadcast_buffers, cleanup,
+                             init_distributed, shard)
 from vos.errors import VosError
 from vos.fileio import atomic_torch_save, atomic_write_text
 from vos.training_log import TrainingLog
@@ -103,10 +107,10 @@ def set_train_mode(model: VideoClassifier, linear: bool) -> None:
 
 
 @torch.no_grad()
-def clip_outputs(fn, loader: DataLoader, desc: str) -> tuple[torch.Tensor, torch.Tensor]:
+def clip_outputs(fn, loader: DataLoader, desc: str, show: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Apply ``fn`` to every clip of a MultiClipVideos loader: -> (outputs (V, n, ...), labels (V,))."""
     outputs, labels = [], []
-    for clips, label in tqdm(loader, desc=desc, leave=False):       # Bv n C T H W
+    for clips, label in tqdm(loader, desc=desc, leave=False, disable=not show):  # Bv n C T H W
         bv, n = clips.shape[:2]
         out = fn(normalize_clips(clips.flatten(0, 1)))              # Bv*n ...
         outputs.append(out.view(bv, n, *out.shape[1:]))
@@ -114,11 +118,22 @@ def clip_outputs(fn, loader: DataLoader, desc: str) -> tuple[torch.Tensor, torch
     return torch.cat(outputs), torch.cat(labels)
 
 
-def evaluate(model: VideoClassifier, dataset: Dataset, workers: int = 0, desc: str = "test") -> dict[str, float]:
-    """Video-level top-1/top-5 and clip-level top-1 (percent) of ``model`` on a MultiClipVideos dataset."""
+def evaluate(model: VideoClassifier, dataset: Dataset, workers: int = 0, desc: str = "test",
+             ctx: DistContext | None = None) -> dict[str, float]:
+    """Video-level top-1/top-5 and clip-level top-1 (percent) of ``model`` on a MultiClipVideos dataset.
+
+    With a distributed ``ctx`` (collective: every process calls it) each process scores every
+    world_size-th video and the logits of all videos are gathered, in dataset order.
+    """
+    ctx = ctx or SINGLE_PROCESS
     model.eval()
-    loader = DataLoader(dataset, batch_size=1, shuffle=False, num_workers=workers)
-    logits, labels = clip_outputs(model, loader, desc)
+    mine = shard(range(len(dataset)), ctx)
+    loader = DataLoader(Subset(dataset, mine), batch_size=1, shuffle=False, num_workers=workers)
+    logits, labels = clip_outputs(model, loader, desc, show=ctx.is_main)      # V' n C, V'
+    parts = all_gather_objects((mine, logits.cpu(), labels), ctx)
+    order = torch.tensor([i for indices, _, _ in parts for i in indices]).argsort()
+    logits = torch.cat([part_logits for _, part_logits, _ in parts])[order]   # V n C, in dataset order
+    labels = torch.cat([part_labels for _, _, part_labels in parts])[order]
     return video_level_accuracy(logits, labels)
 
 
@@ -138,36 +153,57 @@ def _datasets(cfg: FinetuneConfig) -> tuple[Dataset, Dataset, Dataset | None, li
 def finetune(cfg: FinetuneConfig, out_dir: str | Path, resume: bool = False) -> dict:
     """Train the classifier on the training split, test on the test split; returns the results dict
     ``{"video_top1", "video_top5", "clip_top1"}`` (percent; plus ``"train_video_top1"`` with
-    ``eval_train``) and writes it to ``out_dir/results.json``."""
-    out_dir = Path(out_dir)
+    ``eval_train``) and writes it to ``out_dir/results.json``. Under torchrun every process
+    returns the same results."""
     if cfg.epochs < 1 or cfg.batch_size < 1 or not 0.0 <= cfg.dropout < 1.0:
         raise VosError("--epochs and --batch-size must be positive and --dropout in [0, 1)")
+    ctx = init_distributed()
+    try:
+        return _finetune(cfg, Path(out_dir), resume, ctx)
+    finally:
+        cleanup(ctx)
+
+
+def _finetune(cfg: FinetuneConfig, out_dir: Path, resume: bool, ctx: DistContext) -> dict:
     resume_from = prepare_out_dir(out_dir, resume)
-    seed_everything(cfg.seed)
+    seed_everything(cfg.seed)  # identical initial classifier in every process
     train_set, test_set, train_eval_set, classes = _datasets(cfg)
     model, arch = build_classifier(cfg, len(classes))
+    model = model.to(ctx.device)
     cfg = dataclasses.replace(cfg, arch=arch)
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
                                 momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=cfg.lr_steps, gamma=cfg.lr_decay)
     start_epoch, step = 0, 0
     if resume_from is not None:
-        start_epoch, step = restore_training_state(resume_from, config_to_dict(cfg), model, optimizer, scheduler, SINGLE_PROCESS)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
-    log = TrainingLog(out_dir, start_step=step)
+        start_epoch, step = restore_training_state(resume_from, config_to_dict(cfg), model, optimizer, scheduler, ctx)
+    ddp = DistributedDataParallel(model) if ctx.enabled else model
+    # every process gets the same number of videos per epoch (the sampler repeats a few to even out)
+    sampler = DistributedSampler(train_set, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
+                                 seed=cfg.seed, drop_last=False)
+    if ctx.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    log = TrainingLog(out_dir, start_step=step, enabled=ctx.is_main)
     last_path = out_dir / "last.pt"
+    mode = "linear" if cfg.linear else "finetune"
     t0 = time.time()
     for epoch in range(start_epoch, cfg.epochs):
-        loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=False,
-                            num_workers=cfg.workers, generator=torch.Generator().manual_seed(cfg.seed * 1009 + epoch))
+        sampler.set_epoch(epoch)
+        # the loader's generator seeds its workers from (seed, epoch, rank) only: a resumed epoch
+        # loads the same clips
+        loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler, drop_last=False,
+                            num_workers=cfg.workers,
+                            generator=torch.Generator().manual_seed(cfg.seed * 1009 + epoch + 1_000_003 * ctx.rank))
         set_train_mode(model, cfg.linear)
         seen, loss_sum, correct = 0, 0.0, 0
-        for clips, labels in tqdm(loader, desc=f"{'linear' if cfg.linear else 'finetune'} epoch {epoch + 1}/{cfg.epochs}",
-                                  leave=False):                   # B C T H W, B
-            logits = model(normalize_clips(clips))
+        for clips, labels in tqdm(loader, desc=f"{mode} epoch {epoch + 1}/{cfg.epochs}", leave=False,
+                                  disable=not ctx.is_main):   # B C T H W, B
+            clips, labels = clips.to(ctx.device), labels.to(ctx.device)
+            logits = ddp(normalize_clips(clips))
             loss = F.cross_entropy(logits, labels)
-            if not math.isfinite(float(loss.detach())):
+            # every process must take the same decision, so the check uses the sum over processes
+            if not math.isfinite(float(all_reduce_sum(loss.detach().reshape(1), ctx))):
                 kept = f"the last good checkpoint {last_path} is kept" if last_path.exists() else "no checkpoint was written yet"
                 raise VosError(f"loss became {float(loss.detach())} at epoch {epoch + 1}, step {step + 1}; stopped, "
                                f"{kept}; lower --lr")
@@ -178,21 +214,28 @@ def finetune(cfg: FinetuneConfig, out_dir: str | Path, resume: bool = False) -> 
             seen += len(labels)
             loss_sum += float(loss.detach()) * len(labels)
             correct += int((logits.argmax(1) == labels).sum())
+        # the epoch's numbers over all processes
+        totals = torch.tensor([seen, loss_sum, correct], dtype=torch.float64, device=ctx.device)
+        seen, loss_sum, correct = all_reduce_sum(totals, ctx).tolist()
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
         log.log(step, epoch=epoch + 1, lr=lr, loss=loss_sum / seen, train_clip_top1=100.0 * correct / seen)
-        atomic_torch_save({"kind": "finetune", "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                           "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "step": step,
-                           "rng": gather_rng_states(SINGLE_PROCESS), "config": config_to_dict(cfg),
-                           "classes": classes}, last_path)
-        print(f"{'linear' if cfg.linear else 'finetune'}: epoch {epoch + 1}/{cfg.epochs} loss {loss_sum / seen:.4f} "
-              f"train clip top-1 {100.0 * correct / seen:.1f}%", flush=True)
+        rng = gather_rng_states(ctx)  # collective: every process takes part
+        if ctx.is_main:
+            atomic_torch_save({"kind": "finetune", "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                               "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "step": step,
+                               "rng": rng, "config": config_to_dict(cfg), "classes": classes}, last_path)
+            print(f"{mode}: epoch {epoch + 1}/{cfg.epochs} loss {loss_sum / seen:.4f} "
+                  f"train clip top-1 {100.0 * correct / seen:.1f}%", flush=True)
+        barrier(ctx)  # the checkpoint is complete before any process goes on
     log.close()
-    results = evaluate(model, test_set, cfg.workers)
+    broadcast_buffers(model, ctx)  # every process tests the checkpointed model (rank 0's BatchNorm statistics)
+    results = evaluate(model, test_set, cfg.workers, ctx=ctx)
     if train_eval_set is not None:
-        results["train_video_top1"] = evaluate(model, train_eval_set, cfg.workers, desc="train videos")["video_top1"]
-    atomic_write_text(out_dir / "results.json", json.dumps(results, indent=2) + "\n")
-    print(f"{'linear' if cfg.linear else 'finetune'}: done in {time.time() - t0:.0f} s, test video top-1 "
-          f"{results['video_top1']:.2f}% top-5 {results['video_top5']:.2f}% clip top-1 {results['clip_top1']:.2f}%",
-          flush=True)
+        results["train_video_top1"] = evaluate(model, train_eval_set, cfg.workers, desc="train videos", ctx=ctx)["video_top1"]
+    if ctx.is_main:
+        atomic_write_text(out_dir / "results.json", json.dumps(results, indent=2) + "\n")
+        print(f"{mode}: done in {time.time() - t0:.0f} s, test video top-1 "
+              f"{results['video_top1']:.2f}% top-5 {results['video_top5']:.2f}% clip top-1 {results['clip_top1']:.2f}%",
+              flush=True)
     return results

@@ -51,7 +51,38 @@ def _ddp_worker(out_dir: str) -> None:
     torch.save(result["model"].state_dict(), Path(out_dir) / f"rank{rank}.pt")
 
 
+def _ddp_finetune_worker(data_root: str, out_dir: str) -> int:
+    """Run under torchrun: ``ssl-video finetune`` (random r3d_tiny, 2 epochs) through the CLI; each
+    rank saves the model it tests to ``out_dir/rank<r>.pt`` and how many test videos it scored to
+    ``out_dir/tested<r>.txt`` for the parent test."""
+    import os
+    from pathlib import Path
+
+    import ssl_video.finetune as finetune_mod
+    from ssl_video.cli import main
+
+    real_evaluate, real_clip_outputs = finetune_mod.evaluate, finetune_mod.clip_outputs
+    rank = int(os.environ["RANK"])
+
+    def evaluate_and_save(model, *args, **kwargs):
+        torch.save(model.state_dict(), Path(out_dir) / f"rank{rank}.pt")
+        return real_evaluate(model, *args, **kwargs)
+
+    def clip_outputs_and_count(*args, **kwargs):
+        logits, labels = real_clip_outputs(*args, **kwargs)
+        (Path(out_dir) / f"tested{rank}.txt").write_text(str(len(labels)))
+        return logits, labels
+
+    finetune_mod.evaluate, finetune_mod.clip_outputs = evaluate_and_save, clip_outputs_and_count
+    return main(["finetune", "--data-root", data_root, "--split-dir", str(Path(data_root) / "splits"),
+                 "--frames", "4", "--frame-stride", "1", "--crop", "32", "--workers", "0", "--arch", "r3d_tiny",
+                 "--epochs", "2", "--batch-size", "2", "--lr", "0.05", "--clips-per-video", "2",
+                 "--out", str(Path(out_dir) / "run"), "--json", str(Path(out_dir) / "results.json")])
+
+
 if __name__ == "__main__":
     import sys
 
+    if sys.argv[1] == "finetune":
+        sys.exit(_ddp_finetune_worker(sys.argv[2], sys.argv[3]))
     _ddp_worker(sys.argv[1])

@@ -80,6 +80,14 @@ def all_gather_objects(obj: T, ctx: DistContext) -> list[T]:
     return objects
 
 
+def broadcast_buffers(module: torch.nn.Module, ctx: DistContext) -> None:
+    """Give every process rank 0's buffers (e.g. BatchNorm running statistics, which DDP keeps per
+    process after the last forward) so that all processes hold the same model."""
+    if ctx.enabled:
+        for buffer in module.buffers():
+            dist.broadcast(buffer, src=0)
+
+
 def cleanup(ctx: DistContext) -> None:
     if ctx.enabled and dist.is_initialized():
         dist.destroy_process_group()

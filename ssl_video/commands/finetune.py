@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 
 from ssl_video.commands.common import add_data_arguments, add_training_arguments, overrides, write_results
 from ssl_video.finetune import FinetuneConfig, finetune
@@ -36,5 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     names = [f.name for f in dataclasses.fields(FinetuneConfig)]
     cfg = load_config(FinetuneConfig, args.config, overrides(args, names))
-    write_results(finetune(cfg, args.out, resume=args.resume), args.json)
+    results = finetune(cfg, args.out, resume=args.resume)
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun every process has the results: one reports
+        write_results(results, args.json)
     return 0
