@@ -127,9 +127,10 @@ def evaluate(model: VideoClassifier, dataset: Dataset, workers: int = 0, desc: s
     """
     ctx = ctx or SINGLE_PROCESS
     model.eval()
+    device = next(model.parameters()).device  # clips are decoded on the CPU
     mine = shard(range(len(dataset)), ctx)
     loader = DataLoader(Subset(dataset, mine), batch_size=1, shuffle=False, num_workers=workers)
-    logits, labels = clip_outputs(model, loader, desc, show=ctx.is_main)      # V' n C, V'
+    logits, labels = clip_outputs(lambda clips: model(clips.to(device)), loader, desc, show=ctx.is_main)  # V' n C, V'
     parts = all_gather_objects((mine, logits.cpu(), labels), ctx)
     order = torch.tensor([i for indices, _, _ in parts for i in indices]).argsort()
     logits = torch.cat([part_logits for _, part_logits, _ in parts])[order]   # V n C, in dataset order
