@@ -9,6 +9,7 @@ import scipy.stats
 import torch
 
 import vos.cluster
+import vos.cluster_reference
 from vos.cluster import (PROB_EPS, ClusterResult, _neighbourhood_average, cluster_streaming, hierarchical_cluster,
                          symmetric_kl)
 from vos.errors import VosError
@@ -151,6 +152,39 @@ def test_matches_slow_reference(seed, concentration, tau, window, threads):
     assert torch.equal(result.labels, labels)
     np.testing.assert_allclose(result.centroids.numpy(), ref_centroids, rtol=1e-10, atol=1e-13)
 
+
+
+# ---------------------------------------------------------------- the library's reference (vos.cluster_reference)
+
+@pytest.mark.parametrize("seed, concentration, tau, window", [
+    (0, 20.0, 0.5, 2),
+    (1, 20.0, 1.0, 3),
+    (2, 50.0, 0.5, 1),
+    (4, 8.0, 2.0, 3),
+])
+def test_reference_implementation_follows_the_loop_spec(seed, concentration, tau, window):
+    attention, _ = structured_attention(5, 8, 12, 3, concentration, seed)
+    ref_labels, ref_centroids = ref_cluster(attention.double().numpy(), tau, window)
+    assert 2 <= ref_labels.max() + 1 < ref_labels.size
+    labels, centroids = vos.cluster_reference.cluster_windows(lambda t0, t1: attention[t0:t1], 5, tau, window)
+    np.testing.assert_array_equal(labels.numpy(), ref_labels)  # the same ids, not only the partition
+    np.testing.assert_allclose(centroids.numpy(), ref_centroids, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("seed, num_objects, concentration, tau, window", [
+    (21, 4, 50.0, 1.5, 3),  # 8 clusters
+    (22, 6, 60.0, 1.2, 2),  # 20
+    (23, 3, 100.0, 0.7, 3),  # 22
+])
+def test_fast_path_gives_the_reference_partition(seed, num_objects, concentration, tau, window):
+    # larger than the loop reference affords: 9 frames x 40 patches over 64 keys
+    attention, _ = structured_attention(9, 40, 64, num_objects, concentration, seed)
+    ref_labels, ref_centroids = vos.cluster_reference.cluster_windows(lambda t0, t1: attention[t0:t1], 9, tau, window)
+    assert 2 <= ref_labels.max() + 1 < ref_labels.numel()
+    result = cluster_streaming(lambda t0, t1: attention[t0:t1], 9, tau, window)
+    assert torch.equal(result.labels, ref_labels)
+    torch.testing.assert_close(result.centroids, ref_centroids, rtol=1e-10, atol=1e-13)
+    assert torch.equal(vos.cluster_reference.hierarchical_cluster(attention, tau, window), ref_labels)
 
 @pytest.mark.parametrize("block_rows", [1, 3, 7])
 def test_greedy_blocks_match_slow_reference(monkeypatch, block_rows):
