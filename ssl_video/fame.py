@@ -1,6 +1,6 @@
 """FAME: foreground masks from motion + colour statistics, and foreground-background merging.
 
-:func:`foreground_mask` follows methods.md §2.1 (FAME, CVPR 2022), vectorised over the batch:
+:func:`foreground_mask` follows FAME (CVPR 2022) as its release's ``moco/loader.py`` computes it, vectorised over the batch:
 
 1. seed ``S`` = mean over t of ``sum_c |x[c, t+1] - x[c, t]|``, Gaussian-blurred and min-max
    normalised per clip;

@@ -1,4 +1,5 @@
-"""Configuration of ``vos train``: one dataclass tree, defaults = the reference recipe (methods.md §1.2–1.3)
+"""Configuration of ``vos train``: one dataclass tree, defaults = the reference recipe of
+Betrayed by Attention (the SSL-UVOS release's training settings),
 except the backbone and the process count, which ``configs/vos/train_reference.yaml`` sets.
 """
 

@@ -1,4 +1,5 @@
-"""Self-supervised losses of the spatio-temporal block (methods.md §1.3), as small pure functions.
+"""Self-supervised losses of the spatio-temporal block (Betrayed by Attention, as the SSL-UVOS release
+implements them), as small pure functions.
 
 Shapes: ``B`` clips, ``T`` frames, ``P`` patches per frame (``h*w``), ``N = T*P`` patch tokens
 ordered frame-major (token ``t*P + p`` is patch ``p`` of frame ``t``), ``n`` sampled query
