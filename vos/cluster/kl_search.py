@@ -1,6 +1,6 @@
 """Symmetric KL divergences between attention maps, with every decision that of float64.
 
-The clustering (:mod:`vos.cluster`) is a chain of hard ``d <= tau`` decisions and nearest-row
+The clustering (:mod:`vos.cluster.fast`) is a chain of hard ``d <= tau`` decisions and nearest-row
 choices. This module makes them at float32 cost without changing any of them (see
 ``docs/cluster.md``, "Fast paths with unchanged decisions"):
 
@@ -16,11 +16,20 @@ Why float64 decisions: the matrix-product form of the distance subtracts cross-e
 magnitude up to ``2 * ln(1 / PROB_EPS) ~ 46`` to obtain values near ``tau ~ 1``; in float32 that
 cancellation leaves errors of 1e-5..1e-4 at K = 3000, enough to flip borderline pairs between
 BLAS builds, float64 leaves ~1e-13. The cross terms are nevertheless computed by float32
-products (about 2x faster) with a rigorous error bound; pairs within the bound of tau (or of the
+products with a rigorous error bound; pairs within the bound of tau (or of the
 best centroid, for the assignment) are recomputed in float64 (see ``docs/cluster.md``).
 
-Rows are held as :class:`Distributions`: the float64 rows (or the attention and its row sums) and
-the float32 fields the fast paths need, computed once.
+Rows are held as small explicit types, each with every field set:
+
+* :class:`ExactRows`: float64 rows with their logs and entropies, for the float64 products
+  (:func:`pairwise_kl`, :func:`self_pairwise_kl`);
+* :class:`Rows32` (float64 rows) and :class:`AttentionRows32` (attention and its float64 row
+  sums, the rows being their quotient): the rows with the float32 terms the fast paths need,
+  computed once, and optionally their :class:`KeyGroupSums` for pruning;
+* :class:`WindowTerms`: the per-row terms of a window kept between the two passes.
+
+Functions on one set of rows against itself are the ``self_...`` ones (one product instead of
+two, exactly symmetric results).
 """
 
 from __future__ import annotations
@@ -34,17 +43,16 @@ import scipy.sparse
 import scipy.sparse.csgraph
 import torch
 
+from vos.cluster.reference import PROB_EPS
+from vos.cluster.settings import DEFAULT_SETTINGS, ClusterSettings
 from vos.errors import VosError
 
-# Probabilities are clamped to this before the log, so that maps with disjoint supports have a
-# finite distance (at most about 2 * ln(1e10) ~ 46 instead of inf, and never inf - inf = nan).
-PROB_EPS = 1e-10
 # Unit roundoffs of float32 and float64 (round to nearest): the float32 distance pass bounds its
 # error with them, see close_pairs.
 FLOAT32_UNIT_ROUNDOFF = 2.0 ** -24
 FLOAT64_UNIT_ROUNDOFF = 2.0 ** -53
 # Relative error of the float32 rows against the float64 ones: one rounding for float64 rows, two
-# (reciprocal and product) for float32 attention scaled by its row sums (window_distributions).
+# (reciprocal and product) for float32 attention scaled by its row sums (attention_rows).
 P32_ERROR = 2 * FLOAT32_UNIT_ROUNDOFF + FLOAT32_UNIT_ROUNDOFF ** 2 + 1e-15
 # Absolute slack of that bound: the absolute error parts of the four float32 sums (4 x 2.1 u, see
 # float32_cross_error), the float64 additions of terms of size <= ~50 (entropies and
@@ -53,49 +61,62 @@ FLOAT32_ABS_SLACK = 9 * FLOAT32_UNIT_ROUNDOFF + 1e-12
 # Relative error of torch's float32 log, assumed: measured within 1.03 u (tests check <= 2 u), and
 # 8 u leaves room for other builds. The float32 logs of the distance pass are taken in float32.
 FLOAT32_LOG_ERROR = 8 * FLOAT32_UNIT_ROUNDOFF
-# If more than this share of a block's pairs lies within the float32 bound of tau, the whole
-# block is computed in float64 (one product is then cheaper than gathering many pairs).
-REPAIR_MAX_FRACTION = 0.05
-# Elements (pairs x K) per batch of the float64 recomputation of borderline pairs.
-REPAIR_BATCH_ELEMENTS = 2 ** 21
-# Pruning with key groups (see lower_bounds): the keys are split into this many groups, and pairs
-# whose grouped distance (a certified lower bound of theirs) exceeds tau are never computed in full.
-KEY_GROUPS = 128
-# Pruning runs when there are at least this many keys per group (below, the dense products are cheap).
-PRUNE_MIN_KEYS_PER_GROUP = 8
-# If more than this share of a block's pairs survives the lower bound, the block takes the dense
-# products (a sampled product per pair costs several times a dense product's share).
-PRUNE_MAX_FRACTION = 0.2
-# Rows whose lower bounds are computed first, to skip the full bound when it would prune too little.
-PRUNE_PROBE_ROWS = 64
-# Rows per block of the self bound (self_candidate_pairs): bounds its block x M temporaries.
-SELF_BOUND_BLOCK_ROWS = 128
-# When many pairs survive the bound, rows linked by them (connected components) are compared
-# densely block by block if that costs at most this share of the full product (component_close_pairs);
-# small components are packed together into blocks of up to COMPONENT_BLOCK_ROWS rows.
-COMPONENT_MAX_WORK = 0.5
-COMPONENT_BLOCK_ROWS = 256
-# Rows sampled to learn the key groups, and Lloyd iterations of their k-means.
-KEY_GROUP_SAMPLE_ROWS = 256
-KEY_GROUP_ITERATIONS = 4
+class ExactRows(NamedTuple):
+    """float64 rows with the terms of the float64 products (:func:`pairwise_kl`)."""
+
+    p: torch.Tensor  # M K float64
+    log_p: torch.Tensor  # M K, log_clamped(p)
+    neg_entropy: torch.Tensor  # M, sum_k p log p
 
 
-class Distributions(NamedTuple):
-    """Rows of distributions with the terms every distance to them needs, computed once."""
+class KeyGroupSums(NamedTuple):
+    """Key-grouped rows for the lower bound of :func:`lower_bounds` (pruning)."""
 
-    p: torch.Tensor  # M K
-    log_p: torch.Tensor | None  # M K, log_clamped(p); None on the float32 path (recomputed where needed)
-    neg_entropy: torch.Tensor | None  # M, sum_k p log p; None on the float32 path (_neg_entropy)
-    p32: torch.Tensor | None = None  # M K float32 copies for close_pairs / nearest (None: not needed)
-    log_p32: torch.Tensor | None = None  # M K float32 log of p32 clamped
-    neg_entropy32: torch.Tensor | None = None  # M float64 values of the float32 sums of p32 log_p32
-    # key-grouped rows for the lower bound of lower_bounds (None: no pruning)
-    grouped32: torch.Tensor | None = None  # M G float32, group sums of p clamped to PROB_EPS
-    log_grouped32: torch.Tensor | None = None  # M G float32
-    grouped_neg_entropy: torch.Tensor | None = None  # M float64, sum_g A log A
-    # rows given as attention and float64 row sums instead of p (see window_distributions)
-    raw: torch.Tensor | None = None  # M K, any float dtype; the rows are raw / row_sums
-    row_sums: torch.Tensor | None = None  # M float64
+    grouped32: torch.Tensor  # M G float32, group sums of p clamped to PROB_EPS
+    log_grouped32: torch.Tensor  # M G float32
+    neg_entropy: torch.Tensor  # M float64, sum_g A log A
+
+
+class Rows32(NamedTuple):
+    """float64 rows with the float32 terms of :func:`close_pairs` and :func:`nearest`, computed once."""
+
+    p: torch.Tensor  # M K float64
+    p32: torch.Tensor  # M K float32 copies
+    log_p32: torch.Tensor  # M K float32 log of p32 clamped
+    neg_entropy32: torch.Tensor  # M float64 values of the float32 sums of p32 log_p32
+    groups: KeyGroupSums | None  # for pruning; None: no pruning
+
+    def rows64(self, index=slice(None)) -> torch.Tensor:
+        """The float64 rows ``index``."""
+        return self.p[index]
+
+
+class AttentionRows32(NamedTuple):
+    """Rows given as attention and its float64 row sums (the rows are raw / row_sums), with the
+    float32 terms of :class:`Rows32`; the float64 rows are computed only where needed."""
+
+    raw: torch.Tensor  # M K, any float dtype
+    row_sums: torch.Tensor  # M float64
+    p32: torch.Tensor
+    log_p32: torch.Tensor
+    neg_entropy32: torch.Tensor
+    groups: KeyGroupSums | None
+
+    def rows64(self, index=slice(None)) -> torch.Tensor:
+        """The float64 rows ``index``: raw / row_sums."""
+        return self.raw[index].double() / self.row_sums[index, None]
+
+
+class WindowTerms(NamedTuple):
+    """The per-row terms of a window's :class:`AttentionRows32` that the assignment pass reuses
+    (:func:`attention_rows_again`): all but the M K maps."""
+
+    row_sums: torch.Tensor  # M float64
+    neg_entropy32: torch.Tensor  # M float64
+    groups: KeyGroupSums | None  # M G
+
+
+Float32Rows = Rows32 | AttentionRows32
 
 
 def log_clamped(p: torch.Tensor) -> torch.Tensor:
@@ -103,42 +124,60 @@ def log_clamped(p: torch.Tensor) -> torch.Tensor:
     return p.clamp_min(PROB_EPS).log_()
 
 
-def distributions(p: torch.Tensor, float32_copies: bool = False,
-                   key_groups: torch.Tensor | None = None) -> Distributions:
-    """The rows p (M K) with their logs and entropies; ``float32_copies`` for :func:`close_pairs`
-    and :func:`nearest`, ``key_groups`` (K int64 group of every key, from :func:`learn_key_groups`) for their
-    pruning by :func:`lower_bounds`."""
-    if not float32_copies:
-        log_p = log_clamped(p)
-        return Distributions(p, log_p, torch.linalg.vecdot(p, log_p))  # M, without an M K temporary
-    # everything the float32 distance pass needs is computed in float32 (errors bounded in
-    # float32_cross_error); the float64 logs and entropies are computed only for the few rows
-    # that borderline pairs and fallbacks need (float64_pair_distances, pairwise_kl)
-    return _float32_fields(torch.from_numpy(p.numpy().astype(np.float32)), key_groups)._replace(p=p)
+def exact_rows(p: torch.Tensor) -> ExactRows:
+    """The float64 rows p (M K) with their logs and entropies."""
+    log_p = log_clamped(p)
+    return ExactRows(p, log_p, torch.linalg.vecdot(p, log_p))  # M, without an M K temporary
 
 
-def _float32_fields(p32: torch.Tensor, key_groups: torch.Tensor | None) -> Distributions:
-    """The float32 fields of :func:`distributions` from float32 rows p32 (M K), rows not set."""
+def exact_rows_of(rows: Float32Rows) -> ExactRows:
+    """:func:`exact_rows` of the float64 rows of ``rows``."""
+    return exact_rows(rows.rows64())
+
+
+def rows32(p: torch.Tensor, key_groups: torch.Tensor | None = None) -> Rows32:
+    """The rows p (M K float64) with their float32 terms for :func:`close_pairs` and :func:`nearest`;
+    ``key_groups`` (K int64 group of every key, from :func:`learn_key_groups`) for their pruning by
+    :func:`lower_bounds`.
+
+    Everything the float32 distance pass needs is computed in float32 (errors bounded in
+    float32_cross_error); the float64 logs and entropies are computed only for the few rows that
+    borderline pairs and fallbacks need (float64_pair_distances, pairwise_kl).
+    """
+    p32 = torch.from_numpy(p.numpy().astype(np.float32))
+    return Rows32(p, *_float32_terms(p32, key_groups))
+
+
+def _float32_terms(p32: torch.Tensor, key_groups: torch.Tensor | None) -> tuple:
+    """(p32, log_p32, neg_entropy32, groups) of float32 rows p32 (M K)."""
     log_p32 = p32.clamp_min(PROB_EPS)  # clamped rows; their logs in place below (= log_clamped(p32))
     grouped = None
     if key_groups is not None:  # group sums of the clamped rows (float32 sums, error bounded in lower_bounds)
         grouped = log_p32.new_zeros(log_p32.shape[0], int(key_groups.max()) + 1).index_add_(1, key_groups, log_p32)
     log_p32.log_()
-    # numpy's row dot is ~4x faster than torch's here; it sums in float32 too (same bound)
+    # numpy's row dot sums in float32 too (same bound)
     neg_entropy32 = torch.from_numpy(np.einsum("ij,ij->i", p32.numpy(), log_p32.numpy())).double()
     if grouped is None:
-        return Distributions(None, None, None, p32, log_p32, neg_entropy32)
+        return p32, log_p32, neg_entropy32, None
     # logs and entropies of the group sums in float64 (M G: cheap), then rounded for the products
     grouped = grouped.double()
     log_grouped = grouped.log()
-    return Distributions(None, None, None, p32, log_p32, neg_entropy32, grouped.float(), log_grouped.float(),
-                          torch.linalg.vecdot(grouped, log_grouped))
+    return p32, log_p32, neg_entropy32, KeyGroupSums(grouped.float(), log_grouped.float(),
+                                                     torch.linalg.vecdot(grouped, log_grouped))
 
 
-def window_distributions(raw: torch.Tensor, row_sums: torch.Tensor, key_groups: torch.Tensor | None,
-                          known: Distributions | None = None) -> Distributions:
-    """The float32 fields of ``distributions(raw.double() / row_sums[:, None], True, key_groups)``
-    without the float64 rows, which :func:`rows64` computes for the few rows that need them.
+def _attention_p32(raw: torch.Tensor, row_sums: torch.Tensor) -> torch.Tensor:
+    """float32 rows within P32_ERROR of raw / row_sums (see :func:`attention_rows`)."""
+    if raw.dtype == torch.float64:
+        return (raw / row_sums[:, None]).float()
+    if raw.dtype == torch.float32 and float((row_sums - 1).abs().max()) <= 2 * FLOAT32_UNIT_ROUNDOFF:
+        return raw  # read only, like raw itself
+    return raw.float() * row_sums.reciprocal().float()[:, None]
+
+
+def attention_rows(raw: torch.Tensor, row_sums: torch.Tensor, key_groups: torch.Tensor | None) -> AttentionRows32:
+    """The float32 terms of ``rows32(raw.double() / row_sums[:, None], key_groups)`` without the
+    float64 rows, which :meth:`AttentionRows32.rows64` computes for the few rows that need them.
 
     ``raw`` (M K) is attention in any float dtype, ``row_sums`` (M) its float64 row sums. A float32
     row is scaled by the rounded reciprocal: within P32_ERROR of the float64 row, as the bounds of
@@ -146,39 +185,27 @@ def window_distributions(raw: torch.Tensor, row_sums: torch.Tensor, key_groups: 
     within 2u (softmax attention averaged over heads does, to ~1.5u) are within P32_ERROR of the
     float64 rows as they are (relative error |s - 1|, plus the float64 division's ~1e-16): they are
     used without a scaled copy.
-    ``known``: the per-row fields (entropies, key-group sums) of an earlier call on the same
-    attention, which these computations reproduce exactly; only the M K maps are computed again.
     """
-    if raw.dtype == torch.float64:
-        p32 = (raw / row_sums[:, None]).float()
-    elif raw.dtype == torch.float32 and float((row_sums - 1).abs().max()) <= 2 * FLOAT32_UNIT_ROUNDOFF:
-        p32 = raw  # read only, like raw itself
-    else:
-        p32 = raw.float() * row_sums.reciprocal().float()[:, None]
-    if known is None:
-        return _float32_fields(p32, key_groups)._replace(raw=raw, row_sums=row_sums)
-    return known._replace(p32=p32, log_p32=log_clamped(p32), raw=raw, row_sums=row_sums)
+    return AttentionRows32(raw, row_sums, *_float32_terms(_attention_p32(raw, row_sums), key_groups))
 
 
-def rows64(dist: Distributions, index=slice(None)) -> torch.Tensor:
-    """The float64 rows ``index`` of ``dist``: p, or raw / row_sums for window distributions."""
-    if dist.p is not None:
-        return dist.p[index]
-    return dist.raw[index].double() / dist.row_sums[index, None]
+def window_terms(rows: AttentionRows32) -> WindowTerms:
+    """The per-row terms of ``rows`` kept for :func:`attention_rows_again`."""
+    return WindowTerms(rows.row_sums, rows.neg_entropy32, rows.groups)
 
 
-def _neg_entropy(dist: Distributions) -> torch.Tensor:
-    """M float64 ``sum_k p log p`` of every row (computed here on the float32 path)."""
-    if dist.neg_entropy is not None:
-        return dist.neg_entropy
-    p = rows64(dist)
-    return torch.linalg.vecdot(p, log_clamped(p))
+def attention_rows_again(raw: torch.Tensor, terms: WindowTerms) -> AttentionRows32:
+    """:func:`attention_rows` of the same attention as an earlier call whose per-row terms are
+    ``terms`` (which its computations reproduce exactly): only the M K maps are computed again."""
+    p32 = _attention_p32(raw, terms.row_sums)
+    return AttentionRows32(raw, terms.row_sums, p32, log_clamped(p32), terms.neg_entropy32, terms.groups)
 
 
-def learn_key_groups(rows: torch.Tensor | Distributions) -> torch.Tensor | None:
-    """K int64 group (0..G-1, none empty) of every key for :func:`lower_bounds`, learnt from rows (M K,
-    or distributions, of which only the sampled rows are taken in float64), or None when there are
-    too few keys per group for pruning to pay.
+def learn_key_groups(raw: torch.Tensor, row_sums: torch.Tensor,
+                     settings: ClusterSettings = DEFAULT_SETTINGS) -> torch.Tensor | None:
+    """K int64 group (0..G-1, none empty) of every key for :func:`lower_bounds`, learnt from the rows
+    raw / row_sums (M K attention in any float dtype, M float64 sums; only the sampled rows are
+    taken in float64), or None when there are too few keys per group for pruning to pay.
 
     The lower bound of a pair is tight when, inside each group, the ratio of the two rows is the
     same for every key: keys whose log-attention columns differ by a constant over the rows. So
@@ -186,16 +213,16 @@ def learn_key_groups(rows: torch.Tensor | Distributions) -> torch.Tensor | None:
     centred per key, over a sample of the rows. Any grouping gives a valid bound; this one only
     decides how much is pruned.
     """
-    num_rows, num_keys = (rows if isinstance(rows, torch.Tensor) else rows.raw if rows.p is None else rows.p).shape
-    num_groups = min(KEY_GROUPS, num_keys)
-    if num_keys < PRUNE_MIN_KEYS_PER_GROUP * num_groups:
+    num_rows, num_keys = raw.shape
+    num_groups = min(settings.key_groups, num_keys)
+    if num_keys < settings.prune_min_keys_per_group * num_groups:
         return None
-    sampled = torch.linspace(0, num_rows - 1, min(num_rows, KEY_GROUP_SAMPLE_ROWS)).long()
-    sample = rows64(rows, sampled) if isinstance(rows, Distributions) else rows[sampled]
+    sampled = torch.linspace(0, num_rows - 1, min(num_rows, settings.key_group_sample_rows)).long()
+    sample = raw[sampled].double() / row_sums[sampled, None]
     points = log_clamped(sample).T.float()  # K S: log column of each key over the sampled rows
     points -= points.mean(1, keepdim=True)  # a constant factor on a column changes no ratio
     centres = points[torch.linspace(0, num_keys - 1, num_groups).long()]  # G S
-    for _ in range(KEY_GROUP_ITERATIONS):
+    for _ in range(settings.key_group_iterations):
         label = torch.cdist(points, centres).argmin(1)  # K
         sums = torch.zeros_like(centres).index_add_(0, label, points)
         counts = torch.bincount(label, minlength=num_groups)
@@ -204,26 +231,21 @@ def learn_key_groups(rows: torch.Tensor | Distributions) -> torch.Tensor | None:
     return torch.unique(label, return_inverse=True)[1]  # ids of the non-empty groups only
 
 
-def take(dist: Distributions, index) -> Distributions:
-    """The rows ``index`` (slice, index or mask) of every field."""
-    return Distributions(*(None if x is None else x[index] for x in dist))
+def take(rows, index):
+    """The rows ``index`` (slice, index or mask) of every field of ``rows`` (any of the row types)."""
+    return type(rows)(*(None if x is None else take(x, index) if isinstance(x, tuple) else x[index] for x in rows))
 
 
-def pairwise_kl(a: Distributions, b: Distributions | None = None) -> torch.Tensor:
-    """Na Nb symmetric KL ``sum a log a + sum b log b - a . log b - b . log a`` by matrix products.
+def pairwise_kl(a: ExactRows, b: ExactRows) -> torch.Tensor:
+    """Na Nb symmetric KL ``sum a log a + sum b log b - a . log b - b . log a`` by matrix products."""
+    neg_cross_sum = a.p @ b.log_p.T + (b.p @ a.log_p.T).T  # Na Nb
+    return (a.neg_entropy[:, None] + b.neg_entropy[None, :]) - neg_cross_sum
 
-    ``b=None`` means ``b = a``: one product instead of two, and an exactly symmetric result.
-    """
-    p_a = rows64(a)
-    log_a = log_clamped(p_a) if a.log_p is None else a.log_p
-    neg_entropy_a = torch.linalg.vecdot(p_a, log_a) if a.neg_entropy is None else a.neg_entropy
-    if b is None:
-        cross = p_a @ log_a.T  # Na Na: cross[i, j] = sum_k a_ik log a_jk = -CE(a_i, a_j)
-        return (neg_entropy_a[:, None] + neg_entropy_a[None, :]) - (cross + cross.T)
-    p_b = rows64(b)
-    log_b = log_clamped(p_b) if b.log_p is None else b.log_p
-    neg_cross_sum = p_a @ log_b.T + (p_b @ log_a.T).T  # Na Nb
-    return (neg_entropy_a[:, None] + _neg_entropy(b)[None, :]) - neg_cross_sum
+
+def self_pairwise_kl(a: ExactRows) -> torch.Tensor:
+    """:func:`pairwise_kl` of ``a`` against itself: one product instead of two, exactly symmetric."""
+    cross = a.p @ a.log_p.T  # Na Na: cross[i, j] = sum_k a_ik log a_jk = -CE(a_i, a_j)
+    return (a.neg_entropy[:, None] + a.neg_entropy[None, :]) - (cross + cross.T)
 
 
 def float32_cross_error(num_keys: int) -> float:
@@ -262,37 +284,48 @@ def _float32_margin(cross_sum: torch.Tensor, entropies: torch.Tensor, num_keys: 
     return cross_sum.add_(entropies).abs_().mul_(factor).add_(FLOAT32_ABS_SLACK)
 
 
-def float32_distances(a: Distributions, b: Distributions | None) -> tuple[torch.Tensor, torch.Tensor]:
+def float32_distances(a: Float32Rows, b: Float32Rows) -> tuple[torch.Tensor, torch.Tensor]:
     """Na Nb float64 distances from float32 sums, and Na Nb bounds on their distance to the
-    float64 (:func:`pairwise_kl`) ones. ``b=None`` means ``b = a`` (one product)."""
-    b_ = a if b is None else b
-    cross = (a.p32 @ b_.log_p32.T).double()  # Na Nb: c32_ij
-    cross_sum = cross + (cross.T if b is None else (b.p32 @ a.log_p32.T).T.double())  # c_ij + c_ji
+    float64 (:func:`pairwise_kl`) ones."""
+    cross = (a.p32 @ b.log_p32.T).double()  # Na Nb: c32_ij
+    cross_sum = cross + (b.p32 @ a.log_p32.T).T.double()  # c_ij + c_ji
     del cross
-    entropies = a.neg_entropy32[:, None] + b_.neg_entropy32[None, :]
+    return _distances_and_margins(cross_sum, a, b)
+
+
+def self_float32_distances(a: Float32Rows) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`float32_distances` of ``a`` against itself: one product (c_ji is c_ij transposed)."""
+    cross = (a.p32 @ a.log_p32.T).double()  # Na Na: c32_ij
+    cross_sum = cross + cross.T  # c_ij + c_ji
+    del cross
+    return _distances_and_margins(cross_sum, a, a)
+
+
+def _distances_and_margins(cross_sum: torch.Tensor, a: Float32Rows, b: Float32Rows) -> tuple[torch.Tensor, torch.Tensor]:
+    """Distances e_i + e_j - (c_ij + c_ji) and their bounds from ``cross_sum`` (overwritten)."""
+    entropies = a.neg_entropy32[:, None] + b.neg_entropy32[None, :]
     dist = entropies - cross_sum  # float64 additions
     return dist, _float32_margin(cross_sum, entropies, a.p32.shape[1])
 
 
-def float64_pair_distances(a: Distributions, b: Distributions, rows: torch.Tensor,
-                            cols: torch.Tensor) -> torch.Tensor:
+def float64_pair_distances(a: Float32Rows, b: Float32Rows, rows: torch.Tensor, cols: torch.Tensor,
+                           settings: ClusterSettings = DEFAULT_SETTINGS) -> torch.Tensor:
     """P float64 distances d(a_rows[p], b_cols[p]) of P pairs, term by term (batches of P' K)."""
     out = torch.empty(rows.numel(), dtype=torch.float64)
-    batch = max(1, REPAIR_BATCH_ELEMENTS // a.p32.shape[1])
+    batch = max(1, settings.repair_batch_elements // a.p32.shape[1])
     for s in range(0, rows.numel(), batch):
         i, j = rows[s:s + batch], cols[s:s + batch]  # P'
         # x + y and e_i + e_j are commutative, so the pairs (i, j) and (j, i) get the same value
-        a_i, b_j = rows64(a, i), rows64(b, j)  # P' K
+        a_i, b_j = a.rows64(i), b.rows64(j)  # P' K
         log_a_i, log_b_j = log_clamped(a_i), log_clamped(b_j)
         neg_cross_sum = (a_i * log_b_j).sum(-1) + (b_j * log_a_i).sum(-1)
-        entropies = (torch.linalg.vecdot(a_i, log_a_i) if a.neg_entropy is None else a.neg_entropy[i]) + \
-                    (torch.linalg.vecdot(b_j, log_b_j) if b.neg_entropy is None else b.neg_entropy[j])
+        entropies = torch.linalg.vecdot(a_i, log_a_i) + torch.linalg.vecdot(b_j, log_b_j)
         out[s:s + batch] = entropies - neg_cross_sum
     return out
 
 
-def sampled_float32_distances(a: Distributions, b: Distributions, rows: torch.Tensor, cols: torch.Tensor,
-                               symmetric: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def sampled_float32_distances(a: Float32Rows, b: Float32Rows, rows: torch.Tensor, cols: torch.Tensor,
+                              symmetric: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """The :func:`float32_distances` of P pairs only (``rows`` sorted, as ``nonzero`` gives them):
     P float64 distances and P bounds on their distance to the float64 ones.
 
@@ -318,7 +351,7 @@ def sampled_float32_distances(a: Distributions, b: Distributions, rows: torch.Te
     return dist, _float32_margin(cross_sum, entropies, a.p32.shape[1])
 
 
-def lower_bounds(a: Distributions, b: Distributions) -> torch.Tensor:
+def lower_bounds(a: Float32Rows, b: Float32Rows) -> torch.Tensor:
     """Na Nb float32: a certified lower bound of every float64 distance d(a_i, b_j).
 
     Key grouping can only lower the distance. With p^ = max(p, PROB_EPS), every term of
@@ -347,29 +380,31 @@ def lower_bounds(a: Distributions, b: Distributions) -> torch.Tensor:
                        alpha=-cross_weight)
 
 
-def _bound_form(a: Distributions, b: Distributions) -> tuple[torch.Tensor, torch.Tensor, float] | None:
+def _bound_form(a: Float32Rows, b: Float32Rows) -> tuple[torch.Tensor, torch.Tensor, float] | None:
     """The bound of :func:`lower_bounds` is ``entropy_a[i] + entropy_b[j] - weight * (c_ij + c_ji)``:
     (Na, Nb float32 per-row terms, weight), or None when there is no useful bound."""
     u, num_keys = FLOAT32_UNIT_ROUNDOFF, a.p32.shape[1]
-    factor = float32_cross_error(2 * a.grouped32.shape[1])
+    factor = float32_cross_error(2 * a.groups.grouped32.shape[1])
     if num_keys * u >= 0.5 or math.isinf(factor):
         return None
     theta = P32_ERROR + num_keys * u / (1 - num_keys * u) * (1 + u)
     cross_weight = 1 - factor - theta * (1 + 2 * factor)
     # (1 + theta) e - (4.1 theta + slack) / 2 per row, rounded to float32 (error < 1e-5 << slack)
     shift = 0.5 * (4.1 * theta + 1e-4)
-    entropy_a = ((1 + theta) * a.grouped_neg_entropy - shift).float()
-    entropy_b = entropy_a if b is a else ((1 + theta) * b.grouped_neg_entropy - shift).float()
+    entropy_a = ((1 + theta) * a.groups.neg_entropy - shift).float()
+    entropy_b = entropy_a if b is a else ((1 + theta) * b.groups.neg_entropy - shift).float()
     return entropy_a, entropy_b, cross_weight
 
 
-def _stacked_groups(dist: Distributions, log_first: bool = False) -> torch.Tensor:
+def _stacked_groups(rows: Float32Rows, log_first: bool = False) -> torch.Tensor:
     """M 2G float32: [P^, log P^] (or [log P^, P^]), so that c_ij + c_ji is one dot product."""
-    pair = (dist.log_grouped32, dist.grouped32) if log_first else (dist.grouped32, dist.log_grouped32)
+    groups = rows.groups
+    pair = (groups.log_grouped32, groups.grouped32) if log_first else (groups.grouped32, groups.log_grouped32)
     return torch.cat(pair, 1)
 
 
-def self_candidate_pairs(a: Distributions, tau: float, max_pairs: float) -> tuple[torch.Tensor, torch.Tensor] | None:
+def self_candidate_pairs(a: Float32Rows, tau: float, max_pairs: float,
+                         settings: ClusterSettings = DEFAULT_SETTINGS) -> tuple[torch.Tensor, torch.Tensor] | None:
     """The pairs (i, j) of rows of ``a``, sorted by (i, j), whose lower bound (:func:`lower_bounds`)
     is not above tau; None if there are more than ``max_pairs`` or no useful bound.
 
@@ -377,7 +412,7 @@ def self_candidate_pairs(a: Distributions, tau: float, max_pairs: float) -> tupl
     (:func:`_upper_candidates`), and the pairs are exactly symmetric
     (:func:`sampled_float32_distances` relies on it).
     """
-    upper = _upper_candidates(a, tau, max_pairs)
+    upper = _upper_candidates(a, tau, max_pairs, settings)
     if upper is None:
         return None
     num_rows = a.p32.shape[0]
@@ -387,10 +422,11 @@ def self_candidate_pairs(a: Distributions, tau: float, max_pairs: float) -> tupl
     return keys // num_rows, keys % num_rows
 
 
-def _upper_candidates(a: Distributions, tau: float, max_pairs: float) -> torch.Tensor | None:
+def _upper_candidates(a: Float32Rows, tau: float, max_pairs: float,
+                      settings: ClusterSettings = DEFAULT_SETTINGS) -> torch.Tensor | None:
     """Keys i * M + j (i <= j, unsorted) of the pairs of rows of ``a`` whose lower bound is not above
-    tau, from half the product of ``lower_bounds(a, a)`` in blocks of ``SELF_BOUND_BLOCK_ROWS``
-    rows (no transpose); None if the pairs in both orders are more than ``max_pairs`` or there is
+    tau, from half the product of ``lower_bounds(a, a)`` in blocks of
+    ``settings.self_bound_block_rows`` rows (no transpose); None if the pairs in both orders are more than ``max_pairs`` or there is
     no useful bound."""
     form = _bound_form(a, a)
     if form is None:
@@ -398,8 +434,8 @@ def _upper_candidates(a: Distributions, tau: float, max_pairs: float) -> torch.T
     entropy, _, cross_weight = form
     left, right = _stacked_groups(a), _stacked_groups(a, True)
     num_rows, found, count = left.shape[0], [], 0
-    for r0 in range(0, num_rows, SELF_BOUND_BLOCK_ROWS):
-        r1 = min(r0 + SELF_BOUND_BLOCK_ROWS, num_rows)
+    for r0 in range(0, num_rows, settings.self_bound_block_rows):
+        r1 = min(r0 + settings.self_bound_block_rows, num_rows)
         lower = torch.addmm(entropy[r0:r1, None] + entropy[None, r0:], left[r0:r1], right[r0:].T,
                             alpha=-cross_weight)  # (r1-r0) (M-r0): rows r0..r1-1 against r0..M-1
         rows, cols = _pairs_not_above(lower, tau)
@@ -411,135 +447,180 @@ def _upper_candidates(a: Distributions, tau: float, max_pairs: float) -> torch.T
     return torch.cat(found)
 
 
-def sparse_close_pairs(a: Distributions, b: Distributions | None,
-                        tau: float) -> tuple[torch.Tensor, torch.Tensor] | None:
+def sparse_close_pairs(a: Float32Rows, b: Float32Rows, tau: float,
+                       settings: ClusterSettings = DEFAULT_SETTINGS) -> tuple[torch.Tensor, torch.Tensor] | None:
     """The pairs (i, j) with ``d(a_i, b_j) <= tau`` as two P int64 index tensors sorted by (i, j),
     found without the dense products; None if ``a`` has no key groups or if more than
-    ``PRUNE_MAX_FRACTION`` of the pairs survive the lower bound (then the dense path is cheaper).
+    ``settings.prune_max_fraction`` of the pairs survive the lower bound (then the dense path is
+    cheaper).
 
     Pairs whose certified lower bound (:func:`lower_bounds`) exceeds tau are never computed; the
     others get the float32 distance of sampled products and its bound, and those within the bound
-    of tau are recomputed in float64, as in the dense path. ``b=None`` means ``b = a``: the bound,
-    hence the candidates, is exactly symmetric, and one sampled product gives both cross terms.
+    of tau are recomputed in float64, as in the dense path.
     """
-    if a.grouped32 is None:
+    if a.groups is None or not _probe_prunes_enough(a, b, tau, settings):
         return None
-    b_ = a if b is None else b
-    num_rows, num_cols = a.p32.shape[0], b_.p32.shape[0]
-    if num_rows > 4 * PRUNE_PROBE_ROWS:  # few large clusters prune little: find out on a sample first
-        probe = take(a, torch.linspace(0, num_rows - 1, PRUNE_PROBE_ROWS).long())
-        if (~(lower_bounds(probe, b_) > tau)).float().mean() > PRUNE_MAX_FRACTION:
-            return None
-    # (a nan bound keeps the pair)
-    if b is None:  # symmetric pairs, from half the bound
-        pairs = self_candidate_pairs(a, tau, PRUNE_MAX_FRACTION * num_rows * num_cols)
-        if pairs is None:
-            return None
-        rows, cols = pairs
-    else:
-        rows, cols = _pairs_not_above(lower_bounds(a, b), tau)
-        if rows.numel() > PRUNE_MAX_FRACTION * num_rows * num_cols:
-            return None
-    dist, margin = sampled_float32_distances(a, b_, rows, cols, symmetric=b is None)
+    num_pairs = a.p32.shape[0] * b.p32.shape[0]
+    rows, cols = _pairs_not_above(lower_bounds(a, b), tau)  # (a nan bound keeps the pair)
+    if rows.numel() > settings.prune_max_fraction * num_pairs:
+        return None
+    dist, margin = sampled_float32_distances(a, b, rows, cols)
     close = dist <= tau
     borderline = ((dist - tau).abs_() <= margin).nonzero()[:, 0]
-    if b is None:  # (i, j) and (j, i) have the same distances and bounds: compute i <= j, mirror the rest
-        _mirror_borderline(close, rows, cols, borderline, a, tau)
-    else:
-        close[borderline] = float64_pair_distances(a, b_, rows[borderline], cols[borderline]) <= tau
+    close[borderline] = float64_pair_distances(a, b, rows[borderline], cols[borderline], settings) <= tau
     return rows[close], cols[close]
 
 
+def self_sparse_close_pairs(a: Float32Rows, tau: float,
+                            settings: ClusterSettings = DEFAULT_SETTINGS) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """:func:`sparse_close_pairs` of ``a`` against itself: the bound, hence the candidates, is
+    exactly symmetric, one sampled product gives both cross terms, and a borderline pair is
+    recomputed in float64 once for both orders."""
+    if a.groups is None or not _probe_prunes_enough(a, a, tau, settings):
+        return None
+    num_rows = a.p32.shape[0]
+    pairs = self_candidate_pairs(a, tau, settings.prune_max_fraction * num_rows * num_rows, settings)
+    if pairs is None:
+        return None
+    rows, cols = pairs
+    dist, margin = sampled_float32_distances(a, a, rows, cols, symmetric=True)
+    close = dist <= tau
+    borderline = ((dist - tau).abs_() <= margin).nonzero()[:, 0]
+    # (i, j) and (j, i) have the same distances and bounds: compute i <= j, mirror the rest
+    _mirror_borderline(close, rows, cols, borderline, a, tau, settings)
+    return rows[close], cols[close]
+
+
+def _probe_prunes_enough(a: Float32Rows, b: Float32Rows, tau: float, settings: ClusterSettings) -> bool:
+    """False if the bound of evenly spaced rows of ``a`` keeps more than ``prune_max_fraction`` of
+    their pairs: few large clusters prune little, which a sample shows before the full bound."""
+    num_rows, probe_rows = a.p32.shape[0], settings.prune_probe_rows
+    if num_rows <= 4 * probe_rows:
+        return True
+    probe = take(a, torch.linspace(0, num_rows - 1, probe_rows).long())
+    return not (~(lower_bounds(probe, b) > tau)).float().mean() > settings.prune_max_fraction
+
+
 def _mirror_borderline(close: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, borderline: torch.Tensor,
-                       a: Distributions, tau: float) -> None:
+                       a: Float32Rows, tau: float, settings: ClusterSettings) -> None:
     """Decide the symmetric pairs ``borderline`` (positions in rows, cols, sorted by (i, j), where
     (j, i) is borderline with every (i, j)) in float64, computing only those with i <= j: the float64
     distance of (j, i) is that of (i, j) (see :func:`float64_pair_distances`). Writes into ``close``."""
     upper = borderline[rows[borderline] <= cols[borderline]]
     lower = borderline[rows[borderline] > cols[borderline]]
-    decided = float64_pair_distances(a, a, rows[upper], cols[upper]) <= tau
+    decided = float64_pair_distances(a, a, rows[upper], cols[upper], settings) <= tau
     close[upper] = decided
     num_rows = a.p32.shape[0]
     upper_keys = rows[upper] * num_rows + cols[upper]  # sorted, as the pairs are
     close[lower] = decided[torch.searchsorted(upper_keys, cols[lower] * num_rows + rows[lower])]
 
 
-def close_pairs(a: Distributions, b: Distributions | None, tau: float) -> torch.Tensor:
+def close_pairs(a: Float32Rows, b: Float32Rows, tau: float,
+                settings: ClusterSettings = DEFAULT_SETTINGS) -> torch.Tensor:
     """Na Nb bool ``d(a_i, b_j) <= tau``: the decisions of :func:`pairwise_kl` at float32 cost.
 
-    ``a`` and ``b`` need their float32 copies; ``b=None`` means ``b = a`` (one product). The cross
-    terms come from float32 matrix products, which are about 2x faster than float64 ones. A pair
-    whose float32 distance lies within the rigorous error bound of :func:`float32_cross_error`
-    around tau is recomputed in float64, term by term; every other pair provably lies on the same
-    side of tau as its float64 distance. A block with too many such pairs is computed in float64.
-    With key groups, most pairs are ruled out by a lower bound first (:func:`sparse_close_pairs`),
-    or, against itself with a few large clusters, outside the connected components of the rows
-    linked by pairs the bound keeps (:func:`component_close_pairs`).
+    The cross terms come from float32 matrix products. A pair whose float32 distance lies within
+    the rigorous error bound of :func:`float32_cross_error` around tau is recomputed in float64,
+    term by term; every other pair provably lies on the same side of tau as its float64
+    distance. A block with too many such pairs is computed in float64. With key groups, most
+    pairs are ruled out by a lower bound first (:func:`sparse_close_pairs`).
     """
-    pairs = sparse_close_pairs(a, b, tau)
+    pairs = sparse_close_pairs(a, b, tau, settings)
     if pairs is not None:
-        close = torch.zeros(a.p32.shape[0], (a if b is None else b).p32.shape[0], dtype=torch.bool)
-        close[pairs] = True
-        return close
-    return dense_close_pairs(a, b, tau)
+        return _dense_mask(pairs, a.p32.shape[0], b.p32.shape[0])
+    return dense_close_pairs(a, b, tau, settings)
 
 
-def dense_close_pairs(a: Distributions, b: Distributions | None, tau: float) -> torch.Tensor:
-    """:func:`close_pairs` by dense float32 products, for when sampled products do not pay: against
-    itself with key groups only inside the components the bound links (:func:`component_close_pairs`),
-    else the full product."""
-    if b is None and (close := component_close_pairs(a, tau)) is not None:
-        return close
-    return _full_product_close_pairs(a, b, tau)
+def self_close_pairs(a: Float32Rows, tau: float, settings: ClusterSettings = DEFAULT_SETTINGS) -> torch.Tensor:
+    """:func:`close_pairs` of ``a`` against itself (one product, exactly symmetric decisions);
+    with a few large clusters, only inside the connected components of the rows linked by pairs
+    the bound keeps (:func:`component_close_pairs`)."""
+    pairs = self_sparse_close_pairs(a, tau, settings)
+    if pairs is not None:
+        return _dense_mask(pairs, a.p32.shape[0], a.p32.shape[0])
+    return dense_self_close_pairs(a, tau, settings)
 
 
-def _full_product_close_pairs(a: Distributions, b: Distributions | None, tau: float) -> torch.Tensor:
-    """:func:`close_pairs` by the dense float32 products, without pruning."""
-    dist, margin = float32_distances(a, b)
-    close = dist <= tau
-    rows, cols = ((dist - tau).abs_() <= margin).nonzero(as_tuple=True)  # borderline pairs
-    del dist, margin
-    if rows.numel() > REPAIR_MAX_FRACTION * close.numel():
-        return pairwise_kl(a, b) <= tau
-    close[rows, cols] = float64_pair_distances(a, a if b is None else b, rows, cols) <= tau
+def _dense_mask(pairs: tuple[torch.Tensor, torch.Tensor], num_rows: int, num_cols: int) -> torch.Tensor:
+    """num_rows num_cols bool, True at the pairs."""
+    close = torch.zeros(num_rows, num_cols, dtype=torch.bool)
+    close[pairs] = True
     return close
 
 
-def component_close_pairs(a: Distributions, tau: float) -> torch.Tensor | None:
+def dense_close_pairs(a: Float32Rows, b: Float32Rows, tau: float,
+                      settings: ClusterSettings = DEFAULT_SETTINGS) -> torch.Tensor:
+    """:func:`close_pairs` by the dense float32 products, for when sampled products do not pay."""
+    dist, margin = float32_distances(a, b)
+    close = _repair_borderline(dist, margin, tau, a, b, settings)
+    return pairwise_kl(exact_rows_of(a), exact_rows_of(b)) <= tau if close is None else close
+
+
+def dense_self_close_pairs(a: Float32Rows, tau: float, settings: ClusterSettings = DEFAULT_SETTINGS) -> torch.Tensor:
+    """:func:`self_close_pairs` by dense float32 products: with key groups only inside the
+    components the bound links (:func:`component_close_pairs`), else the full product."""
+    if (close := component_close_pairs(a, tau, settings)) is not None:
+        return close
+    return _full_product_self_close_pairs(a, tau, settings)
+
+
+def _full_product_self_close_pairs(a: Float32Rows, tau: float, settings: ClusterSettings) -> torch.Tensor:
+    """:func:`self_close_pairs` by the dense float32 products, without pruning."""
+    dist, margin = self_float32_distances(a)
+    close = _repair_borderline(dist, margin, tau, a, a, settings)
+    return self_pairwise_kl(exact_rows_of(a)) <= tau if close is None else close
+
+
+def _repair_borderline(dist: torch.Tensor, margin: torch.Tensor, tau: float, a: Float32Rows, b: Float32Rows,
+                       settings: ClusterSettings) -> torch.Tensor | None:
+    """Na Nb ``dist <= tau`` with the pairs within ``margin`` of tau decided in float64, or None
+    when more than ``settings.repair_max_fraction`` of them are (the caller then takes the
+    float64 products). Consumes ``dist`` and ``margin``."""
+    close = dist <= tau
+    rows, cols = ((dist - tau).abs_() <= margin).nonzero(as_tuple=True)  # borderline pairs
+    del dist, margin
+    if rows.numel() > settings.repair_max_fraction * close.numel():
+        return None
+    close[rows, cols] = float64_pair_distances(a, b, rows, cols, settings) <= tau
+    return close
+
+
+def component_close_pairs(a: Float32Rows, tau: float,
+                          settings: ClusterSettings = DEFAULT_SETTINGS) -> torch.Tensor | None:
     """M M bool ``d(a_i, a_j) <= tau`` for the rows of ``a``, for when too many pairs survive the
     lower bound for sampled products (a few large clusters).
 
     The pairs that survive the bound link the rows into connected components; a pair across two
     components has a bound above tau, so only pairs inside a component can be close. Components
-    are packed into blocks (small ones together, up to ``COMPONENT_BLOCK_ROWS`` rows) and each block
-    is compared with itself by the dense products (:func:`close_pairs` without pruning: the same
-    decisions). None without key groups, or when the blocks would cost more than
-    ``COMPONENT_MAX_WORK`` of the full ``M x M`` product.
+    are packed into blocks (small ones together, up to ``settings.component_block_rows`` rows) and
+    each block is compared with itself by the dense products (:func:`self_close_pairs` without
+    pruning: the same decisions). None without key groups, or when the blocks would cost more than
+    ``settings.component_max_work`` of the full ``M x M`` product.
     """
-    if a.grouped32 is None:
+    if a.groups is None:
         return None
     num_rows = a.p32.shape[0]
     # the blocks cover at least the candidate pairs: more of those than the work allowed, and the
     # components cannot pay (this also bounds the memory of the pair list)
-    upper = _upper_candidates(a, tau, COMPONENT_MAX_WORK * num_rows ** 2)
+    upper = _upper_candidates(a, tau, settings.component_max_work * num_rows ** 2, settings)
     if upper is None:
         return None
     edges = (upper // num_rows).numpy(), (upper % num_rows).numpy()
     graph = scipy.sparse.csr_matrix((np.ones(upper.numel(), dtype=bool), edges), shape=(num_rows, num_rows))
     del upper, edges
     _, component = scipy.sparse.csgraph.connected_components(graph, directed=False)
-    blocks = _pack_components(torch.from_numpy(component.astype(np.int64)))
-    if sum(block.numel() ** 2 for block in blocks) > COMPONENT_MAX_WORK * num_rows ** 2:
+    blocks = _pack_components(torch.from_numpy(component.astype(np.int64)), settings.component_block_rows)
+    if sum(block.numel() ** 2 for block in blocks) > settings.component_max_work * num_rows ** 2:
         return None
     close = torch.zeros(num_rows, num_rows, dtype=torch.bool)
     for block in blocks:  # B rows
-        close[block[:, None], block[None, :]] = _full_product_close_pairs(take(a, block), None, tau)
+        close[block[:, None], block[None, :]] = _full_product_self_close_pairs(take(a, block), tau, settings)
     return close
 
 
-def _pack_components(component: torch.Tensor) -> list[torch.Tensor]:
+def _pack_components(component: torch.Tensor, block_rows: int) -> list[torch.Tensor]:
     """M int64 component of every row -> blocks of rows (each sorted), every component whole in one
-    block: components of more than ``COMPONENT_BLOCK_ROWS`` rows alone, the others packed in order
+    block: components of more than ``block_rows`` rows alone, the others packed in order
     of size (largest first) into blocks of at most that many rows."""
     sizes = torch.bincount(component)
     order = torch.argsort(component, stable=True)  # rows grouped by component
@@ -547,7 +628,7 @@ def _pack_components(component: torch.Tensor) -> list[torch.Tensor]:
     blocks, pending, pending_rows = [], [], 0
     for c in torch.argsort(sizes, descending=True, stable=True).tolist():
         size = int(sizes[c])
-        if pending_rows + size > COMPONENT_BLOCK_ROWS and pending:
+        if pending_rows + size > block_rows and pending:
             blocks.append(torch.cat(pending).sort().values)
             pending, pending_rows = [], 0
         pending.append(order[starts[c]:starts[c] + size])
@@ -556,19 +637,19 @@ def _pack_components(component: torch.Tensor) -> list[torch.Tensor]:
     return blocks
 
 
-def nearest(a: Distributions, b: Distributions) -> torch.Tensor:
+def nearest(a: Float32Rows, b: Float32Rows, settings: ClusterSettings = DEFAULT_SETTINGS) -> torch.Tensor:
     """Na int64: index of the nearest row of ``b`` for every row of ``a``, lowest index on ties,
     as ``pairwise_kl(a, b).argmin(1)`` but from float32 products.
 
     A row of ``b`` whose float32 distance minus its bound exceeds the best float32 distance plus
     its bound is provably farther in float64 too; rows of ``a`` left with more than one such
-    candidate get the float64 distances of their candidates (at most ``REPAIR_MAX_FRACTION`` of
+    candidate get the float64 distances of their candidates (at most ``repair_max_fraction`` of
     all pairs, else everything is computed in float64).
     With key groups, each row first gets the distance (plus its bound) to the row of ``b`` with the
     smallest lower bound (:func:`lower_bounds`); rows of ``b`` whose lower bound exceeds it are
     provably farther and never computed, the others by sampled products.
     """
-    if a.grouped32 is not None:
+    if a.groups is not None:
         lower = lower_bounds(a, b)  # Na Nb
         local = torch.arange(lower.shape[0])
         guess = lower.argmin(1)  # Na
@@ -578,26 +659,26 @@ def nearest(a: Distributions, b: Distributions) -> torch.Tensor:
         rows, cols = _pairs_not_above(lower, upper[:, None])  # the others are farther than the guess
         shape = lower.shape
         del lower
-        if rows.numel() + local.numel() <= PRUNE_MAX_FRACTION * shape[0] * shape[1]:
+        if rows.numel() + local.numel() <= settings.prune_max_fraction * shape[0] * shape[1]:
             dist, margin = sampled_float32_distances(a, b, rows, cols)
             return _certified_argmin(a, b, torch.cat([local, rows]), torch.cat([guess, cols]),
-                                     torch.cat([guess_dist, dist]), torch.cat([guess_margin, margin]))
+                                     torch.cat([guess_dist, dist]), torch.cat([guess_margin, margin]), settings)
     dist, margin = float32_distances(a, b)  # Na Nb
     rows, cols = torch.arange(dist.shape[0]).repeat_interleave(dist.shape[1]), torch.arange(dist.shape[1]).repeat(dist.shape[0])
-    return _certified_argmin(a, b, rows, cols, dist.flatten(), margin.flatten())
+    return _certified_argmin(a, b, rows, cols, dist.flatten(), margin.flatten(), settings)
 
 
 def _pairs_not_above(values: torch.Tensor, limit) -> tuple[torch.Tensor, torch.Tensor]:
     """(rows, cols) int64, sorted, of the entries of ``values`` (Na Nb float32) not above ``limit``
-    (a number or a broadcastable array; nan counts as not above). numpy: ~3x faster than torch's
-    comparison and nonzero here."""
+    (a number or a broadcastable array; nan counts as not above), by numpy's comparison and
+    flatnonzero on the float32 values."""
     limit = limit.numpy() if isinstance(limit, torch.Tensor) else limit
     flat = torch.from_numpy(np.flatnonzero(~(values.numpy() > limit)))
     return flat // values.shape[1], flat % values.shape[1]
 
 
-def _certified_argmin(a: Distributions, b: Distributions, rows: torch.Tensor, cols: torch.Tensor,
-                      dist: torch.Tensor, margin: torch.Tensor) -> torch.Tensor:
+def _certified_argmin(a: Float32Rows, b: Float32Rows, rows: torch.Tensor, cols: torch.Tensor,
+                      dist: torch.Tensor, margin: torch.Tensor, settings: ClusterSettings) -> torch.Tensor:
     """Na int64 float64 argmin of each row of ``a`` over the rows of ``b`` from P pairs (rows[p],
     cols[p]) (every row of ``a`` in at least one, no pair twice; pairs left out are provably not
     the nearest), their float32 distances ``dist`` and bounds ``margin`` (see :func:`nearest`)."""
@@ -609,9 +690,9 @@ def _certified_argmin(a: Distributions, b: Distributions, rows: torch.Tensor, co
     candidate = (dist - margin) <= reach[rows]  # P
     unsure = torch.bincount(rows[candidate], minlength=num_rows) > 1  # Na: float32 winner not certain
     repair = candidate & unsure[rows]
-    if int(repair.sum()) > REPAIR_MAX_FRACTION * num_rows * num_cols:
-        return pairwise_kl(a, b).argmin(1)
-    exact = float64_pair_distances(a, b, rows[repair], cols[repair])  # non-candidates are farther
+    if int(repair.sum()) > settings.repair_max_fraction * num_rows * num_cols:
+        return pairwise_kl(exact_rows_of(a), exact_rows_of(b)).argmin(1)
+    exact = float64_pair_distances(a, b, rows[repair], cols[repair], settings)  # non-candidates are farther
     best[unsure] = _row_argmin(rows[repair], cols[repair], exact, num_rows)[unsure]
     return best
 
@@ -638,5 +719,5 @@ def symmetric_kl(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         raise VosError(f"symmetric_kl: expected two (rows, K) matrices with the same K, "
                        f"got shapes {tuple(a.shape)} and {tuple(b.shape)}")
     dtype = torch.promote_types(torch.promote_types(a.dtype, b.dtype), torch.float32)
-    dist_a = distributions(a.to(dtype))
-    return pairwise_kl(dist_a, None if b is a else distributions(b.to(dtype)))
+    exact_a = exact_rows(a.to(dtype))
+    return self_pairwise_kl(exact_a) if b is a else pairwise_kl(exact_a, exact_rows(b.to(dtype)))

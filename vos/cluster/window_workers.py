@@ -1,11 +1,13 @@
-"""Window-level parallelism for the clustering of :mod:`vos.cluster`.
+"""Window-level parallelism for the clustering of :mod:`vos.cluster.fast`.
 
 The temporal windows of a video are clustered independently (only the first round of the next
 hierarchies takes their centroids in order), and so are the final assignments. Running one
 window per worker thread, each with its share of torch's threads, uses the cores better than
 torch's intra-op threads alone: much of the clustering is numpy, scipy and small torch ops that
-run on one core, and even the window attention gains only 1.4x from a second intra-op thread on
-the 2-core benchmark machine (``docs/benchmarks.md``, "Segmentation").
+run on one core (``docs/benchmarks.md``, "Segmentation", has the measurements).
+
+torch's and BLAS's thread counts are process-wide: :func:`window_workers` sets them for the
+duration of its ``with`` block only, and restores them on exit (also after an error).
 """
 
 from __future__ import annotations
@@ -19,11 +21,7 @@ from typing import Callable, Iterable, Iterator, TypeVar
 import threadpoolctl
 import torch
 
-__all__ = ["MAX_WINDOW_WORKERS", "WindowPool", "window_workers"]
-
-# Windows in flight at most: each holds a window's attention, its float32 maps and a float64
-# buffer (~100 MB at T = 50, K = 3000; K grows with T), so memory grows with the workers.
-MAX_WINDOW_WORKERS = 4
+__all__ = ["WindowPool", "window_workers"]
 
 Job = TypeVar("Job")
 Result = TypeVar("Result")
@@ -55,9 +53,10 @@ class WindowPool:
 
 
 @contextlib.contextmanager
-def window_workers(threads: int | None = None) -> Iterator[WindowPool]:
-    """A pool of ``min(threads, MAX_WINDOW_WORKERS)`` worker threads (none for one thread: jobs
-    then run in the calling thread).
+def window_workers(threads: int | None, max_workers: int) -> Iterator[WindowPool]:
+    """A pool of ``min(threads, max_workers)`` worker threads (none for one thread: jobs then run
+    in the calling thread); ``max_workers`` bounds the windows in flight, hence the memory
+    (``ClusterSettings.max_window_workers``).
 
     ``threads``: the threads to use (default: ``torch.get_num_threads()``). While the pool is
     open, torch and numpy's BLAS (OpenBLAS, through threadpoolctl) run ``threads // workers``
@@ -66,7 +65,7 @@ def window_workers(threads: int | None = None) -> Iterator[WindowPool]:
     asked for). Both counts are process-wide, so they are restored on exit, also after an error.
     """
     threads = torch.get_num_threads() if threads is None else threads
-    workers = min(threads, MAX_WINDOW_WORKERS)
+    workers = min(threads, max_workers)
     per_worker = threads // workers
     previous = torch.get_num_threads()
     torch.set_num_threads(per_worker)

@@ -1,8 +1,9 @@
 """The clustering algorithm as a reader meets it: plain torch, any device, float64 decisions.
 
-This is the specification that :mod:`vos.cluster` (the CPU fast path) computes, and the oracle of
-its tests. It needs no numpy or scipy, so it runs where the attention is: on a GPU it is the
-clustering of ``vos segment``. Every function takes and returns torch tensors on one device.
+This is the specification that :mod:`vos.cluster.fast` (the CPU fast path) computes, and the oracle
+of its tests. It needs no numpy or scipy, so it runs where the attention is:
+:func:`vos.cluster.cluster_streaming` runs it for attention on a GPU. Every function takes and
+returns torch tensors on one device.
 
 Notation: an attention map is a row of K probabilities (over the key patches); ``d(a, b)`` is the
 symmetric KL divergence with probabilities clamped to ``PROB_EPS`` inside the logs; two rows are
@@ -25,8 +26,9 @@ from typing import Callable
 
 import torch
 
-from vos.kl_search import PROB_EPS
-
+# Probabilities are clamped to this before the log, so that maps with disjoint supports have a
+# finite distance (at most about 2 * ln(1e10) ~ 46 instead of inf, and never inf - inf = nan).
+PROB_EPS = 1e-10
 # Rounds of the next hierarchies at most: a round that changes anything removes a centroid.
 MAX_MERGE_ROUNDS = 10_000
 

@@ -1,4 +1,4 @@
-"""Hierarchical clustering of per-patch attention maps into object clusters.
+"""The CPU fast path of the hierarchical clustering: the partition of :mod:`vos.cluster.reference`.
 
 Every query patch of every frame has an attention map: a distribution over K key patches (the
 patches of the key frames). Patches whose maps are close in symmetric KL divergence belong to the
@@ -12,42 +12,33 @@ same object. The clustering runs in three stages (see ``docs/cluster.md``):
 3. assignment: every patch goes to its nearest centroid; unused centroids are dropped and ids are
    renumbered 0..C-1 in centroid order.
 
-Numerics: every decision is that of the float64 distance; :mod:`vos.kl_search` makes the
-decisions at float32 cost, pruning most pairs by a certified lower bound.
+This module computes the algorithm of :mod:`vos.cluster.reference` on the CPU with numpy, scipy
+and torch: windows in worker threads, a window's rows held once as float32 copies, and work
+skipped wherever the result provably does not change. Every decision is that of the float64
+distance; :mod:`vos.cluster.kl_search` makes the decisions at float32 cost, pruning most pairs by
+a certified lower bound. Its tunables are one :class:`vos.cluster.settings.ClusterSettings`.
 """
 
 from __future__ import annotations
 
-import numbers
+import dataclasses
 import threading
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse
 import torch
 
-from vos.errors import VosError
-from vos.kl_search import (PROB_EPS, Distributions, close_pairs, dense_close_pairs, distributions, learn_key_groups,
-                           nearest, sparse_close_pairs, symmetric_kl, take, window_distributions)
-from vos.window_workers import window_workers
+from vos.cluster.checks import WindowAttention, check_arguments, check_row_sums, checked_window
+from vos.cluster.kl_search import (AttentionRows32, Float32Rows, Rows32, WindowTerms, attention_rows,
+                                   attention_rows_again, close_pairs, dense_close_pairs, dense_self_close_pairs,
+                                   learn_key_groups, nearest, rows32, self_sparse_close_pairs, sparse_close_pairs,
+                                   take, window_terms)
+from vos.cluster.reference import MAX_MERGE_ROUNDS
+from vos.cluster.settings import DEFAULT_SETTINGS, ClusterSettings
+from vos.cluster.window_workers import window_workers
 
-__all__ = ["PROB_EPS", "ClusterResult", "WindowAttention", "cluster_streaming", "hierarchical_cluster", "symmetric_kl"]
-
-# Rows per chunk of the neighbourhood averaging: bounds the chunk x rows distance matrix.
-NEIGHBOUR_CHUNK_ROWS = 10_000
-# Upper bound on the rounds of the next hierarchies (each round that changes anything removes at
-# least one centroid, so this only matters for more than 10,000 window centroids).
-MAX_MERGE_ROUNDS = 10_000
-# Neighbour sets denser than this are summed by a dense product, sparser ones by a sparse one
-# (at 1800 x 1800 the sparse product is ~4x faster at 0.4% density, slower above ~10%).
-SPARSE_NEIGHBOURS_MAX_DENSITY = 1 / 16
-# Rows whose distances the greedy grouping computes per matrix product (see _greedy_group): the
-# first block has GREEDY_BLOCK_ROWS rows, every further block twice as many, up to the maximum.
-GREEDY_BLOCK_ROWS = 64
-GREEDY_MAX_BLOCK_ROWS = 256
-# window_attention(t0, t1) -> attention of frames t0..t1-1, shape (t1 - t0, N, K)
-WindowAttention = Callable[[int, int], torch.Tensor]
-
+__all__ = ["ClusterResult", "cluster_streaming"]
 
 class ClusterResult(NamedTuple):
     """Output of :func:`cluster_streaming`."""
@@ -57,7 +48,7 @@ class ClusterResult(NamedTuple):
 
 
 def _l1_normalise_(x: torch.Tensor) -> torch.Tensor:
-    """Divide every row of the float64 matrix x by its sum, in place (numpy: ~2x torch's here)."""
+    """Divide every row of the float64 matrix x by its sum, in place (numpy's row sums and division)."""
     values = x.numpy()
     np.divide(values, np.einsum("ij->i", values)[:, None], out=values)
     return x
@@ -71,31 +62,32 @@ class _AveragedRows(NamedTuple):
     of_row: torch.Tensor  # M int64, row i's average is rows[of_row[i]]
 
 
-def _neighbourhood_average(rows: torch.Tensor | Distributions, tau: float, chunk_rows: int,
+def _neighbourhood_average(dist: Float32Rows, tau: float, settings: ClusterSettings = DEFAULT_SETTINGS,
                            buffer: np.ndarray | None = None) -> _AveragedRows:
     """rows: M K -> row i replaced by the L1-normalised mean of the rows j with d(i, j) <= tau.
 
-    Distances are taken between the original rows, ``chunk_rows`` query rows at a time.
+    Distances are taken between the original rows, ``settings.neighbour_chunk_rows`` query rows
+    at a time.
     The mean of distributions is already L1-normalised up to rounding; normalising the sum gives
     the same distribution. Rows with the same neighbour set (in the same chunk) get the very same
     average, which is returned once with its count: the greedy grouping then works on S <= M rows.
-    ``rows`` may be given as distributions with float32 copies (and key groups, for pruning), for
-    instance window attention with its row sums (:func:`vos.kl_search.window_distributions`);
-    ``buffer``: float64 memory for them (see :func:`_sum_rows`).
+    ``dist``: the rows with their float32 copies (and key groups, for pruning), float64 rows or
+    window attention with its row sums (:func:`vos.cluster.kl_search.attention_rows`);
+    ``buffer``: float64 memory for the latter (see :func:`_sum_rows`).
     """
-    dist = distributions(rows, float32_copies=True) if isinstance(rows, torch.Tensor) else rows
-    num_rows = dist.p32.shape[0]
+    num_rows, chunk_rows = dist.p32.shape[0], settings.neighbour_chunk_rows
     averages, counts, of_row = [], [], torch.empty(num_rows, dtype=torch.int64)
     for r0 in range(0, num_rows, chunk_rows):
         r1 = min(r0 + chunk_rows, num_rows)
         # the whole window in one chunk: the self form needs one matrix product instead of two
-        chunk = None if r1 - r0 == num_rows else take(dist, slice(r0, r1))
-        pairs = sparse_close_pairs(dist, None, tau) if chunk is None else sparse_close_pairs(chunk, dist, tau)
+        whole = r1 - r0 == num_rows
+        chunk = dist if whole else take(dist, slice(r0, r1))
+        pairs = self_sparse_close_pairs(dist, tau, settings) if whole else sparse_close_pairs(chunk, dist, tau, settings)
         # a row is its own neighbour even if rounding makes d(x, x) a hair above tau
         local = torch.arange(r1 - r0)
         if pairs is None:
             # (not close_pairs: the sampled path was just ruled out, its probe need not run again)
-            close = dense_close_pairs(dist, None, tau) if chunk is None else dense_close_pairs(chunk, dist, tau)
+            close = dense_self_close_pairs(dist, tau, settings) if whole else dense_close_pairs(chunk, dist, tau, settings)
             close[local, local + r0] = True
             sets, set_of_row = _distinct_rows(close)  # (r1-r0) M
             del close
@@ -103,7 +95,7 @@ def _neighbourhood_average(rows: torch.Tensor | Distributions, tau: float, chunk
             keys = torch.unique(torch.cat([pairs[0] * num_rows + pairs[1], local * num_rows + local + r0]))
             sets, set_of_row = _distinct_sets(keys // num_rows, keys % num_rows, r1 - r0, num_rows)
         of_row[r0:r1] = set_of_row + sum(len(c) for c in counts)
-        averages.append(_l1_normalise_(_sum_rows(sets, dist, buffer)))
+        averages.append(_l1_normalise_(_sum_rows(sets, dist, settings.sparse_neighbours_max_density, buffer)))
         counts.append(torch.bincount(set_of_row, minlength=sets.shape[0]))
     if len(averages) == 1:  # one chunk (a window): no copy
         return _AveragedRows(averages[0], counts[0], of_row)
@@ -191,18 +183,18 @@ def _distinct_sets_exact(rows: torch.Tensor, cols: torch.Tensor, num_rows: int,
     return sets, torch.tensor(set_of_row, dtype=torch.int64)
 
 
-def _sum_rows(sets: scipy.sparse.csr_matrix, dist: Distributions, buffer: np.ndarray | None = None) -> torch.Tensor:
-    """S K float64: the sum of the float64 rows (M K, :func:`vos.kl_search.rows64`) of every set
-    (S M 0/1); sparse sets by scipy's CSR product (about 2.5x faster than torch's at 0.4% density),
-    dense ones by a dense product.
+def _sum_rows(sets: scipy.sparse.csr_matrix, dist: Float32Rows, max_density: float,
+              buffer: np.ndarray | None = None) -> torch.Tensor:
+    """S K float64: the sum of the float64 rows (M K, ``dist.rows64()``) of every set (S M 0/1);
+    sets of density up to ``max_density`` by scipy's CSR product, denser ones by a dense product.
 
     Rows given as attention and row sums are divided inside the product (weights 1/s_j): the
     product needs the attention in float64, which is written into ``buffer`` (at least M K
     float64, reused from window to window) if given: a new array of that size would be larger
     than the blocks malloc reuses (vos.memory), mapped and faulted in again for every window.
     """
-    dense = sets.nnz > SPARSE_NEIGHBOURS_MAX_DENSITY * sets.shape[0] * sets.shape[1]
-    if dist.p is not None:
+    dense = sets.nnz > max_density * sets.shape[0] * sets.shape[1]
+    if isinstance(dist, Rows32):
         if dense:
             return torch.from_numpy(sets.toarray()).to(dist.p.dtype) @ dist.p
         return torch.from_numpy(sets @ dist.p.numpy())
@@ -217,7 +209,8 @@ def _sum_rows(sets: scipy.sparse.csr_matrix, dist: Distributions, buffer: np.nda
     return torch.from_numpy((weights.toarray() if dense else weights) @ raw64)
 
 
-def _greedy_assign(dist: Distributions, tau: float) -> tuple[torch.Tensor, torch.Tensor]:
+def _greedy_assign(dist: Float32Rows, tau: float,
+                   settings: ClusterSettings = DEFAULT_SETTINGS) -> tuple[torch.Tensor, torch.Tensor]:
     """rows (M, as distributions with float32 copies) -> (group of every row M int64, first row of
     every group G int64), groups in order of their first row.
 
@@ -227,21 +220,21 @@ def _greedy_assign(dist: Distributions, tau: float) -> tuple[torch.Tensor, torch
     Only a group's first row needs distances, so instead of the full M M matrix the distances
     of the next B unassigned rows to all unassigned rows are computed in one product (B R), then
     the block is walked row by row. With few large groups (the usual case) the first block of
-    ``GREEDY_BLOCK_ROWS`` rows assigns nearly everything, a few percent of the full matrix. With
+    ``settings.greedy_block_rows`` rows assigns nearly everything, a few percent of the full matrix. With
     many small groups B doubles per block, so there are O(log M) blocks: each block's many small
     element-wise ops pay a thread fork/join, which dominated on a loaded machine with B fixed.
     With key groups and few close pairs (many small groups), all close pairs are found at once
-    (:func:`vos.kl_search.sparse_close_pairs`) and walked as lists instead.
+    (:func:`vos.cluster.kl_search.self_sparse_close_pairs`) and walked as lists instead.
     """
     num_rows = dist.p32.shape[0]
-    pairs = sparse_close_pairs(dist, None, tau)
+    pairs = self_sparse_close_pairs(dist, tau, settings)
     if pairs is not None:  # few close pairs (many small groups): walk their lists
         return _greedy_walk(*pairs, num_rows)
     group = torch.full((num_rows,), -1, dtype=torch.int64)
     leaders: list[int] = []
     row_of = torch.arange(num_rows)  # R: row behind each row of `dist` (a superset of the unassigned rows)
     free = torch.ones(num_rows, dtype=torch.bool)  # R: still unassigned
-    block_rows = GREEDY_BLOCK_ROWS
+    block_rows = settings.greedy_block_rows
     while (unassigned := free.nonzero()[:, 0]).numel():
         # drop assigned rows only once they are half of `dist`: gathering is then paid at most
         # once per row in total, while the products run on at most twice the unassigned rows
@@ -249,8 +242,8 @@ def _greedy_assign(dist: Distributions, tau: float) -> tuple[torch.Tensor, torch
             dist, row_of, free = take(dist, unassigned), row_of[unassigned], free[unassigned]
             unassigned = torch.arange(free.numel())
         starters = unassigned[:block_rows]  # B: the next rows to visit
-        block_rows = min(2 * block_rows, max(GREEDY_MAX_BLOCK_ROWS, GREEDY_BLOCK_ROWS))
-        close = close_pairs(take(dist, starters), dist, tau)  # B R
+        block_rows = min(2 * block_rows, max(settings.greedy_max_block_rows, settings.greedy_block_rows))
+        close = close_pairs(take(dist, starters), dist, tau, settings)  # B R
         # a row always joins its own group, whatever rounding gives d(x, x)
         close[torch.arange(starters.numel()), starters] = True
         for b, starter in enumerate(starters.tolist()):
@@ -289,11 +282,11 @@ class _GreedyGroups(NamedTuple):
 
     leaders: torch.Tensor  # G int64: first row of every group, in order
     shared: torch.Tensor  # G bool: groups of several rows
-    means: Distributions | None  # centroids of the shared groups (with float32 copies), None if none
+    means: Rows32 | None  # centroids of the shared groups (with float32 copies), None if none
 
 
-def _greedy_groups(dist: Distributions, tau: float, counts: torch.Tensor | None,
-                   key_groups: torch.Tensor | None) -> _GreedyGroups:
+def _greedy_groups(dist: Rows32, tau: float, counts: torch.Tensor | None, key_groups: torch.Tensor | None,
+                   settings: ClusterSettings) -> _GreedyGroups:
     """The greedy groups (:func:`_greedy_assign`) of the rows of ``dist`` (M K distributions with
     float32 copies) and the centroids of those of several rows; nothing is written.
 
@@ -303,7 +296,7 @@ def _greedy_groups(dist: Distributions, tau: float, counts: torch.Tensor | None,
     greedy walk over distinct rows gives the same groups. The centroid of a group of one row (with
     any count) is that row, whose mean it is: its float32 fields are those already computed.
     """
-    group, leaders = _greedy_assign(dist, tau)
+    group, leaders = _greedy_assign(dist, tau, settings)
     shared = torch.bincount(group, minlength=leaders.numel()) > 1  # G: groups of several rows
     if not shared.any():
         return _GreedyGroups(leaders, shared, None)
@@ -311,18 +304,16 @@ def _greedy_groups(dist: Distributions, tau: float, counts: torch.Tensor | None,
     shared_id = shared.cumsum(0) - 1  # G -> index among them
     means = _group_means(dist.p[members], shared_id[group[members]], int(shared.sum()),
                          None if counts is None else counts[members])
-    return _GreedyGroups(leaders, shared, distributions(means, True, key_groups))
+    return _GreedyGroups(leaders, shared, rows32(means, key_groups))
 
 
-def _greedy_group(rows: torch.Tensor | Distributions, tau: float, counts: torch.Tensor | None = None,
-                  key_groups: torch.Tensor | None = None) -> Distributions:
-    """rows: M K (L1-normalised) -> centroids G K, one per greedy group (:func:`_greedy_groups`), in
-    order of each group's first row, as distributions with float32 copies (p: the float64 rows).
-    ``rows`` may be given as such distributions (float64 rows and float32 copies, with
-    ``key_groups``' fields if any); they are not modified.
+def _greedy_group(dist: Rows32, tau: float, counts: torch.Tensor | None = None, key_groups: torch.Tensor | None = None,
+                  settings: ClusterSettings = DEFAULT_SETTINGS) -> Rows32:
+    """rows (M K L1-normalised float64 rows with their float32 copies, and ``key_groups``' sums if
+    any) -> centroids G K, one per greedy group (:func:`_greedy_groups`), in order of each group's
+    first row, with their float32 copies; ``dist`` is not modified.
     """
-    dist = distributions(rows, True, key_groups) if isinstance(rows, torch.Tensor) else rows
-    groups = _greedy_groups(dist, tau, counts, key_groups)
+    groups = _greedy_groups(dist, tau, counts, key_groups, settings)
     if groups.leaders.numel() == dist.p.shape[0]:  # every row is a group of its own (in order)
         return dist
     centroids = take(dist, groups.leaders)
@@ -331,21 +322,23 @@ def _greedy_group(rows: torch.Tensor | Distributions, tau: float, counts: torch.
     return centroids
 
 
-def _greedy_group_in_place(dist: Distributions, tau: float, counts: torch.Tensor | None,
-                           key_groups: torch.Tensor | None) -> torch.Tensor:
+def _greedy_group_in_place(dist: Rows32, tau: float, counts: torch.Tensor | None, key_groups: torch.Tensor | None,
+                           settings: ClusterSettings = DEFAULT_SETTINGS) -> torch.Tensor:
     """:func:`_greedy_group` without the copy of the centroids: the first row of every group of
     several rows is overwritten (all fields) with the group's centroid, and the leaders (G int64,
     the rows that now hold the centroids, in order) are returned."""
-    groups = _greedy_groups(dist, tau, counts, key_groups)
+    groups = _greedy_groups(dist, tau, counts, key_groups, settings)
     if groups.means is not None:
         _replace_rows(dist, groups.leaders[groups.shared], groups.means)
     return groups.leaders
 
 
-def _replace_rows(dist: Distributions, index, new: Distributions) -> None:
-    """Overwrite the rows ``index`` of every field of ``dist`` with those of ``new``."""
+def _replace_rows(dist: tuple, index, new: tuple) -> None:
+    """Overwrite the rows ``index`` of every field of ``dist`` (a row type) with those of ``new``."""
     for field, values in zip(dist, new):
-        if field is not None:
+        if isinstance(field, tuple):
+            _replace_rows(field, index, values)
+        elif field is not None:
             field[index] = values
 
 
@@ -360,11 +353,11 @@ class _StreamingGreedy:
     grow with T (and K with T), are never held at once.
     """
 
-    def __init__(self, tau: float, key_groups: torch.Tensor | None = None):
+    def __init__(self, tau: float, settings: ClusterSettings = DEFAULT_SETTINGS):
         self.tau = tau
-        self.key_groups = key_groups  # K int64 key groups, for pruning (see learn_key_groups)
+        self.settings = settings
         # chunks of leaders in leader order; small chunks are merged (see _merge_small_chunks)
-        self.leader_chunks: list[Distributions] = []  # the first row of each group (p: Gc K)
+        self.leader_chunks: list[Rows32] = []  # the first row of each group (p: Gc K)
         self.sum_chunks: list[torch.Tensor] = []  # Gc K, sum of each group's rows
         self.rows_fed = 0
 
@@ -372,12 +365,10 @@ class _StreamingGreedy:
     def num_groups(self) -> int:
         return sum(chunk.shape[0] for chunk in self.sum_chunks)
 
-    def add(self, rows: torch.Tensor | Distributions, fed: torch.Tensor | None = None) -> None:
-        """Feed the next rows (M K, in visiting order), or their distributions with float32 copies;
-        ``fed`` (increasing int64 indices): feed only these rows (the others are skipped, and the
-        first leader chunk is compared with all M rows rather than copying the fed ones out)."""
-        if isinstance(rows, torch.Tensor):
-            rows = distributions(rows, True, self.key_groups)
+    def add(self, rows: Rows32, fed: torch.Tensor | None = None) -> None:
+        """Feed the next rows (M K with their float32 copies, in visiting order); ``fed``
+        (increasing int64 indices): feed only these rows (the others are skipped, and the first
+        leader chunk is compared with all M rows rather than copying the fed ones out)."""
         pending = torch.ones(rows.p.shape[0], dtype=torch.bool)  # rows of `rows` still to place
         if fed is not None:
             pending = torch.zeros_like(pending).index_fill_(0, fed, True)
@@ -385,7 +376,7 @@ class _StreamingGreedy:
         for leaders, sums in zip(self.leader_chunks, self.sum_chunks):  # earlier leaders come first
             if not pending.any():
                 return
-            close = close_pairs(rows, leaders, self.tau)  # M Gc
+            close = close_pairs(rows, leaders, self.tau, self.settings)  # M Gc
             joins = close.any(1) & pending
             first = close.to(torch.uint8).argmax(1)  # the first leader of this chunk within tau
             sums.index_add_(0, first[joins], rows.p[joins])
@@ -396,7 +387,7 @@ class _StreamingGreedy:
             return
         if not pending.all():
             rows = take(rows, pending)
-        group, leaders = _greedy_assign(rows, self.tau)
+        group, leaders = _greedy_assign(rows, self.tau, self.settings)
         self.leader_chunks.append(take(rows, leaders))
         self.sum_chunks.append(rows.p.new_zeros(leaders.numel(), rows.p.shape[1]).index_add_(0, group, rows.p))
         self._merge_small_chunks()
@@ -411,7 +402,7 @@ class _StreamingGreedy:
             newer_sums = self.sum_chunks.pop()
             self.sum_chunks.append(torch.cat([self.sum_chunks.pop(), newer_sums]))
 
-    def leaders(self) -> Distributions:
+    def leaders(self) -> Rows32:
         """G K: the first row of every group so far, with its float32 fields."""
         return _concat(self.leader_chunks)
 
@@ -420,19 +411,21 @@ class _StreamingGreedy:
         return _l1_normalise_(torch.cat(self.sum_chunks))
 
 
-def _concat(chunks: list[Distributions]) -> Distributions:
-    """The rows of every chunk, in order, as one Distributions."""
+def _concat(chunks: list[tuple]) -> tuple:
+    """The rows of every chunk (all of one row type), in order, as one."""
     if len(chunks) == 1:
         return chunks[0]
-    return Distributions(*(None if fields[0] is None else torch.cat(fields) for fields in zip(*chunks)))
+    return type(chunks[0])(*(None if fields[0] is None else _concat(list(fields)) if isinstance(fields[0], tuple)
+                             else torch.cat(fields) for fields in zip(*chunks)))
 
 
-def _merge_until_stable(centroids: Distributions, tau: float, key_groups: torch.Tensor | None = None) -> Distributions:
-    """centroids (C K distributions with float32 copies, and ``key_groups``' fields if given) -> C' K,
-    greedy grouping repeated until the number of centroids stops changing. Centroids that stay
-    alone keep their float32 fields."""
+def _merge_until_stable(centroids: Rows32, tau: float, key_groups: torch.Tensor | None = None,
+                        settings: ClusterSettings = DEFAULT_SETTINGS) -> Rows32:
+    """centroids (C K with float32 copies, and ``key_groups``' sums if given) -> C' K, greedy
+    grouping repeated until the number of centroids stops changing. Centroids that stay alone
+    keep their float32 fields."""
     for _ in range(MAX_MERGE_ROUNDS):
-        merged = _greedy_group(centroids, tau, key_groups=key_groups)
+        merged = _greedy_group(centroids, tau, key_groups=key_groups, settings=settings)
         if merged.p.shape[0] == centroids.p.shape[0]:
             break  # every group was a singleton: merged == centroids, further rounds change nothing
         centroids = merged
@@ -441,95 +434,64 @@ def _merge_until_stable(centroids: Distributions, tau: float, key_groups: torch.
 
 def _window_attention(window_attention: WindowAttention, t0: int, t1: int,
                       patches_keys: tuple[int, int] | None) -> torch.Tensor:
-    """Fetch and check the attention of frames t0..t1-1 -> ((t1-t0)*N, K), in its own dtype."""
-    attention = window_attention(t0, t1)
-    where = f"attention of frames {t0}..{t1 - 1}"
-    if not isinstance(attention, torch.Tensor) or not attention.is_floating_point():
-        kind = attention.dtype if isinstance(attention, torch.Tensor) else type(attention).__name__
-        raise VosError(f"{where}: expected a float tensor, got {kind}; pass attention probabilities")
-    if attention.ndim != 3 or attention.shape[0] != t1 - t0:
-        raise VosError(f"{where}: expected shape ({t1 - t0}, patches, keys), got {tuple(attention.shape)}")
-    num_patches, num_keys = attention.shape[1:]
-    if num_patches == 0 or num_keys == 0:
-        raise VosError(f"{where}: has {num_patches} patches and {num_keys} keys per patch; both must be "
-                       f"at least 1 (K = 0 means no key frame: use more frames or a smaller key-frame ratio)")
-    if patches_keys is not None and (num_patches, num_keys) != patches_keys:
-        raise VosError(f"{where}: has (patches, keys) = {(num_patches, num_keys)} but earlier frames have "
-                       f"{patches_keys}; every frame needs the same patches and keys")
-    low, high = torch.aminmax(attention)  # one pass; nan makes both comparisons below false
-    if not (low >= 0 and high < float("inf")):
-        for bad, what in ((~torch.isfinite(attention), "a non-finite value (nan/inf)"),
-                          (attention < 0, "a negative value")):
-            if bad.any():
-                t, n, _ = torch.nonzero(bad)[0].tolist()
-                raise VosError(f"{where}: patch {n} of frame {t0 + t} has {what}; attention maps must be "
-                               f"finite and non-negative")
-    return attention.detach().cpu().reshape(-1, num_keys)
+    """Fetch and check the attention of frames t0..t1-1 -> ((t1-t0)*N, K) on the CPU, in its own dtype."""
+    attention = checked_window(window_attention, t0, t1, patches_keys)
+    return attention.cpu().reshape(-1, attention.shape[-1])
 
 
 def _row_sums(attention: torch.Tensor, t0: int, num_patches: int) -> torch.Tensor:
     """Window attention (M K, frames from t0 on, N = num_patches rows each) -> M float64 row sums."""
     # summed in float64 by numpy, a block at a time (torch's float64 sum converts the whole
-    # window first, ~10x slower here; numpy has no bfloat16, whose float32 copy is exact)
+    # window first); numpy has no bfloat16, whose float32 copy is exact
     exact = attention.float() if attention.dtype == torch.bfloat16 else attention
     sums = torch.from_numpy(exact.numpy().sum(1, dtype=np.float64))
-    if (sums <= 0).any():
-        n = int(torch.nonzero(sums <= 0)[0])
-        raise VosError(f"attention of frames {t0}..{t0 + (sums.numel() - 1) // num_patches}: patch "
-                       f"{n % num_patches} of frame {t0 + n // num_patches} has an all-zero attention map, "
-                       f"which cannot be normalised to a distribution")
+    check_row_sums(sums, t0, num_patches)
     return sums
 
 
-def _check_positive_int(value, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise VosError(f"{name} must be an integer >= 1, got {value!r}")
-
-
 @torch.no_grad()  # clustering is not differentiable; never build a graph over the attention
-def cluster_streaming(window_attention: WindowAttention, num_frames: int, tau: float = 1.0,
-                      window: int = 3, *, chunk_rows: int = NEIGHBOUR_CHUNK_ROWS,
-                      threads: int | None = None) -> ClusterResult:
-    """Cluster the attention maps of a video fetched one temporal window at a time.
+def cluster_streaming(window_attention: WindowAttention, num_frames: int, tau: float = 1.0, window: int = 3, *,
+                      chunk_rows: int | None = None, threads: int | None = None,
+                      settings: ClusterSettings = DEFAULT_SETTINGS) -> ClusterResult:
+    """:func:`vos.cluster.cluster_streaming` on the CPU (the attention is moved there window by
+    window): the partition and centroids of :func:`vos.cluster.reference.cluster_windows`.
 
     ``window_attention(t0, t1)`` returns the (t1-t0, N, K) attention of frames t0..t1-1 (rows
     non-negative, L1-normalised here). It is called for the windows (0, w), (w, 2w), ..., (.., T),
     once for the first hierarchy and once more for the assignment: 2 * ceil(T / window) calls,
     which a caller can count to show progress. With several ``threads`` the windows are handled
-    by worker threads (:mod:`vos.window_workers`): the calls of a pass are then made from those
-    threads, a few at once and in window order only roughly (the first pass's calls all come
-    before the assignment's), so ``window_attention`` must be thread-safe. Memory holds a
+    by worker threads (:mod:`vos.cluster.window_workers`): the calls of a pass are then made from
+    those threads, a few at once and in window order only roughly (the first pass's calls all
+    come before the assignment's), so ``window_attention`` must be thread-safe. Memory holds a
     few windows' attention at a time (one per worker, plus one), plus the (T, N) labels, per-row
     numbers for the assignment (T*N x ~130: row sums, entropies, key-group sums) and the
     centroids of the video so far (C K); the centroids of all windows are never held together.
 
     ``tau``: distance threshold (``d <= tau`` joins); ``window``: frames per first-hierarchy
-    window; ``chunk_rows``: rows per chunk of the neighbourhood averaging (bounds its memory);
-    ``threads``: torch threads to use (default ``torch.get_num_threads()``), shared out over
-    window workers. The result does not depend on it.
+    window; ``chunk_rows``: rows per chunk of the neighbourhood averaging (bounds its memory;
+    default ``settings.neighbour_chunk_rows``); ``threads``: the threads to use (default
+    ``torch.get_num_threads()``), shared out over window workers: while the call runs, torch's
+    and BLAS's process-wide thread counts are set to each worker's share and restored on return
+    (see :func:`vos.cluster.window_workers.window_workers`); ``settings``: the fast path's
+    tunables. The result depends on neither ``threads`` nor ``settings``.
     Returns labels (T N int64, ids 0..C-1) and centroids (C K float64; centroid c of id c).
     """
-    _check_positive_int(num_frames, "num_frames (number of frames)")
-    _check_positive_int(window, "window (frames per clustering window)")
-    _check_positive_int(chunk_rows, "chunk_rows")
-    if threads is not None:
-        _check_positive_int(threads, "threads")
-    if isinstance(tau, bool) or not isinstance(tau, numbers.Real) or not (0 < tau < float("inf")):
-        raise VosError(f"tau (clustering distance threshold) must be a finite number > 0, got {tau!r}")
-    tau = float(tau)
+    tau = check_arguments(num_frames, tau, window, chunk_rows, threads)
+    if chunk_rows is not None:
+        settings = dataclasses.replace(settings, neighbour_chunk_rows=chunk_rows)
     spans = [(t0, min(t0 + window, num_frames)) for t0 in range(0, num_frames, window)]
 
     # the keys are the same for every window: group them once, from the first window
     attention = _window_attention(window_attention, *spans[0], None)  # (w*N) K
     patches_keys = (attention.shape[0] // (spans[0][1] - spans[0][0]), attention.shape[1])
     sums = _row_sums(attention, 0, patches_keys[0])
-    key_groups = learn_key_groups(Distributions(None, None, None, raw=attention, row_sums=sums))
+    key_groups = learn_key_groups(attention, sums, settings)
     first_window = [(attention, sums)]  # handed to its job, then not held here any more
     del attention, sums
     buffers = threading.local()  # per worker: float64 memory for the neighbour sums of its windows
 
-    def first_hierarchy(span: tuple[int, int]) -> tuple[Distributions, Distributions, torch.Tensor]:
-        """Averaging + greedy grouping inside the window -> (its per-row fields, kept for the
+    def first_hierarchy(span: tuple[int, int]) -> tuple[WindowTerms, Rows32, torch.Tensor]:
+        """Averaging + greedy grouping inside the window -> (its per-row terms, kept for the
         assignment; the averaged rows, group centroids written over group leaders; the leaders)."""
         t0, t1 = span
         if t0 == 0:
@@ -539,57 +501,44 @@ def cluster_streaming(window_attention: WindowAttention, num_frames: int, tau: f
             sums = _row_sums(attention, t0, patches_keys[0])
         if not hasattr(buffers, "float64"):
             buffers.float64 = np.empty(attention.shape)
-        dist = window_distributions(attention, sums, key_groups)
+        dist = attention_rows(attention, sums, key_groups)
         del attention
-        averaged = _neighbourhood_average(dist, tau, chunk_rows, buffers.float64)
-        # the row sums and per-row fields (M G at most) are kept for the assignment pass
-        known = dist._replace(p32=None, log_p32=None, raw=None)
+        averaged = _neighbourhood_average(dist, tau, settings, buffers.float64)
+        # the row sums and per-row terms (M G at most) are kept for the assignment pass
+        known = window_terms(dist)
         del dist
-        centroids = distributions(averaged.rows, True, key_groups)  # averaged rows are ours: no copy
-        return known, centroids, _greedy_group_in_place(centroids, tau, averaged.counts, key_groups)
+        centroids = rows32(averaged.rows, key_groups)  # averaged rows are ours: no copy
+        return known, centroids, _greedy_group_in_place(centroids, tau, averaged.counts, key_groups, settings)
 
     # first hierarchy of every window, in worker threads; the window centroids feed the first
     # round of the next hierarchies in window order, as they come (the same greedy walk, see
     # _StreamingGreedy)
-    first_round, known = _StreamingGreedy(tau, key_groups), []
-    with window_workers(threads) as pool:
-        for fields, centroids, leaders in pool.in_order(first_hierarchy, spans):
-            known.append(fields)
+    first_round, known = _StreamingGreedy(tau, settings), []
+    with window_workers(threads, settings.max_window_workers) as pool:
+        for terms, centroids, leaders in pool.in_order(first_hierarchy, spans):
+            known.append(terms)
             first_round.add(centroids, leaders)
 
     # next hierarchies: further rounds until the number of centroids stops changing
     if first_round.num_groups == first_round.rows_fed:
         centroid_dist = first_round.leaders()  # nothing merged: the window centroids as they are
     else:
-        centroid_dist = _merge_until_stable(distributions(first_round.centroids(), True, key_groups), tau, key_groups)
+        centroid_dist = _merge_until_stable(rows32(first_round.centroids(), key_groups), tau, key_groups, settings)
 
     # assignment of the original rows; argmin breaks ties towards the lowest centroid index
     labels = torch.empty(num_frames, patches_keys[0], dtype=torch.int64)  # T N
     centroids = centroid_dist.p  # C K
 
-    def assign(span_fields: tuple[tuple[int, int], Distributions]) -> None:
-        (t0, t1), fields = span_fields
+    def assign(span_terms: tuple[tuple[int, int], WindowTerms]) -> None:
+        (t0, t1), terms = span_terms
         attention = _window_attention(window_attention, t0, t1, patches_keys)
-        rows = window_distributions(attention, fields.row_sums, key_groups, fields)
-        labels[t0:t1] = nearest(rows, centroid_dist).view(t1 - t0, -1)  # windows write disjoint rows
+        rows = attention_rows_again(attention, terms)
+        labels[t0:t1] = nearest(rows, centroid_dist, settings).view(t1 - t0, -1)  # windows write disjoint rows
 
-    with window_workers(threads) as pool:
+    with window_workers(threads, settings.max_window_workers) as pool:
         for _ in pool.in_order(assign, zip(spans, known)):
             pass
 
     # drop centroids without patches; sorted unique ids renumber them in centroid order
     used, labels = torch.unique(labels, sorted=True, return_inverse=True)
     return ClusterResult(labels=labels, centroids=centroids[used])
-
-
-def hierarchical_cluster(attention: torch.Tensor, tau: float = 1.0, window: int = 3) -> torch.Tensor:
-    """Cluster attention maps ``attention`` (T N K, float) into labels (T N int64, ids 0..C-1).
-
-    Same algorithm and code as :func:`cluster_streaming`, with the windows sliced from the tensor.
-    """
-    if not isinstance(attention, torch.Tensor) or attention.ndim != 3:
-        shape = tuple(attention.shape) if isinstance(attention, torch.Tensor) else type(attention).__name__
-        raise VosError(f"attention must be a (frames, patches, keys) tensor, got {shape}")
-    if attention.shape[0] == 0:
-        raise VosError("attention has 0 frames; need at least one frame to cluster")
-    return cluster_streaming(lambda t0, t1: attention[t0:t1], attention.shape[0], tau, window).labels
