@@ -1,5 +1,6 @@
 """Tests of vos.cluster against a slow loop reference of the spec and hand-made partitions."""
 
+import dataclasses
 import math
 import threading
 
@@ -9,9 +10,11 @@ import scipy.stats
 import torch
 
 import vos.cluster
-import vos.cluster_reference
-from vos.cluster import (PROB_EPS, ClusterResult, _neighbourhood_average, cluster_streaming, hierarchical_cluster,
+import vos.cluster.reference
+from vos.cluster import (DEFAULT_SETTINGS, PROB_EPS, ClusterResult, cluster_streaming, hierarchical_cluster,
                          symmetric_kl)
+from vos.cluster.fast import _neighbourhood_average
+from vos.cluster.kl_search import rows32
 from vos.errors import VosError
 
 
@@ -154,7 +157,7 @@ def test_matches_slow_reference(seed, concentration, tau, window, threads):
 
 
 
-# ---------------------------------------------------------------- the library's reference (vos.cluster_reference)
+# ---------------------------------------------------------------- the library's reference (vos.cluster.reference)
 
 @pytest.mark.parametrize("seed, concentration, tau, window", [
     (0, 20.0, 0.5, 2),
@@ -166,7 +169,7 @@ def test_reference_implementation_follows_the_loop_spec(seed, concentration, tau
     attention, _ = structured_attention(5, 8, 12, 3, concentration, seed)
     ref_labels, ref_centroids = ref_cluster(attention.double().numpy(), tau, window)
     assert 2 <= ref_labels.max() + 1 < ref_labels.size
-    labels, centroids = vos.cluster_reference.cluster_windows(lambda t0, t1: attention[t0:t1], 5, tau, window)
+    labels, centroids = vos.cluster.reference.cluster_windows(lambda t0, t1: attention[t0:t1], 5, tau, window)
     np.testing.assert_array_equal(labels.numpy(), ref_labels)  # the same ids, not only the partition
     np.testing.assert_allclose(centroids.numpy(), ref_centroids, rtol=1e-10, atol=1e-13)
 
@@ -179,22 +182,22 @@ def test_reference_implementation_follows_the_loop_spec(seed, concentration, tau
 def test_fast_path_gives_the_reference_partition(seed, num_objects, concentration, tau, window):
     # larger than the loop reference affords: 9 frames x 40 patches over 64 keys
     attention, _ = structured_attention(9, 40, 64, num_objects, concentration, seed)
-    ref_labels, ref_centroids = vos.cluster_reference.cluster_windows(lambda t0, t1: attention[t0:t1], 9, tau, window)
+    ref_labels, ref_centroids = vos.cluster.reference.cluster_windows(lambda t0, t1: attention[t0:t1], 9, tau, window)
     assert 2 <= ref_labels.max() + 1 < ref_labels.numel()
     result = cluster_streaming(lambda t0, t1: attention[t0:t1], 9, tau, window)
     assert torch.equal(result.labels, ref_labels)
     torch.testing.assert_close(result.centroids, ref_centroids, rtol=1e-10, atol=1e-13)
-    assert torch.equal(vos.cluster_reference.hierarchical_cluster(attention, tau, window), ref_labels)
+    assert torch.equal(vos.cluster.reference.hierarchical_cluster(attention, tau, window), ref_labels)
 
 @pytest.mark.parametrize("block_rows", [1, 3, 7])
-def test_greedy_blocks_match_slow_reference(monkeypatch, block_rows):
-    # the greedy grouping walks GREEDY_BLOCK_ROWS rows per distance product; small blocks make
+def test_greedy_blocks_match_slow_reference(block_rows):
+    # the greedy grouping walks greedy_block_rows rows per distance product; small blocks make
     # the groups span several blocks, as in real windows of 1800 rows
-    monkeypatch.setattr(vos.cluster, "GREEDY_BLOCK_ROWS", block_rows)
+    settings = dataclasses.replace(DEFAULT_SETTINGS, greedy_block_rows=block_rows)
     attention, _ = structured_attention(6, 8, 12, 4, 20.0, 11)
     ref_labels, ref_centroids = ref_cluster(attention.double().numpy(), 0.6, 3)
     assert 2 <= ref_labels.max() + 1 < ref_labels.size
-    result = cluster_streaming(lambda t0, t1: attention[t0:t1], 6, 0.6, 3)
+    result = cluster_streaming(lambda t0, t1: attention[t0:t1], 6, 0.6, 3, settings=settings)
     np.testing.assert_array_equal(result.labels.numpy(), ref_labels)
     np.testing.assert_allclose(result.centroids.numpy(), ref_centroids, rtol=1e-10, atol=1e-13)
 
@@ -247,10 +250,10 @@ def test_threshold_is_inclusive_in_each_step():
     pair = torch.stack([a, b])
     at_tau = symmetric_kl(pair, pair)[0, 1].item()
     # neighbourhood averaging: at tau both rows become their mean, just below they stay as they are
-    averaged = _neighbourhood_average(pair, at_tau, chunk_rows=10_000)  # one distinct average, twice
+    averaged = _neighbourhood_average(rows32(pair), at_tau)  # one distinct average, twice
     torch.testing.assert_close(averaged.rows, ((a + b) / 2)[None], rtol=1e-15, atol=0.0)
     assert averaged.counts.tolist() == [2] and averaged.of_row.tolist() == [0, 0]
-    apart = _neighbourhood_average(pair, at_tau * (1 - 1e-9), 10_000)
+    apart = _neighbourhood_average(rows32(pair), at_tau * (1 - 1e-9))
     torch.testing.assert_close(apart.rows[apart.of_row], pair, rtol=0.0, atol=0.0)
     # greedy grouping alone: one row per frame and window=1 make the averaging a no-op, so only the
     # next-hierarchy grouping of the two window centroids a and b can join them

@@ -7,6 +7,8 @@ the passes) must give what the plain path gives.
 """
 
 import concurrent.futures
+import dataclasses
+import math
 import threading
 import time
 
@@ -16,12 +18,14 @@ import torch
 
 import vos.cli
 import vos.cluster
-import vos.kl_search
+import vos.cluster.kl_search
 import vos.segment
 from tests.test_cluster import ref_cluster, ref_distance, ref_normalise, structured_attention
 from tests.vos_helpers import moving_square_frames, write_frame_folder
-from vos.cluster import _neighbourhood_average, cluster_streaming
-from vos.kl_search import close_pairs, distributions, float32_distances, nearest, pairwise_kl
+from vos.cluster import DEFAULT_SETTINGS, cluster_streaming
+from vos.cluster.fast import _neighbourhood_average
+from vos.cluster.kl_search import (close_pairs, exact_rows, float32_distances, nearest, pairwise_kl, rows32,
+                                   self_close_pairs, self_float32_distances, self_pairwise_kl)
 from vos.segment import SegmentConfig, VideoSegmenter
 from vos.video_io import open_video
 
@@ -41,10 +45,10 @@ def adversarial_taus(d64):
 
 
 def spy(monkeypatch, name):
-    """Count the calls of vos.kl_search.<name> (also those from inside the module)."""
+    """Count the calls of vos.cluster.kl_search.<name> (also those from inside the module)."""
     calls = []
-    original = getattr(vos.kl_search, name)
-    monkeypatch.setattr(vos.kl_search, name, lambda *a, **k: calls.append(1) or original(*a, **k))
+    original = getattr(vos.cluster.kl_search, name)
+    monkeypatch.setattr(vos.cluster.kl_search, name, lambda *a, **k: calls.append(1) or original(*a, **k))
     return calls
 
 
@@ -53,9 +57,9 @@ def test_float32_bound_holds_and_is_tight_enough(num_keys):
     # peaky rows (probabilities far below PROB_EPS, so the log clamp is active) and flat rows
     rows = torch.cat([rows_of(30, num_keys, 0, 200.0), rows_of(30, num_keys, 1, 2.0)])
     rows[:5] = torch.nn.functional.softmax(40 * torch.randn(5, num_keys, dtype=torch.float64), -1)
-    dist = distributions(rows, float32_copies=True)
-    d32, margin = float32_distances(dist, None)
-    d64 = pairwise_kl(dist)
+    dist = rows32(rows)
+    d32, margin = self_float32_distances(dist)
+    d64 = self_pairwise_kl(exact_rows(rows))
     assert (rows < vos.cluster.PROB_EPS).any()
     assert ((d32 - d64).abs() <= margin).all()
     assert margin.max() < 1e-2 * (num_keys / 400)  # useful: far below the spread of distances near tau ~ 1
@@ -64,15 +68,20 @@ def test_float32_bound_holds_and_is_tight_enough(num_keys):
 @pytest.mark.parametrize("form", ["self", "cross"])
 def test_close_pairs_give_float64_decisions_at_adversarial_taus(monkeypatch, form):
     rows = rows_of(40, 12, 2)
-    dist = distributions(rows, float32_copies=True)
-    a, b = (dist, None) if form == "self" else (vos.kl_search.take(dist, slice(0, 15)), dist)
-    d64 = pairwise_kl(dist)
-    d32, _ = float32_distances(a, b)
+    dist = rows32(rows)
+    d64 = self_pairwise_kl(exact_rows(rows))
+    if form == "self":
+        d32, _ = self_float32_distances(dist)
+        decide, expected_d64 = lambda tau: self_close_pairs(dist, tau), d64
+    else:
+        a = vos.cluster.kl_search.take(dist, slice(0, 15))
+        d32, _ = float32_distances(a, dist)
+        decide, expected_d64 = lambda tau: close_pairs(a, dist, tau), pairwise_kl(exact_rows(rows[:15]), exact_rows(rows))
     recomputed = spy(monkeypatch, "float64_pair_distances")
     plain_float32_wrong = 0
     for tau in adversarial_taus(d64):
-        expected = pairwise_kl(a, b) <= tau
-        assert torch.equal(close_pairs(a, b, tau), expected), tau
+        expected = expected_d64 <= tau
+        assert torch.equal(decide(tau), expected), tau
         plain_float32_wrong += int((d32 <= tau).ne(expected).sum())
     assert plain_float32_wrong > 0  # the thresholds do hit pairs that float32 alone gets wrong
     assert recomputed  # ... and those went through the float64 recomputation
@@ -80,11 +89,12 @@ def test_close_pairs_give_float64_decisions_at_adversarial_taus(monkeypatch, for
 
 def test_close_pairs_fall_back_to_float64_when_many_pairs_are_borderline(monkeypatch):
     rows = rows_of(30, 12, 3)
-    dist = distributions(rows, float32_copies=True)
-    tau = pairwise_kl(dist)[0, 1].item()
-    monkeypatch.setattr(vos.kl_search, "REPAIR_MAX_FRACTION", 0.0)
-    whole = spy(monkeypatch, "pairwise_kl")
-    assert torch.equal(close_pairs(dist, None, tau), pairwise_kl(dist) <= tau)
+    dist = rows32(rows)
+    d64 = self_pairwise_kl(exact_rows(rows))
+    tau = d64[0, 1].item()
+    whole = spy(monkeypatch, "self_pairwise_kl")
+    no_repairs = dataclasses.replace(DEFAULT_SETTINGS, repair_max_fraction=0.0)
+    assert torch.equal(self_close_pairs(dist, tau, no_repairs), d64 <= tau)
     assert len(whole) == 1  # the whole block went to float64
 
 
@@ -96,21 +106,20 @@ def test_nearest_equals_float64_argmin_with_ties_and_near_ties(monkeypatch):
     centroids = torch.cat([centroids, centroids[1:2], torch.tensor(near)[None]])
     rows[:3] = centroids[1]
     rows[3:6] = centroids[2]
-    a, b = distributions(rows, True), distributions(centroids, True)
-    expected = pairwise_kl(a, b).argmin(1)
+    a, b = rows32(rows), rows32(centroids)
+    expected = pairwise_kl(exact_rows(rows), exact_rows(centroids)).argmin(1)
     assert expected[:3].tolist() == [1, 1, 1]  # the tie goes to the lower of the duplicates 1 and 6
     recomputed = spy(monkeypatch, "float64_pair_distances")
-    monkeypatch.setattr(vos.kl_search, "REPAIR_MAX_FRACTION", 1.0)  # unsure rows: their candidates in float64
-    assert torch.equal(nearest(a, b), expected)
+    # unsure rows: their candidates in float64
+    assert torch.equal(nearest(a, b, dataclasses.replace(DEFAULT_SETTINGS, repair_max_fraction=1.0)), expected)
     assert recomputed
-    monkeypatch.setattr(vos.kl_search, "REPAIR_MAX_FRACTION", 0.0)  # everything in float64
-    assert torch.equal(nearest(a, b), expected)
+    # everything in float64
+    assert torch.equal(nearest(a, b, dataclasses.replace(DEFAULT_SETTINGS, repair_max_fraction=0.0)), expected)
     assert len(recomputed) == 1
 
 
 @pytest.mark.parametrize("max_density", [0.0, 1.0])  # dense product / sparse product
-def test_averaging_dense_and_sparse_match_the_loop(monkeypatch, max_density):
-    monkeypatch.setattr(vos.cluster, "SPARSE_NEIGHBOURS_MAX_DENSITY", max_density)
+def test_averaging_dense_and_sparse_match_the_loop(max_density):
     rows = rows_of(36, 10, 6)
     tau = 0.8
     x = rows.numpy()
@@ -118,7 +127,9 @@ def test_averaging_dense_and_sparse_match_the_loop(monkeypatch, max_density):
                                                 if j == i or ref_distance(x[i], x[j]) <= tau], axis=0))
                          for i in range(len(x))])
     for chunk_rows in (36, 7):
-        averaged = _neighbourhood_average(rows, tau, chunk_rows)
+        settings = dataclasses.replace(DEFAULT_SETTINGS, neighbour_chunk_rows=chunk_rows,
+                                       sparse_neighbours_max_density=max_density)
+        averaged = _neighbourhood_average(rows32(rows), tau, settings)
         np.testing.assert_allclose(averaged.rows[averaged.of_row].numpy(), expected, rtol=1e-12, atol=1e-15)
         assert torch.equal(averaged.counts, torch.bincount(averaged.of_row))
         first_row = [averaged.of_row.tolist().index(s) for s in range(len(averaged.rows))]
@@ -129,7 +140,7 @@ def test_averaging_dense_and_sparse_match_the_loop(monkeypatch, max_density):
 def test_clustering_with_pairs_within_1e6_of_tau_matches_slow_reference(monkeypatch, seed):
     attention, _ = structured_attention(4, 8, 12, 3, 20.0, seed)
     rows = (attention / attention.sum(-1, keepdim=True)).double()[:3].reshape(-1, 12)
-    d = pairwise_kl(distributions(rows))
+    d = self_pairwise_kl(exact_rows(rows))
     recomputed = spy(monkeypatch, "float64_pair_distances")
     close_to_tau = d[(d > 0.3) & (d < 1.5)]
     for tau in (close_to_tau.min().item() * (1 + 5e-7), close_to_tau.median().item() * (1 - 5e-7)):
@@ -200,21 +211,22 @@ def test_negative_attention_cache_is_a_cli_error(tmp_path, capsys):
 
 
 def test_without_a_usable_bound_everything_is_float64(monkeypatch):
-    # K u >= 1/2 has no useful bound (K >= 2^23 in float32): emulated with a coarse roundoff
-    monkeypatch.setattr(vos.kl_search, "FLOAT32_UNIT_ROUNDOFF", 0.1)
+    # K u >= 1/4 has no useful bound (K >= 2^22 in float32): the bound's factor is then infinite
+    assert math.isinf(vos.cluster.kl_search.float32_cross_error(2 ** 22))
+    monkeypatch.setattr(vos.cluster.kl_search, "float32_cross_error", lambda num_keys: math.inf)
     rows = rows_of(20, 12, 7)
     rows[0] = torch.nn.functional.one_hot(torch.tensor(3), 12).double()  # c_00 = 0: 0 * inf must not be nan
-    dist = distributions(rows, float32_copies=True)
-    _, margin = float32_distances(dist, None)
+    dist = rows32(rows)
+    _, margin = self_float32_distances(dist)
     assert torch.isinf(margin).all()
-    d64 = pairwise_kl(dist)
-    assert torch.equal(close_pairs(dist, None, 1.0), d64 <= 1.0)
-    assert torch.equal(nearest(dist, distributions(rows[:5].clone(), True)), d64[:, :5].argmin(1))
+    d64 = self_pairwise_kl(exact_rows(rows))
+    assert torch.equal(self_close_pairs(dist, 1.0), d64 <= 1.0)
+    assert torch.equal(nearest(dist, rows32(rows[:5].clone())), d64[:, :5].argmin(1))
 
 
 def test_streaming_greedy_equals_the_greedy_walk_over_all_rows():
     """Feeding rows block by block gives the groups of one greedy walk over their concatenation."""
-    from vos.cluster import _StreamingGreedy, _greedy_group
+    from vos.cluster.fast import _StreamingGreedy, _greedy_group
 
     gen = torch.Generator().manual_seed(3)
     centres = torch.softmax(3 * torch.randn(5, 40, generator=gen, dtype=torch.float64), -1)
@@ -223,8 +235,8 @@ def test_streaming_greedy_equals_the_greedy_walk_over_all_rows():
     for tau in (0.05, 0.3, 1.0):
         stream = _StreamingGreedy(tau)
         for block in torch.split(rows, [7, 30, 1, 22, 30]):
-            stream.add(block)
-        expected = _greedy_group(rows, tau).p
+            stream.add(rows32(block))
+        expected = _greedy_group(rows32(rows), tau).p
         assert stream.rows_fed == 90
         torch.testing.assert_close(stream.centroids(), expected, rtol=0, atol=1e-12)
 
@@ -232,20 +244,19 @@ def test_streaming_greedy_equals_the_greedy_walk_over_all_rows():
 def test_greedy_group_centroids_are_weighted_means_with_their_float32_fields():
     """Groups of several rows get the count-weighted L1-normalised mean; a group of one row is that
     row; every centroid's float32 fields are those of its float64 row."""
-    from vos.cluster import _greedy_group
-    from vos.kl_search import distributions
+    from vos.cluster.fast import _greedy_group
 
     gen = torch.Generator().manual_seed(5)
     far = torch.softmax(8 * torch.randn(3, 30, generator=gen, dtype=torch.float64), -1)  # 3 distant centres
     near = torch.softmax(far[0].log() + 0.01 * torch.randn(30, generator=gen, dtype=torch.float64), -1)
     rows = torch.stack([far[0], far[1], near, far[2]])  # groups: {0, 2}, {1}, {3}
     counts = torch.tensor([3, 1, 2, 5])
-    centroids = _greedy_group(rows, 0.1, counts)
+    centroids = _greedy_group(rows32(rows), 0.1, counts)
     expected_0 = 3 * far[0] + 2 * near
     torch.testing.assert_close(centroids.p, torch.stack([expected_0 / expected_0.sum(), far[1], far[2]]),
                                rtol=0, atol=1e-15)
     assert torch.equal(centroids.p[1], far[1]) and torch.equal(centroids.p[2], far[2])
-    fresh = distributions(centroids.p, True)
+    fresh = rows32(centroids.p)
     for name in ("p32", "log_p32", "neg_entropy32"):
         assert torch.equal(getattr(centroids, name), getattr(fresh, name)), name
 
@@ -253,8 +264,7 @@ def test_greedy_group_centroids_are_weighted_means_with_their_float32_fields():
 def test_centroids_fed_in_place_equal_the_copied_centroids():
     """The streaming path overwrites each shared group's leader row with its centroid and feeds only
     the leaders (no copy): the same centroids, and the same first round, as copying them out."""
-    from vos.cluster import _StreamingGreedy, _greedy_group, _greedy_group_in_place
-    from vos.kl_search import distributions
+    from vos.cluster.fast import _StreamingGreedy, _greedy_group, _greedy_group_in_place
 
     gen = torch.Generator().manual_seed(6)
     centres = torch.softmax(3 * torch.randn(4, 40, generator=gen, dtype=torch.float64), -1)
@@ -263,8 +273,8 @@ def test_centroids_fed_in_place_equal_the_copied_centroids():
     counts = [torch.randint(1, 4, (w.shape[0],), generator=gen) for w in windows]
     copied, in_place = _StreamingGreedy(0.3), _StreamingGreedy(0.3)
     for rows, count in zip(windows, counts):
-        expected = _greedy_group(rows, 0.3, count)
-        dist = distributions(rows.clone(), True)
+        expected = _greedy_group(rows32(rows), 0.3, count)
+        dist = rows32(rows.clone())
         leaders = _greedy_group_in_place(dist, 0.3, count, None)
         assert leaders.numel() == expected.p.shape[0] < rows.shape[0]  # some groups are shared
         for name in ("p", "p32", "log_p32", "neg_entropy32"):
@@ -278,13 +288,13 @@ def test_centroids_fed_in_place_equal_the_copied_centroids():
 
 def test_streaming_greedy_merges_small_leader_chunks():
     """Blocks that each start a few groups leave O(log G) chunks, holding the leaders in order."""
-    from vos.cluster import _StreamingGreedy
+    from vos.cluster.fast import _StreamingGreedy
 
     gen = torch.Generator().manual_seed(4)
     rows = torch.softmax(2 * torch.randn(64, 30, generator=gen, dtype=torch.float64), -1)  # all far apart
     stream = _StreamingGreedy(0.01)
     for block in torch.split(rows, [40, 8, 6, 4, 3, 2, 1]):
-        stream.add(block)
+        stream.add(rows32(block))
     assert stream.num_groups == 64
     assert len(stream.leader_chunks) <= 3
     assert torch.equal(stream.leaders().p, rows)
@@ -297,8 +307,8 @@ def test_set_sums_from_window_attention_equal_the_float64_rows_sums(density, buf
     large enough): the sums are those of the float64 rows attention / row sums, to float64 rounding."""
     import scipy.sparse
 
-    from vos.cluster import _sum_rows
-    from vos.kl_search import window_distributions
+    from vos.cluster.fast import _sum_rows
+    from vos.cluster.kl_search import attention_rows
 
     gen = torch.Generator().manual_seed(6)
     attention = torch.rand(30, 40, generator=gen) * 3  # rows not normalised
@@ -307,9 +317,10 @@ def test_set_sums_from_window_attention_equal_the_float64_rows_sums(density, buf
     sets = scipy.sparse.csr_matrix(members.numpy().astype(np.float64))
     expected = members.double() @ (attention.double() / sums[:, None])
     buffer = None if buffer_rows is None else np.full((buffer_rows, 40), np.nan)
-    got = _sum_rows(sets, window_distributions(attention, sums, None), buffer)
+    max_density = DEFAULT_SETTINGS.sparse_neighbours_max_density
+    got = _sum_rows(sets, attention_rows(attention, sums, None), max_density, buffer)
     torch.testing.assert_close(got, expected, rtol=1e-14, atol=1e-15)
     if buffer_rows is not None and buffer_rows >= 30:
         assert np.array_equal(buffer.reshape(-1)[:1200].reshape(30, 40), attention.double().numpy())  # used
-    torch.testing.assert_close(_sum_rows(sets, distributions(attention.double() / sums[:, None])), expected,
+    torch.testing.assert_close(_sum_rows(sets, rows32(attention.double() / sums[:, None]), max_density), expected,
                                rtol=1e-14, atol=1e-15)

@@ -6,6 +6,7 @@ pruned nearest-centroid search must equal the dense float64 ones, and whole clus
 pruning must equal the slow loop reference and the unpruned path.
 """
 
+import dataclasses
 import math
 
 import numpy as np
@@ -13,22 +14,28 @@ import pytest
 import torch
 
 import vos.cluster
-import vos.kl_search
+import vos.cluster.fast
+import vos.cluster.kl_search
 from tests.test_cluster import ref_cluster, structured_attention
 from tests.test_cluster_fast import adversarial_taus, rows_of, spy
-from vos.cluster import _distinct_sets, _greedy_assign, _greedy_walk, cluster_streaming
-from vos.kl_search import (FLOAT32_LOG_ERROR, FLOAT32_UNIT_ROUNDOFF, P32_ERROR, close_pairs, component_close_pairs,
-                           distributions, float32_distances, learn_key_groups, lower_bounds, nearest, pairwise_kl,
-                           self_candidate_pairs, sparse_close_pairs, window_distributions)
+from vos.cluster import DEFAULT_SETTINGS, cluster_streaming
+from vos.cluster.fast import _distinct_sets, _greedy_assign, _greedy_walk
+from vos.cluster.kl_search import (FLOAT32_LOG_ERROR, FLOAT32_UNIT_ROUNDOFF, P32_ERROR, attention_rows, close_pairs,
+                                   component_close_pairs, exact_rows, float32_distances, learn_key_groups,
+                                   lower_bounds, nearest, pairwise_kl, rows32, self_candidate_pairs, self_close_pairs,
+                                   self_float32_distances, self_pairwise_kl, self_sparse_close_pairs,
+                                   sparse_close_pairs)
 from vos.segment import attention_over_keys
 
+# Prune with 8 key groups from 16 keys on (the defaults need 1024 keys).
+SMALL_GROUPS = dataclasses.replace(DEFAULT_SETTINGS, key_groups=8, prune_min_keys_per_group=2)
+# ... and keep pruning whatever share of the pairs survives the bound
+ALWAYS_PRUNE = dataclasses.replace(SMALL_GROUPS, prune_max_fraction=1.0)
 
-@pytest.fixture
-def small_groups(monkeypatch):
-    """Prune with 8 key groups from 16 keys on (the defaults need 1024 keys)."""
-    monkeypatch.setattr(vos.kl_search, "KEY_GROUPS", 8)
-    monkeypatch.setattr(vos.kl_search, "PRUNE_MIN_KEYS_PER_GROUP", 2)
-    monkeypatch.setattr(vos.kl_search, "PRUNE_MAX_FRACTION", 1.0)
+
+def key_groups_of(rows, settings):
+    """learn_key_groups of float64 rows (row sums 1)."""
+    return learn_key_groups(rows, torch.ones(rows.shape[0], dtype=torch.float64), settings)
 
 
 def peaky_and_flat_rows(num_keys, seed):
@@ -50,15 +57,17 @@ def test_float32_log_is_as_accurate_as_the_bound_assumes():
 
 
 @pytest.mark.parametrize("grouping", ["kmeans", "random", "single"])
-def test_lower_bound_never_exceeds_the_float64_distance(small_groups, grouping):
+def test_lower_bound_never_exceeds_the_float64_distance(grouping):
     rows = peaky_and_flat_rows(16, 0)
     assert (rows < vos.cluster.PROB_EPS).any() and (rows == 0).any()
-    groups = {"kmeans": learn_key_groups(rows),
+    groups = {"kmeans": key_groups_of(rows, ALWAYS_PRUNE),
               "random": torch.randint(0, 8, (16,), generator=torch.Generator().manual_seed(1)),
               "single": torch.zeros(16, dtype=torch.int64)}[grouping]
     groups = torch.unique(groups, return_inverse=True)[1]
-    a, b = distributions(rows, True, groups), distributions(rows[::3].clone(), True, groups)
-    for lower, d64 in ((lower_bounds(a, a), pairwise_kl(a)), (lower_bounds(a, b), pairwise_kl(a, b))):
+    a, b = rows32(rows, groups), rows32(rows[::3].clone(), groups)
+    exact_a = exact_rows(rows)
+    for lower, d64 in ((lower_bounds(a, a), self_pairwise_kl(exact_a)),
+                       (lower_bounds(a, b), pairwise_kl(exact_a, exact_rows(b.p)))):
         assert lower.dtype == torch.float32 and lower.shape == d64.shape
         assert (lower.double() <= d64).all()
     if grouping == "single":  # one group: every grouped row is [1 + K eps], the bound is ~0
@@ -66,16 +75,17 @@ def test_lower_bound_never_exceeds_the_float64_distance(small_groups, grouping):
 
 
 @pytest.mark.parametrize("block_rows", [3, 5, 128])
-def test_self_candidate_pairs_are_the_symmetric_pairs_of_the_bound(small_groups, monkeypatch, block_rows):
+def test_self_candidate_pairs_are_the_symmetric_pairs_of_the_bound(block_rows):
     """From the upper triangle, in blocks: exactly symmetric, sorted, and the pairs of lower_bounds(a, a)."""
-    monkeypatch.setattr(vos.kl_search, "SELF_BOUND_BLOCK_ROWS", block_rows)
+    settings = dataclasses.replace(ALWAYS_PRUNE, self_bound_block_rows=block_rows)
     rows = peaky_and_flat_rows(16, 0)  # 60 rows, 16 keys
     n = rows.shape[0]
-    a = distributions(rows, True, learn_key_groups(rows))
+    a = rows32(rows, key_groups_of(rows, settings))
+    d64 = self_pairwise_kl(exact_rows(rows))
     lower = lower_bounds(a, a).double()
     upper_bound = torch.minimum(lower, lower.T)  # the two orders differ by float32 rounding at most
     for tau in (0.05, 0.5, 2.0, 8.0):
-        rows_, cols = self_candidate_pairs(a, tau, math.inf)
+        rows_, cols = self_candidate_pairs(a, tau, math.inf, settings)
         keys = rows_ * n + cols
         assert torch.equal(keys, keys.sort().values)  # sorted by (i, j), no duplicates
         assert torch.equal(torch.unique(keys), keys)
@@ -84,15 +94,14 @@ def test_self_candidate_pairs_are_the_symmetric_pairs_of_the_bound(small_groups,
         assert torch.equal(found, found.T)
         assert found[torch.maximum(lower, lower.T) <= tau - 1e-4].all()  # every pair the bound keeps
         assert not found[upper_bound > tau + 1e-4].any()  # and none it rules out
-        assert ((pairwise_kl(a) <= tau) <= found).all()  # hence every close pair
-    assert self_candidate_pairs(a, 8.0, max_pairs=10) is None  # too many pairs: the dense path
+        assert ((d64 <= tau) <= found).all()  # hence every close pair
+    assert self_candidate_pairs(a, 8.0, max_pairs=10, settings=settings) is None  # too many pairs: the dense path
 
 
-def test_lower_bound_equals_the_distance_when_groups_are_single_keys(monkeypatch):
-    monkeypatch.setattr(vos.kl_search, "PRUNE_MIN_KEYS_PER_GROUP", 1)
+def test_lower_bound_equals_the_distance_when_groups_are_single_keys():
     rows = peaky_and_flat_rows(12, 2)
-    dist = distributions(rows, True, torch.arange(12))
-    d64 = pairwise_kl(dist)
+    dist = rows32(rows, torch.arange(12))
+    d64 = self_pairwise_kl(exact_rows(rows))
     # clamped rows, so not the distance itself, but within the (small) certified slack of it
     assert ((d64 - lower_bounds(dist, dist).double()) < 1e-3 + 1e-3 * d64).all()
 
@@ -100,56 +109,64 @@ def test_lower_bound_equals_the_distance_when_groups_are_single_keys(monkeypatch
 def test_key_groups_are_consecutive_nonempty_and_prune_most_far_pairs():
     attention, _ = structured_attention(1, 300, 1024, 6, 30.0, 3)
     rows = (attention[0] / attention[0].sum(-1, keepdim=True)).double()
-    groups = learn_key_groups(rows)
+    groups = key_groups_of(rows, DEFAULT_SETTINGS)
     assert groups.shape == (1024,) and groups.dtype == torch.int64
     assert torch.equal(torch.unique(groups), torch.arange(int(groups.max()) + 1))
-    assert int(groups.max()) + 1 <= vos.kl_search.KEY_GROUPS
-    dist = distributions(rows, True, groups)
-    d64, lower = pairwise_kl(dist), lower_bounds(dist, dist).double()
+    assert int(groups.max()) + 1 <= DEFAULT_SETTINGS.key_groups
+    dist = rows32(rows, groups)
+    d64, lower = self_pairwise_kl(exact_rows(rows)), lower_bounds(dist, dist).double()
     far = d64 > 4.0
     assert far.any() and (lower[far] > 1.0).float().mean() > 0.9  # useful: far pairs are ruled out at tau 1
 
 
 def test_too_few_keys_per_group_turn_pruning_off():
     rows = rows_of(10, 100, 0)
-    assert learn_key_groups(rows) is None  # 100 keys < 8 per group x 128 groups
-    assert sparse_close_pairs(distributions(rows, True), None, 1.0) is None
+    assert key_groups_of(rows, DEFAULT_SETTINGS) is None  # 100 keys < 8 per group x 128 groups
+    assert self_sparse_close_pairs(rows32(rows), 1.0) is None
+    assert sparse_close_pairs(rows32(rows), rows32(rows), 1.0) is None
 
 
 @pytest.mark.parametrize("form", ["self", "cross"])
-def test_sparse_close_pairs_give_float64_decisions_at_adversarial_taus(small_groups, monkeypatch, form):
+def test_sparse_close_pairs_give_float64_decisions_at_adversarial_taus(monkeypatch, form):
     rows = peaky_and_flat_rows(16, 4)
-    groups = learn_key_groups(rows)
-    a = distributions(rows, True, groups)
-    b = None if form == "self" else distributions(rows_of(25, 16, 9), True, groups)
-    d64 = pairwise_kl(a, b)
+    groups = key_groups_of(rows, ALWAYS_PRUNE)
+    a = rows32(rows, groups)
+    if form == "self":
+        d64 = self_pairwise_kl(exact_rows(rows))
+        sparse, dense = (lambda tau: self_sparse_close_pairs(a, tau, ALWAYS_PRUNE),
+                         lambda tau: self_close_pairs(a, tau, ALWAYS_PRUNE))
+    else:
+        b = rows32(rows_of(25, 16, 9), groups)
+        d64 = pairwise_kl(exact_rows(rows), exact_rows(b.p))
+        sparse, dense = (lambda tau: sparse_close_pairs(a, b, tau, ALWAYS_PRUNE),
+                         lambda tau: close_pairs(a, b, tau, ALWAYS_PRUNE))
     recomputed = spy(monkeypatch, "float64_pair_distances")
     for tau in adversarial_taus(d64):
         expected = d64 <= tau
-        rows_, cols_ = sparse_close_pairs(a, b, tau)
+        rows_, cols_ = sparse(tau)
         got = torch.zeros_like(expected)
         got[rows_, cols_] = True
         assert torch.equal(got, expected), tau
-        assert torch.equal(close_pairs(a, b, tau), expected)
+        assert torch.equal(dense(tau), expected)
         key = rows_ * d64.shape[1] + cols_
         assert torch.equal(key, torch.sort(key).values)  # sorted by (i, j)
     assert recomputed  # pairs within the float32 bound of tau were decided in float64
 
 
-def test_self_pairs_are_recomputed_once_and_mirrored(small_groups, monkeypatch):
+def test_self_pairs_are_recomputed_once_and_mirrored(monkeypatch):
     """Against itself, a borderline pair (i, j) and its mirror (j, i) get one float64 distance,
     computed for i <= j; the mirrored decisions are those of the float64 matrix."""
     rows = peaky_and_flat_rows(16, 4)
-    a = distributions(rows, True, learn_key_groups(rows))
-    d64 = pairwise_kl(a)
+    a = rows32(rows, key_groups_of(rows, ALWAYS_PRUNE))
+    d64 = self_pairwise_kl(exact_rows(rows))
     pairs_recomputed = []
-    original = vos.kl_search.float64_pair_distances
-    monkeypatch.setattr(vos.kl_search, "float64_pair_distances",
-                        lambda a_, b_, r, c: pairs_recomputed.append((r, c)) or original(a_, b_, r, c))
+    original = vos.cluster.kl_search.float64_pair_distances
+    monkeypatch.setattr(vos.cluster.kl_search, "float64_pair_distances",
+                        lambda a_, b_, r, c, *rest: pairs_recomputed.append((r, c)) or original(a_, b_, r, c, *rest))
     mirrored = 0
     for tau in adversarial_taus(d64):
         pairs_recomputed.clear()
-        rows_, cols_ = sparse_close_pairs(a, None, tau)
+        rows_, cols_ = self_sparse_close_pairs(a, tau, ALWAYS_PRUNE)
         got = torch.zeros_like(d64, dtype=torch.bool)
         got[rows_, cols_] = True
         assert torch.equal(got, d64 <= tau), tau
@@ -159,34 +176,34 @@ def test_self_pairs_are_recomputed_once_and_mirrored(small_groups, monkeypatch):
     assert mirrored  # some off-diagonal pairs were borderline, so their mirrors were decided by lookup
 
 
-def test_sparse_close_pairs_fall_back_to_dense_when_the_bound_prunes_little(monkeypatch):
-    monkeypatch.setattr(vos.kl_search, "KEY_GROUPS", 8)
-    monkeypatch.setattr(vos.kl_search, "PRUNE_MIN_KEYS_PER_GROUP", 2)
-    monkeypatch.setattr(vos.kl_search, "PRUNE_MAX_FRACTION", 0.0)
+def test_sparse_close_pairs_fall_back_to_dense_when_the_bound_prunes_little():
+    never_prune = dataclasses.replace(SMALL_GROUPS, prune_max_fraction=0.0)
     rows = rows_of(20, 16, 5)
-    dist = distributions(rows, True, learn_key_groups(rows))
-    assert sparse_close_pairs(dist, None, 1e6) is None  # everything is a candidate
-    assert torch.equal(close_pairs(dist, None, 0.7), pairwise_kl(dist) <= 0.7)
+    dist = rows32(rows, key_groups_of(rows, never_prune))
+    assert dist.groups is not None
+    assert self_sparse_close_pairs(dist, 1e6, never_prune) is None  # everything is a candidate
+    assert sparse_close_pairs(dist, dist, 1e6, never_prune) is None
+    assert torch.equal(self_close_pairs(dist, 0.7, never_prune), self_pairwise_kl(exact_rows(rows)) <= 0.7)
 
 
-def test_pruned_nearest_equals_float64_argmin_with_ties_and_near_ties(small_groups, monkeypatch):
+def test_pruned_nearest_equals_float64_argmin_with_ties_and_near_ties(monkeypatch):
     rows = peaky_and_flat_rows(16, 6)
     centroids = rows_of(6, 16, 7)
     near = centroids[2] * (1 + 1e-8 * torch.arange(16, dtype=torch.float64))
     centroids = torch.cat([centroids, centroids[1:2], (near / near.sum())[None]])
     rows[:3] = centroids[1]  # exact tie between centroids 1 and 6: the lower index wins
     rows[3:6] = centroids[2]  # near-tie below float32 resolution
-    groups = learn_key_groups(rows)
-    a, b = distributions(rows, True, groups), distributions(centroids, True, groups)
-    expected = pairwise_kl(a, b).argmin(1)
+    groups = key_groups_of(rows, ALWAYS_PRUNE)
+    a, b = rows32(rows, groups), rows32(centroids, groups)
+    expected = pairwise_kl(exact_rows(rows), exact_rows(centroids)).argmin(1)
     assert expected[:3].tolist() == [1, 1, 1]
     sampled = spy(monkeypatch, "sampled_float32_distances")
-    assert torch.equal(nearest(a, b), expected)
+    assert torch.equal(nearest(a, b, ALWAYS_PRUNE), expected)
     assert len(sampled) == 2  # the guesses, then the candidates: no dense product
 
 
 @pytest.mark.parametrize("scale", [1.0, 1.001])
-def test_window_distributions_match_float64_rows_within_the_assumed_error(scale):
+def test_attention_rows_match_float64_rows_within_the_assumed_error(scale):
     """Head-averaged softmax attention sums to 1 within 2u and is used as it is (no copy); rows
     summing to 1.001 are scaled. Either way the float32 rows are within P32_ERROR of the float64
     ones."""
@@ -197,16 +214,18 @@ def test_window_distributions_match_float64_rows_within_the_assumed_error(scale)
     attention *= scale
     sums = attention.double().sum(-1)
     rows = attention.double() / sums[:, None]
-    window = window_distributions(attention, sums, None)
-    assert window.p is None
+    window = attention_rows(attention, sums, None)
     assert (window.p32.data_ptr() == attention.data_ptr()) == (scale == 1.0)
     assert ((sums - 1).abs().max() <= 2 * FLOAT32_UNIT_ROUNDOFF) == (scale == 1.0)
     relative = (window.p32.double() - rows).abs() / rows.clamp_min(1e-300)
     assert relative[rows > 0].max() <= P32_ERROR and (window.p32[rows == 0] == 0).all()
-    torch.testing.assert_close(vos.kl_search.rows64(window, torch.tensor([3, 7])), rows[[3, 7]], rtol=0, atol=0)
+    torch.testing.assert_close(window.rows64(torch.tensor([3, 7])), rows[[3, 7]], rtol=0, atol=0)
     # the float32 distances of window rows keep their certified bound against the float64 ones
-    d32, margin = float32_distances(window, None)
-    assert ((d32 - pairwise_kl(distributions(rows))).abs() <= margin).all()
+    d32, margin = self_float32_distances(window)
+    d64 = self_pairwise_kl(exact_rows(rows))
+    assert ((d32 - d64).abs() <= margin).all()
+    d32, margin = float32_distances(window, rows32(rows))
+    assert ((d32 - d64).abs() <= margin).all()
 
 
 def test_distinct_sets_in_order_of_first_row():
@@ -225,11 +244,11 @@ def test_hashed_distinct_sets_equal_the_exact_grouping(monkeypatch, collide):
     close = base[torch.randint(0, 6, (80,), generator=gen)]  # 6 distinct sets, repeated in random order
     pairs = close.nonzero(as_tuple=True)
     if collide:  # every hash equal: only the sizes tell sets apart, the check must catch it
-        monkeypatch.setattr(vos.cluster, "_set_hash_weights", lambda n: torch.zeros(2, n, dtype=torch.int64))
-    exact = vos.cluster._distinct_sets_exact(*pairs, 80, 50)
+        monkeypatch.setattr(vos.cluster.fast, "_set_hash_weights", lambda n: torch.zeros(2, n, dtype=torch.int64))
+    exact = vos.cluster.fast._distinct_sets_exact(*pairs, 80, 50)
     fallbacks = []
-    original = vos.cluster._distinct_sets_exact
-    monkeypatch.setattr(vos.cluster, "_distinct_sets_exact", lambda *a: fallbacks.append(1) or original(*a))
+    original = vos.cluster.fast._distinct_sets_exact
+    monkeypatch.setattr(vos.cluster.fast, "_distinct_sets_exact", lambda *a: fallbacks.append(1) or original(*a))
     fast = _distinct_sets(*pairs, 80, 50)
     assert len(fallbacks) == int(collide)
     assert exact[0].shape[0] == 6
@@ -249,8 +268,8 @@ def test_distinct_rows_of_a_dense_matrix_equal_the_distinct_sets(monkeypatch, co
     close = base[torch.randint(0, 7, (90,), generator=gen)]
     expected = _distinct_sets(*close.nonzero(as_tuple=True), 90, num_cols)
     if collide:
-        monkeypatch.setattr(vos.cluster, "_word_hash_weights", lambda n: np.zeros((2, n), dtype=np.uint64))
-    sets, set_of_row = vos.cluster._distinct_rows(close)
+        monkeypatch.setattr(vos.cluster.fast, "_word_hash_weights", lambda n: np.zeros((2, n), dtype=np.uint64))
+    sets, set_of_row = vos.cluster.fast._distinct_rows(close)
     assert torch.equal(set_of_row, expected[1])
     np.testing.assert_array_equal(sets.toarray(), expected[0].toarray())
 
@@ -273,22 +292,22 @@ def test_greedy_walk_over_pair_lists_equals_the_block_walk(seed):
     assert group.tolist() == expected_group and leaders.tolist() == expected_leaders
 
 
-def test_greedy_assign_gives_the_same_groups_pruned_and_dense(small_groups):
+def test_greedy_assign_gives_the_same_groups_pruned_and_dense():
     rows = peaky_and_flat_rows(16, 8)
-    groups = learn_key_groups(rows)
+    groups = key_groups_of(rows, ALWAYS_PRUNE)
     for tau in (0.3, 1.0, 3.0):
-        pruned = _greedy_assign(distributions(rows, True, groups), tau)
-        dense = _greedy_assign(distributions(rows, True), tau)
+        pruned = _greedy_assign(rows32(rows, groups), tau, ALWAYS_PRUNE)
+        dense = _greedy_assign(rows32(rows), tau, ALWAYS_PRUNE)
         assert all(torch.equal(x, y) for x, y in zip(pruned, dense))
 
 
 @pytest.mark.parametrize("seed", [30, 31])
-def test_pruned_clustering_matches_slow_reference(small_groups, monkeypatch, seed):
+def test_pruned_clustering_matches_slow_reference(monkeypatch, seed):
     attention, _ = structured_attention(5, 9, 16, 3, 8.0, seed)
     sampled = spy(monkeypatch, "sampled_float32_distances")
     for tau in (0.5, 1.0, 2.0):
         ref_labels, ref_centroids = ref_cluster(attention.double().numpy(), tau, 3)
-        result = cluster_streaming(lambda t0, t1: attention[t0:t1], 5, tau, 3)
+        result = cluster_streaming(lambda t0, t1: attention[t0:t1], 5, tau, 3, settings=ALWAYS_PRUNE)
         np.testing.assert_array_equal(result.labels.numpy(), ref_labels)
         np.testing.assert_allclose(result.centroids.numpy(), ref_centroids, rtol=1e-10, atol=1e-13)
     assert sampled  # the pruned path ran
@@ -303,29 +322,29 @@ def test_default_pruning_at_segmentation_like_sizes_equals_the_unpruned_path(mon
     sampled = spy(monkeypatch, "sampled_float32_distances")
     pruned = cluster_streaming(lambda t0, t1: attention[t0:t1], 6, 1.0, 3)
     assert sampled
-    monkeypatch.setattr(vos.kl_search, "PRUNE_MIN_KEYS_PER_GROUP", 10 ** 9)
-    dense = cluster_streaming(lambda t0, t1: attention[t0:t1], 6, 1.0, 3)
+    sampled.clear()
+    no_pruning = dataclasses.replace(DEFAULT_SETTINGS, prune_min_keys_per_group=10 ** 9)
+    dense = cluster_streaming(lambda t0, t1: attention[t0:t1], 6, 1.0, 3, settings=no_pruning)
+    assert not sampled
     assert pruned.centroids.shape[0] > 10
     assert torch.equal(pruned.labels, dense.labels)
     torch.testing.assert_close(pruned.centroids, dense.centroids, rtol=1e-12, atol=1e-15)
 
 
 def test_a_probe_of_rows_skips_the_full_bound_when_it_would_prune_little(monkeypatch):
-    monkeypatch.setattr(vos.kl_search, "KEY_GROUPS", 8)
-    monkeypatch.setattr(vos.kl_search, "PRUNE_MIN_KEYS_PER_GROUP", 2)
-    monkeypatch.setattr(vos.kl_search, "PRUNE_PROBE_ROWS", 4)
+    settings = dataclasses.replace(SMALL_GROUPS, prune_probe_rows=4)
     rows = rows_of(40, 16, 12)  # 4 broad clusters: most pairs are within tau = 3
-    dist = distributions(rows, True, learn_key_groups(rows))
+    dist = rows32(rows, key_groups_of(rows, settings))
     bounds, self_bounds = spy(monkeypatch, "lower_bounds"), spy(monkeypatch, "self_candidate_pairs")
-    assert (pairwise_kl(dist) <= 3.0).float().mean() > vos.kl_search.PRUNE_MAX_FRACTION
-    assert sparse_close_pairs(dist, None, 3.0) is None
+    assert (self_pairwise_kl(exact_rows(rows)) <= 3.0).float().mean() > settings.prune_max_fraction
+    assert self_sparse_close_pairs(dist, 3.0, settings) is None
     assert len(bounds) == 1 and not self_bounds  # the 4-row probe only
-    assert sparse_close_pairs(dist, None, 1e-3) is not None  # tiny tau: the probe lets it prune
+    assert self_sparse_close_pairs(dist, 1e-3, settings) is not None  # tiny tau: the probe lets it prune
     assert len(bounds) == 2 and len(self_bounds) == 1  # probe + full bound
 
 
 def test_row_argmin_of_pair_lists_breaks_ties_towards_the_lowest_column():
-    from vos.kl_search import _row_argmin
+    from vos.cluster.kl_search import _row_argmin
 
     rows = torch.tensor([0, 0, 0, 1, 1, 2])
     cols = torch.tensor([4, 1, 3, 2, 0, 5])
@@ -335,12 +354,11 @@ def test_row_argmin_of_pair_lists_breaks_ties_towards_the_lowest_column():
     assert got[3] == torch.iinfo(torch.int64).max  # no pair
 
 
-def test_component_blocks_cover_every_row_once_and_keep_components_whole(monkeypatch):
-    from vos.kl_search import _pack_components
+def test_component_blocks_cover_every_row_once_and_keep_components_whole():
+    from vos.cluster.kl_search import _pack_components
 
-    monkeypatch.setattr(vos.kl_search, "COMPONENT_BLOCK_ROWS", 5)
     component = torch.tensor([3, 0, 0, 1, 2, 2, 2, 2, 2, 2, 4, 0, 1, 3])  # sizes 3, 2, 6, 2, 1
-    blocks = _pack_components(component)
+    blocks = _pack_components(component, 5)
     # largest first; a component above 5 rows alone, the others packed up to 5 rows
     assert [sorted(set(component[b].tolist())) for b in blocks] == [[2], [0, 1], [3, 4]]
     assert torch.equal(torch.cat(blocks).sort().values, torch.arange(14))
@@ -350,33 +368,30 @@ def test_component_blocks_cover_every_row_once_and_keep_components_whole(monkeyp
 def test_component_close_pairs_give_float64_decisions_for_a_few_large_clusters(monkeypatch):
     """Few well-separated clusters: too many pairs for sampled products, so close_pairs compares
     rows densely inside the components the bound links; the decisions are the float64 ones."""
-    monkeypatch.setattr(vos.kl_search, "KEY_GROUPS", 8)
-    monkeypatch.setattr(vos.kl_search, "PRUNE_MIN_KEYS_PER_GROUP", 2)
-    monkeypatch.setattr(vos.kl_search, "COMPONENT_BLOCK_ROWS", 16)
+    settings = dataclasses.replace(SMALL_GROUPS, component_block_rows=16)
     rows = rows_of(80, 64, 21, concentration=300.0)  # 4 objects
-    a = distributions(rows, True, learn_key_groups(rows))
-    d64 = pairwise_kl(a)
+    a = rows32(rows, key_groups_of(rows, settings))
+    d64 = self_pairwise_kl(exact_rows(rows))
     results = []
-    original = vos.kl_search.component_close_pairs
-    monkeypatch.setattr(vos.kl_search, "component_close_pairs",
+    original = vos.cluster.kl_search.component_close_pairs
+    monkeypatch.setattr(vos.cluster.kl_search, "component_close_pairs",
                         lambda *args: results.append(original(*args)) or results[-1])
     dense_sizes = []
-    original_dense = vos.kl_search._full_product_close_pairs
-    monkeypatch.setattr(vos.kl_search, "_full_product_close_pairs",
-                        lambda a_, b_, t: dense_sizes.append(a_.p32.shape[0]) or original_dense(a_, b_, t))
+    original_dense = vos.cluster.kl_search._full_product_self_close_pairs
+    monkeypatch.setattr(vos.cluster.kl_search, "_full_product_self_close_pairs",
+                        lambda a_, *rest: dense_sizes.append(a_.p32.shape[0]) or original_dense(a_, *rest))
     within = torch.unique(d64[(d64 > 1e-3) & (d64 < 1.0)])  # pair distances inside the clusters
     picks = within[torch.linspace(0, within.numel() - 1, 4).long()].tolist()
     for tau in [t * (1 + s) for t in picks for s in (1e-6, -1e-6, 1e-9, -1e-9)]:
-        assert torch.equal(close_pairs(a, None, tau), d64 <= tau), tau
+        assert torch.equal(self_close_pairs(a, tau, settings), d64 <= tau), tau
     assert results and all(r is not None for r in results)  # the component path decided
     assert max(dense_sizes) < 80  # never the whole block
 
 
-def test_one_component_falls_back_to_the_dense_product(monkeypatch):
+def test_one_component_falls_back_to_the_dense_product():
     """When the bound links (nearly) all rows, components save nothing: None, the dense path runs."""
-    monkeypatch.setattr(vos.kl_search, "KEY_GROUPS", 8)
-    monkeypatch.setattr(vos.kl_search, "PRUNE_MIN_KEYS_PER_GROUP", 2)
     rows = rows_of(40, 16, 12)  # broad clusters: most pairs within tau = 3
-    a = distributions(rows, True, learn_key_groups(rows))
-    assert component_close_pairs(a, 3.0) is None
-    assert torch.equal(close_pairs(a, None, 3.0), pairwise_kl(a) <= 3.0)
+    a = rows32(rows, key_groups_of(rows, SMALL_GROUPS))
+    assert a.groups is not None
+    assert component_close_pairs(a, 3.0, SMALL_GROUPS) is None
+    assert torch.equal(self_close_pairs(a, 3.0, SMALL_GROUPS), self_pairwise_kl(exact_rows(rows)) <= 3.0)

@@ -1,4 +1,4 @@
-"""Tests of vos.window_workers: job order, bounded look-ahead, thread counts, errors."""
+"""Tests of vos.cluster.window_workers: job order, bounded look-ahead, thread counts, errors."""
 
 import threading
 import time
@@ -7,12 +7,14 @@ import pytest
 import threadpoolctl
 import torch
 
-from vos.window_workers import MAX_WINDOW_WORKERS, window_workers
+from vos.cluster.window_workers import window_workers
+
+MAX_WORKERS = 4
 
 
 def test_one_thread_runs_every_job_here_in_order():
     names = []
-    with window_workers(1) as pool:
+    with window_workers(1, MAX_WORKERS) as pool:
         assert pool.workers == 1
         results = list(pool.in_order(lambda job: names.append(threading.current_thread().name) or job * job, range(5)))
     assert results == [0, 1, 4, 9, 16]
@@ -27,7 +29,7 @@ def test_results_come_in_job_order_when_jobs_finish_out_of_order():
         finished.append(job)
         return job, threading.current_thread().name
 
-    with window_workers(3) as pool:
+    with window_workers(3, MAX_WORKERS) as pool:
         results = list(pool.in_order(work, range(9)))
     assert [job for job, _ in results] == list(range(9))
     assert finished != sorted(finished)  # the point of the test: completion order differed
@@ -44,7 +46,7 @@ def test_at_most_one_job_per_worker_runs_or_waits_ahead_of_the_caller():
         time.sleep(0.005)
         return job
 
-    with window_workers(2) as pool:
+    with window_workers(2, MAX_WORKERS) as pool:
         for job in pool.in_order(work, range(10)):
             time.sleep(0.01)  # a slow caller: workers must not run further ahead
             with lock:
@@ -58,10 +60,10 @@ def blas_threads() -> list[int]:
     return [pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"]
 
 
-@pytest.mark.parametrize("threads, workers, per_worker", [(1, 1, 1), (2, 2, 1), (3, 3, 1), (8, MAX_WINDOW_WORKERS, 2)])
+@pytest.mark.parametrize("threads, workers, per_worker", [(1, 1, 1), (2, 2, 1), (3, 3, 1), (8, MAX_WORKERS, 2)])
 def test_torch_and_blas_threads_are_shared_out_and_restored(threads, workers, per_worker):
     torch_before, blas_before = torch.get_num_threads(), blas_threads()
-    with window_workers(threads) as pool:
+    with window_workers(threads, MAX_WORKERS) as pool:
         assert pool.workers == workers
         assert blas_threads() == [per_worker] * len(blas_before)
         assert torch.get_num_threads() == per_worker  # in the calling thread too
@@ -85,7 +87,7 @@ def test_a_jobs_error_is_raised_to_the_caller_and_threads_are_restored():
 
     handled, blas_before = [], blas_threads()
     with pytest.raises(ValueError, match="job 3 failed"):
-        with window_workers(2) as pool:
+        with window_workers(2, MAX_WORKERS) as pool:
             for result in pool.in_order(work, range(6)):
                 handled.append(result)
     assert handled == [0, 1, 2]
