@@ -189,6 +189,72 @@ def test_fast_path_gives_the_reference_partition(seed, num_objects, concentratio
     torch.testing.assert_close(result.centroids, ref_centroids, rtol=1e-10, atol=1e-13)
     assert torch.equal(vos.cluster.reference.hierarchical_cluster(attention, tau, window), ref_labels)
 
+
+def reference_run_on_the_cpu(monkeypatch, attention):
+    """Make vos.cluster.reference.cluster_windows compute on the CPU attention ``attention``
+    whatever device its windows arrive on (a meta tensor has no values); returns the devices they
+    arrived on."""
+    devices = []
+    original = vos.cluster.reference.cluster_windows
+
+    def on_the_cpu(window_attention, num_frames, tau, window):
+        def window_on_cpu(t0, t1):
+            devices.append(window_attention(t0, t1).device)  # checked and moved by vos.cluster
+            return attention[t0:t1]
+        return original(window_on_cpu, num_frames, tau, window)
+
+    monkeypatch.setattr(vos.cluster.reference, "cluster_windows", on_the_cpu)
+    return devices
+
+
+def test_a_non_cpu_device_runs_the_reference_there(monkeypatch):
+    """cluster_streaming(device=...) off the CPU hands the reference its windows on that device
+    (the meta device stands in for a GPU here); the CPU runs the fast path."""
+    attention, _ = structured_attention(7, 40, 64, 4, 50.0, 21)
+    fast_calls = []
+    original_fast = vos.cluster.fast.cluster_streaming
+    monkeypatch.setattr(vos.cluster.fast, "cluster_streaming", lambda *a, **k: fast_calls.append(1) or original_fast(*a, **k))
+    devices = reference_run_on_the_cpu(monkeypatch, attention)
+    on_cpu = cluster_streaming(lambda t0, t1: attention[t0:t1], 7, 1.5, 3)
+    assert fast_calls == [1] and not devices
+    off_cpu = cluster_streaming(lambda t0, t1: attention[t0:t1], 7, 1.5, 3, device="meta")
+    assert fast_calls == [1] and set(devices) == {torch.device("meta")} and len(devices) == 6
+    assert on_cpu.labels.max() >= 3
+    assert torch.equal(off_cpu.labels, on_cpu.labels)
+    torch.testing.assert_close(off_cpu.centroids, on_cpu.centroids, rtol=1e-10, atol=1e-13)
+
+
+def test_the_device_of_the_first_window_chooses_the_path(monkeypatch):
+    """Without ``device``, the first window's device decides, and that window is not fetched again."""
+    attention, _ = structured_attention(5, 8, 12, 3, 20.0, 0)
+    monkeypatch.setattr(vos.cluster, "_runs_fast_path", lambda device: device.type == "meta")  # the CPU as a GPU
+    devices = reference_run_on_the_cpu(monkeypatch, attention)
+    calls = []
+
+    def window_attention(t0, t1):
+        calls.append((t0, t1))
+        return attention[t0:t1]
+
+    result = cluster_streaming(window_attention, 5, 0.5, 2)
+    assert calls == [(0, 2), (2, 4), (4, 5)] * 2 and len(devices) == 6
+    ref_labels, ref_centroids = ref_cluster(attention.double().numpy(), 0.5, 2)
+    np.testing.assert_array_equal(result.labels.numpy(), ref_labels)
+    np.testing.assert_allclose(result.centroids.numpy(), ref_centroids, rtol=1e-10, atol=1e-13)
+    assert torch.equal(hierarchical_cluster(attention, 0.5, 2), result.labels)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (float("nan"), "patch 2 of frame 4 has a non-finite value"),
+    (-1.0, "patch 2 of frame 4 has a negative value"),
+    (0.0, "patch 2 of frame 4 has an all-zero attention map"),
+])
+def test_the_reference_path_checks_its_input(monkeypatch, bad, message):
+    attention = torch.rand(6, 3, 4)
+    attention[4, 2] = bad if bad != 0.0 else 0.0
+    reference_run_on_the_cpu(monkeypatch, attention)
+    with pytest.raises(VosError, match=message):
+        cluster_streaming(lambda t0, t1: attention[t0:t1], 6, device="meta")
+
 @pytest.mark.parametrize("block_rows", [1, 3, 7])
 def test_greedy_blocks_match_slow_reference(block_rows):
     # the greedy grouping walks greedy_block_rows rows per distance product; small blocks make

@@ -80,10 +80,10 @@ def cluster_streaming(window_attention: WindowAttention, num_frames: int, tau: f
     known: list[tuple[int, int]] = []  # (N, K) of the first window
 
     def checked_on_device(t0: int, t1: int) -> torch.Tensor:
-        attention = checked_window(window_attention, t0, t1, known[0] if known else None).to(device)
+        attention = checked_window(window_attention, t0, t1, known[0] if known else None)
         known[:] = [tuple(attention.shape[1:])]
         check_row_sums(attention.sum(-1, dtype=torch.float64).reshape(-1), t0, attention.shape[1])
-        return attention
+        return attention.to(device)
 
     labels, centroids = reference.cluster_windows(checked_on_device, num_frames, tau, window)
     return ClusterResult(labels=labels, centroids=centroids)
