@@ -25,7 +25,7 @@ MMAP_THRESHOLD_BYTES = 32 * 2 ** 20
 TRIM_THRESHOLD_BYTES = 2 ** 30
 # The heap grows by at least this much at a time (fewer brk calls).
 TOP_PAD_BYTES = 64 * 2 ** 20
-# One heap for all threads: the clustering's window workers (vos.window_workers) would otherwise
+# One heap for all threads: the clustering's window workers (vos.cluster.window_workers) would otherwise
 # get heaps of their own, each keeping its own freed memory (~60 MiB more peak at T = 50 on two
 # workers). Their allocations are few and large, so sharing the heap's lock costs nothing measurable.
 ARENA_MAX = 1

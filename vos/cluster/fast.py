@@ -220,9 +220,9 @@ def _greedy_assign(dist: Float32Rows, tau: float,
     Only a group's first row needs distances, so instead of the full M M matrix the distances
     of the next B unassigned rows to all unassigned rows are computed in one product (B R), then
     the block is walked row by row. With few large groups (the usual case) the first block of
-    ``settings.greedy_block_rows`` rows assigns nearly everything, a few percent of the full matrix. With
-    many small groups B doubles per block, so there are O(log M) blocks: each block's many small
-    element-wise ops pay a thread fork/join, which dominated on a loaded machine with B fixed.
+    ``settings.greedy_block_rows`` rows assigns nearly everything, a few percent of the full
+    matrix. With many small groups B doubles per block, so there are O(log M) blocks: each
+    block's many small element-wise ops pay a thread fork/join, a cost per block, not per row.
     With key groups and few close pairs (many small groups), all close pairs are found at once
     (:func:`vos.cluster.kl_search.self_sparse_close_pairs`) and walked as lists instead.
     """
