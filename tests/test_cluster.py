@@ -213,7 +213,8 @@ def test_a_non_cpu_device_runs_the_reference_there(monkeypatch):
     attention, _ = structured_attention(7, 40, 64, 4, 50.0, 21)
     fast_calls = []
     original_fast = vos.cluster.fast.cluster_streaming
-    monkeypatch.setattr(vos.cluster.fast, "cluster_streaming", lambda *a, **k: fast_calls.append(1) or original_fast(*a, **k))
+    monkeypatch.setattr(vos.cluster.fast, "cluster_streaming",
+                        lambda *a, **k: fast_calls.append(1) or original_fast(*a, **k))
     devices = reference_run_on_the_cpu(monkeypatch, attention)
     on_cpu = cluster_streaming(lambda t0, t1: attention[t0:t1], 7, 1.5, 3)
     assert fast_calls == [1] and not devices

@@ -76,7 +76,8 @@ def test_close_pairs_give_float64_decisions_at_adversarial_taus(monkeypatch, for
     else:
         a = vos.cluster.kl_search.take(dist, slice(0, 15))
         d32, _ = float32_distances(a, dist)
-        decide, expected_d64 = lambda tau: close_pairs(a, dist, tau), pairwise_kl(exact_rows(rows[:15]), exact_rows(rows))
+        decide = lambda tau: close_pairs(a, dist, tau)  # noqa: E731
+        expected_d64 = pairwise_kl(exact_rows(rows[:15]), exact_rows(rows))
     recomputed = spy(monkeypatch, "float64_pair_distances")
     plain_float32_wrong = 0
     for tau in adversarial_taus(d64):

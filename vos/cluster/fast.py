@@ -30,7 +30,7 @@ import scipy.sparse
 import torch
 
 from vos.cluster.checks import WindowAttention, check_arguments, check_row_sums, checked_window
-from vos.cluster.kl_search import (AttentionRows32, Float32Rows, Rows32, WindowTerms, attention_rows,
+from vos.cluster.kl_search import (Float32Rows, Rows32, WindowTerms, attention_rows,
                                    attention_rows_again, close_pairs, dense_close_pairs, dense_self_close_pairs,
                                    learn_key_groups, nearest, rows32, self_sparse_close_pairs, sparse_close_pairs,
                                    take, window_terms)
@@ -82,12 +82,18 @@ def _neighbourhood_average(dist: Float32Rows, tau: float, settings: ClusterSetti
         # the whole window in one chunk: the self form needs one matrix product instead of two
         whole = r1 - r0 == num_rows
         chunk = dist if whole else take(dist, slice(r0, r1))
-        pairs = self_sparse_close_pairs(dist, tau, settings) if whole else sparse_close_pairs(chunk, dist, tau, settings)
+        if whole:
+            pairs = self_sparse_close_pairs(dist, tau, settings)
+        else:
+            pairs = sparse_close_pairs(chunk, dist, tau, settings)
         # a row is its own neighbour even if rounding makes d(x, x) a hair above tau
         local = torch.arange(r1 - r0)
         if pairs is None:
             # (not close_pairs: the sampled path was just ruled out, its probe need not run again)
-            close = dense_self_close_pairs(dist, tau, settings) if whole else dense_close_pairs(chunk, dist, tau, settings)
+            if whole:
+                close = dense_self_close_pairs(dist, tau, settings)
+            else:
+                close = dense_close_pairs(chunk, dist, tau, settings)
             close[local, local + r0] = True
             sets, set_of_row = _distinct_rows(close)  # (r1-r0) M
             del close
@@ -211,8 +217,8 @@ def _sum_rows(sets: scipy.sparse.csr_matrix, dist: Float32Rows, max_density: flo
 
 def _greedy_assign(dist: Float32Rows, tau: float,
                    settings: ClusterSettings = DEFAULT_SETTINGS) -> tuple[torch.Tensor, torch.Tensor]:
-    """rows (M, as distributions with float32 copies) -> (group of every row M int64, first row of
-    every group G int64), groups in order of their first row.
+    """rows (M, with their float32 copies: Rows32 or AttentionRows32) -> (group of every row M
+    int64, first row of every group G int64), groups in order of their first row.
 
     Visiting rows in order, an unassigned row starts a group and absorbs every unassigned row
     within ``tau`` of it (itself included).
@@ -287,7 +293,7 @@ class _GreedyGroups(NamedTuple):
 
 def _greedy_groups(dist: Rows32, tau: float, counts: torch.Tensor | None, key_groups: torch.Tensor | None,
                    settings: ClusterSettings) -> _GreedyGroups:
-    """The greedy groups (:func:`_greedy_assign`) of the rows of ``dist`` (M K distributions with
+    """The greedy groups (:func:`_greedy_assign`) of the rows of ``dist`` (M K float64 rows with
     float32 copies) and the centroids of those of several rows; nothing is written.
 
     A centroid is the L1-normalised mean of its members. ``counts`` (M): row i stands for

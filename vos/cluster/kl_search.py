@@ -301,7 +301,8 @@ def self_float32_distances(a: Float32Rows) -> tuple[torch.Tensor, torch.Tensor]:
     return _distances_and_margins(cross_sum, a, a)
 
 
-def _distances_and_margins(cross_sum: torch.Tensor, a: Float32Rows, b: Float32Rows) -> tuple[torch.Tensor, torch.Tensor]:
+def _distances_and_margins(cross_sum: torch.Tensor, a: Float32Rows,
+                           b: Float32Rows) -> tuple[torch.Tensor, torch.Tensor]:
     """Distances e_i + e_j - (c_ij + c_ji) and their bounds from ``cross_sum`` (overwritten)."""
     entropies = a.neg_entropy32[:, None] + b.neg_entropy32[None, :]
     dist = entropies - cross_sum  # float64 additions
@@ -426,8 +427,8 @@ def _upper_candidates(a: Float32Rows, tau: float, max_pairs: float,
                       settings: ClusterSettings = DEFAULT_SETTINGS) -> torch.Tensor | None:
     """Keys i * M + j (i <= j, unsorted) of the pairs of rows of ``a`` whose lower bound is not above
     tau, from half the product of ``lower_bounds(a, a)`` in blocks of
-    ``settings.self_bound_block_rows`` rows (no transpose); None if the pairs in both orders are more than ``max_pairs`` or there is
-    no useful bound."""
+    ``settings.self_bound_block_rows`` rows (no transpose); None if the pairs in both orders are
+    more than ``max_pairs`` or there is no useful bound."""
     form = _bound_form(a, a)
     if form is None:
         return None
@@ -664,7 +665,8 @@ def nearest(a: Float32Rows, b: Float32Rows, settings: ClusterSettings = DEFAULT_
             return _certified_argmin(a, b, torch.cat([local, rows]), torch.cat([guess, cols]),
                                      torch.cat([guess_dist, dist]), torch.cat([guess_margin, margin]), settings)
     dist, margin = float32_distances(a, b)  # Na Nb
-    rows, cols = torch.arange(dist.shape[0]).repeat_interleave(dist.shape[1]), torch.arange(dist.shape[1]).repeat(dist.shape[0])
+    rows = torch.arange(dist.shape[0]).repeat_interleave(dist.shape[1])
+    cols = torch.arange(dist.shape[1]).repeat(dist.shape[0])
     return _certified_argmin(a, b, rows, cols, dist.flatten(), margin.flatten(), settings)
 
 
