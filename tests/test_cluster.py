@@ -1,6 +1,7 @@
 """Tests of vos.cluster against a slow loop reference of the spec and hand-made partitions."""
 
 import dataclasses
+import inspect
 import math
 import threading
 
@@ -10,6 +11,8 @@ import scipy.stats
 import torch
 
 import vos.cluster
+import vos.cluster.fast
+import vos.cluster.kl_search
 import vos.cluster.reference
 from vos.cluster import (DEFAULT_SETTINGS, PROB_EPS, ClusterResult, cluster_streaming, hierarchical_cluster,
                          symmetric_kl)
@@ -277,6 +280,60 @@ def test_chunked_averaging_gives_the_same_result():
         chunked = cluster_streaming(lambda t0, t1: attention[t0:t1], 4, 0.6, 3, chunk_rows=chunk_rows)
         assert torch.equal(chunked.labels, whole.labels)
         torch.testing.assert_close(chunked.centroids, whole.centroids, rtol=1e-12, atol=1e-15)
+
+
+# every tunable far from its default: tiny blocks, chunks, batches and samples, pruning always on
+EXTREME_SETTINGS = vos.cluster.ClusterSettings(
+    neighbour_chunk_rows=5, sparse_neighbours_max_density=0.5, greedy_block_rows=1, greedy_max_block_rows=2,
+    repair_max_fraction=0.5, repair_batch_elements=7, key_groups=4, prune_min_keys_per_group=1,
+    prune_max_fraction=1.0, prune_probe_rows=1, self_bound_block_rows=3, component_max_work=1.0,
+    component_block_rows=4, key_group_sample_rows=5, key_group_iterations=1, max_window_workers=2)
+
+
+@pytest.mark.parametrize("seed, concentration, tau", [(0, 20.0, 0.5), (4, 8.0, 2.0)])
+def test_extreme_settings_give_the_reference_result(seed, concentration, tau):
+    attention, _ = structured_attention(5, 8, 12, 3, concentration, seed)
+    ref_labels, ref_centroids = ref_cluster(attention.double().numpy(), tau, 2)
+    assert 2 <= ref_labels.max() + 1 < ref_labels.size
+    for threads in (1, 2):
+        result = cluster_streaming(lambda t0, t1: attention[t0:t1], 5, tau, 2, threads=threads,
+                                   settings=EXTREME_SETTINGS)
+        np.testing.assert_array_equal(result.labels.numpy(), ref_labels)
+        np.testing.assert_allclose(result.centroids.numpy(), ref_centroids, rtol=1e-10, atol=1e-13)
+
+
+def test_the_settings_passed_in_reach_every_function(monkeypatch):
+    """No function of the fast path falls back to the default settings when cluster_streaming is
+    given settings: every default DEFAULT_SETTINGS is replaced by an object that fails on use."""
+    class Unusable:
+        def __getattr__(self, name):
+            raise AssertionError(f"the default settings were used ({name})")
+
+    replaced = 0
+    for module in (vos.cluster.fast, vos.cluster.kl_search):
+        for value in list(vars(module).values()):
+            functions = [value] if inspect.isfunction(value) else \
+                [f for f in vars(value).values() if inspect.isfunction(f)] if inspect.isclass(value) else []
+            for function in functions:
+                if function.__module__ == module.__name__ and any(d is DEFAULT_SETTINGS for d in function.__defaults__ or ()):
+                    defaults = tuple(Unusable() if d is DEFAULT_SETTINGS else d for d in function.__defaults__)
+                    monkeypatch.setattr(function, "__defaults__", defaults)
+                    replaced += 1
+    assert replaced >= 15
+    gen = torch.Generator().manual_seed(11)
+    queries, keys = torch.randn(5, 32, 16, generator=gen), torch.randn(64, 16, generator=gen)
+    many_small, one = (torch.softmax(queries @ keys.T * scale, -1) for scale in (1.5, 0.05))
+    a_few_large, _ = structured_attention(5, 32, 64, 3, 300.0, 1)
+    pruned = dataclasses.replace(DEFAULT_SETTINGS, key_groups=8, prune_min_keys_per_group=1, prune_probe_rows=4)
+    chunked = dataclasses.replace(pruned, neighbour_chunk_rows=50)
+    unpruned = dataclasses.replace(chunked, prune_min_keys_per_group=10 ** 9)
+    # the sampled, dense and component paths, whole windows and chunks, the merge rounds
+    for attention, settings in ((many_small, chunked), (one, chunked), (a_few_large, pruned), (many_small, unpruned),
+                                (one, unpruned), (many_small, EXTREME_SETTINGS), (one, EXTREME_SETTINGS)):
+        for threads in (1, 2):
+            cluster_streaming(lambda t0, t1: attention[t0:t1], 5, 1.0, 3, threads=threads, settings=settings)
+    with pytest.raises(AssertionError, match="default settings were used"):  # the replacement does bite
+        vos.cluster.kl_search.nearest(rows32(attention[0].double()), rows32(attention[1].double()))
 
 
 # ---------------------------------------------------------------- hand-made partitions
