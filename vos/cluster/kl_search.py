@@ -2,7 +2,7 @@
 
 The clustering (:mod:`vos.cluster.fast`) is a chain of hard ``d <= tau`` decisions and nearest-row
 choices. This module makes them at float32 cost without changing any of them (see
-``docs/cluster.md``, "Fast paths with unchanged decisions"):
+``docs/cluster.md``, "The CPU fast path"):
 
 * :func:`float32_distances`: float32 products with a rigorous error bound
   (:func:`float32_cross_error`); pairs within the bound of a decision are recomputed in float64
