@@ -1,0 +1,222 @@
+"""Output safety of `vos segment`: never delete or replace what it did not write, and check every
+output location before the first frame is decoded."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+import vos.video_io
+from tests.vos_helpers import TINY, moving_square_frames, write_frame_folder, write_mp4
+from vos.cli import main
+from vos.outputs import MARKER, check_writable, is_within, remove_stale_temporaries, stale_temporaries
+from vos.overlay import is_our_overlay
+
+FAST = TINY + ["--resolution", "32", "48", "--key-every", "3"]
+
+
+def segment(capsys, *args):
+    code = main(["segment", *map(str, args), *FAST])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def error_line(output: str) -> str:
+    lines = [line for line in output.splitlines() if "error:" in line]
+    assert len(lines) == 1 and "Traceback" not in output, output
+    return lines[0]
+
+
+@pytest.fixture
+def no_decoding(monkeypatch):
+    """Fail the test if a video is opened: refusals must come before any decoding."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("a video was opened before the outputs were checked")
+    monkeypatch.setattr(vos.video_io, "open_video", refuse)
+
+
+def frame_folder(path: Path, frames: int = 5) -> Path:
+    return write_frame_folder(path, moving_square_frames(frames, (48, 64)))
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_output_equal_to_the_input_frame_folder_is_refused(tmp_path, capsys, no_decoding):
+    clip = frame_folder(tmp_path / "clip")
+    before = snapshot(tmp_path)
+    code, output = segment(capsys, clip, "--out", tmp_path)  # OUT/clip is the input itself
+    assert code == 2 and "is an input video" in error_line(output)
+    code, output = segment(capsys, clip, "--out", clip)  # OUT/clip would lie inside the input
+    assert code == 2 and "lies inside" in error_line(output)
+    code, output = segment(capsys, clip, "--out", clip, "--overwrite")  # --overwrite never touches the input
+    assert code == 2 and "outside the input" in error_line(output)
+    assert snapshot(tmp_path) == before
+
+
+def test_out_dot_beside_the_input_is_refused(tmp_path, capsys, monkeypatch, no_decoding):
+    work = tmp_path / "work"
+    frame_folder(work / "myclip")
+    before = snapshot(work)
+    monkeypatch.chdir(work)
+    code, output = segment(capsys, "myclip", "--out", ".")
+    assert code == 2 and "myclip" in error_line(output)
+    assert snapshot(work) == before
+
+
+def test_result_folder_containing_the_video_file_is_refused(tmp_path, capsys, monkeypatch, no_decoding):
+    video = write_mp4(tmp_path / "clip" / "clip.mp4", moving_square_frames(4, (48, 64)))
+    monkeypatch.chdir(tmp_path)
+    code, output = segment(capsys, "clip/clip.mp4", "--out", ".", "--overwrite")  # ./clip holds the video
+    assert code == 2 and "contains the input" in error_line(output)
+    assert video.is_file()
+
+
+def test_batch_results_or_overlays_in_the_input_folder_are_refused(tmp_path, capsys, no_decoding):
+    videos = tmp_path / "videos"
+    write_mp4(videos / "a.mp4", moving_square_frames(4, (48, 64)))
+    frame_folder(videos / "b")
+    before = snapshot(videos)
+    code, output = segment(capsys, videos, "--out", videos)
+    assert code == 2 and "input" in error_line(output)
+    code, output = segment(capsys, videos, "--out", tmp_path / "out", "--overlay", videos, "--overwrite")
+    assert code == 2 and "--overlay" in error_line(output) and "a.mp4" in error_line(output)
+    assert snapshot(videos) == before and not (tmp_path / "out").exists()
+
+
+def test_unrelated_existing_folder_is_kept_unless_overwrite(tmp_path, capsys, monkeypatch):
+    work = tmp_path / "work"
+    write_mp4(work / "synth_0001.mp4", moving_square_frames(5, (48, 64)))
+    (work / "synth_0001").mkdir()
+    (work / "synth_0001" / "notes.txt").write_text("my notes")
+    monkeypatch.chdir(work)
+    code, output = segment(capsys, "synth_0001.mp4", "--out", ".")
+    line = error_line(output)
+    assert code == 2 and "synth_0001" in line and "--overwrite" in line and "--out" in line
+    assert (work / "synth_0001" / "notes.txt").read_text() == "my notes"
+
+    code, output = segment(capsys, "synth_0001.mp4", "--out", ".", "--overwrite")
+    assert code == 0, output
+    assert "--overwrite: replacing synth_0001" in output
+    assert sorted(p.name for p in (work / "synth_0001").iterdir()) == [MARKER] + [f"{i:05d}.png" for i in range(5)]
+    marker = json.loads((work / "synth_0001" / MARKER).read_text())
+    assert marker["command"] == "vos segment" and marker["frames"] == 5
+    assert marker["video"] == str((work / "synth_0001.mp4").resolve())
+    assert marker["settings"]["resolution"] == [32, 48] and marker["settings"]["key_every"] == 3
+
+    # the earlier result is ours (marker): replaced without --overwrite, and said so
+    (work / "synth_0001" / "00003.png").unlink()
+    code, output = segment(capsys, "synth_0001.mp4", "--out", ".")
+    assert code == 0 and "replacing earlier result in synth_0001" in output
+    assert (work / "synth_0001" / "00003.png").is_file()
+
+
+def test_result_of_only_frame_pngs_counts_as_ours(tmp_path, capsys):
+    clip = frame_folder(tmp_path / "in" / "clip")
+    out = tmp_path / "out"
+    (out / "clip").mkdir(parents=True)
+    for name in ("00000.png", "00001.png"):  # an earlier result without marker
+        (out / "clip" / name).write_bytes(b"old")
+    code, output = segment(capsys, clip, "--out", out)
+    assert code == 0 and f"replacing earlier result in {out / 'clip'}" in output
+    assert (out / "clip" / MARKER).is_file() and (out / "clip" / "00000.png").read_bytes() != b"old"
+
+    (out / "clip" / MARKER).unlink()
+    (out / "clip" / "mask.jpg").write_bytes(b"not ours")  # a file we never write: foreign folder
+    code, output = segment(capsys, clip, "--out", out)
+    assert code == 2 and "--overwrite" in error_line(output)
+    assert (out / "clip" / "mask.jpg").read_bytes() == b"not ours"
+
+
+def test_overlay_never_replaces_a_foreign_file(tmp_path, capsys):
+    video = write_mp4(tmp_path / "clip.mp4", moving_square_frames(5, (48, 64)))
+    foreign = write_mp4(tmp_path / "holiday.mp4", moving_square_frames(3, (48, 64), seed=1))
+    notes = tmp_path / "notes.mp4"
+    notes.write_text("not even a video")
+    before = foreign.read_bytes()
+    for target in (foreign, notes):
+        code, output = segment(capsys, video, "--out", tmp_path / "out", "--overlay", target)
+        assert code == 2 and "--overwrite" in error_line(output) and target.name in error_line(output)
+    assert foreign.read_bytes() == before and notes.read_text() == "not even a video"
+    code, output = segment(capsys, video, "--out", tmp_path / "out", "--overlay", video, "--overwrite")
+    assert code == 2 and "input video" in error_line(output)
+    assert not (tmp_path / "out").exists()
+
+    ours = tmp_path / "overlay.mp4"
+    assert segment(capsys, video, "--out", tmp_path / "out", "--overlay", ours)[0] == 0
+    assert is_our_overlay(ours) and not is_our_overlay(foreign) and not is_our_overlay(notes)
+    code, output = segment(capsys, video, "--out", tmp_path / "out", "--overlay", ours)  # our own: replaced
+    assert code == 0, output
+    code, output = segment(capsys, video, "--out", tmp_path / "out", "--overlay", foreign, "--overwrite")
+    assert code == 0 and is_our_overlay(foreign)
+
+
+def test_unwritable_outputs_fail_before_decoding(tmp_path, capsys, no_decoding):
+    video = write_mp4(tmp_path / "clip.mp4", moving_square_frames(4, (48, 64)))
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("a file")
+    code, output = segment(capsys, video, "--out", blocker)  # OUT is a file
+    assert code == 2 and "is a file" in error_line(output)
+    code, output = segment(capsys, video, "--out", blocker / "sub")  # a file on OUT's path
+    assert code == 2 and "is a file" in error_line(output)
+    code, output = segment(capsys, video, "--out", tmp_path / "out", "--overlay", blocker / "o.mp4")
+    assert code == 2 and "--overlay" in error_line(output)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "file.txt"]  # no .partial, no out
+
+
+def test_read_only_folder_is_found_unwritable(tmp_path):
+    """check_writable probes by creating a file, so it also sees what permission bits do not say
+    (root ignores them): a read-only bind is not available here, so an unprivileged user is used."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    # tmp_path's parents are private to root: an unprivileged user needs a folder it can reach
+    base = Path(tempfile.mkdtemp(dir=tmp_path if os.geteuid() != 0 else None))
+    base.chmod(0o755)
+    folder = base / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    if os.geteuid() != 0:
+        with pytest.raises(Exception, match="cannot write"):
+            check_writable(folder / "out", "--out")
+        return
+    repo = Path(__file__).resolve().parents[1]
+    code = ("import sys; from vos.outputs import check_writable; from vos.errors import VosError\n"
+            "try:\n check_writable(__import__('pathlib').Path(sys.argv[1]), '--out')\n"
+            "except VosError as e:\n print(e); sys.exit(3)\n")
+    try:
+        result = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable,
+                                 "-c", code, str(folder / "out")], capture_output=True, text=True,
+                                env={"PYTHONPATH": str(repo), "PATH": os.environ.get("PATH", "")}, timeout=120)
+    except FileNotFoundError:
+        pytest.skip("setpriv is not installed: cannot run as an unprivileged user")
+    finally:
+        folder.chmod(0o755)
+        shutil.rmtree(base, ignore_errors=True)
+    if result.returncode != 3 and ("No module named" in result.stderr or "Permission denied" in result.stderr):
+        pytest.skip(f"the unprivileged user cannot run this checkout: {result.stderr.strip().splitlines()[-1]}")
+    assert result.returncode == 3 and "cannot write in" in result.stdout, result.stdout + result.stderr
+
+
+def test_stale_temporaries_of_the_target_only_are_removed(tmp_path, capsys):
+    video = write_mp4(tmp_path / "clip.mp4", moving_square_frames(4, (48, 64)))
+    target = tmp_path / "overlay.mp4"
+    stale = tmp_path / ".overlay.k2x_9abc.tmp.mp4"  # what atomic_path leaves after kill -9
+    others = [tmp_path / ".other.k2x_9abc.tmp.mp4", tmp_path / ".overlay.k2x_9abc.tmp.mp4.keep",
+              tmp_path / ".overlay.short.tmp.mp4", tmp_path / "overlay.k2x_9abc.tmp.mp4"]
+    for path in [stale, *others]:
+        path.write_bytes(b"x")
+    assert stale_temporaries(target) == [stale]
+    code, output = segment(capsys, video, "--out", tmp_path / "out", "--overlay", target)
+    assert code == 0, output
+    assert not stale.exists() and all(p.exists() for p in others) and is_our_overlay(target)
+    assert remove_stale_temporaries(target) == 0
+
+
+def test_is_within():
+    assert is_within(Path("/a/b"), Path("/a")) and is_within(Path("/a"), Path("/a"))
+    assert not is_within(Path("/ab"), Path("/a")) and not is_within(Path("/a"), Path("/a/b"))
