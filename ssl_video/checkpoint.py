@@ -15,6 +15,7 @@ import torch
 
 from vos.distributed import DistContext, all_gather_objects
 from vos.errors import VosError
+from vos.outputs import check_run_dir
 
 # Options that may change between an interrupted run and its resumption (they do not change results).
 RESUME_MAY_DIFFER = {"workers", "data_root", "split_dir", "pretrained"}
@@ -58,8 +59,10 @@ def check_resume_config(saved: dict, current: dict, path: Path) -> None:
                        "use the original settings or a new --out")
 
 
-def prepare_out_dir(out_dir: Path, resume: bool) -> Path | None:
-    """The checkpoint to resume from, or None for a fresh run; refuses to overwrite a finished one."""
+def prepare_out_dir(out_dir: Path, resume: bool, command: str) -> Path | None:
+    """The checkpoint to resume from, or None for a fresh run; refuses to overwrite a finished one,
+    and a folder that is not empty and not a run of ``command`` (see :func:`vos.outputs.check_run_dir`)."""
+    check_run_dir(out_dir, command, resume)
     last = out_dir / "last.pt"
     if last.exists() and not resume:
         raise VosError(f"{last} already exists; pass --resume to continue that run or choose another --out")

@@ -220,3 +220,114 @@ def test_stale_temporaries_of_the_target_only_are_removed(tmp_path, capsys):
 def test_is_within():
     assert is_within(Path("/a/b"), Path("/a")) and is_within(Path("/a"), Path("/a"))
     assert not is_within(Path("/ab"), Path("/a")) and not is_within(Path("/a"), Path("/a/b"))
+
+
+# ------------------------------------------------------------------- the other commands that write
+def run_main(capsys, module_main, argv):
+    code = module_main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def foreign_folder(path: Path) -> Path:
+    path.mkdir(parents=True)
+    (path / "notes.txt").write_text("my notes")
+    (path / "config.yaml").write_text("mine: 1\n")
+    return path
+
+
+@pytest.mark.parametrize("argv", [
+    ["vos", "train", "--data", "{tmp}", "--out", "{out}", "--backbone", "test_vit_tiny16", "--weights", "random"],
+    ["ssl-video", "pretrain", "--arch", "r3d_tiny", "--moco-k", "64", "--data-root", "{tmp}", "--out", "{out}"],
+    ["ssl-video", "finetune", "--arch", "r3d_tiny", "--data-root", "{tmp}", "--out", "{out}"],
+])
+def test_run_folders_of_other_commands_are_never_reused(tmp_path, capsys, argv):
+    from ssl_video.cli import main as ssl_main
+
+    out = foreign_folder(tmp_path / "runs")
+    before = snapshot(out)
+    cli = main if argv[0] == "vos" else ssl_main
+    args = [a.format(tmp=tmp_path, out=out) for a in argv[1:]]
+    code, output = run_main(capsys, cli, args)
+    line = error_line(output)
+    assert code == 2 and str(out) in line and "new or empty --out" in line
+    code, output = run_main(capsys, cli, args + ["--resume"])  # (vos train: config.yaml is not its own)
+    assert code == 2 and str(out) in error_line(output)
+    assert snapshot(out) == before
+
+
+def test_run_folder_rules():
+    from vos.errors import VosError
+    from vos.outputs import check_run_dir, write_marker
+
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Path(tmp) / "run"
+        check_run_dir(run, "vos train")  # new
+        run.mkdir()
+        check_run_dir(run, "vos train")  # empty
+        (run / "log.csv").write_text("step\n")
+        with pytest.raises(VosError, match="holds no `vos train` run"):
+            check_run_dir(run, "vos train")
+        write_marker(run, "ssl-video pretrain")
+        with pytest.raises(VosError, match="holds no `vos train` run"):  # another command's run
+            check_run_dir(run, "vos train")
+        check_run_dir(run, "ssl-video pretrain")  # its own run (an interrupted one: no last.pt yet)
+        (run / ".vos-output.json").unlink()
+        (run / "last.pt").write_bytes(b"")
+        check_run_dir(run, "vos train", resume=True)  # a run written before markers existed, resumed
+        with pytest.raises(VosError):
+            check_run_dir(run, "vos train")
+
+
+@pytest.mark.parametrize("argv,owned", [
+    (["vos", "eval", "davis", "--davis-root", "{tmp}/none", "--results", "{tmp}", "--json", "{json}"],
+     {"J&F-Mean": 0.5, "J-Mean": 0.5, "J-Recall": 0.5, "J-Decay": 0, "F-Mean": 0.5, "F-Recall": 0.5, "F-Decay": 0}),
+    (["vos", "eval", "ytvis", "--root", "{tmp}/none", "--results", "{tmp}", "--json", "{json}"],
+     {"FG-ARI": 0.5, "FG-ARI-per-frame": 0.5, "mIoU": 0.5, "mBO": 0.5}),
+    (["ssl-video", "pretrain", "--arch", "r3d_tiny", "--moco-k", "64", "--data-root", "{tmp}/none",
+      "--out", "{tmp}/run", "--json", "{json}"], {"epochs": 1, "steps": 2, "loss": 3.0, "checkpoint": "x"}),
+    (["ssl-video", "finetune", "--arch", "r3d_tiny", "--data-root", "{tmp}/none", "--out", "{tmp}/run",
+      "--json", "{json}"], {"video_top1": 1.0, "video_top5": 2.0, "clip_top1": 3.0}),
+    (["ssl-video", "retrieve", "--arch", "r3d_tiny", "--data-root", "{tmp}/none", "--json", "{json}"],
+     {"R@1": 1.0, "R@5": 2.0}),
+    (["ssl-video", "retrieve", "--arch", "r3d_tiny", "--data-root", "{tmp}/none", "--out", "{tmp}"],
+     {"R@10": 1.0}),
+])
+def test_json_outputs_replace_only_earlier_results(tmp_path, capsys, argv, owned):
+    """A foreign file at --json is refused before any work; an earlier result of the same command,
+    or --overwrite, gets past the check (the run then fails on the missing data, which is later)."""
+    from ssl_video.cli import main as ssl_main
+
+    json_path = tmp_path / "results.json"
+    cli = main if argv[0] == "vos" else ssl_main
+    args = [a.format(tmp=tmp_path, json=json_path) for a in argv[1:]]
+    for foreign in ('{"name": "my settings"}', "plain notes", json.dumps({**owned, "x": 1})[:-3]):
+        json_path.write_text(foreign)
+        code, output = run_main(capsys, cli, args)
+        line = error_line(output)
+        assert code == 2 and str(json_path) in line and "--overwrite" in line
+        assert json_path.read_text() == foreign
+    for content, extra in ((json.dumps(owned), []), ("plain notes", ["--overwrite"])):
+        json_path.write_text(content)
+        code, output = run_main(capsys, cli, args + extra)
+        assert code == 2 and "--overwrite" not in error_line(output)  # refused later: no data
+    json_path.unlink()
+    json_path.mkdir()
+    code, output = run_main(capsys, cli, args + ["--overwrite"])
+    assert code == 2 and "is a folder" in error_line(output)
+
+
+def test_synth_outputs_check_writability_first(tmp_path, capsys):
+    from ssl_video.cli import main as ssl_main
+
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("a file")
+    code, output = run_main(capsys, main, ["synth", blocker / "data", "--videos", "1", "--frames", "2"])
+    assert code == 2 and "is a file" in error_line(output)
+    code, output = run_main(capsys, ssl_main, ["synth", blocker / "data"])
+    assert code == 2 and "is a file" in error_line(output)
+    folder = foreign_folder(tmp_path / "mine")
+    code, output = run_main(capsys, main, ["synth", folder, "--videos", "1", "--frames", "2"])
+    assert code == 2 and "not empty" in error_line(output) and (folder / "notes.txt").is_file()

@@ -28,6 +28,7 @@ from vos.config import config_to_dict
 from vos.distributed import DistContext, all_gather_objects, all_reduce_sum, barrier, cleanup, init_distributed
 from vos.errors import VosError
 from vos.fileio import atomic_torch_save, atomic_write_text
+from vos.outputs import check_run_dir, remove_stale_temporaries, write_marker
 from vos.models.backbone import build_backbone, model_input_size, weights_tag
 from vos.models.block import SpatioTemporalBlock, block_checkpoint
 from vos.train.config import RESUMABLE_CHANGES, TrainConfig
@@ -37,6 +38,7 @@ from vos.training_log import TrainingLog
 
 CHECKPOINT_NAME = "last.pt"
 CONFIG_NAME = "config.yaml"
+COMMAND = "vos train"  # the marker of its run folders
 LOSS_NAMES = ("loss", "semantic", "motion")
 
 
@@ -151,6 +153,7 @@ def _train(cfg: TrainConfig, resume: bool, ctx: DistContext) -> TrainResult:
     out = Path(cfg.out)
     ckpt_path = out / CHECKPOINT_NAME
     ckpt = None
+    check_run_dir(out, COMMAND, resume)
     if resume:
         if not ckpt_path.is_file():
             raise VosError(f"{ckpt_path}: nothing to resume; run without --resume to start training")
@@ -201,6 +204,8 @@ def _train(cfg: TrainConfig, resume: bool, ctx: DistContext) -> TrainResult:
         if ctx.is_main:
             out.mkdir(parents=True, exist_ok=True)
     if ctx.is_main:
+        write_marker(out, COMMAND)
+        remove_stale_temporaries(ckpt_path)  # left by a process killed while saving
         atomic_write_text(out / CONFIG_NAME, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
     model = DistributedDataParallel(block) if ctx.enabled else block
 
