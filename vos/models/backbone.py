@@ -31,6 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from vos.errors import VosError
+from vos.fileio import load_torch_file
 
 log = logging.getLogger(__name__)
 
@@ -138,11 +139,7 @@ def _read_state_dict(path: Path) -> dict:
         except Exception as exc:
             raise VosError(f"{path}: not a readable safetensors file ({exc})") from exc
     # The official full DINO checkpoint pickles its argparse.Namespace of training arguments.
-    torch.serialization.add_safe_globals([argparse.Namespace])
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise VosError(f"{path}: not a readable PyTorch checkpoint ({str(exc).splitlines()[0]})") from exc
+    return load_torch_file(path, "DINO/timm backbone weights (.pth or .safetensors)", safe_globals=[argparse.Namespace])
 
 
 def backbone_state_dict(checkpoint: dict) -> dict[str, torch.Tensor]:

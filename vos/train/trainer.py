@@ -27,7 +27,7 @@ from tqdm import tqdm
 from vos.config import config_to_dict
 from vos.distributed import DistContext, all_gather_objects, all_reduce_sum, barrier, cleanup, init_distributed
 from vos.errors import VosError
-from vos.fileio import atomic_torch_save, atomic_write_text
+from vos.fileio import atomic_torch_save, atomic_write_text, load_torch_file
 from vos.outputs import check_run_dir, remove_stale_temporaries, write_marker
 from vos.models.backbone import build_backbone, model_input_size, weights_tag
 from vos.models.block import SpatioTemporalBlock, block_checkpoint
@@ -133,10 +133,10 @@ def _gather_rng(data_gen: torch.Generator, ctx: DistContext) -> list[dict]:
 
 
 def _load_checkpoint(path: Path) -> dict:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise VosError(f"{path}: not a readable checkpoint ({str(exc).splitlines()[0]}); start a new --out") from exc
+    ckpt = load_torch_file(path, "a checkpoint of `vos train` (start a new --out)")
+    if not isinstance(ckpt, dict):
+        raise VosError(f"{path} holds a {type(ckpt).__name__}, not a checkpoint of `vos train`; start a new --out")
+    return ckpt
 
 
 def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
