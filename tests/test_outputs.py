@@ -331,3 +331,26 @@ def test_synth_outputs_check_writability_first(tmp_path, capsys):
     folder = foreign_folder(tmp_path / "mine")
     code, output = run_main(capsys, main, ["synth", folder, "--videos", "1", "--frames", "2"])
     assert code == 2 and "not empty" in error_line(output) and (folder / "notes.txt").is_file()
+
+
+@pytest.mark.parametrize("size,ok", [((100000, 100000), False), ((4097, 16), False), ((2049, 2048), False),
+                                     ((2048, 2048), True), ((4096, 1024), True), ((0, 10), False)])
+def test_resolution_is_bounded(size, ok):
+    from vos.errors import VosError
+    from vos.models.backbone import check_resolution
+
+    if ok:
+        check_resolution(size)
+    else:
+        with pytest.raises(VosError, match="--resolution"):
+            check_resolution(size)
+
+
+def test_huge_resolution_is_a_one_line_error(tmp_path, capsys, no_decoding):
+    video = write_mp4(tmp_path / "clip.mp4", moving_square_frames(4, (48, 64)))
+    code = main(["segment", str(video), "--out", str(tmp_path / "out"), *TINY, "--resolution", "100000", "100000"])
+    output = capsys.readouterr().err
+    assert code == 2 and "too large" in error_line(output)
+    code = main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "run"), *TINY,
+                 "--resolution", "100000", "100000"])
+    assert code == 2 and "too large" in error_line(capsys.readouterr().err)

@@ -35,7 +35,7 @@ from vos.cluster import cluster_streaming
 from vos.errors import VosError
 from vos.masks import clusters_to_objects
 from vos.memory import keep_freed_memory
-from vos.models.backbone import build_backbone, model_input_size, preprocess_frames, weights_tag
+from vos.models.backbone import build_backbone, check_resolution, model_input_size, preprocess_frames, weights_tag
 from vos.models.block import load_block, training_free_block
 from vos.palette import write_label_png
 from vos.video_io import VideoSource
@@ -64,8 +64,7 @@ class SegmentConfig:
             raise VosError(f"--attention-cache-mib must be >= 0, got {self.attention_cache_mib}")
         if self.max_frames is not None and self.max_frames < 1:
             raise VosError(f"--max-frames must be >= 1, got {self.max_frames}")
-        if len(self.resolution) != 2 or min(self.resolution) < 1:
-            raise VosError(f"--resolution takes two positive sizes H W, got {self.resolution}")
+        check_resolution(tuple(self.resolution))
         if not self.tau > 0:
             raise VosError(f"--tau must be > 0, got {self.tau}")
 

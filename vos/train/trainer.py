@@ -29,7 +29,7 @@ from vos.distributed import DistContext, all_gather_objects, all_reduce_sum, bar
 from vos.errors import VosError
 from vos.fileio import atomic_torch_save, atomic_write_text, load_torch_file
 from vos.outputs import check_run_dir, remove_stale_temporaries, write_marker
-from vos.models.backbone import build_backbone, model_input_size, weights_tag
+from vos.models.backbone import build_backbone, check_resolution, model_input_size, weights_tag
 from vos.models.block import SpatioTemporalBlock, block_checkpoint
 from vos.train.config import RESUMABLE_CHANGES, TrainConfig
 from vos.train.data import ClipSampler, FeatureCache, TrainingVideos, check_clip_fits, hash_seed
@@ -121,6 +121,7 @@ def _validate(cfg: TrainConfig) -> None:
     for name in ("frames", "gap", "batch_size", "iterations", "checkpoint_every", "log_every"):
         if getattr(cfg, name) < 1:
             raise VosError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+    check_resolution(tuple(cfg.resolution))
     if cfg.loss.queries < 1:
         raise VosError(f"loss.queries must be >= 1, got {cfg.loss.queries}")
     if not 0 < cfg.optim.min_lr <= cfg.optim.lr:
