@@ -354,3 +354,21 @@ def test_huge_resolution_is_a_one_line_error(tmp_path, capsys, no_decoding):
     code = main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "run"), *TINY,
                  "--resolution", "100000", "100000"])
     assert code == 2 and "too large" in error_line(capsys.readouterr().err)
+
+
+def test_a_corrupt_video_does_not_stop_the_batch(tmp_path, capsys):
+    videos = tmp_path / "videos"
+    write_mp4(videos / "a.mp4", moving_square_frames(4, (48, 64)))
+    (videos / "b.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 this is not a video")
+    frame_folder(videos / "c", frames=4)
+    code, output = segment(capsys, videos, "--out", tmp_path / "out")
+    assert code == 2
+    assert "b: skipped:" in output and "b.mp4" in output  # reported when it happens, with the reason
+    line = error_line(output)
+    assert "1 of 3 video(s) failed" in line and line.endswith(f"b; the other results are in {tmp_path / 'out'}")
+    assert "2 video(s)" in output and "1 failed" in output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a", "c"]
+    assert len(list((tmp_path / "out" / "a").glob("*.png"))) == 4
+    # a single video still fails at once with its own error
+    code, output = segment(capsys, videos / "b.mp4", "--out", tmp_path / "out")
+    assert code == 2 and "b.mp4" in error_line(output) and "failed and were skipped" not in output

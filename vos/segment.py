@@ -357,25 +357,37 @@ def segment_videos(input_path: str | Path, out: str | Path = "vos_output", confi
         if segmenter is not None and ctx.is_main:
             tqdm.write(f"vos segment: {len(jobs)} video(s), backbone {config.backbone}, {segmenter.mode}, "
                        f"input {segmenter.input_size[0]}x{segmenter.input_size[1]}, key frame every {config.key_every}")
+        failed = []  # names of the videos a batch skipped because of their errors
         for job in todo:
             start = time.perf_counter()
-            source = open_video(job.video, config.stride, config.max_frames, backend=backend)
-            with tqdm(desc=job.name, unit="step", position=ctx.rank, leave=False) as bar:
-                seg = segmenter.segment(source, bar)
-                write_segmentation(seg, source, job.out_dir, job.overlay, bar, overwrite=overwrite,
-                                   settings=dataclasses.asdict(config))
+            try:
+                source = open_video(job.video, config.stride, config.max_frames, backend=backend)
+                with tqdm(desc=job.name, unit="step", position=ctx.rank, leave=False) as bar:
+                    seg = segmenter.segment(source, bar)
+                    write_segmentation(seg, source, job.out_dir, job.overlay, bar, overwrite=overwrite,
+                                       settings=dataclasses.asdict(config))
+            except VosError as exc:  # one bad video must not stop a batch: report it, go on, fail at the end
+                if not batch:
+                    raise
+                tqdm.write(f"{job.name}: skipped: {exc}")
+                failed.append(job.name)
+                continue
             summary = VideoSummary(job.name, source.num_frames, seg.num_objects, time.perf_counter() - start,
                                    job.out_dir, timings=seg.timings)
             tqdm.write(summary.line())
             summaries.append(summary)
         done = [s for s in summaries if not s.skipped]
-        totals = all_reduce_sum(torch.tensor([len(done), sum(s.frames for s in done), sum(s.seconds for s in done)],
-                                             dtype=torch.float64), ctx)
+        totals = all_reduce_sum(torch.tensor([len(done), sum(s.frames for s in done), sum(s.seconds for s in done),
+                                              len(failed)], dtype=torch.float64), ctx)
         if ctx.is_main:
-            n, frames, seconds = totals.tolist()
-            skipped = len(jobs) - int(n)
+            n, frames, seconds, n_failed = totals.tolist()
+            skipped = len(jobs) - int(n) - int(n_failed)
             tqdm.write(f"vos segment: {int(n)} video(s), {int(frames)} frames in {seconds:.1f} s of processing"
-                       + (f", {skipped} skipped" if skipped else "") + f"; results in {out}")
+                       + (f", {skipped} skipped" if skipped else "") + (f", {int(n_failed)} failed" if n_failed else "")
+                       + f"; results in {out}")
+        if failed:
+            raise VosError(f"{len(failed)} of {len(mine)} video(s) failed and were skipped (reasons above): "
+                           f"{', '.join(failed)}; the other results are in {out}")
         return summaries
     finally:
         cleanup(ctx)
