@@ -204,11 +204,19 @@ def test_read_only_folder_is_found_unwritable(tmp_path):
 
 def test_stale_temporaries_of_the_target_only_are_removed(tmp_path, capsys):
     video = write_mp4(tmp_path / "clip.mp4", moving_square_frames(4, (48, 64)))
+    import subprocess
+    import sys
+
     target = tmp_path / "overlay.mp4"
-    stale = tmp_path / ".overlay.k2x_9abc.tmp.mp4"  # what atomic_path leaves after kill -9
-    others = [tmp_path / ".other.k2x_9abc.tmp.mp4", tmp_path / ".overlay.k2x_9abc.tmp.mp4.keep",
-              tmp_path / ".overlay.short.tmp.mp4", tmp_path / "overlay.k2x_9abc.tmp.mp4"]
-    for path in [stale, *others]:
+    # a process killed while writing the overlay (os._exit: no cleanup runs, as with kill -9)
+    crash = ("import os, sys; from vos.fileio import atomic_path\n"
+             "with atomic_path(sys.argv[1]) as tmp:\n tmp.write_bytes(b'half an mp4'); os._exit(9)\n")
+    repo = Path(__file__).resolve().parents[1]
+    assert subprocess.run([sys.executable, "-c", crash, str(target)], cwd=repo, timeout=60).returncode == 9
+    [stale] = [p for p in tmp_path.iterdir() if p.name.startswith(".overlay.")]
+    others = [tmp_path / ".other.k2x_9abc.tmp.mp4", tmp_path / (stale.name + ".keep"),
+              tmp_path / ".overlay.short.tmp.mp4", tmp_path / stale.name[1:]]
+    for path in others:
         path.write_bytes(b"x")
     assert stale_temporaries(target) == [stale]
     code, output = segment(capsys, video, "--out", tmp_path / "out", "--overlay", target)
