@@ -22,31 +22,22 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from vos.errors import VosError
+from vos.fileio import atomic_write_text
 
 MARKER = ".vos-output.json"  # inside every result folder and run folder a command writes
 
 
 def _resolved(path: Path) -> Path:
-    return Path(os.path.abspath(Path(path).expanduser().resolve()))
+    return Path(path).expanduser().resolve()
 
 
 def is_within(path: Path, folder: Path) -> bool:
     """``path`` is ``folder`` or lies somewhere inside it (symlinks resolved)."""
     path, folder = _resolved(path), _resolved(folder)
     return path == folder or folder in path.parents
-
-
-def check_not_input(target: Path, inputs: Iterable[Path], flag: str) -> None:
-    """Refuse an output that is, contains, or lies inside one of ``inputs``."""
-    for source in inputs:
-        if is_within(target, source) or is_within(source, target):
-            where = ("is" if _resolved(target) == _resolved(source)
-                     else "lies inside" if is_within(target, source) else "contains")
-            raise VosError(f"{flag} {target} {where} the input {source}; writing there would replace or mix with "
-                           "the input: choose an --out outside it")
 
 
 def check_writable(target: Path, flag: str) -> None:
@@ -84,8 +75,6 @@ def read_marker(folder: Path) -> Optional[dict]:
 
 def write_marker(folder: Path, command: str, **info) -> None:
     """Mark ``folder`` as written by ``command`` (with what it was written from, for the user)."""
-    from vos.fileio import atomic_write_text
-
     atomic_write_text(Path(folder) / MARKER, json.dumps({"command": command, **info}, indent=1, default=str) + "\n")
 
 
@@ -155,13 +144,12 @@ def json_keys_owned(keys: Sequence[str] = (), prefix: str | None = None) -> Call
 
 
 def check_output_file(path: Path | str | None, flag: str, owned: Callable[[Path], bool], what: str,
-                      overwrite: bool = False, inputs: Iterable[Path] = ()) -> None:
-    """May a command write the file ``path``? It must not be an input nor an existing folder; an
-    existing file must be ``owned`` (the command's own earlier ``what``) unless ``overwrite``."""
+                      overwrite: bool = False) -> None:
+    """May a command write the file ``path``? It must not be an existing folder; an existing file must
+    be ``owned`` (the command's own earlier ``what``) unless ``overwrite``. Also checks writability."""
     if path is None:
         return
     path = Path(path)
-    check_not_input(path, inputs, flag)
     if path.is_dir():
         raise VosError(f"{flag} {path} is a folder; give a file name")
     if path.exists() and not overwrite and not owned(path):
