@@ -380,3 +380,19 @@ def test_a_corrupt_video_does_not_stop_the_batch(tmp_path, capsys):
     # a single video still fails at once with its own error
     code, output = segment(capsys, videos / "b.mp4", "--out", tmp_path / "out")
     assert code == 2 and "b.mp4" in error_line(output) and "failed and were skipped" not in output
+
+
+def test_partial_folder_is_replaced_only_if_it_is_an_unfinished_result(tmp_path, capsys):
+    video = write_mp4(tmp_path / "clip.mp4", moving_square_frames(4, (48, 64)))
+    out = tmp_path / "out"
+    partial = out / "clip.partial"
+    partial.mkdir(parents=True)
+    (partial / "draft.txt").write_text("mine")
+    code, output = segment(capsys, video, "--out", out)
+    assert code == 2 and "clip.partial" in error_line(output) and (partial / "draft.txt").is_file()
+    (partial / "draft.txt").unlink()
+    for name in ("00000.png", ".00001.ab_3x9zq.tmp.png", MARKER):  # what an interrupted run leaves
+        (partial / name).write_bytes(b"x")
+    code, output = segment(capsys, video, "--out", out)
+    assert code == 0, output
+    assert not partial.exists() and len(list((out / "clip").glob("*.png"))) == 4

@@ -184,16 +184,19 @@ def remove_stale_temporaries(path: Path) -> int:
 # ------------------------------------------------------------------------------------ vos segment
 SEGMENT_COMMAND = "vos segment"
 _FRAME_NUMBER_PNG = re.compile(r"\d+\.png")
+_TEMPORARY_PNG = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp\.png")  # vos.fileio.atomic_path's, left by a kill
 
 
 def segment_result_owned(video: Path) -> Callable[[Path], bool]:
-    """A result folder of ``vos segment`` written before markers existed: PNG files only, each named
-    as a frame (``NNNNN.png``, or the stem of a frame of the input frame folder ``video``)."""
+    """A result folder of ``vos segment`` without marker (written before markers existed, or an
+    unfinished ``.partial``): files only, each a frame PNG (``NNNNN.png`` or named as a frame of the
+    input frame folder ``video``), a PNG temporary of ours, or the marker."""
     def owned(folder: Path) -> bool:
         frame_stems = {p.stem for p in Path(video).iterdir()} if Path(video).is_dir() else set()
         for entry in Path(folder).iterdir():
-            if not (entry.is_file() and entry.suffix == ".png"
-                    and (_FRAME_NUMBER_PNG.fullmatch(entry.name) or entry.stem in frame_stems)):
+            name = entry.name
+            if not (entry.is_file() and (name == MARKER or _TEMPORARY_PNG.fullmatch(name) or (
+                    entry.suffix == ".png" and (_FRAME_NUMBER_PNG.fullmatch(name) or entry.stem in frame_stems)))):
                 return False
         return True
     return owned
@@ -231,6 +234,12 @@ def check_segment_jobs(jobs: Sequence, input_path: Path, batch: bool, overwrite:
             announce(f"{SEGMENT_COMMAND}: replacing earlier result in {job.out_dir}")
         elif state == "overwrite":
             announce(f"{SEGMENT_COMMAND}: --overwrite: replacing {job.out_dir}")
+        # the result is written to OUT/<name>.partial first, which must be an unfinished result of ours
+        partial = job.out_dir.with_name(job.out_dir.name + ".partial")
+        if (partial.exists() or partial.is_symlink()) and not overwrite and not (
+                partial.is_dir() and not partial.is_symlink() and segment_result_owned(job.video)(partial)):
+            raise VosError(f"{partial} exists and is not an unfinished result of `{SEGMENT_COMMAND}`; "
+                           "pass --overwrite to replace it, or choose another --out")
         if job.overlay is None:
             continue
         problem = conflict(job.overlay)
