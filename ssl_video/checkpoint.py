@@ -1,7 +1,9 @@
 """Run-directory checkpoints shared by pretraining and fine-tuning: ``DIR/last.pt``, RNG states.
 
 Every process's RNG states (torch, numpy, python) are stored, one entry per rank, so that a resumed
-multi-process run draws the same augmentations and permutations as an uninterrupted one.
+multi-process run draws the same augmentations and permutations as an uninterrupted one. Checkpoints
+hold only tensors and plain Python values (the numpy state as a tensor and numbers), so that they
+load with ``torch.load(weights_only=True)``: loading a file never runs code from it.
 """
 
 from __future__ import annotations
@@ -15,18 +17,28 @@ import torch
 
 from vos.distributed import DistContext, all_gather_objects
 from vos.errors import VosError
+from vos.fileio import load_torch_file
+from vos.outputs import check_run_dir
 
 # Options that may change between an interrupted run and its resumption (they do not change results).
 RESUME_MAY_DIFFER = {"workers", "data_root", "split_dir", "pretrained"}
 
 
 def rng_state() -> dict[str, Any]:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """This process's RNG states as tensors and plain values (python's is a tuple of ints)."""
+    name, keys, pos, has_gauss, cached_gaussian = np.random.get_state()
+    numpy_state = {"bit_generator": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                   "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)}
+    return {"torch": torch.get_rng_state(), "numpy": numpy_state, "python": random.getstate()}
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
+    numpy_state = state["numpy"]
+    if isinstance(numpy_state, dict):
+        numpy_state = (numpy_state["bit_generator"], numpy_state["keys"].numpy().astype(np.uint32),
+                       numpy_state["pos"], numpy_state["has_gauss"], numpy_state["cached_gaussian"])
+    np.random.set_state(numpy_state)  # a tuple with a numpy array in checkpoints of earlier versions
     random.setstate(state["python"])
 
 
@@ -58,19 +70,51 @@ def check_resume_config(saved: dict, current: dict, path: Path) -> None:
                        "use the original settings or a new --out")
 
 
-def prepare_out_dir(out_dir: Path, resume: bool) -> Path | None:
-    """The checkpoint to resume from, or None for a fresh run; refuses to overwrite a finished one."""
+def prepare_out_dir(out_dir: Path, resume: bool, command: str) -> Path | None:
+    """The checkpoint to resume from, or None for a fresh run; refuses to overwrite a finished one,
+    and a folder that is not empty and not a run of ``command`` (see :func:`vos.outputs.check_run_dir`)."""
+    check_run_dir(out_dir, command, resume)
     last = out_dir / "last.pt"
     if last.exists() and not resume:
         raise VosError(f"{last} already exists; pass --resume to continue that run or choose another --out")
     return last if (resume and last.exists()) else None
 
 
+CHECKPOINT_KINDS = "a checkpoint of `ssl-video pretrain` or `ssl-video finetune`"
+
+
 def load_checkpoint(path: Path) -> dict:
+    """The dict saved in ``path``, loaded without running code from the file (tensors and plain values
+    only; numeric numpy arrays too, which checkpoints of earlier versions held in their RNG states)."""
+    ckpt = load_torch_file(path, CHECKPOINT_KINDS, allow_numpy_arrays=True)
+    if not isinstance(ckpt, dict):
+        raise VosError(f"{path} holds a {type(ckpt).__name__}, not {CHECKPOINT_KINDS}")
+    return ckpt
+
+
+def checked_field(ckpt: dict, keys: tuple[str, ...], kind: type, path: Path):
+    """``ckpt[keys[0]][keys[1]]...``, which must be a ``kind``; a one-line error names what is missing."""
+    value = ckpt
+    for depth, key in enumerate(keys):
+        if not isinstance(value, dict) or key not in value:
+            where = "".join(f"[{k!r}]" for k in keys[:depth + 1])
+            raise VosError(f"{path}: {where} is missing; the checkpoint is damaged or not {CHECKPOINT_KINDS}")
+        value = value[key]
+    if not isinstance(value, kind):
+        where = "".join(f"[{k!r}]" for k in keys)
+        raise VosError(f"{path}: {where} is a {type(value).__name__}, not a {kind.__name__}; the checkpoint is damaged")
+    return value
+
+
+def load_state_checked(module: torch.nn.Module, state: dict, what: str) -> None:
+    """``module.load_state_dict(state)`` (strict) with a one-line error: the first missing, unexpected
+    or mis-shaped entries."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # unreadable / truncated / not a torch file: a user error, not a bug
-        raise VosError(f"{path}: cannot read checkpoint ({type(exc).__name__}: {exc})") from exc
+        module.load_state_dict(state)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        details = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()]
+        summary = "; ".join(details)[:300] if details else str(exc)[:300]
+        raise VosError(f"{what} do not fit the model ({summary})") from None
 
 
 def restore_training_state(path: Path, config: dict, model: torch.nn.Module, optimizer, scheduler,
@@ -78,9 +122,13 @@ def restore_training_state(path: Path, config: dict, model: torch.nn.Module, opt
     """Load ``path`` into the model, optimiser, scheduler and this process's RNGs, after checking
     that ``config`` is the one the run was started with; returns (epoch, step) to continue from."""
     ckpt = load_checkpoint(path)
-    check_resume_config(ckpt["config"], config, path)
-    model.load_state_dict(ckpt["model"])
-    optimizer.load_state_dict(ckpt["optimizer"])
-    scheduler.load_state_dict(ckpt["scheduler"])
-    restore_rng_states(ckpt["rng"], ctx, path)
-    return ckpt["epoch"], ckpt["step"]
+    check_resume_config(checked_field(ckpt, ("config",), dict, path), config, path)
+    load_state_checked(model, checked_field(ckpt, ("model",), dict, path), f"{path}: the model weights")
+    try:
+        optimizer.load_state_dict(checked_field(ckpt, ("optimizer",), dict, path))
+        scheduler.load_state_dict(checked_field(ckpt, ("scheduler",), dict, path))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise VosError(f"{path}: the optimiser or scheduler state does not fit this run ({exc}); "
+                       "the checkpoint is damaged") from None
+    restore_rng_states(checked_field(ckpt, ("rng",), list, path), ctx, path)
+    return checked_field(ckpt, ("epoch",), int, path), checked_field(ckpt, ("step",), int, path)

@@ -42,7 +42,11 @@ from vos.distributed import (DistContext, all_gather_objects, all_reduce_sum, ba
                              init_distributed, shard)
 from vos.errors import VosError
 from vos.fileio import atomic_torch_save, atomic_write_text
+from vos.outputs import remove_stale_temporaries, write_marker
 from vos.training_log import TrainingLog
+
+COMMAND = "ssl-video finetune"  # the marker of its run folders
+
 
 def eval_subset(dataset: str) -> str:
     """The held-out subset tested on: Kinetics has train/val folders, UCF101/HMDB51 test lists."""
@@ -166,7 +170,7 @@ def finetune(cfg: FinetuneConfig, out_dir: str | Path, resume: bool = False) -> 
 
 
 def _finetune(cfg: FinetuneConfig, out_dir: Path, resume: bool, ctx: DistContext) -> dict:
-    resume_from = prepare_out_dir(out_dir, resume)
+    resume_from = prepare_out_dir(out_dir, resume, COMMAND)
     seed_everything(cfg.seed)  # identical initial classifier in every process
     train_set, test_set, train_eval_set, classes = _datasets(cfg)
     model, arch = build_classifier(cfg, len(classes))
@@ -184,6 +188,8 @@ def _finetune(cfg: FinetuneConfig, out_dir: Path, resume: bool, ctx: DistContext
                                  seed=cfg.seed, drop_last=False)
     if ctx.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
+        write_marker(out_dir, COMMAND)
+        remove_stale_temporaries(out_dir / "last.pt")  # left by a process killed while saving
         atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
     log = TrainingLog(out_dir, start_step=step, enabled=ctx.is_main)
     last_path = out_dir / "last.pt"

@@ -31,7 +31,10 @@ from vos.config import config_to_dict
 from vos.distributed import DistContext, all_reduce_sum, barrier, cleanup, init_distributed
 from vos.errors import VosError
 from vos.fileio import atomic_torch_save, atomic_write_text
+from vos.outputs import remove_stale_temporaries, write_marker
 from vos.training_log import TrainingLog
+
+COMMAND = "ssl-video pretrain"  # the marker of its run folders
 
 
 @dataclass
@@ -151,7 +154,7 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, resume: bool = False,
 
 def _pretrain(cfg: PretrainConfig, out_dir: Path, resume: bool, dataset: Dataset | None, ctx: DistContext) -> dict:
     check_config(cfg, ctx.world_size)
-    resume_from = prepare_out_dir(out_dir, resume)
+    resume_from = prepare_out_dir(out_dir, resume, COMMAND)
     seed_everything(cfg.seed)  # identical initial weights in every process
     dataset = dataset if dataset is not None else build_dataset(cfg)
     if len(dataset) < cfg.batch_size * ctx.world_size:
@@ -171,6 +174,8 @@ def _pretrain(cfg: PretrainConfig, out_dir: Path, resume: bool, dataset: Dataset
         start_epoch, step = restore_training_state(resume_from, config_to_dict(cfg), moco, optimizer, scheduler, ctx)
     if ctx.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
+        write_marker(out_dir, COMMAND)
+        remove_stale_temporaries(out_dir / "last.pt")  # left by a process killed while saving
         atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
     log = TrainingLog(out_dir, start_step=step, enabled=ctx.is_main)
     last_path = out_dir / "last.pt"

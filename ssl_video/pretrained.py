@@ -6,7 +6,7 @@ from pathlib import Path
 
 from torch import nn
 
-from ssl_video.checkpoint import load_checkpoint
+from ssl_video.checkpoint import checked_field, load_checkpoint, load_state_checked
 from ssl_video.models import build_backbone
 from vos.errors import VosError
 
@@ -24,11 +24,14 @@ def load_backbone(path: str | Path, arch: str | None = None) -> tuple[nn.Module,
     kind = ckpt.get("kind") if isinstance(ckpt, dict) else None
     if kind not in _BACKBONE_PREFIX:
         raise VosError(f"--pretrained {path}: not a checkpoint of `ssl-video pretrain` or `ssl-video finetune`")
-    saved_arch = ckpt["config"]["arch"]
+    saved_arch = checked_field(ckpt, ("config", "arch"), str, path)
     if arch is not None and arch != saved_arch:
         raise VosError(f"--arch {arch} does not match the {saved_arch} backbone in {path}; drop --arch or change it")
     prefix = _BACKBONE_PREFIX[kind]
-    state = {k[len(prefix):]: v for k, v in ckpt["model"].items() if k.startswith(prefix)}
+    state = {k[len(prefix):]: v for k, v in checked_field(ckpt, ("model",), dict, path).items() if k.startswith(prefix)}
+    if not state:
+        raise VosError(f"--pretrained {path}: holds no backbone weights (no '{prefix}*' entries in 'model'); "
+                       "the file is damaged")
     backbone = build_backbone(saved_arch)
-    backbone.load_state_dict(state)
+    load_state_checked(backbone, state, f"--pretrained {path}: its {saved_arch} backbone weights")
     return backbone, saved_arch

@@ -42,6 +42,7 @@ from tqdm import tqdm
 
 from vos.errors import VosError
 from vos.fileio import atomic_path, atomic_write_text
+from vos.outputs import check_writable
 
 MOTIONS = ("MoveRight", "MoveLeft", "MoveUp", "MoveDown", "Circle", "Zoom", "Oscillate", "Diagonal")
 TEXTURES = ("stripes", "checker", "waves")
@@ -250,10 +251,11 @@ def plan_videos(opts: SynthOptions) -> list[SynthVideo]:
 
 def _check_out_dir(out: Path, manifest: dict) -> None:
     """Refuse to write into a non-empty folder that is not the same synthetic dataset (resume is fine)."""
+    if out.exists() and not out.is_dir():
+        raise VosError(f"{out} exists and is not a directory; choose another OUT")
+    check_writable(out, "OUT")
     if not out.exists():
         return
-    if not out.is_dir():
-        raise VosError(f"{out} exists and is not a directory; choose another OUT")
     meta = out / "synth.json"
     if meta.is_file():
         try:

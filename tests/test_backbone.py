@@ -127,7 +127,7 @@ def test_weights_errors_are_one_line_and_name_the_file(tiny, tmp_path):
     torch.save(partial, tmp_path / "partial.pth")
     cases["partial.pth"] = "missing"
     (tmp_path / "notes.pth").write_text("not a checkpoint")
-    cases["notes.pth"] = "not a readable"
+    cases["notes.pth"] = "is a text file, not DINO"
     cases["absent.pth"] = "not found"
     for name, message in cases.items():
         with pytest.raises(VosError, match=message) as info:

@@ -104,7 +104,7 @@ def test_finetune_trains_backbone_and_retrieve_reports_recalls(synth, pretrained
     (["finetune", "--pretrained", "nowhere.pt", "--out", "{tmp}/x"], "--pretrained nowhere.pt: file not found"),
     (["finetune", "--arch", "r3d_18", "--pretrained", "{ckpt}", "--out", "{tmp}/x"],
      "--arch r3d_18 does not match the r3d_tiny backbone"),
-    (["retrieve", "--pretrained", "{tmp}/garbage.pt"], "cannot read checkpoint"),
+    (["retrieve", "--pretrained", "{tmp}/garbage.pt"], "is a text file, not a checkpoint of `ssl-video pretrain`"),
     (["pretrain", "--arch", "r3d_tiny", "--out", "{pre}/run"], "last.pt already exists; pass --resume"),
     (["pretrain", "--arch", "resnet50", "--out", "{tmp}/p", "--moco-k", "64"], "unknown --arch 'resnet50'"),
     (["pretrain", "--config", "{tmp}/missing.yaml", "--out", "{tmp}/p"], "config file not found"),

@@ -1,12 +1,19 @@
-"""Atomic file writes: a reader never sees a half-written file, a crash never loses the old one."""
+"""Atomic file writes (a reader never sees a half-written file, a crash never loses the old one), and
+loading users' PyTorch files without running code from them."""
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import os
+import re
 import tempfile
+import warnings
+import zipfile
 from pathlib import Path
 from typing import Iterator
+
+from vos.errors import VosError
 
 
 @contextlib.contextmanager
@@ -47,3 +54,64 @@ def atomic_torch_save(obj, path: str | os.PathLike) -> None:
 
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
+
+
+def _numpy_array_globals() -> list:
+    """What unpickling a numeric numpy array needs; rebuilding one runs no code of the file's choice."""
+    import numpy as np
+
+    multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
+    return [multiarray._reconstruct, np.ndarray, np.dtype] + [
+        type(np.dtype(name)) for name in ("uint8", "uint32", "int32", "int64", "float32", "float64", "bool")]
+
+
+def load_torch_file(path: str | os.PathLike, expected: str, allow_numpy_arrays: bool = False,
+                    safe_globals: list | tuple = ()):
+    """Load a user's PyTorch file without running code from it (``torch.load(weights_only=True)``).
+
+    Only tensors and plain Python values (plus ``safe_globals``, and numeric numpy arrays with
+    ``allow_numpy_arrays``) are rebuilt; a pickle asking for anything else is refused. Every failure is
+    a one-line :class:`VosError` saying what the file is not; ``expected`` names what it should be
+    (e.g. "a checkpoint of `vos train`").
+    """
+    import torch
+
+    path = Path(path)
+    if not path.exists():
+        raise VosError(f"{path}: file not found; expected {expected}")
+    if path.is_dir():
+        raise VosError(f"{path} is a folder, not {expected}")
+    allowed = list(safe_globals) + (_numpy_array_globals() if allow_numpy_arrays else [])
+    try:
+        with torch.serialization.safe_globals(allowed), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's pickle-protocol notes: the error below says it all
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for unreadable files: all are the user's to fix
+        raise VosError(_unloadable(path, exc, expected)) from None
+
+
+def _unloadable(path: Path, exc: Exception, expected: str) -> str:
+    """One line on why ``path`` could not be loaded; never torch's advice to load it unsafely."""
+    text = str(exc)
+    code = re.search(r"GLOBAL ([\w.]+)", text)
+    if code:
+        return (f"{path}: refused: the file asks to run Python code ({code.group(1)}) when loaded; {expected} "
+                "holds only tensors and plain values. Do not load files from untrusted sources")
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if not head:
+        return f"{path} is empty, not {expected}"
+    if zipfile.is_zipfile(path) or head[:1] == b"\x80":
+        detail = re.search(r"Unsupported operand \d+|Unsupported class [\w.]+", text)
+        reason = detail.group(0) if detail else f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+        if "weights_only" in reason:
+            reason = type(exc).__name__
+        return f"{path}: a damaged or unsupported PyTorch/pickle file ({reason}), not {expected}"
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head)  # a cut multi-byte character at the end is fine
+        is_text = b"\x00" not in head
+    except UnicodeDecodeError:
+        is_text = False
+    if is_text:
+        return f"{path} is a text file, not {expected}"
+    return f"{path} is not a PyTorch file (neither a zip archive nor a pickle), not {expected}"

@@ -17,6 +17,19 @@ from vos.palette import davis_palette
 _PALETTE_LUT = davis_palette().reshape(256, 1, 3)  # cv2.LUT table: label -> RGB
 # Preferred first: H.264 plays everywhere; MPEG-4 part 2 is in every FFmpeg build.
 MP4_CODECS = ("libx264", "mpeg4")
+# mp4 "comment" tag of the overlays `vos segment` writes: an existing file carrying it may be replaced
+OVERLAY_COMMENT = "vos segment overlay"
+
+
+def is_our_overlay(path: str | os.PathLike) -> bool:
+    """``path`` is an mp4 whose comment tag is :data:`OVERLAY_COMMENT` (an earlier overlay of ours)."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            return container.metadata.get("comment") == OVERLAY_COMMENT
+    except Exception:  # not a video at all: FFmpeg's errors are not one class
+        return False
 
 
 def object_contours(labels: np.ndarray) -> np.ndarray:
@@ -83,7 +96,8 @@ class Mp4Writer:
                 writer.write(frame)
     """
 
-    def __init__(self, path: str | os.PathLike, fps: float, codec: str | None = None, crf: int = 18):
+    def __init__(self, path: str | os.PathLike, fps: float, codec: str | None = None, crf: int = 18,
+                 comment: str | None = None):
         import av
 
         if not fps > 0:
@@ -99,6 +113,8 @@ class Mp4Writer:
         tmp = self._stack.enter_context(atomic_path(self.path))
         try:
             self._container = av.open(str(tmp), mode="w", format="mp4")
+            if comment is not None:
+                self._container.metadata["comment"] = comment
             self._stream = self._container.add_stream(self.codec, rate=Fraction(fps).limit_denominator(100000))
             self._stream.pix_fmt = "yuv420p"
         except Exception as exc:  # unknown codec name, unwritable folder

@@ -16,6 +16,7 @@ Pipeline for one video (T frames, N = h·w patches per frame, C channels):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import shutil
 import threading
@@ -34,7 +35,7 @@ from vos.cluster import cluster_streaming
 from vos.errors import VosError
 from vos.masks import clusters_to_objects
 from vos.memory import keep_freed_memory
-from vos.models.backbone import build_backbone, model_input_size, preprocess_frames, weights_tag
+from vos.models.backbone import build_backbone, check_resolution, model_input_size, preprocess_frames, weights_tag
 from vos.models.block import load_block, training_free_block
 from vos.palette import write_label_png
 from vos.video_io import VideoSource
@@ -63,8 +64,7 @@ class SegmentConfig:
             raise VosError(f"--attention-cache-mib must be >= 0, got {self.attention_cache_mib}")
         if self.max_frames is not None and self.max_frames < 1:
             raise VosError(f"--max-frames must be >= 1, got {self.max_frames}")
-        if len(self.resolution) != 2 or min(self.resolution) < 1:
-            raise VosError(f"--resolution takes two positive sizes H W, got {self.resolution}")
+        check_resolution(tuple(self.resolution))
         if not self.tau > 0:
             raise VosError(f"--tau must be > 0, got {self.tau}")
 
@@ -244,13 +244,17 @@ def upsample_labels(objects: torch.Tensor, height: int, width: int) -> np.ndarra
 
 
 def write_segmentation(seg: Segmentation, source: VideoSource, out_dir: Path,
-                       overlay: Path | None = None, progress: tqdm | None = None, chunk: int = 16) -> None:
+                       overlay: Path | None = None, progress: tqdm | None = None, chunk: int = 16,
+                       overwrite: bool = False, settings: dict | None = None) -> None:
     """Write ``out_dir/<frame name>.png`` for every frame (and the overlay mp4), atomically per video.
 
     PNGs go to ``<out_dir>.partial`` first; the folder is renamed to ``out_dir`` once complete, so
-    an interrupted run never leaves a folder that looks finished.
+    an interrupted run never leaves a folder that looks finished. The result carries the marker
+    :data:`vos.outputs.MARKER` (video, frame count, ``settings``); an existing ``out_dir`` is
+    replaced only if it is an earlier result (or with ``overwrite``), see :mod:`vos.outputs`.
     """
-    from vos.overlay import Mp4Writer, blend
+    from vos.outputs import SEGMENT_COMMAND, replace_output_dir, segment_result_owned
+    from vos.overlay import OVERLAY_COMMENT, Mp4Writer, blend
 
     start = time.perf_counter()
     partial = out_dir.with_name(out_dir.name + ".partial")
@@ -261,7 +265,7 @@ def write_segmentation(seg: Segmentation, source: VideoSource, out_dir: Path,
     bar.reset(total=source.num_frames)
     bar.set_postfix_str("writing")
     with contextlib.ExitStack() as stack:
-        writer = stack.enter_context(Mp4Writer(overlay, fps=source.fps)) if overlay else None
+        writer = stack.enter_context(Mp4Writer(overlay, fps=source.fps, comment=OVERLAY_COMMENT)) if overlay else None
         frames_iter = source.iter_chunks(chunk) if writer else None
         for t0 in range(0, source.num_frames, chunk):
             labels = upsample_labels(seg.objects[t0:t0 + chunk], source.height, source.width)
@@ -271,9 +275,8 @@ def write_segmentation(seg: Segmentation, source: VideoSource, out_dir: Path,
                 if writer:
                     writer.write(blend(frames[i], label))
             bar.update(len(labels))
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    partial.rename(out_dir)
+    replace_output_dir(partial, out_dir, SEGMENT_COMMAND, overwrite, owned=segment_result_owned(source.path),
+                       video=str(Path(source.path).resolve()), frames=source.num_frames, settings=settings or {})
     seg.timings["write"] = time.perf_counter() - start
 
 
@@ -320,13 +323,18 @@ def plan_jobs(videos: list[Path], out: Path, overlay: Path | None, batch: bool) 
 
 def segment_videos(input_path: str | Path, out: str | Path = "vos_output", config: SegmentConfig | None = None,
                    overlay: str | Path | None = None, skip_existing: bool = False,
-                   backend: str = "auto") -> list[VideoSummary]:
+                   backend: str = "auto", overwrite: bool = False) -> list[VideoSummary]:
     """Segment a video, a frame folder, or every video of a folder into ``out/<name>/*.png``.
+
+    Before any frame is decoded, every result folder and overlay is checked (:mod:`vos.outputs`):
+    outside the input, writable, and new or an earlier result of ours; ``overwrite`` replaces
+    other existing folders and files.
 
     Under torchrun each process segments its own share of the videos on its own device; returns
     the summaries of this process's videos and prints one line per video plus a total.
     """
     from vos.distributed import all_reduce_sum, cleanup, init_distributed, shard
+    from vos.outputs import check_segment_jobs
     from vos.video_io import discover_videos, open_video
 
     config = config or SegmentConfig()
@@ -341,6 +349,7 @@ def segment_videos(input_path: str | Path, out: str | Path = "vos_output", confi
     try:
         mine = shard(jobs, ctx)
         todo = [job for job in mine if not (skip_existing and job.out_dir.is_dir())]
+        check_segment_jobs(todo, input_path, batch, overwrite, announce=tqdm.write)
         summaries = [VideoSummary(job.name, 0, 0, 0.0, job.out_dir, skipped=True) for job in mine if job not in todo]
         for summary in summaries:
             tqdm.write(summary.line())
@@ -348,24 +357,37 @@ def segment_videos(input_path: str | Path, out: str | Path = "vos_output", confi
         if segmenter is not None and ctx.is_main:
             tqdm.write(f"vos segment: {len(jobs)} video(s), backbone {config.backbone}, {segmenter.mode}, "
                        f"input {segmenter.input_size[0]}x{segmenter.input_size[1]}, key frame every {config.key_every}")
+        failed = []  # names of the videos a batch skipped because of their errors
         for job in todo:
             start = time.perf_counter()
-            source = open_video(job.video, config.stride, config.max_frames, backend=backend)
-            with tqdm(desc=job.name, unit="step", position=ctx.rank, leave=False) as bar:
-                seg = segmenter.segment(source, bar)
-                write_segmentation(seg, source, job.out_dir, job.overlay, bar)
+            try:
+                source = open_video(job.video, config.stride, config.max_frames, backend=backend)
+                with tqdm(desc=job.name, unit="step", position=ctx.rank, leave=False) as bar:
+                    seg = segmenter.segment(source, bar)
+                    write_segmentation(seg, source, job.out_dir, job.overlay, bar, overwrite=overwrite,
+                                       settings=dataclasses.asdict(config))
+            except VosError as exc:  # one bad video must not stop a batch: report it, go on, fail at the end
+                if not batch:
+                    raise
+                tqdm.write(f"{job.name}: skipped: {exc}")
+                failed.append(job.name)
+                continue
             summary = VideoSummary(job.name, source.num_frames, seg.num_objects, time.perf_counter() - start,
                                    job.out_dir, timings=seg.timings)
             tqdm.write(summary.line())
             summaries.append(summary)
         done = [s for s in summaries if not s.skipped]
-        totals = all_reduce_sum(torch.tensor([len(done), sum(s.frames for s in done), sum(s.seconds for s in done)],
-                                             dtype=torch.float64), ctx)
+        totals = all_reduce_sum(torch.tensor([len(done), sum(s.frames for s in done), sum(s.seconds for s in done),
+                                              len(failed)], dtype=torch.float64), ctx)
         if ctx.is_main:
-            n, frames, seconds = totals.tolist()
-            skipped = len(jobs) - int(n)
+            n, frames, seconds, n_failed = totals.tolist()
+            skipped = len(jobs) - int(n) - int(n_failed)
             tqdm.write(f"vos segment: {int(n)} video(s), {int(frames)} frames in {seconds:.1f} s of processing"
-                       + (f", {skipped} skipped" if skipped else "") + f"; results in {out}")
+                       + (f", {skipped} skipped" if skipped else "") + (f", {int(n_failed)} failed" if n_failed else "")
+                       + f"; results in {out}")
+        if failed:
+            raise VosError(f"{len(failed)} of {len(mine)} video(s) failed and were skipped (reasons above): "
+                           f"{', '.join(failed)}; the other results are in {out}")
         return summaries
     finally:
         cleanup(ctx)

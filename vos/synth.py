@@ -38,6 +38,7 @@ from tqdm import tqdm
 
 from vos.errors import VosError
 from vos.fileio import atomic_path, atomic_write_text
+from vos.outputs import check_writable
 from vos.overlay import Mp4Writer
 from vos.palette import write_label_png
 
@@ -358,6 +359,7 @@ def _prepare_output(out: Path) -> None:
     """Accept a new/empty folder or a previous synth output (whose sequences are removed)."""
     if out.exists() and not out.is_dir():
         raise VosError(f"{out}: exists and is a file; give a folder for the synthetic dataset")
+    check_writable(out, "OUT")
     if not out.is_dir() or not any(out.iterdir()):
         return
     manifest = out / MANIFEST

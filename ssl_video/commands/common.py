@@ -12,6 +12,7 @@ from pathlib import Path
 
 from vos.errors import VosError
 from vos.fileio import atomic_write_text
+from vos.outputs import check_output_file, json_keys_owned
 
 DATASETS = ("ucf101", "hmdb51", "kinetics", "folder")
 
@@ -29,6 +30,9 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, help="DataLoader worker processes (default 4)")
     parser.add_argument("--seed", type=int, help="random seed (default 0)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --json file (retrieve: DIR/results.json) that is not an earlier "
+                             "result of this command")
 
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,3 +65,16 @@ def write_json(results: dict, json_path: str | None) -> None:
         if path.is_dir():
             raise VosError(f"--json {path} is a folder; give a file name")
         atomic_write_text(path, json.dumps(results, indent=2) + "\n")
+
+
+# a JSON file holding these keys (retrieve: R@k keys) is an earlier result of the command
+RESULT_KEYS = {"pretrain": json_keys_owned(("epochs", "steps", "loss", "checkpoint")),
+               "finetune": json_keys_owned(("video_top1", "video_top5", "clip_top1")),
+               "retrieve": json_keys_owned(prefix="R@")}
+
+
+def check_json_output(args: argparse.Namespace, command: str, path: str | Path | None = None,
+                      flag: str = "--json") -> None:
+    """Before any work: the JSON file ``path`` (default ``args.json``) may be written (vos.outputs rules)."""
+    check_output_file(args.json if path is None else path, flag, RESULT_KEYS[command],
+                      f"an earlier result of `ssl-video {command}`", args.overwrite)

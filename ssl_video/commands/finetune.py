@@ -13,7 +13,8 @@ import argparse
 import dataclasses
 import os
 
-from ssl_video.commands.common import add_data_arguments, add_training_arguments, overrides, write_results
+from ssl_video.commands.common import (add_data_arguments, add_training_arguments, check_json_output, overrides,
+                                       write_results)
 from ssl_video.finetune import FinetuneConfig, finetune
 from vos.config import load_config
 
@@ -36,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     names = [f.name for f in dataclasses.fields(FinetuneConfig)]
+    check_json_output(args, "finetune")
     cfg = load_config(FinetuneConfig, args.config, overrides(args, names))
     results = finetune(cfg, args.out, resume=args.resume)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun every process has the results: one reports

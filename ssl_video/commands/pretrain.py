@@ -13,7 +13,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from ssl_video.commands.common import add_data_arguments, add_training_arguments, overrides, write_json
+from ssl_video.commands.common import (add_data_arguments, add_training_arguments, check_json_output, overrides,
+                                       write_json)
 from ssl_video.pretrain import PretrainConfig, pretrain
 from vos.config import load_config
 
@@ -43,6 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     names = [f.name for f in dataclasses.fields(PretrainConfig)]
+    check_json_output(args, "pretrain")
     cfg = load_config(PretrainConfig, args.config, overrides(args, names))
     summary = pretrain(cfg, args.out, resume=args.resume)
     write_json({k: v for k, v in summary.items() if k != "model"}, args.json)

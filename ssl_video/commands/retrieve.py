@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from pathlib import Path
 
-from ssl_video.commands.common import add_data_arguments, overrides, write_results
+from ssl_video.commands.common import add_data_arguments, check_json_output, overrides, write_results
 from ssl_video.retrieval import RetrieveConfig, retrieve
 from vos.config import load_config
 
@@ -28,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     names = [f.name for f in dataclasses.fields(RetrieveConfig)]
+    check_json_output(args, "retrieve")
+    if args.out is not None:
+        check_json_output(args, "retrieve", Path(args.out) / "results.json", flag="--out")
     cfg = load_config(RetrieveConfig, args.config, overrides(args, names))
     write_results(retrieve(cfg, args.out), args.json)
     return 0

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from vos.eval import evaluate_davis, evaluate_synth, evaluate_ytvis
-from vos.eval.davis_eval import MATCHINGS
+from vos.eval.davis_eval import GLOBAL_KEYS, MATCHINGS
 from vos.eval.davis import TASKS
 from vos.eval.object_metrics import OBJECT_METRIC_KEYS, VARIANTS, format_summary
 from vos.eval.report import davis_json, davis_table, write_davis_csvs, write_json
+from vos.outputs import check_output_file, check_writable, json_keys_owned
 
 HELP = "evaluate results: DAVIS J&F, YouTube-VIS / synthetic FG-ARI, mIoU, mBO"
 
@@ -63,12 +65,27 @@ def _csv_dir(parser: argparse.ArgumentParser) -> None:
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", help="also write the numbers to this JSON file")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --json file that is not an earlier result of vos eval")
     parser.add_argument("--workers", type=int, help="worker processes (default: number of CPUs)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
+    check_outputs(args)
     return {"davis": run_davis, "ytvis": run_ytvis, "synth": run_synth}[args.target](args)
+
+
+# a JSON file holding these keys is an earlier result of the target (and may be replaced)
+JSON_KEYS = {"davis": GLOBAL_KEYS, "ytvis": OBJECT_METRIC_KEYS, "synth": GLOBAL_KEYS + OBJECT_METRIC_KEYS}
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Before evaluating: the --json file may be written (see vos.outputs) and the CSV folder is writable."""
+    check_output_file(args.json, "--json", json_keys_owned(JSON_KEYS[args.target]),
+                      f"an earlier result of `vos eval {args.target}`", args.overwrite)
+    if args.target in ("davis", "synth"):
+        check_writable(Path(args.csv_dir or args.results) / "global_results.csv", "--csv-dir")
 
 
 def run_davis(args: argparse.Namespace) -> int:

@@ -1,7 +1,10 @@
 """Segment videos into object masks (DAVIS indexed PNGs, one per frame).
 
 INPUT is a video file (mp4, avi, mov, webm, mkv), a folder of frames (00000.jpg …), or a folder of
-several of either. Results: OUT/<video name>/<frame>.png with 0 = background, 1..n = objects.
+several of either. Results: OUT/<video name>/<frame>.png with 0 = background, 1..n = objects, and
+the marker OUT/<video name>/.vos-output.json. An existing OUT/<video name> is replaced only when it is
+an earlier result (marker, or only frame PNGs); anything else needs --overwrite. Outputs inside the
+input are refused.
 Under torchrun, each process segments its own share of the videos (one device each).
 """
 
@@ -57,6 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"passes instead of recomputing it; 0 recomputes all (default: {d.attention_cache_mib})")
     parser.add_argument("--overlay", default=None, metavar="FILE.mp4|DIR",
                         help="also write the frames with coloured masks (a folder of mp4s in batch mode)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace existing result folders and overlays even if they are not earlier results "
+                             "of vos segment (by default those are refused; earlier results are replaced)")
     parser.add_argument("--skip-existing", action="store_true",
                         help="skip videos whose result folder exists (resume an interrupted batch)")
     parser.add_argument("--backend", choices=["auto", "decord", "pyav"], default="auto",
@@ -66,5 +72,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     config = load_config(SegmentConfig, args.config, {name: getattr(args, name) for name in CONFIG_FLAGS})
     segment_videos(args.input, args.out, config, overlay=args.overlay, skip_existing=args.skip_existing,
-                   backend=args.backend)
+                   backend=args.backend, overwrite=args.overwrite)
     return 0

@@ -31,6 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from vos.errors import VosError
+from vos.fileio import load_torch_file
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,24 @@ def model_input_size(resolution: tuple[int, int], patch_size: int) -> tuple[int,
     return tuple(max(patch_size, int(round(s / patch_size)) * patch_size) for s in resolution)  # type: ignore[return-value]
 
 
+# Largest backbone input accepted. The ViT's attention per frame grows with the square of the patch
+# count: at 2048x2048 (16384 patches of 16 px) one frame's attention maps already take 6 GB (6 heads,
+# float32), so larger inputs can only run out of memory.
+MAX_INPUT_SIDE = 4096
+MAX_INPUT_PIXELS = 2048 * 2048
+
+
+def check_resolution(resolution: tuple[int, int]) -> None:
+    """A one-line error for a backbone input size (H, W) that is not positive or exceeds the bounds above."""
+    if len(resolution) != 2 or min(resolution) < 1:
+        raise VosError(f"--resolution takes two positive sizes H W, got {tuple(resolution)}")
+    h, w = resolution
+    if max(h, w) > MAX_INPUT_SIDE or h * w > MAX_INPUT_PIXELS:
+        raise VosError(f"--resolution {h} {w} is too large: at most {MAX_INPUT_SIDE} pixels a side and "
+                       f"{MAX_INPUT_PIXELS} pixels in all (e.g. 2048 2048; the backbone's memory grows with the "
+                       "square of the pixel count); the default 320 480 is the DAVIS setting")
+
+
 def preprocess_frames(frames: np.ndarray, size: tuple[int, int], device: torch.device | str = "cpu") -> torch.Tensor:
     """uint8 RGB frames (n, H, W, 3) -> ImageNet-normalised float tensor (n, 3, h, w) at ``size``."""
     x = torch.from_numpy(np.ascontiguousarray(frames)).to(device).permute(0, 3, 1, 2).float().div_(255)
@@ -138,11 +157,7 @@ def _read_state_dict(path: Path) -> dict:
         except Exception as exc:
             raise VosError(f"{path}: not a readable safetensors file ({exc})") from exc
     # The official full DINO checkpoint pickles its argparse.Namespace of training arguments.
-    torch.serialization.add_safe_globals([argparse.Namespace])
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise VosError(f"{path}: not a readable PyTorch checkpoint ({str(exc).splitlines()[0]})") from exc
+    return load_torch_file(path, "DINO/timm backbone weights (.pth or .safetensors)", safe_globals=[argparse.Namespace])
 
 
 def backbone_state_dict(checkpoint: dict) -> dict[str, torch.Tensor]:

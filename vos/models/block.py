@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from timm.layers import Mlp
 
 from vos.errors import VosError
+from vos.fileio import load_torch_file
 
 BLOCK_FORMAT = "vos.block"
 BLOCK_VERSION = 1
@@ -109,10 +110,7 @@ def load_block(path: str | Path, backbone: str, backbone_dim: int) -> tuple[Spat
     if not path.is_file():
         raise VosError(f"{path}: block checkpoint not found (train one with 'vos train', or omit --block "
                        "for the training-free mode)")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise VosError(f"{path}: not a readable checkpoint ({str(exc).splitlines()[0]})") from exc
+    ckpt = load_torch_file(path, "a vos block checkpoint (written by 'vos train')")
     if not isinstance(ckpt, dict) or ckpt.get("format") != BLOCK_FORMAT:
         raise VosError(f"{path}: not a vos block checkpoint (no format '{BLOCK_FORMAT}'); "
                        "pass a checkpoint written by 'vos train'")

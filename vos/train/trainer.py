@@ -27,8 +27,9 @@ from tqdm import tqdm
 from vos.config import config_to_dict
 from vos.distributed import DistContext, all_gather_objects, all_reduce_sum, barrier, cleanup, init_distributed
 from vos.errors import VosError
-from vos.fileio import atomic_torch_save, atomic_write_text
-from vos.models.backbone import build_backbone, model_input_size, weights_tag
+from vos.fileio import atomic_torch_save, atomic_write_text, load_torch_file
+from vos.outputs import check_run_dir, remove_stale_temporaries, write_marker
+from vos.models.backbone import build_backbone, check_resolution, model_input_size, weights_tag
 from vos.models.block import SpatioTemporalBlock, block_checkpoint
 from vos.train.config import RESUMABLE_CHANGES, TrainConfig
 from vos.train.data import ClipSampler, FeatureCache, TrainingVideos, check_clip_fits, hash_seed
@@ -37,6 +38,7 @@ from vos.training_log import TrainingLog
 
 CHECKPOINT_NAME = "last.pt"
 CONFIG_NAME = "config.yaml"
+COMMAND = "vos train"  # the marker of its run folders
 LOSS_NAMES = ("loss", "semantic", "motion")
 
 
@@ -119,6 +121,7 @@ def _validate(cfg: TrainConfig) -> None:
     for name in ("frames", "gap", "batch_size", "iterations", "checkpoint_every", "log_every"):
         if getattr(cfg, name) < 1:
             raise VosError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+    check_resolution(tuple(cfg.resolution))
     if cfg.loss.queries < 1:
         raise VosError(f"loss.queries must be >= 1, got {cfg.loss.queries}")
     if not 0 < cfg.optim.min_lr <= cfg.optim.lr:
@@ -131,10 +134,10 @@ def _gather_rng(data_gen: torch.Generator, ctx: DistContext) -> list[dict]:
 
 
 def _load_checkpoint(path: Path) -> dict:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise VosError(f"{path}: not a readable checkpoint ({str(exc).splitlines()[0]}); start a new --out") from exc
+    ckpt = load_torch_file(path, "a checkpoint of `vos train` (start a new --out)")
+    if not isinstance(ckpt, dict):
+        raise VosError(f"{path} holds a {type(ckpt).__name__}, not a checkpoint of `vos train`; start a new --out")
+    return ckpt
 
 
 def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
@@ -151,6 +154,7 @@ def _train(cfg: TrainConfig, resume: bool, ctx: DistContext) -> TrainResult:
     out = Path(cfg.out)
     ckpt_path = out / CHECKPOINT_NAME
     ckpt = None
+    check_run_dir(out, COMMAND, resume)
     if resume:
         if not ckpt_path.is_file():
             raise VosError(f"{ckpt_path}: nothing to resume; run without --resume to start training")
@@ -201,6 +205,8 @@ def _train(cfg: TrainConfig, resume: bool, ctx: DistContext) -> TrainResult:
         if ctx.is_main:
             out.mkdir(parents=True, exist_ok=True)
     if ctx.is_main:
+        write_marker(out, COMMAND)
+        remove_stale_temporaries(ckpt_path)  # left by a process killed while saving
         atomic_write_text(out / CONFIG_NAME, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
     model = DistributedDataParallel(block) if ctx.enabled else block
 

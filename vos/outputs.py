@@ -1,0 +1,252 @@
+"""Where commands may write: checked before any work starts, and never over files they did not write.
+
+Rules shared by every command of ``vos`` and ``ssl-video``:
+
+- an output never is, contains or lies inside an input (a video file, a frame folder, a folder of
+  videos): writing there would replace or pollute the input;
+- an existing output is replaced only when it is recognisably this command's own earlier result:
+  a result folder carries a marker file :data:`MARKER` (``{"command": ..., ...}``) written with it;
+  a JSON file holds the keys the command writes; an overlay mp4 carries the command's comment tag.
+  Anything else is replaced only with ``--overwrite``; otherwise a one-line error names the
+  location and the way out;
+- every output location is checked for writability first (a probe file is created and removed in
+  the folder that will receive it), so that an unwritable ``--out`` fails before any frame is
+  decoded, not after the work is done.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+from vos.errors import VosError
+from vos.fileio import atomic_write_text
+
+MARKER = ".vos-output.json"  # inside every result folder and run folder a command writes
+
+
+def _resolved(path: Path) -> Path:
+    return Path(path).expanduser().resolve()
+
+
+def is_within(path: Path, folder: Path) -> bool:
+    """``path`` is ``folder`` or lies somewhere inside it (symlinks resolved)."""
+    path, folder = _resolved(path), _resolved(folder)
+    return path == folder or folder in path.parents
+
+
+def check_writable(target: Path, flag: str) -> None:
+    """Fail now, with one line, if ``target`` (a file or folder to be created or replaced) cannot be written.
+
+    The folder that will receive ``target`` is the nearest existing one on its path (``target``
+    itself when it is an existing folder); a probe file is created and removed there.
+    """
+    target = Path(target)
+    probe_dir = target
+    try:
+        probe_dir = target if target.is_dir() else target.parent
+        while not probe_dir.exists():
+            if probe_dir.parent == probe_dir:
+                break
+            probe_dir = probe_dir.parent
+        if probe_dir.exists() and not probe_dir.is_dir():
+            raise VosError(f"{flag} {target}: {probe_dir} is a file, not a folder; choose another location")
+        fd, probe = tempfile.mkstemp(prefix=".vos-write-check.", dir=probe_dir)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise VosError(f"{flag} {target}: cannot write in {probe_dir} ({exc.strerror or exc}); "
+                       "choose a writable location") from None
+
+
+def read_marker(folder: Path) -> Optional[dict]:
+    """The marker of a folder written by one of our commands, or None."""
+    try:
+        marker = json.loads((Path(folder) / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    return marker if isinstance(marker, dict) and isinstance(marker.get("command"), str) else None
+
+
+def write_marker(folder: Path, command: str, **info) -> None:
+    """Mark ``folder`` as written by ``command`` (with what it was written from, for the user)."""
+    atomic_write_text(Path(folder) / MARKER, json.dumps({"command": command, **info}, indent=1, default=str) + "\n")
+
+
+def check_output_dir(folder: Path, command: str, overwrite: bool = False, flag: str = "--out",
+                     owned: Callable[[Path], bool] | None = None) -> str:
+    """May ``command`` replace ``folder``? Returns "new" (absent or empty), "ours" (its own earlier
+    result: marker of ``command``, or ``owned(folder)``) or "overwrite" (foreign, ``overwrite`` given);
+    raises :class:`VosError` for anything else. Also checks that the location is writable."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise VosError(f"{flag} {folder} is a file, not a folder; move it away or choose another {flag}")
+    check_writable(folder, flag)
+    if not folder.exists() or not any(folder.iterdir()):
+        return "new"
+    marker = read_marker(folder)
+    if (marker is not None and marker["command"] == command) or (owned is not None and owned(folder)):
+        return "ours"
+    if overwrite:
+        return "overwrite"
+    raise VosError(f"{folder} already exists and was not written by `{command}` (no {MARKER}); "
+                   f"pass --overwrite to replace it, or choose another {flag}")
+
+
+def replace_output_dir(partial: Path, folder: Path, command: str, overwrite: bool = False,
+                       owned: Callable[[Path], bool] | None = None, **info) -> None:
+    """Finish a result written into ``partial``: mark it as ``command``'s, then put it at ``folder``,
+    replacing an earlier result only under the rules of :func:`check_output_dir`."""
+    write_marker(partial, command, **info)
+    if folder.exists() or folder.is_symlink():
+        check_output_dir(folder, command, overwrite, owned=owned)
+        if folder.is_symlink():
+            folder.unlink()
+        else:
+            shutil.rmtree(folder)
+    partial.rename(folder)
+
+
+def check_run_dir(folder: Path, command: str, resume: bool = False) -> None:
+    """A training run's folder: new, empty, a run of ``command`` (marker), or, with ``resume``, a
+    folder holding ``last.pt`` (runs written before markers existed). Also checks writability."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise VosError(f"--out {folder} is a file, not a folder; choose another --out")
+    check_writable(folder, "--out")
+    if not folder.exists() or not any(folder.iterdir()):
+        return
+    marker = read_marker(folder)
+    if marker is not None and marker["command"] == command:
+        return
+    if resume and (folder / "last.pt").is_file():
+        return
+    raise VosError(f"--out {folder} is not empty and holds no `{command}` run (no {MARKER}); "
+                   "choose a new or empty --out")
+
+
+def json_keys_owned(keys: Sequence[str] = (), prefix: str | None = None) -> Callable[[Path], bool]:
+    """Ownership test for a JSON result file: a JSON object holding every key of ``keys`` (and, with
+    ``prefix``, at least one key starting with it)."""
+    def owned(path: Path) -> bool:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError, UnicodeDecodeError):
+            return False
+        return (isinstance(data, dict) and all(k in data for k in keys)
+                and (prefix is None or any(str(k).startswith(prefix) for k in data)))
+    return owned
+
+
+def check_output_file(path: Path | str | None, flag: str, owned: Callable[[Path], bool], what: str,
+                      overwrite: bool = False) -> None:
+    """May a command write the file ``path``? It must not be an existing folder; an existing file must
+    be ``owned`` (the command's own earlier ``what``) unless ``overwrite``. Also checks writability."""
+    if path is None:
+        return
+    path = Path(path)
+    if path.is_dir():
+        raise VosError(f"{flag} {path} is a folder; give a file name")
+    if path.exists() and not overwrite and not owned(path):
+        raise VosError(f"{flag} {path} already exists and is not {what}; pass --overwrite to replace it, "
+                       "or choose another file name")
+    check_writable(path, flag)
+
+
+def stale_temporaries(path: Path) -> list[Path]:
+    """Temporary files :func:`vos.fileio.atomic_path` left beside ``path`` when a run was killed
+    (``.<stem>.XXXXXXXX.tmp<suffix>``); only those of ``path`` itself."""
+    path = Path(path)
+    pattern = re.compile(rf"\.{re.escape(path.stem)}\.[a-z0-9_]{{8}}\.tmp{re.escape(path.suffix)}")
+    if not path.parent.is_dir():
+        return []
+    return sorted(p for p in path.parent.iterdir() if pattern.fullmatch(p.name) and p.is_file())
+
+
+def remove_stale_temporaries(path: Path) -> int:
+    """Delete :func:`stale_temporaries` of ``path``; returns how many. Call it only where no other
+    process writes ``path`` at the same time."""
+    removed = 0
+    for tmp in stale_temporaries(path):
+        try:
+            tmp.unlink()
+            removed += 1
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+# ------------------------------------------------------------------------------------ vos segment
+SEGMENT_COMMAND = "vos segment"
+_FRAME_NUMBER_PNG = re.compile(r"\d+\.png")
+_TEMPORARY_PNG = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp\.png")  # vos.fileio.atomic_path's, left by a kill
+
+
+def segment_result_owned(video: Path) -> Callable[[Path], bool]:
+    """A result folder of ``vos segment`` without marker (written before markers existed, or an
+    unfinished ``.partial``): files only, each a frame PNG (``NNNNN.png`` or named as a frame of the
+    input frame folder ``video``), a PNG temporary of ours, or the marker."""
+    def owned(folder: Path) -> bool:
+        frame_stems = {p.stem for p in Path(video).iterdir()} if Path(video).is_dir() else set()
+        for entry in Path(folder).iterdir():
+            name = entry.name
+            if not (entry.is_file() and (name == MARKER or _TEMPORARY_PNG.fullmatch(name) or (
+                    entry.suffix == ".png" and (_FRAME_NUMBER_PNG.fullmatch(name) or entry.stem in frame_stems)))):
+                return False
+        return True
+    return owned
+
+
+def check_segment_jobs(jobs: Sequence, input_path: Path, batch: bool, overwrite: bool = False,
+                       announce: Callable[[str], None] = print) -> None:
+    """Preflight of ``vos segment`` for jobs with ``video``, ``out_dir`` and ``overlay`` (see
+    :class:`vos.segment.VideoJob`): every result folder and overlay is outside the inputs, writable,
+    and new or ours (or ``overwrite``). Stale temporaries of the overlays are removed;
+    ``announce`` receives one line per earlier result that will be replaced."""
+    from vos.overlay import is_our_overlay
+
+    input_path = _resolved(input_path)
+    videos = {_resolved(job.video) for job in jobs}
+
+    def conflict(target: Path) -> Optional[str]:
+        target = _resolved(target)
+        if target in videos:
+            return "is an input video"
+        if any(parent in videos for parent in target.parents):
+            return "lies inside an input video's frame folder"
+        if is_within(input_path, target):
+            return f"contains the input {input_path}"
+        if batch and target.parent == input_path:
+            return f"lies in the input folder {input_path} (the next run would take it for a video)"
+        return None
+
+    for job in jobs:
+        problem = conflict(job.out_dir)
+        if problem:
+            raise VosError(f"--out: the result folder {job.out_dir} {problem}; choose an --out outside the input")
+        state = check_output_dir(job.out_dir, SEGMENT_COMMAND, overwrite, owned=segment_result_owned(job.video))
+        if state == "ours":
+            announce(f"{SEGMENT_COMMAND}: replacing earlier result in {job.out_dir}")
+        elif state == "overwrite":
+            announce(f"{SEGMENT_COMMAND}: --overwrite: replacing {job.out_dir}")
+        # the result is written to OUT/<name>.partial first, which must be an unfinished result of ours
+        partial = job.out_dir.with_name(job.out_dir.name + ".partial")
+        if (partial.exists() or partial.is_symlink()) and not overwrite and not (
+                partial.is_dir() and not partial.is_symlink() and segment_result_owned(job.video)(partial)):
+            raise VosError(f"{partial} exists and is not an unfinished result of `{SEGMENT_COMMAND}`; "
+                           "pass --overwrite to replace it, or choose another --out")
+        if job.overlay is None:
+            continue
+        problem = conflict(job.overlay)
+        if problem is None and is_within(job.overlay, job.out_dir):
+            problem = f"lies inside the result folder {job.out_dir}"
+        if problem:
+            raise VosError(f"--overlay: {job.overlay} {problem}; choose an --overlay outside the input")
+        check_output_file(job.overlay, "--overlay", is_our_overlay, f"an overlay written by `{SEGMENT_COMMAND}`",
+                          overwrite)
+        remove_stale_temporaries(job.overlay)
