@@ -18,9 +18,7 @@ import dataclasses
 import json
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -31,8 +29,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from tqdm import tqdm
 
 from ssl_video.checkpoint import gather_rng_states, prepare_out_dir, restore_training_state, seed_everything
+from ssl_video.config import FinetuneConfig
 from ssl_video.data.clips import LabeledClips, MultiClipVideos, normalize_clips
-from ssl_video.data.config import ClipDataConfig
 from ssl_video.data.splits import load_items
 from ssl_video.metrics import video_level_accuracy
 from ssl_video.models import build_backbone
@@ -50,26 +48,6 @@ def eval_subset(dataset: str) -> str:
 
 
 SINGLE_PROCESS = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
-
-
-@dataclass
-class FinetuneConfig(ClipDataConfig):
-    clips_per_video: int = 10
-    # model: arch None = the pretrained checkpoint's
-    arch: Optional[str] = None
-    pretrained: Optional[str] = None
-    linear: bool = False
-    dropout: float = 0.7
-    # optimisation
-    epochs: int = 150
-    batch_size: int = 8
-    lr: float = 0.025
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    lr_steps: list[int] = field(default_factory=lambda: [60, 120])
-    lr_decay: float = 0.1
-    # also report the 10-clip accuracy on the training videos (shows shortcut learning)
-    eval_train: bool = False
 
 
 class VideoClassifier(nn.Module):

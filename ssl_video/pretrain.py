@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -22,8 +21,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
 from ssl_video.checkpoint import gather_rng_states, prepare_out_dir, restore_training_state, seed_everything
+from ssl_video.config import PretrainConfig
 from ssl_video.data.clips import PretrainClips, check_color_options, normalize_clips
-from ssl_video.data.config import ClipDataConfig
 from ssl_video.data.splits import load_items
 from ssl_video.fame import fame_merge
 from ssl_video.moco import MoCo
@@ -32,33 +31,6 @@ from vos.distributed import DistContext, all_reduce_sum, barrier, cleanup, init_
 from vos.errors import VosError
 from vos.fileio import atomic_torch_save, atomic_write_text
 from vos.training_log import TrainingLog
-
-
-@dataclass
-class PretrainConfig(ClipDataConfig):
-    # model
-    arch: str = "r2plus1d_18"
-    moco_dim: int = 128
-    moco_k: int = 2048
-    moco_m: float = 0.999
-    moco_t: float = 0.1
-    mlp: bool = True
-    # photometric augmentation of both views: jitter strength s (magnitudes 0.4s, 0.4s, 0.4s, 0.1s,
-    # p 0.8; 0 = off) and grayscale probability; 1.0 / 0.2 is the MoCo v2 / FAME recipe
-    color_jitter: float = 1.0
-    grayscale: float = 0.2
-    # FAME and CO2
-    fame: bool = False
-    beta: float = 0.5
-    fame_both: bool = False
-    co2: float = 0.0
-    co2_t: float = 0.05
-    # optimisation
-    epochs: int = 200
-    batch_size: int = 8
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
 
 
 def build_model(cfg: PretrainConfig) -> MoCo:

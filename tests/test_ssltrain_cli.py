@@ -2,6 +2,7 @@
 -> retrieve, results as JSON; user errors as one line with exit status 2."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,6 +10,7 @@ import torch
 from ssl_video.cli import main
 from ssl_video.synth import make_synth_dataset
 
+REPO = Path(__file__).resolve().parents[1]
 CLIP = ["--frames", "4", "--frame-stride", "1", "--crop", "32", "--workers", "0"]
 
 
@@ -98,6 +100,39 @@ def test_finetune_trains_backbone_and_retrieve_reports_recalls(synth, pretrained
     assert list(res) == ["R@1", "R@5", "R@10", "R@20", "R@50"]
     assert res["R@1"] <= res["R@5"] <= res["R@10"] == res["R@50"] == 100.0  # 8 gallery videos, 2 classes
     assert "R@1" in capsys.readouterr().out
+
+
+def test_retrieve_takes_batch_size_and_a_finetune_config(synth, pretrained, tmp_path, capsys):
+    ckpt = str(pretrained / "run" / "last.pt")
+    base = ["retrieve", *_data(synth), "--pretrained", ckpt, "--clips-per-video", "2"]
+    assert main([*base, "--json", str(tmp_path / "one.json")]) == 0
+    # the repository's fine-tuning config: batch_size is read (4 clips = 2 videos per pass), the
+    # training-only keys are ignored with one warning naming them
+    with pytest.warns(UserWarning, match=r"ignoring dropout, epochs, linear, lr, lr_decay, lr_steps, "
+                                         r"momentum, weight_decay \(settings of another command"):
+        assert main([*base, "--config", str(REPO / "configs/ssl_video/finetune_ucf101_r2plus1d.yaml"), "--batch-size", "4",
+                     "--json", str(tmp_path / "two.json")]) == 0
+    assert json.loads((tmp_path / "two.json").read_text()) == json.loads((tmp_path / "one.json").read_text())
+    # a key no ssl-video command knows is still an error
+    (tmp_path / "typo.yaml").write_text("batch_sise: 4\n")
+    assert main([*base, "--config", str(tmp_path / "typo.yaml")]) == 2
+    assert "unknown key(s) batch_sise" in capsys.readouterr().err
+
+
+def test_retrieve_features_do_not_depend_on_videos_per_batch(synth):
+    from ssl_video.data.clips import MultiClipVideos
+    from ssl_video.data.splits import load_items
+    from ssl_video.models import build_backbone
+    from ssl_video.retrieval import video_features
+
+    torch.manual_seed(0)
+    backbone = build_backbone("r3d_tiny")
+    items, _ = load_items("ucf101", synth, synth / "splits", 1, "test")
+    dataset = MultiClipVideos(items, frames=4, frame_stride=1, crop=32, clips_per_video=2)
+    one, labels_one = video_features(backbone, dataset, videos_per_batch=1)
+    three, labels_three = video_features(backbone, dataset, videos_per_batch=3)
+    assert one.shape == (len(items), backbone.feature_dim) and torch.equal(labels_one, labels_three)
+    torch.testing.assert_close(three, one, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("argv,message", [

@@ -11,11 +11,9 @@ TensorBoard logs in DIR/tensorboard. Multi-process: python -m torch.distributed.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
-from ssl_video.commands.common import add_data_arguments, add_training_arguments, overrides, write_json
-from ssl_video.pretrain import PretrainConfig, pretrain
-from vos.config import load_config
+from ssl_video.commands.common import add_data_arguments, add_training_arguments, load_command_config, write_json
+from ssl_video.config import PretrainConfig
 
 HELP = "pretrain a video backbone with MoCo (+ FAME, + CO2)"
 
@@ -42,8 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    names = [f.name for f in dataclasses.fields(PretrainConfig)]
-    cfg = load_config(PretrainConfig, args.config, overrides(args, names))
+    from ssl_video.pretrain import pretrain
+
+    cfg = load_command_config(PretrainConfig, args)
     summary = pretrain(cfg, args.out, resume=args.resume)
     write_json({k: v for k, v in summary.items() if k != "model"}, args.json)
     return 0

@@ -14,13 +14,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from vos.eval import evaluate_davis, evaluate_synth, evaluate_ytvis
-from vos.eval.davis_eval import MATCHINGS
-from vos.eval.davis import TASKS
-from vos.eval.object_metrics import OBJECT_METRIC_KEYS, VARIANTS, format_summary
-from vos.eval.report import davis_json, davis_table, write_davis_csvs, write_json
-
 HELP = "evaluate results: DAVIS J&F, YouTube-VIS / synthetic FG-ARI, mIoU, mBO"
+# vos.eval.davis.TASKS and vos.eval.davis_eval.MATCHINGS, spelled out so that --help does not import
+# the evaluation (scipy, OpenCV)
+TASKS = ("unsupervised", "semi-supervised")
+MATCHINGS = ("sequence", "frame")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,6 +70,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_davis(args: argparse.Namespace) -> int:
+    from vos.eval import evaluate_davis
+    from vos.eval.report import davis_json, davis_table, write_davis_csvs, write_json
+
     sequences = [s for s in args.sequences.split(",") if s] if args.sequences else None
     result = evaluate_davis(args.davis_root, args.results, task=args.task, year=args.year, subset=args.subset,
                             matching=args.matching, workers=args.workers, sequences=sequences,
@@ -89,6 +90,8 @@ def run_davis(args: argparse.Namespace) -> int:
 
 
 def _object_json(result) -> dict:
+    from vos.eval.object_metrics import OBJECT_METRIC_KEYS, VARIANTS
+
     data = {key: result.summary[key] for key in OBJECT_METRIC_KEYS}
     data["variants"] = dict(VARIANTS)
     data["per_video"] = {v.video: {"FG-ARI": v.fg_ari, "FG-ARI-per-frame": v.fg_ari_per_frame,
@@ -97,6 +100,10 @@ def _object_json(result) -> dict:
 
 
 def run_ytvis(args: argparse.Namespace) -> int:
+    from vos.eval import evaluate_ytvis
+    from vos.eval.object_metrics import format_summary
+    from vos.eval.report import write_json
+
     result = evaluate_ytvis(args.root, args.results, annotations=args.annotations, n_videos=args.videos,
                             video_list=args.video_list, workers=args.workers, progress=not args.quiet)
     print(format_summary(result.summary, f"YouTube-VIS results ({len(result.videos)} videos)"))
@@ -108,6 +115,10 @@ def run_ytvis(args: argparse.Namespace) -> int:
 
 
 def run_synth(args: argparse.Namespace) -> int:
+    from vos.eval import evaluate_synth
+    from vos.eval.object_metrics import format_summary
+    from vos.eval.report import davis_json, davis_table, write_davis_csvs, write_json
+
     result = evaluate_synth(args.root, args.results, workers=args.workers, progress=not args.quiet)
     for note in write_davis_csvs(result.davis, args.csv_dir or args.results):
         print(note, file=sys.stderr)
