@@ -26,7 +26,6 @@ import yaml
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
-from tqdm import tqdm
 
 from ssl_video.checkpoint import gather_rng_states, prepare_out_dir, restore_training_state, seed_everything
 from ssl_video.config import FinetuneConfig
@@ -40,7 +39,9 @@ from vos.distributed import (DistContext, all_gather_objects, all_reduce_sum, ba
                              init_distributed, shard)
 from vos.errors import VosError
 from vos.fileio import atomic_torch_save, atomic_write_text
+from vos.progress import progress_bar
 from vos.training_log import TrainingLog
+
 
 def eval_subset(dataset: str) -> str:
     """The held-out subset tested on: Kinetics has train/val folders, UCF101/HMDB51 test lists."""
@@ -88,7 +89,7 @@ def set_train_mode(model: VideoClassifier, linear: bool) -> None:
 def clip_outputs(fn, loader: DataLoader, desc: str, show: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Apply ``fn`` to every clip of a MultiClipVideos loader: -> (outputs (V, n, ...), labels (V,))."""
     outputs, labels = [], []
-    for clips, label in tqdm(loader, desc=desc, leave=False, disable=not show):  # Bv n C T H W
+    for clips, label in progress_bar(loader, desc=desc, leave=False, disable=not show):  # Bv n C T H W
         bv, n = clips.shape[:2]
         out = fn(normalize_clips(clips.flatten(0, 1)))              # Bv*n ...
         outputs.append(out.view(bv, n, *out.shape[1:]))
@@ -176,8 +177,8 @@ def _finetune(cfg: FinetuneConfig, out_dir: Path, resume: bool, ctx: DistContext
                             generator=torch.Generator().manual_seed(cfg.seed * 1009 + epoch + 1_000_003 * ctx.rank))
         set_train_mode(model, cfg.linear)
         seen, loss_sum, correct = 0, 0.0, 0
-        for clips, labels in tqdm(loader, desc=f"{mode} epoch {epoch + 1}/{cfg.epochs}", leave=False,
-                                  disable=not ctx.is_main):   # B C T H W, B
+        for clips, labels in progress_bar(loader, desc=f"{mode} epoch {epoch + 1}/{cfg.epochs}", leave=False,
+                                          disable=not ctx.is_main):   # B C T H W, B
             clips, labels = clips.to(ctx.device), labels.to(ctx.device)
             logits = ddp(normalize_clips(clips))
             loss = F.cross_entropy(logits, labels)

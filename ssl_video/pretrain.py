@@ -18,7 +18,6 @@ import torch
 import yaml
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
-from tqdm import tqdm
 
 from ssl_video.checkpoint import gather_rng_states, prepare_out_dir, restore_training_state, seed_everything
 from ssl_video.config import PretrainConfig
@@ -30,6 +29,7 @@ from vos.config import config_to_dict
 from vos.distributed import DistContext, all_reduce_sum, barrier, cleanup, init_distributed
 from vos.errors import VosError
 from vos.fileio import atomic_torch_save, atomic_write_text
+from vos.progress import progress_bar
 from vos.training_log import TrainingLog
 
 
@@ -158,7 +158,7 @@ def _pretrain(cfg: PretrainConfig, out_dir: Path, resume: bool, dataset: Dataset
                             drop_last=True, generator=loader_gen, persistent_workers=False)
         model.train()
         losses = []
-        bar = tqdm(loader, desc=f"pretrain epoch {epoch + 1}/{cfg.epochs}", disable=not ctx.is_main, leave=False)
+        bar = progress_bar(loader, desc=f"pretrain epoch {epoch + 1}/{cfg.epochs}", disable=not ctx.is_main, leave=False)
         for clip_q, clip_k in bar:  # B C T H W each
             lr = optimizer.param_groups[0]["lr"]
             try:
@@ -172,7 +172,7 @@ def _pretrain(cfg: PretrainConfig, out_dir: Path, resume: bool, dataset: Dataset
             step += 1
             losses.append(stats["loss"])
             log.log(step, epoch=epoch + 1, lr=lr, **stats)
-            bar.set_postfix(loss=f"{stats['loss']:.3f}", acc=f"{stats['acc_pos']:.2f}")
+            bar.set_postfix(loss=f"{stats['loss']:.3f}", acc=f"{stats['acc_pos']:.2f}", refresh=False)
         epoch_loss = sum(losses) / max(len(losses), 1)
         _save(last_path, moco, optimizer, scheduler, epoch + 1, step, cfg, ctx)
         saved_epoch = epoch + 1
