@@ -28,10 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vos.errors import VosError
+from vos.video_io import VIDEO_SUFFIXES
 
 DATASETS = ("ucf101", "hmdb51", "kinetics", "folder")
 SUBSETS = ("train", "test")
-VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")
+VIDEO_EXTENSIONS = VIDEO_SUFFIXES  # the files vos.video_io reads
 
 # Where split files are looked for when --split-dir is not given, relative to data_root (first hit).
 DEFAULT_SPLIT_DIRS = {
