@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ssl_video.checkpoint import gather_rng_states, prepare_out_dir, restore_training_state, seed_everything
 from ssl_video.config import PretrainConfig
-from ssl_video.data.clips import PretrainClips, check_color_options, normalize_clips
+from ssl_video.data.clips import PretrainClips, check_color_options, check_videos, normalize_clips
 from ssl_video.data.splits import load_items
 from ssl_video.fame import fame_merge
 from ssl_video.moco import MoCo
@@ -123,9 +123,11 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, resume: bool = False,
 
 def _pretrain(cfg: PretrainConfig, out_dir: Path, resume: bool, dataset: Dataset | None, ctx: DistContext) -> dict:
     check_config(cfg, ctx.world_size)
+    if dataset is None:  # every video opened before anything is written or trained; every process
+        dataset = build_dataset(cfg)  # checks them all, so that all stop alike
+        check_videos(dataset.items, cfg.workers, report=ctx.is_main)
     resume_from = prepare_out_dir(out_dir, resume)
     seed_everything(cfg.seed)  # identical initial weights in every process
-    dataset = dataset if dataset is not None else build_dataset(cfg)
     if len(dataset) < cfg.batch_size * ctx.world_size:
         raise VosError(f"{len(dataset)} training videos are fewer than one batch "
                        f"({cfg.batch_size} x {ctx.world_size} processes); lower --batch-size")

@@ -180,3 +180,42 @@ def test_finetune_resume_matches_uninterrupted(synth, pretrained, tmp_path, monk
     assert main([*argv, "--out", str(tmp_path / "cut"), "--resume"]) == 0
     assert (tmp_path / "cut" / "log.csv").read_text() == (tmp_path / "full" / "log.csv").read_text()
     assert (tmp_path / "cut" / "results.json").read_text() == (tmp_path / "full" / "results.json").read_text()
+
+
+def test_pretrain_checks_every_video_before_the_first_step(tmp_path, monkeypatch, capsys):
+    import ssl_video.pretrain as pretrain_mod
+    from io_helpers import cut_video, decodable_frames
+
+    root = tmp_path / "data"
+    make_synth_dataset(root, classes=2, videos_per_class=6, frames=8, size=32, seed=1, progress=False)
+    train = sorted(p for p in root.rglob("*.avi") if "test" not in p.parts)
+    steps = []
+    real_step = pretrain_mod.train_step
+    monkeypatch.setattr(pretrain_mod, "train_step", lambda *a, **k: steps.append(1) or real_step(*a, **k))
+    argv = ["pretrain", *_data(root), "--arch", "r3d_tiny", "--epochs", "1", "--batch-size", "2", "--moco-k", "16",
+            "--moco-dim", "8"]
+
+    # two unreadable videos: one line naming the first and the count, before any step or file
+    from ssl_video.data.splits import load_items
+
+    items, _ = load_items("ucf101", root, root / "splits", 1, "train")
+    broken = [items[3].path, items[5].path]
+    originals = {path: path.read_bytes() for path in broken}
+    for path in broken:
+        path.write_bytes(b"not a video" * 50)
+    assert main([*argv, "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err.splitlines()[-1]  # after the check's progress line
+    assert err.startswith("ssl-video pretrain: error: 2 of 8 videos cannot be read")
+    assert f"{broken[0]}: cannot decode this file as a video" in err and f"(also: {broken[1]})" in err
+    assert steps == [] and not (tmp_path / "bad").exists()
+
+    # a video cut short: a warning with both counts, then training on the frames that decode
+    for path, data in originals.items():
+        path.write_bytes(data)
+    cut_video(items[3].path, tmp_path / "cut.avi", 0.9)
+    items[3].path.write_bytes((tmp_path / "cut.avi").read_bytes())
+    expected = decodable_frames(items[3].path)
+    assert 0 < expected < 8
+    with pytest.warns(UserWarning, match=rf"{items[3].path.name}: only {expected} of the 8 frames"):
+        assert main([*argv, "--out", str(tmp_path / "cut_run")]) == 0
+    assert len(steps) == 4

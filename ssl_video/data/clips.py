@@ -17,17 +17,19 @@ for files cut short.
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 import torchvision.transforms.v2.functional as TF
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from ssl_video.data.splits import VideoItem
 from ssl_video.image_ops import adjust_hue, gaussian_blur
 from vos.errors import VosError
+from vos.progress import progress_bar
 from vos.video_io import open_video
 
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
@@ -64,6 +66,48 @@ class VideoFile:
             self._source = open_video(self.path, backend="pyav", threads=1)
             frames = self._source.read_frames(uniq.tolist())
         return frames[inverse]
+
+
+class _OpenEach(Dataset):
+    """Opens video ``i`` (header and frame count, no clip decoding): (error or None, warning texts)."""
+
+    def __init__(self, items: Sequence[VideoItem]) -> None:
+        self.items = list(items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[str | None, list[str]]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                VideoFile(self.items[index].path)
+                error = None
+            except VosError as exc:
+                error = str(exc)
+        return error, [str(w.message) for w in caught]
+
+
+def check_videos(items: Sequence[VideoItem], workers: int = 0, report: bool = True) -> None:
+    """Open every video before training (cheap: headers and frame counts, in ``workers`` processes).
+
+    A video that cannot be read is a one-line :class:`VosError` naming it (and the count of bad
+    ones) now, instead of a crash when training reaches it. Videos cut short are used with the
+    frames that decode and, with ``report``, a warning each (the rule of :func:`vos.video_io.open_video`).
+    """
+    # its own generator: the check leaves the global RNG (and so the training run) untouched
+    loader = DataLoader(_OpenEach(items), batch_size=None, num_workers=workers, generator=torch.Generator())
+    bad = []
+    for (error, notes), item in zip(progress_bar(loader, desc="checking videos", unit="video", leave=False,
+                                                 disable=not report), items):
+        if error is not None:
+            bad.append((item.path, error))
+        for note in notes if report else ():
+            warnings.warn(note, stacklevel=2)
+    if bad:
+        others = [str(path) for path, _ in bad[1:4]] + (["…"] if len(bad) > 4 else [])
+        raise VosError(f"{len(bad)} of {len(items)} videos cannot be read; remove or replace them before training. "
+                       f"{bad[0][1]}" + (f" (also: {', '.join(others)})" if others else ""))
 
 
 # -------------------------------------------------------------------------------- temporal sampling
