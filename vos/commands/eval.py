@@ -6,7 +6,8 @@
   vos eval synth ROOT --results DIR
 
 Results are folders of indexed PNGs, one folder per sequence/video, one PNG per annotated frame
-with the annotation's file name (0 = background, k = object/proposal k). See docs/eval.md.
+with the annotation's file name (0 = background, k = object/proposal k; masks numbered from 0, such
+as slot masks, must be shifted by 1 or their segment 0 is lost). See docs/eval.md.
 """
 
 from __future__ import annotations
