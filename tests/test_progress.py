@@ -29,7 +29,16 @@ def test_log_file_gets_a_line_per_interval(monkeypatch):
     lines = text.splitlines()
     # 3000 updates over >= 3000 fake seconds: at most about one line per 60 s, plus the first and last
     assert 2 <= len(lines) <= 3 * 3000 / LOG_INTERVAL_S
-    assert lines[0].startswith("train:   0%") and "3000/3000" in lines[-1]
+    assert lines[0].startswith("train: ") and "3000/3000" in lines[-1]
+    assert not lines[0].startswith("train:   0%")  # no line before the first interval
+
+
+def test_short_work_leaves_no_lines_in_a_log_file(monkeypatch):
+    fake_clock(monkeypatch, step_s=0.01)
+    log = io.StringIO()
+    for _ in progress_bar(range(100), desc="check", file=log):  # ~1 fake second
+        pass
+    assert log.getvalue() == ""
 
 
 def test_terminal_keeps_in_place_updates(monkeypatch):

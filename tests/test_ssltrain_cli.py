@@ -204,8 +204,8 @@ def test_pretrain_checks_every_video_before_the_first_step(tmp_path, monkeypatch
     for path in broken:
         path.write_bytes(b"not a video" * 50)
     assert main([*argv, "--out", str(tmp_path / "bad")]) == 2
-    err = capsys.readouterr().err.splitlines()[-1]  # after the check's progress line
-    assert err.startswith("ssl-video pretrain: error: 2 of 8 videos cannot be read")
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("ssl-video pretrain: error: 2 of 8 videos cannot be read")
     assert f"{broken[0]}: cannot decode this file as a video" in err and f"(also: {broken[1]})" in err
     assert steps == [] and not (tmp_path / "bad").exists()
 

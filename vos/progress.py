@@ -2,7 +2,9 @@
 
 On a terminal a bar redraws in place (tqdm's default). Written to a file or a pipe, every redraw
 would be another carriage-return update in the file: there the bar prints a plain line at most
-every ``LOG_INTERVAL_S`` seconds (and at the end), so an hour of training leaves about 60 lines.
+every ``LOG_INTERVAL_S`` seconds, starting after the first ``LOG_INTERVAL_S`` (and at the end of
+work that lasted that long), so an hour of training leaves about 60 lines and a task of a few
+seconds none.
 """
 
 from __future__ import annotations
@@ -39,10 +41,12 @@ def _is_terminal(stream: Any) -> bool:
 
 def progress_bar(iterable: Optional[Iterable] = None, **tqdm_kwargs) -> tqdm:
     """``tqdm(iterable, **tqdm_kwargs)``; when its stream (``file``, default stderr) is not a terminal,
-    one plain line at most every ``LOG_INTERVAL_S`` seconds instead of in-place redraws."""
+    one plain line at most every ``LOG_INTERVAL_S`` seconds (none before the first) instead of
+    in-place redraws."""
     stream = tqdm_kwargs.get("file") or sys.stderr
     if not _is_terminal(stream):
         tqdm_kwargs["file"] = _LineWriter(stream)
         tqdm_kwargs.setdefault("mininterval", LOG_INTERVAL_S)
         tqdm_kwargs.setdefault("maxinterval", max(LOG_INTERVAL_S, tqdm_kwargs["mininterval"]))
+        tqdm_kwargs.setdefault("delay", tqdm_kwargs["mininterval"])  # shorter work leaves no bar lines
     return tqdm(iterable, **tqdm_kwargs)
