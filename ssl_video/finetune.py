@@ -18,9 +18,7 @@ import dataclasses
 import json
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -28,11 +26,10 @@ import yaml
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
-from tqdm import tqdm
 
 from ssl_video.checkpoint import gather_rng_states, prepare_out_dir, restore_training_state, seed_everything
+from ssl_video.config import FinetuneConfig
 from ssl_video.data.clips import LabeledClips, MultiClipVideos, normalize_clips
-from ssl_video.data.config import ClipDataConfig
 from ssl_video.data.splits import load_items
 from ssl_video.metrics import video_level_accuracy
 from ssl_video.models import build_backbone
@@ -43,6 +40,7 @@ from vos.distributed import (DistContext, all_gather_objects, all_reduce_sum, ba
 from vos.errors import VosError
 from vos.fileio import atomic_torch_save, atomic_write_text
 from vos.outputs import remove_stale_temporaries, write_marker
+from vos.progress import progress_bar
 from vos.training_log import TrainingLog
 
 COMMAND = "ssl-video finetune"  # the marker of its run folders
@@ -54,26 +52,6 @@ def eval_subset(dataset: str) -> str:
 
 
 SINGLE_PROCESS = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
-
-
-@dataclass
-class FinetuneConfig(ClipDataConfig):
-    clips_per_video: int = 10
-    # model: arch None = the pretrained checkpoint's
-    arch: Optional[str] = None
-    pretrained: Optional[str] = None
-    linear: bool = False
-    dropout: float = 0.7
-    # optimisation
-    epochs: int = 150
-    batch_size: int = 8
-    lr: float = 0.025
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    lr_steps: list[int] = field(default_factory=lambda: [60, 120])
-    lr_decay: float = 0.1
-    # also report the 10-clip accuracy on the training videos (shows shortcut learning)
-    eval_train: bool = False
 
 
 class VideoClassifier(nn.Module):
@@ -114,7 +92,7 @@ def set_train_mode(model: VideoClassifier, linear: bool) -> None:
 def clip_outputs(fn, loader: DataLoader, desc: str, show: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Apply ``fn`` to every clip of a MultiClipVideos loader: -> (outputs (V, n, ...), labels (V,))."""
     outputs, labels = [], []
-    for clips, label in tqdm(loader, desc=desc, leave=False, disable=not show):  # Bv n C T H W
+    for clips, label in progress_bar(loader, desc=desc, leave=False, disable=not show):  # Bv n C T H W
         bv, n = clips.shape[:2]
         out = fn(normalize_clips(clips.flatten(0, 1)))              # Bv*n ...
         outputs.append(out.view(bv, n, *out.shape[1:]))
@@ -204,8 +182,8 @@ def _finetune(cfg: FinetuneConfig, out_dir: Path, resume: bool, ctx: DistContext
                             generator=torch.Generator().manual_seed(cfg.seed * 1009 + epoch + 1_000_003 * ctx.rank))
         set_train_mode(model, cfg.linear)
         seen, loss_sum, correct = 0, 0.0, 0
-        for clips, labels in tqdm(loader, desc=f"{mode} epoch {epoch + 1}/{cfg.epochs}", leave=False,
-                                  disable=not ctx.is_main):   # B C T H W, B
+        for clips, labels in progress_bar(loader, desc=f"{mode} epoch {epoch + 1}/{cfg.epochs}", leave=False,
+                                          disable=not ctx.is_main):   # B C T H W, B
             clips, labels = clips.to(ctx.device), labels.to(ctx.device)
             logits = ddp(normalize_clips(clips))
             loss = F.cross_entropy(logits, labels)

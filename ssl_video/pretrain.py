@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import yaml
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
-from tqdm import tqdm
 
 from ssl_video.checkpoint import gather_rng_states, prepare_out_dir, restore_training_state, seed_everything
-from ssl_video.data.clips import PretrainClips, check_color_options, normalize_clips
-from ssl_video.data.config import ClipDataConfig
+from ssl_video.config import PretrainConfig
+from ssl_video.data.clips import PretrainClips, check_color_options, check_videos, normalize_clips
 from ssl_video.data.splits import load_items
 from ssl_video.fame import fame_merge
 from ssl_video.moco import MoCo
@@ -32,36 +30,10 @@ from vos.distributed import DistContext, all_reduce_sum, barrier, cleanup, init_
 from vos.errors import VosError
 from vos.fileio import atomic_torch_save, atomic_write_text
 from vos.outputs import remove_stale_temporaries, write_marker
+from vos.progress import progress_bar
 from vos.training_log import TrainingLog
 
 COMMAND = "ssl-video pretrain"  # the marker of its run folders
-
-
-@dataclass
-class PretrainConfig(ClipDataConfig):
-    # model
-    arch: str = "r2plus1d_18"
-    moco_dim: int = 128
-    moco_k: int = 2048
-    moco_m: float = 0.999
-    moco_t: float = 0.1
-    mlp: bool = True
-    # photometric augmentation of both views: jitter strength s (magnitudes 0.4s, 0.4s, 0.4s, 0.1s,
-    # p 0.8; 0 = off) and grayscale probability; 1.0 / 0.2 is the MoCo v2 / FAME recipe
-    color_jitter: float = 1.0
-    grayscale: float = 0.2
-    # FAME and CO2
-    fame: bool = False
-    beta: float = 0.5
-    fame_both: bool = False
-    co2: float = 0.0
-    co2_t: float = 0.05
-    # optimisation
-    epochs: int = 200
-    batch_size: int = 8
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
 
 
 def build_model(cfg: PretrainConfig) -> MoCo:
@@ -154,9 +126,11 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, resume: bool = False,
 
 def _pretrain(cfg: PretrainConfig, out_dir: Path, resume: bool, dataset: Dataset | None, ctx: DistContext) -> dict:
     check_config(cfg, ctx.world_size)
+    if dataset is None:  # every video opened before anything is written or trained; every process
+        dataset = build_dataset(cfg)  # checks them all, so that all stop alike
+        check_videos(dataset.items, cfg.workers, report=ctx.is_main)
     resume_from = prepare_out_dir(out_dir, resume, COMMAND)
     seed_everything(cfg.seed)  # identical initial weights in every process
-    dataset = dataset if dataset is not None else build_dataset(cfg)
     if len(dataset) < cfg.batch_size * ctx.world_size:
         raise VosError(f"{len(dataset)} training videos are fewer than one batch "
                        f"({cfg.batch_size} x {ctx.world_size} processes); lower --batch-size")
@@ -191,7 +165,7 @@ def _pretrain(cfg: PretrainConfig, out_dir: Path, resume: bool, dataset: Dataset
                             drop_last=True, generator=loader_gen, persistent_workers=False)
         model.train()
         losses = []
-        bar = tqdm(loader, desc=f"pretrain epoch {epoch + 1}/{cfg.epochs}", disable=not ctx.is_main, leave=False)
+        bar = progress_bar(loader, desc=f"pretrain epoch {epoch + 1}/{cfg.epochs}", disable=not ctx.is_main, leave=False)
         for clip_q, clip_k in bar:  # B C T H W each
             lr = optimizer.param_groups[0]["lr"]
             try:
@@ -205,7 +179,7 @@ def _pretrain(cfg: PretrainConfig, out_dir: Path, resume: bool, dataset: Dataset
             step += 1
             losses.append(stats["loss"])
             log.log(step, epoch=epoch + 1, lr=lr, **stats)
-            bar.set_postfix(loss=f"{stats['loss']:.3f}", acc=f"{stats['acc_pos']:.2f}")
+            bar.set_postfix(loss=f"{stats['loss']:.3f}", acc=f"{stats['acc_pos']:.2f}", refresh=False)
         epoch_loss = sum(losses) / max(len(losses), 1)
         _save(last_path, moco, optimizer, scheduler, epoch + 1, step, cfg, ctx)
         saved_epoch = epoch + 1

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -22,8 +20,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ssl_video.checkpoint import seed_everything
+from ssl_video.config import RetrieveConfig
 from ssl_video.data.clips import MultiClipVideos
-from ssl_video.data.config import ClipDataConfig
 from ssl_video.data.splits import load_items
 from ssl_video.finetune import clip_outputs, eval_subset
 from ssl_video.metrics import retrieval_recall
@@ -33,18 +31,11 @@ from vos.errors import VosError
 from vos.fileio import atomic_write_text
 
 
-@dataclass
-class RetrieveConfig(ClipDataConfig):
-    clips_per_video: int = 10
-    arch: Optional[str] = None
-    pretrained: Optional[str] = None
-    ks: list[int] = field(default_factory=lambda: [1, 5, 10, 20, 50])
-
-
-def video_features(backbone: nn.Module, dataset: Dataset, workers: int = 0, desc: str = "features") -> tuple[torch.Tensor, torch.Tensor]:
+def video_features(backbone: nn.Module, dataset: Dataset, workers: int = 0, desc: str = "features",
+                   videos_per_batch: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """(features (V, D), labels (V,)): per video, the mean of its L2-normalised clip features."""
     backbone.eval()
-    loader = DataLoader(dataset, batch_size=1, shuffle=False, num_workers=workers)
+    loader = DataLoader(dataset, batch_size=videos_per_batch, shuffle=False, num_workers=workers)
     clip_feats, labels = clip_outputs(lambda x: F.normalize(backbone(x), dim=1), loader, desc)  # V n D
     return clip_feats.mean(dim=1), labels
 
@@ -64,14 +55,19 @@ def retrieve(cfg: RetrieveConfig, out_dir: str | Path | None = None) -> dict[str
         raise VosError("give --pretrained CKPT (or --arch for a randomly initialised baseline)")
     if not cfg.ks or min(cfg.ks) < 1:
         raise VosError(f"recall cut-offs must be positive integers, got {cfg.ks}")
+    if cfg.batch_size < 1:
+        raise VosError(f"--batch-size must be at least 1, got {cfg.batch_size}")
+    videos_per_batch = max(1, cfg.batch_size // cfg.clips_per_video)
     t0 = time.time()
     args = dict(frames=cfg.frames, frame_stride=cfg.frame_stride, crop=cfg.crop, clips_per_video=cfg.clips_per_video)
     gallery_items, _ = load_items(cfg.dataset, cfg.data_root, cfg.split_dir, cfg.split, "train")
     query_items, _ = load_items(cfg.dataset, cfg.data_root, cfg.split_dir, cfg.split, eval_subset(cfg.dataset))
     if any(item.label < 0 for item in gallery_items + query_items):
         raise VosError(f"--dataset {cfg.dataset} has no class labels; retrieval needs ucf101, hmdb51 or kinetics")
-    gallery, gallery_labels = video_features(backbone, MultiClipVideos(gallery_items, **args), cfg.workers, "gallery (train)")
-    query, query_labels = video_features(backbone, MultiClipVideos(query_items, **args), cfg.workers, "queries (test)")
+    gallery, gallery_labels = video_features(backbone, MultiClipVideos(gallery_items, **args), cfg.workers,
+                                             "gallery (train)", videos_per_batch)
+    query, query_labels = video_features(backbone, MultiClipVideos(query_items, **args), cfg.workers,
+                                         "queries (test)", videos_per_batch)
     results = retrieval_recall(query, query_labels, gallery, gallery_labels, tuple(cfg.ks))
     if out_dir is not None:
         atomic_write_text(Path(out_dir) / "results.json", json.dumps(results, indent=2) + "\n")

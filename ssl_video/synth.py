@@ -38,11 +38,11 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
-from tqdm import tqdm
 
 from vos.errors import VosError
 from vos.fileio import atomic_path, atomic_write_text
 from vos.outputs import check_writable
+from vos.progress import progress_bar
 
 MOTIONS = ("MoveRight", "MoveLeft", "MoveUp", "MoveDown", "Circle", "Zoom", "Oscillate", "Diagonal")
 TEXTURES = ("stripes", "checker", "waves")
@@ -296,7 +296,7 @@ def make_synth_dataset(out, classes: int = 5, videos_per_class: int = 12, frames
         side = int(round(opts.object_size * size))
         shared_texture = render_object_texture(side, np.random.default_rng([opts.seed, 2]))
     started, written = time.perf_counter(), 0
-    for video in tqdm(videos, desc="synth", unit="video", disable=not progress):
+    for video in progress_bar(videos, desc="synth", unit="video", disable=not progress):
         path = out / video.relpath
         if path.is_file():  # written by an interrupted run with the same options
             continue

@@ -32,11 +32,15 @@ def decoded_index(frame: np.ndarray) -> int:
 
 
 def write_video(path: Path, num_frames: int, codec: str = "libx264", height: int = 48, width: int = 64,
-                fps: int = 10) -> Path:
-    """Encode ``num_frames`` frames of :func:`frame_pattern` with PyAV (container from the suffix)."""
+                fps: int = 10, rotation: int = 0) -> Path:
+    """Encode ``num_frames`` frames of :func:`frame_pattern` with PyAV (container from the suffix);
+    ``rotation``: display rotation in degrees counter-clockwise (the tag a phone writes), stored
+    as the stream's display matrix."""
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream(codec, rate=Fraction(fps))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        if rotation:
+            stream.set_display_rotation(rotation)
         for i in range(num_frames):
             frame = av.VideoFrame.from_ndarray(frame_pattern(i, height, width), format="rgb24")
             for packet in stream.encode(frame):
@@ -44,3 +48,22 @@ def write_video(path: Path, num_frames: int, codec: str = "libx264", height: int
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+def cut_video(path: Path, out: Path, keep: float) -> Path:
+    """Copy the first ``keep`` fraction of the bytes of ``path`` to ``out`` (a file cut short)."""
+    data = path.read_bytes()
+    out.write_bytes(data[: int(len(data) * keep)])
+    return out
+
+
+def decodable_frames(path: Path) -> int:
+    """Reference count, independent of vos.video_io: frames PyAV decodes before the end or an error."""
+    count = 0
+    try:
+        with av.open(str(path)) as container:
+            for _ in container.decode(container.streams.video[0]):
+                count += 1
+    except av.error.FFmpegError:
+        pass
+    return count

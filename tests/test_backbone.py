@@ -158,3 +158,53 @@ def test_offline_without_cache_names_the_file_to_fetch(monkeypatch, tmp_path):
     message = str(info.value)
     assert "dino_deitsmall16_pretrain.pth" in message and "--weights" in message
     assert "https://dl.fbaipublicfiles.com/dino/" in message
+
+
+@pytest.fixture
+def unreachable_hub(monkeypatch, tmp_path):
+    """The hub at a closed local port (connection refused at once), no proxy, an empty cache."""
+    import huggingface_hub.constants as hf
+
+    monkeypatch.setattr(hf, "ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setattr(hf, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hf, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    for name in ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path / "hf"
+
+
+def test_unreachable_hub_fails_at_once_and_names_the_ways_out(unreachable_hub, monkeypatch):
+    import vos.models.backbone as backbone_mod
+
+    downloads = []
+    monkeypatch.setattr(backbone_mod, "_create_vit", lambda *a, **k: downloads.append(a) or pytest.fail("downloaded"))
+    assert backbone_mod.hub_address() == ("127.0.0.1", 9) and not backbone_mod.hub_reachable()
+    with pytest.raises(VosError) as info:
+        build_backbone("dino_vits16")
+    message = str(info.value)
+    assert "cannot reach 127.0.0.1:9" in message and "not in the local cache" in message
+    assert "--weights random" in message and "--weights PATH" in message and "dino_deitsmall16_pretrain.pth" in message
+    assert downloads == []  # no download attempt, hence none of its retries
+
+
+def test_unreachable_hub_uses_the_cached_official_weights(unreachable_hub, monkeypatch):
+    """Offline with the weights in the Hugging Face cache: loaded from there, no download attempt."""
+    from safetensors.torch import save_file
+
+    import vos.models.backbone as backbone_mod
+
+    # a tiny ViT under the DINO ViT-S/16 hub id, so the cache layout is the real one
+    spec = backbone_mod.BackboneSpec("vit_small_patch16_224.dino", 16, "dino_deitsmall16_pretrain.pth",
+                                     dict(embed_dim=64, depth=2, num_heads=4))
+    monkeypatch.setitem(backbone_mod.BACKBONES, "cached_tiny", spec)
+    torch.manual_seed(3)
+    reference = backbone_mod._create_vit(spec, pretrained=False)
+    snapshot = unreachable_hub / "models--timm--vit_small_patch16_224.dino" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("abc123")
+    save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, str(snapshot / "model.safetensors"))
+    assert backbone_mod.cached_official_file(spec) == str(snapshot / "model.safetensors")
+    loaded = build_backbone("cached_tiny")
+    for key, value in reference.state_dict().items():
+        torch.testing.assert_close(loaded.vit.state_dict()[key], value, rtol=0, atol=0)

@@ -91,6 +91,30 @@ def test_json_ground_truth_all_rle_forms_and_metrics_by_hand(tmp_path):
     assert result.summary["mBO"] == pytest.approx(((200 / 240 + 1) / 2 + 1) / 2, abs=1e-12)
 
 
+def test_warns_when_id_0_covers_most_of_the_foreground(tmp_path):
+    import warnings
+
+    from vos.eval.ytvis import background_share_of_foreground
+
+    root, path, gt = _ytvis_fixture(tmp_path)
+    # slot masks numbered from 0: v1's object 1 -> 0, object 2 -> 1, background -> 2; v2's object -> 0
+    slots = {"v1": np.choose(gt["v1"], [2, 0, 1]).astype(np.uint8), "v2": np.where(gt["v2"] > 0, 0, 1).astype(np.uint8)}
+    # v1: 240 of its 480 foreground pixels are id 0 (exactly half: not flagged); v2: all of them
+    assert background_share_of_foreground(gt["v1"], slots["v1"]) == 0.5
+    assert background_share_of_foreground(gt["v2"], slots["v2"]) == 1.0
+    assert np.isnan(background_share_of_foreground(np.zeros((1, 2, 2)), np.zeros((1, 2, 2))))
+    void = np.zeros_like(gt["v1"], bool)
+    void[:, 2:10, 2:12] = True  # object 1 void: the rest of the foreground is object 2, id 1
+    assert background_share_of_foreground(gt["v1"], slots["v1"], void) == 0.0
+    with pytest.warns(UserWarning, match=r"1 of 2 result videos label more than half of the ground-truth foreground "
+                                         r"0 \(e.g. v2: 100%\); 0 is background.*add 1 to every id"):
+        evaluate_ytvis(root, _write_frames(tmp_path / "slots", slots), annotations=path, workers=1, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # DAVIS-style ids from 1: no warning
+        evaluate_ytvis(root, _write_frames(tmp_path / "res", _prediction(gt)), annotations=path, workers=1,
+                       progress=False)
+
+
 def test_png_ground_truth_gives_the_same_numbers(tmp_path):
     root, path, gt = _ytvis_fixture(tmp_path)
     _write_frames(root / "Annotations", gt)

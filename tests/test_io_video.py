@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import sys
 
+import av
 import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
-from io_helpers import DECODERS, decoded_index, frame_pattern, needs_decord, write_video
+from io_helpers import (DECODERS, cut_video, decodable_frames, decoded_index, frame_pattern, needs_decord,
+                        write_video)
 from vos import video_io
 from vos.errors import VosError
 from vos.video_io import discover_videos, natural_key, open_video
@@ -240,3 +242,76 @@ def test_bad_frame_folders(tmp_path):
     other = save_frames(tmp_path / "other", [frame_pattern(0)])
     (other / "labels.txt").write_text("x")
     assert "'labels.txt' is not a .jpg/.jpeg/.png frame" in one_line_error(open_video, other)
+
+
+@pytest.mark.parametrize("backend", ["auto"] + DECODERS)
+@pytest.mark.parametrize("rotation,turns", [(90, 1), (-90, 3), (180, 2), (270, 3)])
+def test_display_rotation_is_applied(tmp_path, backend, rotation, turns):
+    """A phone video stores landscape frames plus a display rotation: every backend returns the
+    frames turned as a player shows them (np.rot90 by the counter-clockwise quarter turns)."""
+    path = write_video(tmp_path / "phone.mp4", 4, height=64, width=128, rotation=rotation)
+    video = open_video(path, backend=backend)
+    upright = (128, 64) if turns % 2 else (64, 128)
+    assert (video.height, video.width) == upright
+    frames = np.concatenate(list(video.iter_chunks(3)))
+    assert frames.shape == (4, *upright, 3) and frames.flags.c_contiguous
+    for i, frame in enumerate(frames):
+        assert np.abs(frame.astype(int) - np.rot90(frame_pattern(i, 64, 128), turns)).mean() < 4
+    np.testing.assert_array_equal(video.read_frames([2])[0], frames[2])
+
+
+@needs_decord
+def test_decord_and_pyav_give_the_same_rotated_frames(tmp_path):
+    path = write_video(tmp_path / "phone.mp4", 5, height=64, width=128, rotation=-90)
+    by_decord, by_pyav = open_video(path, backend="decord"), open_video(path, backend="pyav")
+    a, b = by_decord.read_frames(range(5)), by_pyav.read_frames(range(5))
+    assert a.shape == b.shape == (5, 128, 64, 3)
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+
+
+@pytest.fixture(scope="module")
+def cut_avi(tmp_path_factory):
+    """An AVI of 12 frames with its last 10% of bytes cut off: its header still announces 12."""
+    folder = tmp_path_factory.mktemp("cut")
+    whole = write_video(folder / "whole.avi", 12, codec="mpeg4")
+    cut = cut_video(whole, folder / "cut.avi", 0.9)
+    expected = decodable_frames(cut)
+    assert 0 < expected < 12
+    return cut, expected
+
+
+@pytest.mark.parametrize("backend", ["auto", "pyav"])
+def test_cut_short_video_gives_the_frames_that_decode_with_a_warning(cut_avi, backend):
+    path, expected = cut_avi
+    with pytest.warns(UserWarning, match=rf"cut.avi: only {expected} of the 12 frames its header announces can be "
+                                         rf"decoded \(cut short or damaged\); using those {expected}"):
+        video = open_video(path, backend=backend)
+    assert video.backend == "pyav" and video.num_frames == expected
+    frames = np.concatenate(list(video.iter_chunks(8)))
+    assert [decoded_index(f) for f in frames] == list(range(expected))
+    assert decoded_index(video.read_frames([expected - 1])[0]) == expected - 1
+
+
+@needs_decord
+def test_decord_alone_refuses_a_cut_short_video(cut_avi):
+    message = one_line_error(open_video, cut_avi[0], backend="decord")
+    assert "cut.avi: decord finds" in message and "of the 12 frames the header announces" in message
+    assert "backend='pyav'" in message
+
+
+@pytest.mark.parametrize("backend", ["auto"] + DECODERS)
+def test_video_without_a_decodable_frame_is_an_error(tmp_path, backend):
+    whole = write_video(tmp_path / "whole.mp4", 12)
+    with av.open(str(whole)) as source, av.open(str(tmp_path / "fast.mp4"), "w", options={"movflags": "faststart"}) as out:
+        stream = out.add_stream_from_template(source.streams.video[0])
+        for packet in source.demux(source.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    # index first (faststart), then the frames: half the file keeps the index but no whole frame
+    cut = cut_video(tmp_path / "fast.mp4", tmp_path / "cut.mp4", 0.5)
+    assert decodable_frames(cut) == 0
+    message = one_line_error(open_video, cut, backend=backend)
+    assert "cut.mp4" in message
+    if backend != "decord":
+        assert "no frame of this video can be decoded (its header announces 12)" in message

@@ -345,7 +345,7 @@ def test_synth_outputs_check_writability_first(tmp_path, capsys):
                                      ((2048, 2048), True), ((4096, 1024), True), ((0, 10), False)])
 def test_resolution_is_bounded(size, ok):
     from vos.errors import VosError
-    from vos.models.backbone import check_resolution
+    from vos.segment_config import check_resolution
 
     if ok:
         check_resolution(size)

@@ -177,7 +177,7 @@ def test_keys_come_from_the_key_frames_across_backbone_batches(tmp_path):
     timings = dict.fromkeys(("decode", "backbone", "backbone_cpu", "cluster", "cluster_cpu"), 0.0)
     queries, keys, grid = segmenter._queries_and_keys(source, tqdm(disable=True), timings)
     with torch.no_grad():
-        feats = segmenter.backbone(preprocess_frames(source.read_frames(range(8)), segmenter.input_size), with_cls=False)
+        feats = segmenter.backbone(preprocess_frames(source.read_frames(range(8)), segmenter.input_size(source)), with_cls=False)
         all_q, all_k = segmenter.block.queries_keys(feats.keys)
     assert grid == (3, 4) and queries.shape == (8, 8, 12, 8) and keys.shape == (8, 3 * 12, 8)
     torch.testing.assert_close(queries, all_q)

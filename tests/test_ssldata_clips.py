@@ -43,11 +43,15 @@ def test_uniform_clip_starts():
 # ------------------------------------------------------------------------------------- decoding
 @pytest.mark.parametrize("backend", ["decord", "pyav"])
 def test_video_file_decodes_the_requested_frames(tmp_path, monkeypatch, backend):
+    import vos.video_io
+
     path = write_index_video(tmp_path / "v.avi", 20, height=24, width=40)
     if backend == "pyav":
-        monkeypatch.setattr(clips_mod, "decord", None)
+        monkeypatch.setattr(vos.video_io, "decord_available", lambda: False)
+    elif not vos.video_io.decord_available():
+        pytest.skip("decord is not installed")
     video = VideoFile(path)
-    assert (video._reader is None) == (backend == "pyav")
+    assert video._source.backend == backend
     assert len(video) == 20
     frames = video.get([7, 0, 19, 7])
     assert frames.shape == (4, 24, 40, 3) and frames.dtype == np.uint8
@@ -69,8 +73,28 @@ def test_video_file_errors(tmp_path):
         VideoFile(tmp_path / "none.avi")
     bad = tmp_path / "bad.avi"
     bad.write_bytes(b"not a video at all" * 10)
-    with pytest.raises(VosError, match="cannot decode video .*bad.avi"):
+    with pytest.raises(VosError, match="bad.avi: cannot decode this file as a video"):
         VideoFile(bad)
+
+
+def test_video_file_reads_the_frames_of_a_cut_short_video(tmp_path):
+    """The rule of vos.video_io: the frames that decode, with a warning naming the file and both counts."""
+    from io_helpers import cut_video, decodable_frames
+
+    whole = write_index_video(tmp_path / "whole.avi", 24, height=24, width=40)
+    cut = cut_video(whole, tmp_path / "cut.avi", 0.9)
+    expected = decodable_frames(cut)
+    assert 1 < expected < 24
+    with pytest.warns(UserWarning, match=rf"cut.avi: only {expected} of the 24 frames its header announces"):
+        video = VideoFile(cut)
+    assert len(video) == expected
+    frames = video.get(list(range(expected)))
+    assert [frame_index_of(f.mean()) for f in frames] == list(range(expected))
+    # the same count as `vos segment` sees
+    from vos.video_io import open_video
+
+    with pytest.warns(UserWarning, match="cut.avi: only"):
+        assert open_video(cut).num_frames == expected
 
 
 # --------------------------------------------------------------------------- photometric options

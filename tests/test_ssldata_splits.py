@@ -120,6 +120,22 @@ def test_hmdb51_tags(tmp_path):
     assert [(it.path.name, it.label) for it in test] == [("d.avi", 0), ("b.avi", 1)]  # tag 0 (c.avi) unused
 
 
+def test_hmdb51_labels_follow_sorted_class_names_with_shared_prefixes(tmp_path):
+    # The official split files sort as climb_stairs_test_split1.txt < climb_test_split1.txt ('_' < 't'),
+    # but the classes are numbered by sorted name (torchvision's order): climb < climb_stairs.
+    sdir = tmp_path / "splits"
+    sdir.mkdir()
+    names = ["climb_stairs", "climb", "kick_ball", "kick", "sword_exercise", "sword"]
+    for cls in names:
+        touch(tmp_path / cls / f"{cls}_1.avi")
+        (sdir / f"{cls}_test_split1.txt").write_text(f"{cls}_1.avi 1\n")
+    assert sorted(p.name for p in sdir.iterdir())[:2] == ["climb_stairs_test_split1.txt", "climb_test_split1.txt"]
+    items, classes = load_items("hmdb51", tmp_path, sdir, split=1, subset="train")
+    assert classes == ["climb", "climb_stairs", "kick", "kick_ball", "sword", "sword_exercise"]
+    assert {it.path.parent.name: it.label for it in items} == {
+        "climb": 0, "climb_stairs": 1, "kick": 2, "kick_ball": 3, "sword": 4, "sword_exercise": 5}
+
+
 def test_hmdb51_errors(tmp_path):
     sdir = make_hmdb(tmp_path)
     (sdir / "wave_test_split1.txt").write_text("a.avi 1\nb.avi 3\n")

@@ -2,6 +2,7 @@
 -> retrieve, results as JSON; user errors as one line with exit status 2."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,6 +10,7 @@ import torch
 from ssl_video.cli import main
 from ssl_video.synth import make_synth_dataset
 
+REPO = Path(__file__).resolve().parents[1]
 CLIP = ["--frames", "4", "--frame-stride", "1", "--crop", "32", "--workers", "0"]
 
 
@@ -100,6 +102,39 @@ def test_finetune_trains_backbone_and_retrieve_reports_recalls(synth, pretrained
     assert "R@1" in capsys.readouterr().out
 
 
+def test_retrieve_takes_batch_size_and_a_finetune_config(synth, pretrained, tmp_path, capsys):
+    ckpt = str(pretrained / "run" / "last.pt")
+    base = ["retrieve", *_data(synth), "--pretrained", ckpt, "--clips-per-video", "2"]
+    assert main([*base, "--json", str(tmp_path / "one.json")]) == 0
+    # the repository's fine-tuning config: batch_size is read (4 clips = 2 videos per pass), the
+    # training-only keys are ignored with one warning naming them
+    with pytest.warns(UserWarning, match=r"ignoring dropout, epochs, linear, lr, lr_decay, lr_steps, "
+                                         r"momentum, weight_decay \(settings of another command"):
+        assert main([*base, "--config", str(REPO / "configs/ssl_video/finetune_ucf101_r2plus1d.yaml"), "--batch-size", "4",
+                     "--json", str(tmp_path / "two.json")]) == 0
+    assert json.loads((tmp_path / "two.json").read_text()) == json.loads((tmp_path / "one.json").read_text())
+    # a key no ssl-video command knows is still an error
+    (tmp_path / "typo.yaml").write_text("batch_sise: 4\n")
+    assert main([*base, "--config", str(tmp_path / "typo.yaml")]) == 2
+    assert "unknown key(s) batch_sise" in capsys.readouterr().err
+
+
+def test_retrieve_features_do_not_depend_on_videos_per_batch(synth):
+    from ssl_video.data.clips import MultiClipVideos
+    from ssl_video.data.splits import load_items
+    from ssl_video.models import build_backbone
+    from ssl_video.retrieval import video_features
+
+    torch.manual_seed(0)
+    backbone = build_backbone("r3d_tiny")
+    items, _ = load_items("ucf101", synth, synth / "splits", 1, "test")
+    dataset = MultiClipVideos(items, frames=4, frame_stride=1, crop=32, clips_per_video=2)
+    one, labels_one = video_features(backbone, dataset, videos_per_batch=1)
+    three, labels_three = video_features(backbone, dataset, videos_per_batch=3)
+    assert one.shape == (len(items), backbone.feature_dim) and torch.equal(labels_one, labels_three)
+    torch.testing.assert_close(three, one, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("argv,message", [
     (["finetune", "--pretrained", "nowhere.pt", "--out", "{tmp}/x"], "--pretrained nowhere.pt: file not found"),
     (["finetune", "--arch", "r3d_18", "--pretrained", "{ckpt}", "--out", "{tmp}/x"],
@@ -145,3 +180,42 @@ def test_finetune_resume_matches_uninterrupted(synth, pretrained, tmp_path, monk
     assert main([*argv, "--out", str(tmp_path / "cut"), "--resume"]) == 0
     assert (tmp_path / "cut" / "log.csv").read_text() == (tmp_path / "full" / "log.csv").read_text()
     assert (tmp_path / "cut" / "results.json").read_text() == (tmp_path / "full" / "results.json").read_text()
+
+
+def test_pretrain_checks_every_video_before_the_first_step(tmp_path, monkeypatch, capsys):
+    import ssl_video.pretrain as pretrain_mod
+    from io_helpers import cut_video, decodable_frames
+
+    root = tmp_path / "data"
+    make_synth_dataset(root, classes=2, videos_per_class=6, frames=8, size=32, seed=1, progress=False)
+    train = sorted(p for p in root.rglob("*.avi") if "test" not in p.parts)
+    steps = []
+    real_step = pretrain_mod.train_step
+    monkeypatch.setattr(pretrain_mod, "train_step", lambda *a, **k: steps.append(1) or real_step(*a, **k))
+    argv = ["pretrain", *_data(root), "--arch", "r3d_tiny", "--epochs", "1", "--batch-size", "2", "--moco-k", "16",
+            "--moco-dim", "8"]
+
+    # two unreadable videos: one line naming the first and the count, before any step or file
+    from ssl_video.data.splits import load_items
+
+    items, _ = load_items("ucf101", root, root / "splits", 1, "train")
+    broken = [items[3].path, items[5].path]
+    originals = {path: path.read_bytes() for path in broken}
+    for path in broken:
+        path.write_bytes(b"not a video" * 50)
+    assert main([*argv, "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("ssl-video pretrain: error: 2 of 8 videos cannot be read")
+    assert f"{broken[0]}: cannot decode this file as a video" in err and f"(also: {broken[1]})" in err
+    assert steps == [] and not (tmp_path / "bad").exists()
+
+    # a video cut short: a warning with both counts, then training on the frames that decode
+    for path, data in originals.items():
+        path.write_bytes(data)
+    cut_video(items[3].path, tmp_path / "cut.avi", 0.9)
+    items[3].path.write_bytes((tmp_path / "cut.avi").read_bytes())
+    expected = decodable_frames(items[3].path)
+    assert 0 < expected < 8
+    with pytest.warns(UserWarning, match=rf"{items[3].path.name}: only {expected} of the 8 frames"):
+        assert main([*argv, "--out", str(tmp_path / "cut_run")]) == 0
+    assert len(steps) == 4

@@ -10,8 +10,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import typing
+import warnings
 from pathlib import Path
-from typing import Any, Mapping, TypeVar
+from typing import Any, Collection, Mapping, TypeVar
 
 import yaml
 
@@ -71,12 +72,14 @@ def _set_dotted(values: dict, dotted: str, value: Any) -> None:
     node[leaf] = value
 
 
-def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: Mapping[str, Any] | None = None) -> T:
+def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: Mapping[str, Any] | None = None,
+                ignore_keys: Collection[str] = ()) -> T:
     """Build ``cls`` from its defaults, then the YAML file at ``path``, then ``overrides``.
 
     ``overrides`` maps field names (dotted for nested dataclasses: ``"loss.margin"``) to values;
     entries whose value is ``None`` are ignored, so argparse namespaces with ``default=None`` can be
-    passed through unchanged.
+    passed through unchanged. Top-level file keys in ``ignore_keys`` (settings of a sibling command
+    that mean nothing here) are dropped with a warning naming them; other unknown keys are errors.
     """
     values: dict = dataclasses.asdict(cls())
     if path is not None:
@@ -89,6 +92,11 @@ def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: 
             raise VosError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
         if not isinstance(loaded, Mapping):
             raise VosError(f"{path}: a config file must be a YAML mapping of field names to values")
+        dropped = sorted(set(loaded) & set(ignore_keys))
+        if dropped:
+            warnings.warn(f"{path}: ignoring {', '.join(dropped)} (settings of another command, unused here)",
+                          stacklevel=2)
+            loaded = {k: v for k, v in loaded.items() if k not in dropped}
         _merge(values, loaded)
     for key, value in (overrides or {}).items():
         if value is not None:

@@ -35,38 +35,11 @@ from vos.cluster import cluster_streaming
 from vos.errors import VosError
 from vos.masks import clusters_to_objects
 from vos.memory import keep_freed_memory
-from vos.models.backbone import build_backbone, check_resolution, model_input_size, preprocess_frames, weights_tag
+from vos.models.backbone import build_backbone, model_input_size, preprocess_frames, weights_tag
 from vos.models.block import load_block, training_free_block
 from vos.palette import write_label_png
+from vos.segment_config import SegmentConfig, describe_resolution, input_resolution
 from vos.video_io import VideoSource
-
-
-@dataclass
-class SegmentConfig:
-    backbone: str = "dino_vits16"
-    weights: Optional[str] = None  # None: official (download/cache), "random", or a file
-    block: Optional[str] = None  # trained block checkpoint; None: training-free mode
-    resolution: tuple[int, int] = (320, 480)  # H W fed to the backbone (rounded to the patch size)
-    key_every: int = 10  # every key_every-th frame provides keys
-    tau: float = 1.0  # clustering threshold (symmetric KL)
-    window: int = 3  # frames per first-hierarchy window
-    max_objects: int = 20
-    stride: int = 1
-    max_frames: Optional[int] = None
-    batch_frames: int = 8  # frames per backbone forward pass (bounds activation memory)
-    attention_cache_mib: int = 1024  # first-pass window attention kept for the assignment pass
-
-    def validate(self) -> None:
-        for name in ("key_every", "window", "stride", "batch_frames"):
-            if getattr(self, name) < 1:
-                raise VosError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        if self.attention_cache_mib < 0:
-            raise VosError(f"--attention-cache-mib must be >= 0, got {self.attention_cache_mib}")
-        if self.max_frames is not None and self.max_frames < 1:
-            raise VosError(f"--max-frames must be >= 1, got {self.max_frames}")
-        check_resolution(tuple(self.resolution))
-        if not self.tau > 0:
-            raise VosError(f"--tau must be > 0, got {self.tau}")
 
 
 @dataclass
@@ -172,7 +145,12 @@ class VideoSegmenter:
                               f"{meta['backbone']['weights']}, now running with {weights_tag(config.weights)}")
             self.mode = f"trained block ({Path(config.block).name}, iteration {meta['iteration']})"
         self.block = self.block.to(self.device).eval()
-        self.input_size = model_input_size(tuple(config.resolution), self.backbone.patch_size)
+
+    def input_size(self, source: VideoSource) -> tuple[int, int]:
+        """Backbone input (H, W) for ``source``: the configured resolution, else the aspect rule of
+        :func:`vos.segment_config.input_resolution`; rounded to the patch size."""
+        resolution = input_resolution(source.height, source.width, self.config.resolution)
+        return model_input_size(resolution, self.backbone.patch_size)
 
     @torch.no_grad()
     def _queries_and_keys(self, source: VideoSource, progress: tqdm, timings: dict):
@@ -181,6 +159,7 @@ class VideoSegmenter:
         The block's LN and projections are the first step of its attention, and are timed with it
         (``cluster``); ``backbone`` is the frozen ViT (with the frames' resizing)."""
         keys_at = set(key_frame_indices(source.num_frames, self.config.key_every))
+        input_size = self.input_size(source)
         queries, key_rows = [], []
         t = 0
         chunks = source.iter_chunks(self.config.batch_frames)
@@ -191,7 +170,7 @@ class VideoSegmenter:
             if frames is None:
                 break
             start, start_cpu = time.perf_counter(), time.process_time()
-            feats = self.backbone(preprocess_frames(frames, self.input_size, self.device), with_cls=False)
+            feats = self.backbone(preprocess_frames(frames, input_size, self.device), with_cls=False)
             timings["backbone"] += time.perf_counter() - start
             timings["backbone_cpu"] += time.process_time() - start_cpu
             start, start_cpu = time.perf_counter(), time.process_time()
@@ -356,7 +335,7 @@ def segment_videos(input_path: str | Path, out: str | Path = "vos_output", confi
         segmenter = VideoSegmenter(config, ctx.device) if todo else None
         if segmenter is not None and ctx.is_main:
             tqdm.write(f"vos segment: {len(jobs)} video(s), backbone {config.backbone}, {segmenter.mode}, "
-                       f"input {segmenter.input_size[0]}x{segmenter.input_size[1]}, key frame every {config.key_every}")
+                       f"input {describe_resolution(config.resolution)}, key frame every {config.key_every}")
         failed = []  # names of the videos a batch skipped because of their errors
         for job in todo:
             start = time.perf_counter()

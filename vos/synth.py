@@ -34,13 +34,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from vos.errors import VosError
 from vos.fileio import atomic_path, atomic_write_text
 from vos.outputs import check_writable
 from vos.overlay import Mp4Writer
 from vos.palette import write_label_png
+from vos.progress import progress_bar
 
 SHAPES = ("ellipse", "rectangle", "triangle", "star", "polygon")
 OBJECT_TEXTURES = ("stripes", "checker", "dots", "noise")
@@ -405,7 +405,7 @@ def make_synthetic_dataset(out: str | os.PathLike, videos: int = 4, frames: int 
     # Written first (complete=false) so that an interrupted run can be regenerated in place.
     _write_manifest(out, params, [{"name": name} for name in names], complete=False)
     described = []
-    for rng, name in tqdm(list(zip(rngs, names)), desc="vos synth", unit="video", disable=not progress):
+    for rng, name in progress_bar(list(zip(rngs, names)), desc="vos synth", unit="video", disable=not progress):
         plan = plan_sequence(rng, name, frames, objects, tuple(size), camera_pan, leave_frame)
         write_sequence(plan, out, fps)
         described.append(plan.describe())

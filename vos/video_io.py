@@ -18,6 +18,7 @@ import abc
 import math
 import os
 import re
+import warnings
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -27,7 +28,7 @@ from PIL import Image, UnidentifiedImageError
 
 from vos.errors import VosError
 
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".webm", ".mkv")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".webm", ".mkv", ".m4v", ".mpg", ".mpeg")
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
 # Frame folders carry no timing; 24 fps is the usual rate of DAVIS / YouTube-VOS sources.
 FRAME_FOLDER_FPS = 24.0
@@ -220,22 +221,31 @@ class FrameFolderSource(VideoSource):
 
 
 class DecordSource(VideoSource):
-    """A video file decoded with decord (random access, batched ``get_batch``)."""
+    """A video file decoded with decord (random access, batched ``get_batch``). decord applies the
+    display rotation itself. Opening checks the frame count against the container's header and
+    decodes the last frame: decord 0.6 opens some files it then mis-decodes (e.g. small MPEG-4
+    frames come out with the wrong buffer size), and cut-short files give it fewer frames than
+    announced or an undecodable last frame; all of these raise VosError here, before any work."""
 
     backend = "decord"
 
-    def __init__(self, path: Path, stride: int = 1, max_frames: int | None = None):
+    def __init__(self, path: Path, stride: int = 1, max_frames: int | None = None, threads: int = 0):
         import decord  # optional: only present on x86_64
 
         try:
-            self.reader = decord.VideoReader(str(path), ctx=decord.cpu(0))
+            self.reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=threads)
             total = len(self.reader)
             height, width = self.reader[0].shape[:2] if total else (0, 0)
             fps = float(self.reader.get_avg_fps())
         except Exception as exc:  # decord raises bare RuntimeErrors/DECORDErrors for anything
             raise VosError(f"{path}: decord cannot decode this file ({_decord_message(exc)}); "
                            "try backend='pyav' or re-encode the video") from exc
+        announced = _announced_frames(path)
+        if total and total < announced:
+            raise VosError(f"{path}: decord finds {total} of the {announced} frames the header announces (cut short "
+                           "or damaged); backend='pyav' (or 'auto') reads the frames that decode")
         super().__init__(path, total, height, width, fps, stride, max_frames)
+        self._read_source_frames([total - 1])
 
     def _read_source_frames(self, source_indices: list[int]) -> np.ndarray:
         try:
@@ -246,15 +256,55 @@ class DecordSource(VideoSource):
         return self._check_shape(frames, f"frame {source_indices[0]}")
 
 
+def _announced_frames(path: Path) -> int:
+    """The frame count in the container's header (0 when it has none, e.g. Matroska), read by PyAV."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            return container.streams.video[0].frames if container.streams.video else 0
+    except Exception:  # av.error.*: unreadable; decord's own checks report on the file
+        return 0
+
+
+def _count_packets(container, stream) -> int:
+    """Non-empty packets of ``stream``, demuxed without decoding; a file cut short ends the count."""
+    import av
+
+    count = 0
+    try:
+        for packet in container.demux(stream):
+            count += bool(packet.size)
+    except av.error.FFmpegError:
+        pass  # the packets before the damage are counted
+    return count
+
+
+def _quarter_turns(frame) -> int:
+    """Counter-clockwise quarter turns that put a decoded PyAV frame upright (its display matrix)."""
+    return round(getattr(frame, "rotation", 0) / 90) % 4
+
+
+def warn_short_video(path: Path, decodable: int, announced: int) -> None:
+    warnings.warn(f"{path}: only {decodable} of the {announced} frames its header announces can be decoded "
+                  f"(cut short or damaged); using those {decodable}", stacklevel=3)
+
+
 class PyAVSource(VideoSource):
     """A video file decoded with PyAV (FFmpeg). Decoding is sequential: reading frames costs a
-    decode from the start up to the last requested frame, so prefer ``iter_chunks``."""
+    decode from the start up to the last requested frame, so prefer ``iter_chunks``.
+
+    Frames are turned upright by the stream's display rotation (as decord does). The frame count is
+    the header's (or, without one, the packets'); when the file holds fewer packets than its header
+    announces it is decoded once to count the frames that decode (see :func:`open_video`).
+    """
 
     backend = "pyav"
 
-    def __init__(self, path: Path, stride: int = 1, max_frames: int | None = None):
+    def __init__(self, path: Path, stride: int = 1, max_frames: int | None = None, threads: int = 0):
         import av
 
+        self.threads = threads
         try:
             with av.open(str(path)) as container:
                 if not container.streams.video:
@@ -262,27 +312,63 @@ class PyAVSource(VideoSource):
                 stream = container.streams.video[0]
                 height, width = stream.codec_context.height, stream.codec_context.width
                 rate = stream.average_rate or stream.guessed_rate or Fraction(FRAME_FOLDER_FPS)
-                # Matroska/WebM do not store a frame count: count packets instead (no decoding).
-                total = stream.frames or sum(1 for packet in container.demux(stream) if packet.size)
+                # Matroska/WebM do not store a frame count: the packets tell (demuxing, no decoding).
+                announced = stream.frames
+                packets = _count_packets(container, stream)
         except VosError:
             raise
         except Exception as exc:  # av.error.* for unreadable / non-video files
             raise VosError(f"{path}: cannot decode this file as a video ({exc}); check that it is a complete "
                            "video file or re-encode it (e.g. ffmpeg -i IN -c:v libx264 OUT.mp4)") from exc
+        short = bool(announced) and packets < announced
+        decodable, self.quarter_turns = self._probe(path, count_all=short)
+        if decodable == 0:
+            raise VosError(f"{path}: no frame of this video can be decoded (its header announces "
+                           f"{announced or packets}); the file is damaged: re-encode or remove it")
+        total = announced or packets
+        if short and decodable < announced:
+            warn_short_video(path, decodable, announced)
+            total = decodable
+        if self.quarter_turns % 2:
+            height, width = width, height
         super().__init__(path, total, height, width, float(rate), stride, max_frames)
 
+    def _open_stream(self, container):
+        stream = container.streams.video[0]
+        if self.threads == 1:
+            stream.codec_context.thread_count = 1
+        else:
+            stream.thread_type = "AUTO"
+            stream.codec_context.thread_count = self.threads
+        return stream
+
+    def _probe(self, path: Path, count_all: bool) -> tuple[int, int]:
+        """(frames that decode: all of them with ``count_all``, else at most 1; quarter turns)."""
+        import av
+
+        decoded, turns = 0, 0
+        try:
+            with av.open(str(path)) as container:
+                for frame in container.decode(self._open_stream(container)):
+                    if decoded == 0:
+                        turns = _quarter_turns(frame)
+                    decoded += 1
+                    if not count_all:
+                        break
+        except av.error.FFmpegError:
+            pass  # the frames before the damage are the ones that decode
+        return decoded, turns
+
     def _decode(self, wanted: set[int]) -> Iterator[tuple[int, np.ndarray]]:
-        """Decode from the start, yielding (source index, frame) for indices in ``wanted``."""
+        """Decode from the start, yielding (source index, upright frame) for indices in ``wanted``."""
         import av
 
         last = max(wanted)
         try:
             with av.open(str(self.path)) as container:
-                stream = container.streams.video[0]
-                stream.thread_type = "AUTO"
-                for index, frame in enumerate(container.decode(stream)):
+                for index, frame in enumerate(container.decode(self._open_stream(container))):
                     if index in wanted:
-                        yield index, frame.to_ndarray(format="rgb24")
+                        yield index, np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), self.quarter_turns))
                     if index >= last:
                         return
         except av.error.FFmpegError as exc:
@@ -324,11 +410,18 @@ def decord_available() -> bool:
 
 
 def open_video(path: str | os.PathLike, stride: int = 1, max_frames: int | None = None,
-               backend: str = "auto") -> VideoSource:
+               backend: str = "auto", threads: int = 0) -> VideoSource:
     """Open a video file or a folder of frames.
 
     ``backend`` applies to video files: "decord", "pyav", or "auto" (decord when it is installed
-    and can open the file, else PyAV). Frame folders are always read with PIL (backend "pil").
+    and can decode the file's last frame, else PyAV). Frame folders are always read with PIL
+    (backend "pil"). ``threads``: decoder threads (0: the decoder's automatic choice; 1 suits
+    DataLoader workers, which are the parallelism there).
+
+    Both backends give frames upright, with the display rotation of the file applied. A video file
+    that decodes fewer frames than its header announces (cut short or damaged) is read as the
+    frames that decode, with a warning naming the file and both counts; a file of which no frame
+    decodes is an error.
     """
     path = Path(path)
     _check_stride(stride, max_frames)
@@ -341,18 +434,14 @@ def open_video(path: str | os.PathLike, stride: int = 1, max_frames: int | None 
     if path.suffix.lower() not in VIDEO_SUFFIXES:
         raise VosError(f"{path}: not a supported video file (expected one of {', '.join(VIDEO_SUFFIXES)})")
     if backend == "pyav":
-        return PyAVSource(path, stride, max_frames)
+        return PyAVSource(path, stride, max_frames, threads)
     if backend == "decord":
         if not decord_available():
             raise VosError("decord is not installed on this machine; use backend='pyav' (or 'auto')")
-        return DecordSource(path, stride, max_frames)
+        return DecordSource(path, stride, max_frames, threads)
     if decord_available():
         try:
-            source = DecordSource(path, stride, max_frames)
-            # decord 0.6 opens some files it then mis-decodes (e.g. small MPEG-4 frames come out
-            # with the wrong buffer size); one decoded frame tells, before any work is done
-            source.read_frames([0])
-            return source
+            return DecordSource(path, stride, max_frames, threads)
         except VosError:
-            pass  # PyAV opens more containers than decord and gives the more precise diagnosis
-    return PyAVSource(path, stride, max_frames)
+            pass  # PyAV opens more containers than decord, counts what decodes and diagnoses precisely
+    return PyAVSource(path, stride, max_frames, threads)

@@ -10,6 +10,8 @@ import argparse
 import json
 from pathlib import Path
 
+from ssl_video.config import command_config_keys
+from vos.config import load_config
 from vos.errors import VosError
 from vos.fileio import atomic_write_text
 from vos.outputs import check_output_file, json_keys_owned
@@ -48,6 +50,16 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
 def overrides(args: argparse.Namespace, names: list[str]) -> dict:
     """The config fields given on the command line (argparse dest names equal config field names)."""
     return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+
+
+def load_command_config(cls: type, args: argparse.Namespace):
+    """``cls`` (PretrainConfig, FinetuneConfig or RetrieveConfig) from its defaults < --config < flags.
+
+    A config file of another ssl-video command is accepted: its keys that this command does not have
+    (e.g. ``epochs`` for retrieve) are ignored with a warning.
+    """
+    own, others = command_config_keys(cls)
+    return load_config(cls, args.config, overrides(args, sorted(own)), ignore_keys=others)
 
 
 def write_results(results: dict, json_path: str | None) -> None:

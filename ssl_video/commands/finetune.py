@@ -10,13 +10,11 @@ clip-level top-1 beside it. Example:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 
-from ssl_video.commands.common import (add_data_arguments, add_training_arguments, check_json_output, overrides,
-                                       write_results)
-from ssl_video.finetune import FinetuneConfig, finetune
-from vos.config import load_config
+from ssl_video.commands.common import (add_data_arguments, add_training_arguments, check_json_output,
+                                       load_command_config, write_results)
+from ssl_video.config import FinetuneConfig
 
 HELP = "fine-tune or linear-probe a pretrained backbone and report video-level accuracy"
 
@@ -36,9 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    names = [f.name for f in dataclasses.fields(FinetuneConfig)]
+    from ssl_video.finetune import finetune
+
     check_json_output(args, "finetune")
-    cfg = load_config(FinetuneConfig, args.config, overrides(args, names))
+    cfg = load_command_config(FinetuneConfig, args)
     results = finetune(cfg, args.out, resume=args.resume)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun every process has the results: one reports
         write_results(results, args.json)

@@ -11,12 +11,10 @@ TensorBoard logs in DIR/tensorboard. Multi-process: python -m torch.distributed.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
-from ssl_video.commands.common import (add_data_arguments, add_training_arguments, check_json_output, overrides,
-                                       write_json)
-from ssl_video.pretrain import PretrainConfig, pretrain
-from vos.config import load_config
+from ssl_video.commands.common import (add_data_arguments, add_training_arguments, check_json_output,
+                                       load_command_config, write_json)
+from ssl_video.config import PretrainConfig
 
 HELP = "pretrain a video backbone with MoCo (+ FAME, + CO2)"
 
@@ -43,9 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    names = [f.name for f in dataclasses.fields(PretrainConfig)]
+    from ssl_video.pretrain import pretrain
+
     check_json_output(args, "pretrain")
-    cfg = load_config(PretrainConfig, args.config, overrides(args, names))
+    cfg = load_command_config(PretrainConfig, args)
     summary = pretrain(cfg, args.out, resume=args.resume)
     write_json({k: v for k, v in summary.items() if k != "model"}, args.json)
     return 0

@@ -9,12 +9,10 @@ centred by its own mean and L2-normalised; cosine similarity. Example:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
-from ssl_video.commands.common import add_data_arguments, check_json_output, overrides, write_results
-from ssl_video.retrieval import RetrieveConfig, retrieve
-from vos.config import load_config
+from ssl_video.commands.common import add_data_arguments, check_json_output, load_command_config, write_results
+from ssl_video.config import RetrieveConfig
 
 HELP = "video retrieval R@k with a pretrained backbone"
 
@@ -25,13 +23,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clips-per-video", type=int, help="clips averaged per video (default 10)")
     parser.add_argument("--ks", type=int, nargs="+", metavar="K", help="recall cut-offs (default 1 5 10 20 50)")
     parser.add_argument("--out", metavar="DIR", help="also write DIR/results.json")
+    parser.add_argument("--batch-size", type=int,
+                        help="clips per backbone pass while extracting features, whole videos at a time "
+                             "(default 10: one video of 10 clips); the results do not depend on it")
 
 
 def run(args: argparse.Namespace) -> int:
-    names = [f.name for f in dataclasses.fields(RetrieveConfig)]
+    from ssl_video.retrieval import retrieve
+
     check_json_output(args, "retrieve")
     if args.out is not None:
         check_json_output(args, "retrieve", Path(args.out) / "results.json", flag="--out")
-    cfg = load_config(RetrieveConfig, args.config, overrides(args, names))
+    cfg = load_command_config(RetrieveConfig, args)
     write_results(retrieve(cfg, args.out), args.json)
     return 0

@@ -9,91 +9,105 @@ so that the clip fits, and when even stride 1 does not fit the last frame is rep
 clamped, never looped: a loop would jump back in time and fake a burst of motion, which FAME's
 frame differences would pick up as foreground).
 
-Decoding uses decord (one thread per reader, so DataLoader workers provide the parallelism) and
-falls back to PyAV when decord is missing or cannot open the file.
+Decoding goes through :mod:`vos.video_io` (decord, PyAV where decord is missing or fails; one thread
+per reader, so DataLoader workers provide the parallelism), with its rules for display rotation and
+for files cut short.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 import torchvision.transforms.v2.functional as TF
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from ssl_video.data.splits import VideoItem
 from ssl_video.image_ops import adjust_hue, gaussian_blur
 from vos.errors import VosError
-
-try:
-    import decord
-except ImportError:  # decord has wheels for x86_64 only
-    decord = None
+from vos.progress import progress_bar
+from vos.video_io import open_video
 
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
 KINETICS_STD = (0.22803, 0.22145, 0.216989)
 
 
 # ----------------------------------------------------------------------------------------- decoding
-def _decord_reader(path: Path):
-    if decord is None:
-        return None
-    try:
-        return decord.VideoReader(str(path), num_threads=1)
-    except Exception:  # decord raises its own untyped errors; PyAV gets a second try
-        return None
-
-
-def _pyav_frames(path: Path) -> np.ndarray:
-    """Every frame of the video as uint8 (N, H, W, 3) RGB."""
-    import av
-
-    try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
-    except (av.error.FFmpegError, IndexError) as exc:
-        raise VosError(f"cannot decode video {path}: {exc}; is it a readable video file?") from exc
-    if not frames:
-        raise VosError(f"video {path} has no frames")
-    return np.stack(frames)
-
-
 class VideoFile:
-    """Random access to the frames of one video: ``len(v)`` and ``v.get(indices)`` -> (N, H, W, 3)."""
+    """Random access to the frames of one video: ``len(v)`` and ``v.get(indices)`` -> (N, H, W, 3).
+
+    Read through :func:`vos.video_io.open_video` (decord, else PyAV; one decoder thread, as
+    DataLoader workers are the parallelism), so both packages share its rules: frames upright by
+    the display rotation, and a file cut short gives the frames that decode, with a warning.
+    """
 
     def __init__(self, path) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise VosError(f"video {self.path} does not exist")
-        self._reader = _decord_reader(self.path)
-        # PyAV has no cheap exact random access: decode once and keep the frames.
-        self._frames = _pyav_frames(self.path) if self._reader is None else None
-        if len(self) == 0:
-            raise VosError(f"video {self.path} has no frames")
+        self._source = open_video(self.path, threads=1)
 
     def __len__(self) -> int:
-        return len(self._reader) if self._reader is not None else len(self._frames)
+        return self._source.num_frames
 
     def get(self, indices: Sequence[int]) -> np.ndarray:
         """Frames at ``indices`` as uint8 (N, H, W, 3) RGB (each distinct index decoded once)."""
-        idx = np.asarray(indices, dtype=np.int64)
-        if self._reader is not None:
-            uniq, inverse = np.unique(idx, return_inverse=True)
+        uniq, inverse = np.unique(np.asarray(indices, dtype=np.int64), return_inverse=True)
+        try:
+            frames = self._source.read_frames(uniq.tolist())
+        except VosError:
+            if self._source.backend != "decord":
+                raise
+            # decord 0.6 mis-decodes some frames of files whose last frame it decodes
+            self._source = open_video(self.path, backend="pyav", threads=1)
+            frames = self._source.read_frames(uniq.tolist())
+        return frames[inverse]
+
+
+class _OpenEach(Dataset):
+    """Opens video ``i`` (header and frame count, no clip decoding): (error or None, warning texts)."""
+
+    def __init__(self, items: Sequence[VideoItem]) -> None:
+        self.items = list(items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[str | None, list[str]]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             try:
-                frames = self._reader.get_batch(uniq.tolist()).asnumpy()
-            except Exception:  # decord raises untyped errors, also on valid files (see below)
-                frames = None
-            if frames is not None and frames.ndim == 4 and frames.shape[-1] == 3:
-                return frames[inverse]
-            # decord 0.6 mis-sizes some frame buffers (e.g. 48x48 MPEG-4 comes out with 4 channels or
-            # fails a size check); PyAV decodes those correctly.
-            self._reader, self._frames = None, _pyav_frames(self.path)
-        return self._frames[idx]
+                VideoFile(self.items[index].path)
+                error = None
+            except VosError as exc:
+                error = str(exc)
+        return error, [str(w.message) for w in caught]
+
+
+def check_videos(items: Sequence[VideoItem], workers: int = 0, report: bool = True) -> None:
+    """Open every video before training (cheap: headers and frame counts, in ``workers`` processes).
+
+    A video that cannot be read is a one-line :class:`VosError` naming it (and the count of bad
+    ones) now, instead of a crash when training reaches it. Videos cut short are used with the
+    frames that decode and, with ``report``, a warning each (the rule of :func:`vos.video_io.open_video`).
+    """
+    # its own generator: the check leaves the global RNG (and so the training run) untouched
+    loader = DataLoader(_OpenEach(items), batch_size=None, num_workers=workers, generator=torch.Generator())
+    bad = []
+    for (error, notes), item in zip(progress_bar(loader, desc="checking videos", unit="video", leave=False,
+                                                 disable=not report), items):
+        if error is not None:
+            bad.append((item.path, error))
+        for note in notes if report else ():
+            warnings.warn(note, stacklevel=2)
+    if bad:
+        others = [str(path) for path, _ in bad[1:4]] + (["…"] if len(bad) > 4 else [])
+        raise VosError(f"{len(bad)} of {len(items)} videos cannot be read; remove or replace them before training. "
+                       f"{bad[0][1]}" + (f" (also: {', '.join(others)})" if others else ""))
 
 
 # -------------------------------------------------------------------------------- temporal sampling

@@ -28,10 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vos.errors import VosError
+from vos.video_io import VIDEO_SUFFIXES
 
 DATASETS = ("ucf101", "hmdb51", "kinetics", "folder")
 SUBSETS = ("train", "test")
-VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")
+VIDEO_EXTENSIONS = VIDEO_SUFFIXES  # the files vos.video_io reads
 
 # Where split files are looked for when --split-dir is not given, relative to data_root (first hit).
 DEFAULT_SPLIT_DIRS = {
@@ -143,10 +144,13 @@ def _ucf101_items(root: Path, sdir: Path, split: int, subset: str) -> tuple[list
 
 def _hmdb51_items(root: Path, sdir: Path, split: int, subset: str) -> tuple[list[VideoItem], list[str]]:
     suffix = f"_test_split{split}.txt"
-    files = sorted(p for p in sdir.iterdir() if p.name.endswith(suffix))
-    if not files:
+    # Labels follow the sorted class names (as torchvision's HMDB51 numbers them), not the sorted
+    # file names: "climb_stairs_test_split1.txt" sorts before "climb_test_split1.txt", "climb" < "climb_stairs".
+    by_class = {p.name[: -len(suffix)]: p for p in sdir.iterdir() if p.name.endswith(suffix)}
+    if not by_class:
         raise VosError(f"no '<class>{suffix}' files in {sdir}; is --split-dir testTrainMulti_7030_splits?")
-    classes = [p.name[: -len(suffix)] for p in files]
+    classes = sorted(by_class)
+    files = [by_class[name] for name in classes]
     want = HMDB_TAGS[subset]
     items = []
     for label, path in enumerate(files):

@@ -6,7 +6,8 @@
   vos eval synth ROOT --results DIR
 
 Results are folders of indexed PNGs, one folder per sequence/video, one PNG per annotated frame
-with the annotation's file name (0 = background, k = object/proposal k). See docs/eval.md.
+with the annotation's file name (0 = background, k = object/proposal k; masks numbered from 0, such
+as slot masks, must be shifted by 1 or their segment 0 is lost). See docs/eval.md.
 """
 
 from __future__ import annotations
@@ -15,14 +16,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from vos.eval import evaluate_davis, evaluate_synth, evaluate_ytvis
-from vos.eval.davis_eval import GLOBAL_KEYS, MATCHINGS
-from vos.eval.davis import TASKS
-from vos.eval.object_metrics import OBJECT_METRIC_KEYS, VARIANTS, format_summary
-from vos.eval.report import davis_json, davis_table, write_davis_csvs, write_json
 from vos.outputs import check_output_file, check_writable, json_keys_owned
 
 HELP = "evaluate results: DAVIS J&F, YouTube-VIS / synthetic FG-ARI, mIoU, mBO"
+# vos.eval.davis.TASKS and vos.eval.davis_eval.MATCHINGS, spelled out so that --help does not import
+# the evaluation (scipy, OpenCV)
+TASKS = ("unsupervised", "semi-supervised")
+MATCHINGS = ("sequence", "frame")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,19 +76,26 @@ def run(args: argparse.Namespace) -> int:
     return {"davis": run_davis, "ytvis": run_ytvis, "synth": run_synth}[args.target](args)
 
 
-# a JSON file holding these keys is an earlier result of the target (and may be replaced)
-JSON_KEYS = {"davis": GLOBAL_KEYS, "ytvis": OBJECT_METRIC_KEYS, "synth": GLOBAL_KEYS + OBJECT_METRIC_KEYS}
+def result_json_keys(target: str) -> tuple[str, ...]:
+    """The keys of a JSON result of ``target``: a file holding them is an earlier result (and may be replaced)."""
+    from vos.eval.davis_eval import GLOBAL_KEYS
+    from vos.eval.object_metrics import OBJECT_METRIC_KEYS
+
+    return {"davis": GLOBAL_KEYS, "ytvis": OBJECT_METRIC_KEYS, "synth": GLOBAL_KEYS + OBJECT_METRIC_KEYS}[target]
 
 
 def check_outputs(args: argparse.Namespace) -> None:
     """Before evaluating: the --json file may be written (see vos.outputs) and the CSV folder is writable."""
-    check_output_file(args.json, "--json", json_keys_owned(JSON_KEYS[args.target]),
+    check_output_file(args.json, "--json", json_keys_owned(result_json_keys(args.target)),
                       f"an earlier result of `vos eval {args.target}`", args.overwrite)
     if args.target in ("davis", "synth"):
         check_writable(Path(args.csv_dir or args.results) / "global_results.csv", "--csv-dir")
 
 
 def run_davis(args: argparse.Namespace) -> int:
+    from vos.eval import evaluate_davis
+    from vos.eval.report import davis_json, davis_table, write_davis_csvs, write_json
+
     sequences = [s for s in args.sequences.split(",") if s] if args.sequences else None
     result = evaluate_davis(args.davis_root, args.results, task=args.task, year=args.year, subset=args.subset,
                             matching=args.matching, workers=args.workers, sequences=sequences,
@@ -106,6 +113,8 @@ def run_davis(args: argparse.Namespace) -> int:
 
 
 def _object_json(result) -> dict:
+    from vos.eval.object_metrics import OBJECT_METRIC_KEYS, VARIANTS
+
     data = {key: result.summary[key] for key in OBJECT_METRIC_KEYS}
     data["variants"] = dict(VARIANTS)
     data["per_video"] = {v.video: {"FG-ARI": v.fg_ari, "FG-ARI-per-frame": v.fg_ari_per_frame,
@@ -114,6 +123,10 @@ def _object_json(result) -> dict:
 
 
 def run_ytvis(args: argparse.Namespace) -> int:
+    from vos.eval import evaluate_ytvis
+    from vos.eval.object_metrics import format_summary
+    from vos.eval.report import write_json
+
     result = evaluate_ytvis(args.root, args.results, annotations=args.annotations, n_videos=args.videos,
                             video_list=args.video_list, workers=args.workers, progress=not args.quiet)
     print(format_summary(result.summary, f"YouTube-VIS results ({len(result.videos)} videos)"))
@@ -125,6 +138,10 @@ def run_ytvis(args: argparse.Namespace) -> int:
 
 
 def run_synth(args: argparse.Namespace) -> int:
+    from vos.eval import evaluate_synth
+    from vos.eval.object_metrics import format_summary
+    from vos.eval.report import davis_json, davis_table, write_davis_csvs, write_json
+
     result = evaluate_synth(args.root, args.results, workers=args.workers, progress=not args.quiet)
     for note in write_davis_csvs(result.davis, args.csv_dir or args.results):
         print(note, file=sys.stderr)

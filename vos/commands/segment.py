@@ -13,17 +13,18 @@ from __future__ import annotations
 import argparse
 
 from vos.config import load_config
-from vos.models.backbone import BACKBONES
-from vos.segment import SegmentConfig, segment_videos
+from vos.segment_config import SegmentConfig, describe_resolution
 
 HELP = "segment videos into object masks (DAVIS PNGs)"
+# The keys of vos.models.backbone.BACKBONES, spelled out so that --help does not import torch/timm.
+BACKBONE_NAMES = ("dino_vits16", "dino_vits8", "dino_vitb16", "dino_vitb8", "test_vit_tiny16")
 
 
 def add_backbone_arguments(parser: argparse.ArgumentParser, default: str | None = SegmentConfig.backbone,
                            default_help: str = "%(default)s") -> None:
     """--backbone/--weights, shared with `vos train` (which passes default=None so that its config
     file decides)."""
-    parser.add_argument("--backbone", choices=list(BACKBONES), default=default,
+    parser.add_argument("--backbone", choices=BACKBONE_NAMES, default=default,
                         help=f"frozen DINO ViT (default: {default_help})")
     parser.add_argument("--weights", default=None, metavar="PATH|random",
                         help="backbone weights: a local DINO/timm/safetensors file, or 'random' (tests and "
@@ -46,7 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--block", default=None, metavar="CKPT",
                         help="trained block checkpoint from 'vos train' (default: training-free mode)")
     parser.add_argument("--resolution", type=int, nargs=2, default=None, metavar=("H", "W"),
-                        help=f"backbone input size, rounded to the patch size (default: {d.resolution[0]} {d.resolution[1]})")
+                        help="backbone input size, rounded to the patch size, used as given (default: per video, "
+                             f"{describe_resolution(None)}; see docs/io.md)")
     parser.add_argument("--key-every", type=int, default=None, help=f"key frame interval (default: {d.key_every})")
     parser.add_argument("--tau", type=float, default=None, help=f"clustering threshold (default: {d.tau})")
     parser.add_argument("--window", type=int, default=None, help=f"frames per clustering window (default: {d.window})")
@@ -70,6 +72,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from vos.segment import segment_videos
+
     config = load_config(SegmentConfig, args.config, {name: getattr(args, name) for name in CONFIG_FLAGS})
     segment_videos(args.input, args.out, config, overlay=args.overlay, skip_existing=args.skip_existing,
                    backend=args.backend, overwrite=args.overwrite)

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 
-from vos.synth import make_synthetic_dataset
-
 HELP = "generate a synthetic multi-object video dataset (DAVIS layout)"
 
 
@@ -32,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from vos.synth import make_synthetic_dataset
+
     make_synthetic_dataset(args.out, videos=args.videos, frames=args.frames, objects=args.objects,
                            size=tuple(args.size), seed=args.seed, camera_pan=args.camera_pan, fps=args.fps,
                            leave_frame=args.leave_frame, progress=not args.quiet)

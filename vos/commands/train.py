@@ -16,7 +16,6 @@ from pathlib import Path
 from vos.commands.segment import add_backbone_arguments
 from vos.config import load_config
 from vos.train.config import TrainConfig
-from vos.train.trainer import CONFIG_NAME, train
 
 HELP = "train the spatio-temporal block without labels"
 
@@ -50,6 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The run's config: defaults < YAML (--config, or OUT/config.yaml when resuming) < flags."""
+    from vos.train.trainer import CONFIG_NAME
+
     yaml_path = args.config
     if yaml_path is None and args.resume and args.out and (Path(args.out) / CONFIG_NAME).is_file():
         yaml_path = Path(args.out) / CONFIG_NAME
@@ -65,6 +66,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    from vos.train.trainer import train
+
     result = train(config_from_args(args), resume=args.resume)
     if not result.is_main:
         return 0

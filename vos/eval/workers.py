@@ -6,7 +6,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Sequence, TypeVar
 
-from tqdm import tqdm
+from vos.progress import progress_bar
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -21,6 +21,6 @@ def map_jobs(score: Callable[[J], R], jobs: Sequence[J], workers: int | None, de
     workers = min(workers or os.cpu_count() or 1, max(len(jobs), 1))
     bar = dict(total=len(jobs), desc=desc, unit=unit, disable=not progress)
     if workers <= 1:
-        return [score(job) for job in tqdm(jobs, **bar)]
+        return [score(job) for job in progress_bar(jobs, **bar)]
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        return list(tqdm(pool.map(score, jobs), **bar))
+        return list(progress_bar(pool.map(score, jobs), **bar))

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,19 +142,42 @@ def choose_videos(available: list[str], n_videos: int | None, video_list: str | 
     return available
 
 
-def _score_job(job: tuple) -> VideoScores:
+# Predicted id 0 is background. Results whose id 0 covers more than this share of the ground-truth
+# foreground most likely number their segments from 0 (slot masks), and that segment is lost.
+BACKGROUND_ID_WARN_SHARE = 0.5
+
+
+def background_share_of_foreground(gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None = None) -> float:
+    """Share of the ground-truth foreground pixels (gt > 0, not void; all frames) that ``pred``
+    labels 0; NaN when the video has no foreground."""
+    foreground = gt > 0
+    if void is not None:
+        foreground &= ~void
+    total = int(foreground.sum())
+    return int((pred[foreground] == 0).sum()) / total if total else math.nan
+
+
+def _score_job(job: tuple) -> tuple[VideoScores, float]:
     kind, source, results_dir, name = job
     if kind == "json":
         gt = json_ground_truth(load_json_annotations(source), name, str(source))
     else:
         gt = png_ground_truth(Path(source) / name, name)
     pred = load_results(results_dir, name, gt.frames, gt.labels.shape[1:])
-    return score_video(name, gt.labels, pred, gt.void)
+    return score_video(name, gt.labels, pred, gt.void), background_share_of_foreground(gt.labels, pred, gt.void)
 
 
 def run_video_jobs(dataset: str, jobs: list[tuple], workers: int | None, progress: bool) -> ObjectMetricsResult:
-    """Score the jobs (optionally in a process pool) and summarise."""
-    per_video = map_jobs(_score_job, jobs, workers, f"eval {dataset}", "video", progress)
+    """Score the jobs (optionally in a process pool) and summarise; warns (once) about videos whose
+    predicted id 0 covers more than half of the ground-truth foreground."""
+    scored = map_jobs(_score_job, jobs, workers, f"eval {dataset}", "video", progress)
+    per_video = [scores for scores, _ in scored]
+    flagged = [(job[3], share) for job, (_, share) in zip(jobs, scored) if share > BACKGROUND_ID_WARN_SHARE]
+    if flagged:
+        name, share = max(flagged, key=lambda item: item[1])
+        warnings.warn(f"{len(flagged)} of {len(jobs)} result videos label more than half of the ground-truth "
+                      f"foreground 0 (e.g. {name}: {share:.0%}); 0 is background, not a segment: if the masks number "
+                      "segments from 0 (slot masks), add 1 to every id", stacklevel=2)
     return ObjectMetricsResult(dataset, [job[3] for job in jobs], per_video, summarize(per_video))
 
 

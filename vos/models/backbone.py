@@ -8,7 +8,8 @@ are the middle third; this works with fused attention too.
 
 Weights, in order of precedence:
 * ``weights=None``: the official DINO weights through timm's pretrained mechanism (downloaded once,
-  cached by huggingface_hub/torch.hub; offline use needs that cache).
+  cached by huggingface_hub). When the hub cannot be reached (one quick connection attempt), the
+  cached copy is used, and without one the error comes at once instead of after a minute of retries.
 * ``weights="random"``: a seeded random initialisation (tests and benchmarks only).
 * ``weights=PATH``: a local file: the official DINO backbone file (timm key names), the official
   *full* DINO checkpoint (teacher weights; ``module.``/``backbone.`` stripped, DINO head dropped),
@@ -115,24 +116,6 @@ def model_input_size(resolution: tuple[int, int], patch_size: int) -> tuple[int,
     return tuple(max(patch_size, int(round(s / patch_size)) * patch_size) for s in resolution)  # type: ignore[return-value]
 
 
-# Largest backbone input accepted. The ViT's attention per frame grows with the square of the patch
-# count: at 2048x2048 (16384 patches of 16 px) one frame's attention maps already take 6 GB (6 heads,
-# float32), so larger inputs can only run out of memory.
-MAX_INPUT_SIDE = 4096
-MAX_INPUT_PIXELS = 2048 * 2048
-
-
-def check_resolution(resolution: tuple[int, int]) -> None:
-    """A one-line error for a backbone input size (H, W) that is not positive or exceeds the bounds above."""
-    if len(resolution) != 2 or min(resolution) < 1:
-        raise VosError(f"--resolution takes two positive sizes H W, got {tuple(resolution)}")
-    h, w = resolution
-    if max(h, w) > MAX_INPUT_SIDE or h * w > MAX_INPUT_PIXELS:
-        raise VosError(f"--resolution {h} {w} is too large: at most {MAX_INPUT_SIDE} pixels a side and "
-                       f"{MAX_INPUT_PIXELS} pixels in all (e.g. 2048 2048; the backbone's memory grows with the "
-                       "square of the pixel count); the default 320 480 is the DAVIS setting")
-
-
 def preprocess_frames(frames: np.ndarray, size: tuple[int, int], device: torch.device | str = "cpu") -> torch.Tensor:
     """uint8 RGB frames (n, H, W, 3) -> ImageNet-normalised float tensor (n, 3, h, w) at ``size``."""
     x = torch.from_numpy(np.ascontiguousarray(frames)).to(device).permute(0, 3, 1, 2).float().div_(255)
@@ -143,9 +126,59 @@ def preprocess_frames(frames: np.ndarray, size: tuple[int, int], device: torch.d
     return (x - mean) / std
 
 
-def _create_vit(spec: BackboneSpec, pretrained: bool) -> nn.Module:
-    return timm.create_model(spec.timm_name, pretrained=pretrained, num_classes=0,
-                             dynamic_img_size=True, **spec.timm_kwargs)
+def _create_vit(spec: BackboneSpec, pretrained: bool, cached_file: str | None = None) -> nn.Module:
+    # cached_file: the official weights already in the local Hugging Face cache, loaded through
+    # timm's pretrained mechanism like a download (same key filtering), without contacting the hub
+    overlay = dict(file=cached_file) if cached_file is not None else None
+    return timm.create_model(spec.timm_name, pretrained=pretrained, num_classes=0, dynamic_img_size=True,
+                             pretrained_cfg_overlay=overlay, **spec.timm_kwargs)
+
+
+# The official weights come from the Hugging Face Hub. Unreachable, huggingface_hub retries for about
+# a minute before failing; one TCP connection attempt tells in seconds.
+HUB_PROBE_TIMEOUT_S = 3.0
+HUB_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # timm's order: safetensors first
+
+
+def hub_address() -> tuple[str, int]:
+    """(host, port) that a download connects to first: the HTTPS proxy if one is set, else the hub."""
+    from urllib.parse import urlsplit
+    from urllib.request import getproxies
+
+    from huggingface_hub import constants
+
+    url = urlsplit(getproxies().get("https") or constants.ENDPOINT)
+    return url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
+
+
+def hub_reachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
+    """Whether a TCP connection to :func:`hub_address` opens within ``timeout`` seconds (False when
+    huggingface_hub is set offline, HF_HUB_OFFLINE=1)."""
+    import socket
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    try:
+        with socket.create_connection(hub_address(), timeout=timeout):
+            return True
+    except OSError:  # name resolution, refused, unreachable, timed out
+        return False
+
+
+def cached_official_file(spec: BackboneSpec) -> str | None:
+    """The official weights of ``spec`` in the local Hugging Face cache, if they are there."""
+    from huggingface_hub import try_to_load_from_cache
+
+    cfg = timm.models.get_pretrained_cfg(spec.timm_name)
+    if cfg is None or not cfg.hf_hub_id:
+        return None
+    for filename in HUB_WEIGHT_FILES:
+        path = try_to_load_from_cache(cfg.hf_hub_id, filename)
+        if isinstance(path, str):
+            return path
+    return None
 
 
 def _read_state_dict(path: Path) -> dict:
@@ -225,12 +258,21 @@ def build_backbone(name: str = "dino_vits16", weights: str | None = None) -> Din
     else:
         if spec.official_file is None:
             raise VosError(f"backbone {name} has no official weights; use --weights random or --weights PATH")
-        try:
-            vit = _create_vit(spec, pretrained=True)
-        except Exception as exc:
-            raise VosError(f"cannot get the official weights of {name} ({type(exc).__name__}: "
-                           f"{str(exc).splitlines()[0][:120]}); download {official_url(name)} "
-                           f"({spec.official_file}) and pass --weights PATH") from exc
+        way_out = (f"download {official_url(name)} ({spec.official_file}) and pass --weights PATH, or run "
+                   "with --weights random for a smoke test (random backbone, meaningless masks)")
+        if hub_reachable():
+            try:
+                vit = _create_vit(spec, pretrained=True)
+            except Exception as exc:
+                raise VosError(f"cannot get the official weights of {name} ({type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0][:120]}); {way_out}") from exc
+        else:
+            cached = cached_official_file(spec)
+            if cached is None:
+                host, port = hub_address()
+                raise VosError(f"cannot reach {host}:{port} to download the official weights of {name} (offline?) "
+                               f"and they are not in the local cache; {way_out}")
+            vit = _create_vit(spec, pretrained=True, cached_file=cached)
     return DinoKeyBackbone(vit, spec.patch_size)
 
 

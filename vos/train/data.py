@@ -20,12 +20,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
-from tqdm import tqdm
 
 from vos.distributed import DistContext, barrier, shard
 from vos.errors import VosError
 from vos.fileio import atomic_path, atomic_write_text
 from vos.models.backbone import IMAGENET_MEAN, IMAGENET_STD, DinoKeyBackbone
+from vos.progress import progress_bar
 from vos.train.config import AugmentConfig
 from vos.video_io import discover_videos, open_video
 
@@ -207,7 +207,7 @@ class FeatureCache:
             atomic_write_text(meta_path, json.dumps(meta, indent=1))
         barrier(ctx)
         todo = [i for i in shard(range(len(videos)), ctx) if not self._path(i).exists()]
-        for i in tqdm(todo, desc="caching features", unit="video", disable=not (todo and ctx.is_main)):
+        for i in progress_bar(todo, desc="caching features", unit="video", disable=not (todo and ctx.is_main)):
             self._fill(i, videos.videos[i], backbone, size, augment, seed)
         barrier(ctx)
         self._arrays = [np.load(self._path(i), mmap_mode="r") for i in range(len(videos))]

@@ -22,15 +22,16 @@ import torch
 import yaml
 import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
 
 from vos.config import config_to_dict
 from vos.distributed import DistContext, all_gather_objects, all_reduce_sum, barrier, cleanup, init_distributed
 from vos.errors import VosError
 from vos.fileio import atomic_torch_save, atomic_write_text, load_torch_file
 from vos.outputs import check_run_dir, remove_stale_temporaries, write_marker
-from vos.models.backbone import build_backbone, check_resolution, model_input_size, weights_tag
+from vos.models.backbone import build_backbone, model_input_size, weights_tag
 from vos.models.block import SpatioTemporalBlock, block_checkpoint
+from vos.progress import progress_bar
+from vos.segment_config import check_resolution
 from vos.train.config import RESUMABLE_CHANGES, TrainConfig
 from vos.train.data import ClipSampler, FeatureCache, TrainingVideos, check_clip_fits, hash_seed
 from vos.train.losses import motion_consistency_loss, semantic_consistency_loss, strip_cls
@@ -228,8 +229,8 @@ def _train(cfg: TrainConfig, resume: bool, ctx: DistContext) -> TrainResult:
     last: dict[str, float] = {}
     step = start
     try:
-        bar = tqdm(range(start + 1, cfg.iterations + 1), initial=start, total=cfg.iterations,
-                   desc="training", unit="it", disable=not ctx.is_main)
+        bar = progress_bar(range(start + 1, cfg.iterations + 1), initial=start, total=cfg.iterations,
+                           desc="training", unit="it", disable=not ctx.is_main)
         for step in bar:
             tokens = sampler.batch(cfg.batch_size, data_gen).to(ctx.device)  # B T 1+P C
             query_idx = torch.randperm(patches, generator=data_gen)[: cfg.loss.queries].to(ctx.device)  # n
