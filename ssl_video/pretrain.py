@@ -126,10 +126,10 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, resume: bool = False,
 
 def _pretrain(cfg: PretrainConfig, out_dir: Path, resume: bool, dataset: Dataset | None, ctx: DistContext) -> dict:
     check_config(cfg, ctx.world_size)
+    resume_from = prepare_out_dir(out_dir, resume, COMMAND)  # checks only; nothing is written yet
     if dataset is None:  # every video opened before anything is written or trained; every process
         dataset = build_dataset(cfg)  # checks them all, so that all stop alike
         check_videos(dataset.items, cfg.workers, report=ctx.is_main)
-    resume_from = prepare_out_dir(out_dir, resume, COMMAND)
     seed_everything(cfg.seed)  # identical initial weights in every process
     if len(dataset) < cfg.batch_size * ctx.world_size:
         raise VosError(f"{len(dataset)} training videos are fewer than one batch "
