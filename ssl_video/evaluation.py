@@ -1,0 +1,125 @@
+"""Test a fine-tuned checkpoint without training: ``finetune``'s 10-clip video-level test step.
+
+Accepts this project's fine-tuning checkpoints and FAME's fine-tuned I3D (its eval.py checkpoint).
+The classifier's classes are matched to the dataset's by name: this project's checkpoints store
+their class names; FAME's UCF101 classes are the sorted class-folder names (torchvision's UCF101),
+which need not be the order of ``classInd.txt``.
+
+Clip scores averaged per video: this project's test averages logits; FAME's I3D outputs
+``log_softmax`` and its eval.py averages those, so FAME's checkpoints are tested that way by
+default (``clip_scores`` chooses either for any checkpoint; clip top-1 is the same for both).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ssl_video.data.config import ClipDataConfig
+from ssl_video.finetune import VideoClassifier, evaluation_datasets, evaluation_results
+from ssl_video.models import build_backbone
+from ssl_video.pretrained import CheckpointWeights, load_strict, read_weights
+from vos.distributed import cleanup, init_distributed
+from vos.errors import VosError
+from vos.fileio import atomic_write_text
+
+CLIP_SCORES = ("logits", "log_softmax")
+# FAME's eval.py test of its fine-tuned I3D: UCF101 split 1, 16 frames at stride 2, 224 px, 10 clips
+FAME_EVAL_SETTINGS = {"dataset": "ucf101", "split": 1, "frames": 16, "frame_stride": 2, "crop": 224,
+                      "clips_per_video": 10}
+_DATA_FIELDS = ("dataset", "data_root", "split_dir", "split", "frames", "frame_stride", "crop", "clips_per_video")
+
+
+@dataclass
+class EvaluateConfig(ClipDataConfig):
+    checkpoint: Optional[str] = None
+    clips_per_video: int = 10
+    # None: the checkpoint's own (log_softmax for FAME's I3D, logits for this project's)
+    clip_scores: Optional[str] = None
+    eval_train: bool = False
+
+
+class LogSoftmaxScores(nn.Module):
+    """A classifier whose clip scores are log-probabilities (FAME's I3D ends in log_softmax)."""
+
+    def __init__(self, classifier: nn.Module):
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.log_softmax(self.classifier(x), dim=1)  # B num_classes
+
+
+def checkpoint_settings(weights: CheckpointWeights) -> dict:
+    """The data settings the checkpoint was tested with: the run's own (this project's) or FAME's
+    eval.py settings; they are the defaults of ``ssl-video test``."""
+    if weights.source == "FAME eval.py":
+        return dict(FAME_EVAL_SETTINGS)
+    return {k: weights.config[k] for k in _DATA_FIELDS if weights.config and weights.config.get(k) is not None}
+
+
+def classifier_from_weights(weights: CheckpointWeights, classes: list[str], path: Path) -> VideoClassifier:
+    """The fine-tuned classifier with its outputs in the order of ``classes`` (the dataset's)."""
+    if weights.classifier is None:
+        raise VosError(f"{path} is a pretraining checkpoint ({weights.source}) without a classifier; "
+                       f"fine-tune it first (`ssl-video finetune --pretrained {path}`) and test that")
+    rows = weights.classifier.get("weight")
+    n_saved = len(weights.classes) if weights.classes is not None else (len(rows) if rows is not None else 0)
+    if n_saved != len(classes):
+        raise VosError(f"{path}: its classifier has {n_saved} classes, the dataset {len(classes)}; "
+                       "test on the dataset it was fine-tuned on")
+    # FAME's class indices are the sorted class-folder names (torchvision's UCF101)
+    saved = weights.classes if weights.classes is not None else sorted(classes)
+    if sorted(saved) != sorted(classes):
+        differ = sorted(set(saved) ^ set(classes))[:3]
+        raise VosError(f"{path}: its classes are not the dataset's (e.g. {', '.join(differ)}); "
+                       "test on the dataset it was fine-tuned on")
+    backbone = build_backbone(weights.arch)
+    load_strict(backbone, weights.backbone, f"the {weights.arch} backbone", path)
+    model = VideoClassifier(backbone, len(classes), dropout=0.0)
+    load_strict(model.fc, weights.classifier, f"a {len(classes)}-class classifier of {weights.arch}", path)
+    order = torch.tensor([saved.index(name) for name in classes])   # dataset class -> checkpoint row
+    with torch.no_grad():
+        model.fc.weight.copy_(model.fc.weight[order])
+        model.fc.bias.copy_(model.fc.bias[order])
+    return model
+
+
+def evaluate_checkpoint(cfg: EvaluateConfig, out_dir: str | Path | None = None,
+                    weights: CheckpointWeights | None = None) -> dict:
+    """Results of ``finetune``'s test step for the fine-tuned ``cfg.checkpoint``: ``{"video_top1",
+    "video_top5", "clip_top1"}`` (+ ``"train_video_top1"`` with ``eval_train``), percent; with
+    ``out_dir`` also ``out_dir/results.json``. ``weights`` is the checkpoint if already read.
+    Under torchrun the processes share the videos and all return the same results."""
+    if cfg.checkpoint is None:
+        raise VosError("give --checkpoint FILE (a fine-tuned checkpoint)")
+    if cfg.clip_scores not in (None, *CLIP_SCORES):
+        raise VosError(f"--clip-scores must be one of {', '.join(CLIP_SCORES)}, got {cfg.clip_scores!r}")
+    path = Path(cfg.checkpoint)
+    weights = weights or read_weights(path, cfg.arch, flag="--checkpoint")
+    test_set, train_eval_set, classes = evaluation_datasets(cfg, cfg.clips_per_video, cfg.eval_train)
+    model: nn.Module = classifier_from_weights(weights, classes, path)
+    scores = cfg.clip_scores or ("log_softmax" if weights.source.startswith("FAME") else "logits")
+    if scores == "log_softmax":
+        model = LogSoftmaxScores(model)
+    ctx = init_distributed()
+    try:
+        t0 = time.time()
+        results = evaluation_results(model.to(ctx.device), test_set, train_eval_set, cfg.workers, ctx)
+    finally:
+        cleanup(ctx)
+    if ctx.is_main:
+        if out_dir is not None:
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+            atomic_write_text(Path(out_dir) / "results.json", json.dumps(results, indent=2) + "\n")
+        print(f"test: {len(test_set)} videos x {cfg.clips_per_video} clips ({weights.source}, {weights.arch}, "
+              f"{scores} averaged) in {time.time() - t0:.0f} s: video top-1 {results['video_top1']:.2f}% "
+              f"top-5 {results['video_top5']:.2f}% clip top-1 {results['clip_top1']:.2f}%", flush=True)
+    return results
