@@ -5,9 +5,17 @@ The classifier's classes are matched to the dataset's by name: this project's ch
 their class names; FAME's UCF101 classes are the sorted class-folder names (torchvision's UCF101),
 which need not be the order of ``classInd.txt``.
 
-Clip scores averaged per video: this project's test averages logits; FAME's I3D outputs
-``log_softmax`` and its eval.py averages those, so FAME's checkpoints are tested that way by
-default (``clip_scores`` chooses either for any checkpoint; clip top-1 is the same for both).
+Two protocols, the same metrics (video top-1/top-5 of the clip scores averaged per video, clip
+top-1):
+
+* ``toolkit`` (default): ``finetune``'s test step, exactly (:class:`MultiClipVideos`: short side
+  resized to the crop, centre crop; clip starts rounded from a uniform spacing; logits averaged);
+* ``fame``: FAME's eval.py test (:class:`FameTestClips`): the clips are the windows of
+  ``frames * frame_stride`` consecutive frames (every start), ``clips_per_video`` of them chosen by
+  torchvision's UniformClipSampler (floor of a uniform spacing), every ``frame_stride``-th frame
+  kept, the raw frame centre-cropped without resizing; videos shorter than one window have no clip
+  and are left out, as torchvision's VideoClips does; FAME's I3D ends in log_softmax and its
+  eval.py averages those log-probabilities.
 """
 
 from __future__ import annotations
@@ -16,13 +24,18 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import Dataset
+from tqdm import tqdm
 
+from ssl_video.data.clips import VideoFile
 from ssl_video.data.config import ClipDataConfig
+from ssl_video.data.splits import VideoItem
 from ssl_video.finetune import VideoClassifier, evaluation_datasets, evaluation_results
 from ssl_video.models import build_backbone
 from ssl_video.pretrained import CheckpointWeights, load_strict, read_weights
@@ -30,7 +43,7 @@ from vos.distributed import cleanup, init_distributed
 from vos.errors import VosError
 from vos.fileio import atomic_write_text
 
-CLIP_SCORES = ("logits", "log_softmax")
+PROTOCOLS = ("toolkit", "fame")
 # FAME's eval.py test of its fine-tuned I3D: UCF101 split 1, 16 frames at stride 2, 224 px, 10 clips
 FAME_EVAL_SETTINGS = {"dataset": "ucf101", "split": 1, "frames": 16, "frame_stride": 2, "crop": 224,
                       "clips_per_video": 10}
@@ -41,8 +54,7 @@ _DATA_FIELDS = ("dataset", "data_root", "split_dir", "split", "frames", "frame_s
 class EvaluateConfig(ClipDataConfig):
     checkpoint: Optional[str] = None
     clips_per_video: int = 10
-    # None: the checkpoint's own (log_softmax for FAME's I3D, logits for this project's)
-    clip_scores: Optional[str] = None
+    protocol: str = "toolkit"  # toolkit | fame (see the module doc)
     eval_train: bool = False
 
 
@@ -55,6 +67,48 @@ class LogSoftmaxScores(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.log_softmax(self.classifier(x), dim=1)  # B num_classes
+
+
+class FameTestClips(Dataset):
+    """FAME eval.py's test clips: ``(clips (n, C, T, H, W) float32 in [0, 1], label)`` per video, for
+    the videos that hold at least one window of ``frames * frame_stride`` frames (see module doc)."""
+
+    def __init__(self, items: Sequence[VideoItem], frames: int = 16, frame_stride: int = 2, crop: int = 224,
+                 clips_per_video: int = 10, progress: bool = True) -> None:
+        if min(frames, frame_stride, crop, clips_per_video) < 1:
+            raise VosError("--frames, --frame-stride, --crop and --clips-per-video must be positive")
+        self.frames, self.frame_stride, self.crop, self.clips_per_video = frames, frame_stride, crop, clips_per_video
+        self.window = frames * frame_stride
+        lengths = [len(VideoFile(item.path)) for item in tqdm(items, desc="video lengths", leave=False,
+                                                              disable=not progress)]
+        self.items = [item for item, n in zip(items, lengths) if n >= self.window]
+        self.lengths = [n for n in lengths if n >= self.window]
+        self.skipped = len(items) - len(self.items)
+        if not self.items:
+            raise VosError(f"no test video has the {self.window} frames of one clip "
+                           f"(--frames {frames} x --frame-stride {frame_stride})")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def clip_starts(self, num_video_frames: int) -> torch.Tensor:
+        """torchvision's UniformClipSampler over the video's windows (one per start frame)."""
+        windows = num_video_frames - self.window + 1
+        return torch.linspace(0, windows - 1, steps=self.clips_per_video).floor().long()
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        item, n = self.items[index], self.lengths[index]
+        starts = self.clip_starts(n)                                                      # n_clips
+        indices = (starts[:, None] + self.frame_stride * torch.arange(self.frames)).flatten()  # n_clips*T
+        frames = VideoFile(item.path).get(indices.numpy())                                # (n*T) H W 3 uint8
+        h, w = frames.shape[1:3]
+        if min(h, w) < self.crop:
+            raise VosError(f"{item.path}: frames of {w}x{h} are smaller than --crop {self.crop}, which FAME's "
+                           "protocol cuts out without resizing")
+        top, left = int(round((h - self.crop) / 2.0)), int(round((w - self.crop) / 2.0))
+        frames = torch.from_numpy(np.ascontiguousarray(frames[:, top:top + self.crop, left:left + self.crop]))
+        clips = frames.float().div_(255).view(self.clips_per_video, self.frames, self.crop, self.crop, 3)
+        return clips.permute(0, 4, 1, 2, 3).contiguous(), item.label                      # n C T H W
 
 
 def checkpoint_settings(weights: CheckpointWeights) -> dict:
@@ -100,14 +154,17 @@ def evaluate_checkpoint(cfg: EvaluateConfig, out_dir: str | Path | None = None,
     Under torchrun the processes share the videos and all return the same results."""
     if cfg.checkpoint is None:
         raise VosError("give --checkpoint FILE (a fine-tuned checkpoint)")
-    if cfg.clip_scores not in (None, *CLIP_SCORES):
-        raise VosError(f"--clip-scores must be one of {', '.join(CLIP_SCORES)}, got {cfg.clip_scores!r}")
+    if cfg.protocol not in PROTOCOLS:
+        raise VosError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {cfg.protocol!r}")
     path = Path(cfg.checkpoint)
     weights = weights or read_weights(path, cfg.arch, flag="--checkpoint")
     test_set, train_eval_set, classes = evaluation_datasets(cfg, cfg.clips_per_video, cfg.eval_train)
     model: nn.Module = classifier_from_weights(weights, classes, path)
-    scores = cfg.clip_scores or ("log_softmax" if weights.source.startswith("FAME") else "logits")
-    if scores == "log_softmax":
+    if cfg.protocol == "fame":
+        test_set = FameTestClips(test_set.items, cfg.frames, cfg.frame_stride, cfg.crop, cfg.clips_per_video)
+        if train_eval_set is not None:
+            train_eval_set = FameTestClips(train_eval_set.items, cfg.frames, cfg.frame_stride, cfg.crop,
+                                           cfg.clips_per_video)
         model = LogSoftmaxScores(model)
     ctx = init_distributed()
     try:
@@ -119,7 +176,8 @@ def evaluate_checkpoint(cfg: EvaluateConfig, out_dir: str | Path | None = None,
         if out_dir is not None:
             Path(out_dir).mkdir(parents=True, exist_ok=True)
             atomic_write_text(Path(out_dir) / "results.json", json.dumps(results, indent=2) + "\n")
+        skipped = f", {test_set.skipped} shorter than one clip left out" if cfg.protocol == "fame" else ""
         print(f"test: {len(test_set)} videos x {cfg.clips_per_video} clips ({weights.source}, {weights.arch}, "
-              f"{scores} averaged) in {time.time() - t0:.0f} s: video top-1 {results['video_top1']:.2f}% "
+              f"{cfg.protocol} protocol{skipped}) in {time.time() - t0:.0f} s: video top-1 {results['video_top1']:.2f}% "
               f"top-5 {results['video_top5']:.2f}% clip top-1 {results['clip_top1']:.2f}%", flush=True)
     return results

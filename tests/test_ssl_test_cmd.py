@@ -8,7 +8,7 @@ import torch
 
 from fame_helpers import fixture, seeded_tensors
 from ssl_video.cli import main
-from ssl_video.data.clips import MultiClipVideos, normalize_clips
+from ssl_video.data.clips import MultiClipVideos, VideoFile, normalize_clips
 from ssl_video.data.splits import load_items
 from ssl_video.evaluation import FAME_EVAL_SETTINGS, checkpoint_settings
 from ssl_video.pretrained import load_backbone, read_weights
@@ -21,7 +21,7 @@ CLIP = ["--frames", "4", "--frame-stride", "1", "--crop", "32", "--workers", "0"
 def synth(tmp_path_factory):
     root = tmp_path_factory.mktemp("synth")
     # classInd order MoveRight, MoveLeft, MoveUp, ...: not the sorted order of the names
-    make_synth_dataset(root, classes=3, videos_per_class=6, frames=8, size=32, seed=5, progress=False)
+    make_synth_dataset(root, classes=3, videos_per_class=6, frames=12, size=32, seed=5, progress=False)
     return root
 
 
@@ -66,48 +66,72 @@ def _fame_finetuned(classes: int, seed: int = 4) -> dict:
             "state_dict": {f"module.{k}": v for k, v in state.items()}}
 
 
-def _reference_fame_results(path, root, frames, crop, clips) -> dict:
-    """FAME eval.py's test computed by hand: class i of the file = the i-th sorted class name; per
-    clip log_softmax of the classifier, averaged over the video's clips."""
+def _reference_results(path, root, protocol, frames=4, stride=2, crop=24, clips=3) -> dict:
+    """The test computed by hand. Class i of the file = the i-th sorted class name. toolkit:
+    MultiClipVideos' clips, logits averaged; fame: FAME eval.py's clips (windows of frames*stride
+    frames at every start, floor(linspace) choice, every stride-th frame, raw centre crop),
+    log_softmax averaged."""
     items, classes = load_items("ucf101", root, root / "splits", 1, "test")
     fame_index = [sorted(classes).index(name) for name in classes]       # dataset label -> file's class
     backbone, _ = load_backbone(path)
     state = torch.load(path, weights_only=True)["state_dict"]
     w, b = state["module.fc.weight"], state["module.fc.bias"]
+    toolkit = MultiClipVideos(items, frames, stride, crop, clips_per_video=clips)
     video_hits = clip_hits = 0
     with torch.no_grad():
-        for clip_batch, label in MultiClipVideos(items, frames, 1, crop, clips_per_video=clips):
-            log_p = torch.log_softmax(backbone.eval()(normalize_clips(clip_batch)) @ w.T + b, dim=1)  # n C
-            target = fame_index[label]
-            video_hits += int(log_p.mean(0).argmax()) == target
-            clip_hits += int((log_p.argmax(1) == target).sum())
+        for i, item in enumerate(items):
+            if protocol == "toolkit":
+                clip_batch = toolkit[i][0]                                         # n C T H W
+            else:
+                video = torch.from_numpy(VideoFile(item.path).get(range(len(VideoFile(item.path))))).float() / 255
+                windows = len(video) - frames * stride + 1
+                starts = torch.linspace(0, windows - 1, clips).floor().long().tolist()
+                top, left = (video.shape[1] - crop + 1) // 2, (video.shape[2] - crop + 1) // 2
+                clip_batch = torch.stack([video[s:s + frames * stride:stride, top:top + crop, left:left + crop]
+                                          for s in starts]).permute(0, 4, 1, 2, 3)   # n C T H W
+            logits = backbone.eval()(normalize_clips(clip_batch)) @ w.T + b          # n C
+            scores = torch.log_softmax(logits, dim=1) if protocol == "fame" else logits
+            target = fame_index[item.label]
+            video_hits += int(scores.mean(0).argmax()) == target
+            clip_hits += int((scores.argmax(1) == target).sum())
     return {"video_top1": 100.0 * video_hits / len(items), "clip_top1": 100.0 * clip_hits / (len(items) * clips)}
 
 
-def test_fame_finetuned_file_matches_its_eval_protocol(synth, tmp_path):
+@pytest.mark.parametrize("protocol", ["toolkit", "fame"])
+def test_fame_finetuned_file_matches_a_hand_computed_test(synth, tmp_path, protocol):
     path = tmp_path / "fame_ft.pth.tar"
     torch.save(_fame_finetuned(classes=3), path)
+    assert checkpoint_settings(read_weights(path)) == FAME_EVAL_SETTINGS   # 16 frames, 224 px, 10 clips
     # make the file's classifier informative (nearest class mean of the test videos' features, rows in
     # FAME's sorted-name order), so that a wrong class order would show in the accuracy
     items, classes = load_items("ucf101", synth, synth / "splits", 1, "test")
     backbone, _ = load_backbone(path)
     with torch.no_grad():
         feats = torch.stack([backbone.eval()(normalize_clips(clips)).mean(0)
-                             for clips, _ in MultiClipVideos(items, 4, 1, 32, clips_per_video=3)])
+                             for clips, _ in MultiClipVideos(items, 4, 2, 24, clips_per_video=3)])
     labels = torch.tensor([item.label for item in items])
     means = torch.stack([feats[labels == classes.index(name)].mean(0) for name in sorted(classes)])
     ckpt = torch.load(path, weights_only=True)
     ckpt["state_dict"]["module.fc.weight"] = means
     ckpt["state_dict"]["module.fc.bias"] = -0.5 * (means ** 2).sum(1)
     torch.save(ckpt, path)
-    assert checkpoint_settings(read_weights(path)) == FAME_EVAL_SETTINGS   # 16 frames, 224 px, 10 clips
-    rc = main(["test", "--checkpoint", str(path), *_data(synth), "--frames", "4", "--frame-stride", "1",
-               "--crop", "32", "--clips-per-video", "3", "--workers", "0", "--json", str(tmp_path / "t.json")])
+    rc = main(["test", "--checkpoint", str(path), *_data(synth), "--frames", "4", "--frame-stride", "2",
+               "--crop", "24", "--clips-per-video", "3", "--workers", "0", "--protocol", protocol,
+               "--json", str(tmp_path / "t.json")])
     assert rc == 0
     tested = json.loads((tmp_path / "t.json").read_text())
-    want = _reference_fame_results(path, synth, frames=4, crop=32, clips=3)
+    want = _reference_results(path, synth, protocol)
     assert list(tested) == ["video_top1", "video_top5", "clip_top1"]
     assert tested["video_top1"] == pytest.approx(want["video_top1"])
     assert tested["clip_top1"] == pytest.approx(want["clip_top1"])
     assert tested["video_top5"] == 100.0   # 3 classes
     assert tested["video_top1"] > 50.0      # above the 33.3 that one class, or a wrong class order, would give
+
+
+def test_fame_protocol_leaves_out_videos_shorter_than_a_window(synth, tmp_path, capsys):
+    path = tmp_path / "fame_ft.pth.tar"
+    torch.save(_fame_finetuned(classes=3), path)
+    rc = main(["test", "--checkpoint", str(path), *_data(synth), "--frames", "7", "--frame-stride", "2",
+               "--crop", "24", "--workers", "0", "--protocol", "fame"])
+    assert rc == 2
+    assert "no test video has the 14 frames of one clip" in capsys.readouterr().err

@@ -4,10 +4,10 @@ held-out video, scores averaged per video: video top-1/top-5, clip top-1), same 
 Accepts `ssl-video finetune` checkpoints (DIR/last.pt) and FAME's fine-tuned I3D (its eval.py
 checkpoint). Data settings default to the checkpoint's: the fine-tuning run's own, or FAME's eval
 settings (UCF101 split 1, 16 frames at stride 2, 224 px, 10 clips); --config and flags override them.
-FAME's released UCF101 model (reported Acc@1 88.9):
+--protocol fame reproduces FAME eval.py's test. FAME's released UCF101 model (reported Acc@1 88.9):
 
-  ssl-video test --checkpoint FAME_finetuned_ucf101.pth.tar --data-root UCF-101 \\
-      --split-dir ucfTrainTestlist --json test.json
+  ssl-video test --checkpoint FAME_I3D_UCF101_finetuned.pth.tar --data-root UCF-101 \\
+      --split-dir ucfTrainTestlist --protocol fame --json test.json
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from ssl_video.commands.common import add_data_arguments, overrides, write_results
-from ssl_video.evaluation import CLIP_SCORES, EvaluateConfig, checkpoint_settings, evaluate_checkpoint
+from ssl_video.evaluation import PROTOCOLS, EvaluateConfig, checkpoint_settings, evaluate_checkpoint
 from ssl_video.pretrained import read_weights
 from vos.config import load_config
 
@@ -32,9 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fine-tuned checkpoint: `ssl-video finetune`'s DIR/last.pt or FAME's eval.py checkpoint")
     add_data_arguments(parser)
     parser.add_argument("--clips-per-video", type=int, help="test clips per video (default 10)")
-    parser.add_argument("--clip-scores", choices=CLIP_SCORES,
-                        help="what is averaged over a video's clips (default: logits for this project's checkpoints, "
-                             "log_softmax for FAME's, as its eval.py)")
+    parser.add_argument("--protocol", choices=PROTOCOLS,
+                        help="toolkit (default): finetune's test step exactly; fame: FAME eval.py's test (clips from "
+                             "every window of FRAMES x STRIDE frames, floor-uniform choice, centre crop without "
+                             "resizing, videos shorter than a window left out, log_softmax averaged)")
     parser.add_argument("--eval-train", action=argparse.BooleanOptionalAction, default=None,
                         help="also report video top-1 on the training videos (train_video_top1)")
     parser.add_argument("--out", metavar="DIR", help="also write DIR/results.json")
