@@ -190,3 +190,16 @@ def test_finetune_linear_and_retrieve_from_the_moco_release(synth, release, tmp_
                "--json", str(tmp_path / "r.json")])
     assert rc == 0
     assert list(json.loads((tmp_path / "r.json").read_text())) == ["R@1", "R@5", "R@10", "R@20", "R@50"]
+
+
+def test_i3d_checkpoints_written_by_this_project_keep_loading(tmp_path):
+    from ssl_video.moco import MoCo
+
+    torch.manual_seed(0)
+    moco = MoCo("i3d", dim=16, K=8)
+    torch.save({"kind": "moco_pretrain", "model": moco.state_dict(), "config": {"arch": "i3d"}}, tmp_path / "last.pt")
+    backbone, arch = load_backbone(tmp_path / "last.pt")
+    assert arch == "i3d"
+    want = moco.encoder_q.backbone.state_dict()
+    assert backbone.state_dict().keys() == want.keys()
+    assert all(torch.equal(v, want[k]) for k, v in backbone.state_dict().items())
