@@ -60,7 +60,7 @@ def read_weights(path: str | Path, arch: str | None = None, flag: str = "--pretr
         raise VosError(f"{str(exc).splitlines()[0]}; expected {EXPECTED}") from exc
     if isinstance(ckpt, dict) and ckpt.get("kind") in _BACKBONE_PREFIX:
         weights = _project_weights(ckpt, path)
-    elif isinstance(ckpt, dict) and isinstance(ckpt.get("state_dict"), dict):
+    elif isinstance(ckpt, dict) and isinstance(ckpt.get("state_dict"), dict) and isinstance(ckpt.get("arch"), str):
         weights = _fame_weights(ckpt, path)
     else:
         raise VosError(f"{flag} {path}: not a supported checkpoint; expected {EXPECTED}")

@@ -148,7 +148,7 @@ def _data(root, frames="8", crop="32"):
 
 
 def test_cli_errors_for_files_of_neither_format_and_truncated_files(synth, release, tmp_path, capsys):
-    torch.save({"weights": {"a": torch.zeros(1)}}, tmp_path / "other.pt")
+    torch.save({"state_dict": {"conv.weight": torch.zeros(1)}, "epoch": 3}, tmp_path / "other.pt")  # no arch
     data = (release / "checkpoint_0199.pth.tar").read_bytes()
     (tmp_path / "truncated.pth.tar").write_bytes(data[: len(data) // 2])
     cases = [(["finetune", "--pretrained", str(tmp_path / "other.pt"), "--arch", "i3d", "--out", str(tmp_path / "o")],
