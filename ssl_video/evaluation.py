@@ -69,6 +69,15 @@ class LogSoftmaxScores(nn.Module):
         return F.log_softmax(self.classifier(x), dim=1)  # B num_classes
 
 
+def fame_clip_starts(num_video_frames: int, window: int, num_clips: int) -> torch.Tensor:
+    """Start frames of FAME's test clips: torchvision's UniformClipSampler over the video's windows of
+    ``window`` consecutive frames (one per start frame; none when the video is shorter)."""
+    windows = num_video_frames - window + 1
+    if windows < 1:
+        return torch.zeros(0, dtype=torch.long)
+    return torch.linspace(0, windows - 1, steps=num_clips).floor().long()
+
+
 class FameTestClips(Dataset):
     """FAME eval.py's test clips: ``(clips (n, C, T, H, W) float32 in [0, 1], label)`` per video, for
     the videos that hold at least one window of ``frames * frame_stride`` frames (see module doc)."""
@@ -91,14 +100,9 @@ class FameTestClips(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def clip_starts(self, num_video_frames: int) -> torch.Tensor:
-        """torchvision's UniformClipSampler over the video's windows (one per start frame)."""
-        windows = num_video_frames - self.window + 1
-        return torch.linspace(0, windows - 1, steps=self.clips_per_video).floor().long()
-
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         item, n = self.items[index], self.lengths[index]
-        starts = self.clip_starts(n)                                                      # n_clips
+        starts = fame_clip_starts(n, self.window, self.clips_per_video)                   # n_clips
         indices = (starts[:, None] + self.frame_stride * torch.arange(self.frames)).flatten()  # n_clips*T
         frames = VideoFile(item.path).get(indices.numpy())                                # (n*T) H W 3 uint8
         h, w = frames.shape[1:3]

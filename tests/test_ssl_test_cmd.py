@@ -10,7 +10,7 @@ from fame_helpers import fixture, seeded_tensors
 from ssl_video.cli import main
 from ssl_video.data.clips import MultiClipVideos, VideoFile, normalize_clips
 from ssl_video.data.splits import load_items
-from ssl_video.evaluation import FAME_EVAL_SETTINGS, checkpoint_settings
+from ssl_video.evaluation import FAME_EVAL_SETTINGS, checkpoint_settings, fame_clip_starts
 from ssl_video.pretrained import load_backbone, read_weights
 from ssl_video.synth import make_synth_dataset
 
@@ -135,3 +135,23 @@ def test_fame_protocol_leaves_out_videos_shorter_than_a_window(synth, tmp_path, 
                "--crop", "24", "--workers", "0", "--protocol", "fame"])
     assert rc == 2
     assert "no test video has the 14 frames of one clip" in capsys.readouterr().err
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_fame_clip_starts_equal_torchvisions_uniform_clip_sampler():
+    """FAME's eval.py: VideoClips of frames*stride consecutive frames at every start (step 1), then
+    UniformClipSampler(10); built from frame timestamps only, so nothing is decoded."""
+    from torchvision.datasets.samplers import UniformClipSampler
+    from torchvision.datasets.video_utils import VideoClips
+
+    lengths = [20, 31, 32, 33, 40, 41, 100, 164, 301]
+    paths = [f"v{i}.avi" for i in range(len(lengths))]
+    meta = {"video_paths": paths, "video_pts": [torch.arange(n) for n in lengths], "video_fps": [25.0] * len(lengths)}
+    clips = VideoClips(paths, 32, 1, _precomputed_metadata=meta)
+    want = []
+    for i in UniformClipSampler(clips, 10):
+        video, clip = clips.get_clip_location(i)
+        want.append(int(clips.clips[video][clip][0]))
+    got = torch.cat([fame_clip_starts(n, 32, 10) for n in lengths]).tolist()
+    assert got == want
+    assert fame_clip_starts(31, 32, 10).numel() == 0   # too short: no clip, as VideoClips
