@@ -151,7 +151,7 @@ def classifier_from_weights(weights: CheckpointWeights, classes: list[str], path
 
 
 def evaluate_checkpoint(cfg: EvaluateConfig, out_dir: str | Path | None = None,
-                    weights: CheckpointWeights | None = None) -> dict:
+                        weights: CheckpointWeights | None = None) -> dict:
     """Results of ``finetune``'s test step for the fine-tuned ``cfg.checkpoint``: ``{"video_top1",
     "video_top5", "clip_top1"}`` (+ ``"train_video_top1"`` with ``eval_train``), percent; with
     ``out_dir`` also ``out_dir/results.json``. ``weights`` is the checkpoint if already read.
