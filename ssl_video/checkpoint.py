@@ -83,12 +83,13 @@ def prepare_out_dir(out_dir: Path, resume: bool, command: str) -> Path | None:
 CHECKPOINT_KINDS = "a checkpoint of `ssl-video pretrain` or `ssl-video finetune`"
 
 
-def load_checkpoint(path: Path) -> dict:
+def load_checkpoint(path: Path, expected: str = CHECKPOINT_KINDS) -> dict:
     """The dict saved in ``path``, loaded without running code from the file (tensors and plain values
-    only; numeric numpy arrays too, which checkpoints of earlier versions held in their RNG states)."""
-    ckpt = load_torch_file(path, CHECKPOINT_KINDS, allow_numpy_arrays=True)
+    only; numeric numpy arrays too, which checkpoints of earlier versions held in their RNG states).
+    ``expected`` names the files accepted, in error messages."""
+    ckpt = load_torch_file(path, expected, allow_numpy_arrays=True)
     if not isinstance(ckpt, dict):
-        raise VosError(f"{path} holds a {type(ckpt).__name__}, not {CHECKPOINT_KINDS}")
+        raise VosError(f"{path} holds a {type(ckpt).__name__}, not {expected}")
     return ckpt
 
 
@@ -106,15 +107,26 @@ def checked_field(ckpt: dict, keys: tuple[str, ...], kind: type, path: Path):
     return value
 
 
-def load_state_checked(module: torch.nn.Module, state: dict, what: str) -> None:
-    """``module.load_state_dict(state)`` (strict) with a one-line error: the first missing, unexpected
-    or mis-shaped entries."""
-    try:
-        module.load_state_dict(state)
-    except (RuntimeError, TypeError, ValueError) as exc:
-        details = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()]
-        summary = "; ".join(details)[:300] if details else str(exc)[:300]
-        raise VosError(f"{what} do not fit the model ({summary})") from None
+def load_strict(module: nn.Module, state: dict[str, torch.Tensor], what: str, path: Path) -> None:
+    """``module.load_state_dict(state)`` with a one-line VosError naming ``path`` when the names or
+    shapes do not fit."""
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} weight(s) missing, e.g. {missing[0]}")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected, e.g. {unexpected[0]}")
+    if wrong:
+        k = wrong[0]
+        problems.append(f"{len(wrong)} of another shape, e.g. {k} {tuple(state[k].shape)} "
+                        f"where {tuple(expected[k].shape)} is expected")
+    if problems:
+        raise VosError(f"{path}: the weights do not fit {what} ({'; '.join(problems)})")
+    module.load_state_dict(state)
+
 
 
 def restore_training_state(path: Path, config: dict, model: torch.nn.Module, optimizer, scheduler,
@@ -123,7 +135,7 @@ def restore_training_state(path: Path, config: dict, model: torch.nn.Module, opt
     that ``config`` is the one the run was started with; returns (epoch, step) to continue from."""
     ckpt = load_checkpoint(path)
     check_resume_config(checked_field(ckpt, ("config",), dict, path), config, path)
-    load_state_checked(model, checked_field(ckpt, ("model",), dict, path), f"{path}: the model weights")
+    load_strict(model, checked_field(ckpt, ("model",), dict, path), "the model", path)
     try:
         optimizer.load_state_dict(checked_field(ckpt, ("optimizer",), dict, path))
         scheduler.load_state_dict(checked_field(ckpt, ("scheduler",), dict, path))

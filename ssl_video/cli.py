@@ -15,6 +15,7 @@ COMMANDS: dict[str, str] = {
     "pretrain": "ssl_video.commands.pretrain",
     "finetune": "ssl_video.commands.finetune",
     "retrieve": "ssl_video.commands.retrieve",
+    "test": "ssl_video.commands.test",
 }
 
 

@@ -1,6 +1,6 @@
-"""Settings of `ssl-video pretrain`, `finetune` and `retrieve` (importable without torch).
+"""Settings of `ssl-video pretrain`, `finetune`, `retrieve` and `test` (importable without torch).
 
-The three extend :class:`ssl_video.data.config.ClipDataConfig`. A config file written for one of
+They extend :class:`ssl_video.data.config.ClipDataConfig`. A config file written for one of
 them can be given to another: keys that only the other commands know (e.g. a fine-tuning
 ``epochs`` for ``retrieve``) are ignored with a warning, see :func:`command_config_keys`.
 """
@@ -72,7 +72,19 @@ class RetrieveConfig(ClipDataConfig):
     batch_size: int = 10
 
 
-COMMAND_CONFIGS = (PretrainConfig, FinetuneConfig, RetrieveConfig)
+# protocols of `ssl-video test`: toolkit = finetune's test step; fame = FAME eval.py's (ssl_video.evaluation)
+PROTOCOLS = ("toolkit", "fame")
+
+
+@dataclass
+class EvaluateConfig(ClipDataConfig):
+    checkpoint: Optional[str] = None
+    clips_per_video: int = 10
+    protocol: str = "toolkit"  # toolkit | fame (see ssl_video.evaluation)
+    eval_train: bool = False
+
+
+COMMAND_CONFIGS = (PretrainConfig, FinetuneConfig, RetrieveConfig, EvaluateConfig)
 
 
 def command_config_keys(cls: type) -> tuple[set[str], set[str]]:

@@ -120,17 +120,42 @@ def evaluate(model: VideoClassifier, dataset: Dataset, workers: int = 0, desc: s
     return video_level_accuracy(logits, labels)
 
 
-def _datasets(cfg: FinetuneConfig) -> tuple[Dataset, Dataset, Dataset | None, list[str]]:
+def labeled_items(cfg: ClipDataConfig, subset: str) -> tuple[list, list[str]]:
+    """The videos of ``subset`` and the class names; VosError for a dataset without labels."""
     if cfg.data_root is None:
         raise VosError("no --data-root given: pass the folder holding the videos")
-    train_items, classes = load_items(cfg.dataset, cfg.data_root, cfg.split_dir, cfg.split, "train")
-    test_items, _ = load_items(cfg.dataset, cfg.data_root, cfg.split_dir, cfg.split, eval_subset(cfg.dataset))
-    if not classes or any(item.label < 0 for item in train_items):
+    items, classes = load_items(cfg.dataset, cfg.data_root, cfg.split_dir, cfg.split, subset)
+    if not classes or any(item.label < 0 for item in items):
         raise VosError(f"--dataset {cfg.dataset} has no class labels; fine-tuning needs ucf101, hmdb51 or kinetics")
+    return items, classes
+
+
+def evaluation_datasets(cfg: ClipDataConfig, clips_per_video: int, eval_train: bool) -> tuple[Dataset, Dataset | None, list[str]]:
+    """The test protocol's datasets: ``clips_per_video`` clips of every held-out video (and of every
+    training video with ``eval_train``), and the class names."""
+    test_items, classes = labeled_items(cfg, eval_subset(cfg.dataset))
     args = (cfg.frames, cfg.frame_stride, cfg.crop)
-    train_eval = MultiClipVideos(train_items, *args, clips_per_video=cfg.clips_per_video) if cfg.eval_train else None
-    return (LabeledClips(train_items, *args, train=True), MultiClipVideos(test_items, *args, clips_per_video=cfg.clips_per_video),
-            train_eval, classes)
+    train_eval = None
+    if eval_train:
+        train_items, _ = labeled_items(cfg, "train")
+        train_eval = MultiClipVideos(train_items, *args, clips_per_video=clips_per_video)
+    return MultiClipVideos(test_items, *args, clips_per_video=clips_per_video), train_eval, classes
+
+
+def evaluation_results(model: nn.Module, test_set: Dataset, train_eval_set: Dataset | None, workers: int = 0,
+                 ctx: DistContext | None = None) -> dict[str, float]:
+    """The results of the test step: ``{"video_top1", "video_top5", "clip_top1"}`` on the held-out
+    videos, plus ``"train_video_top1"`` when ``train_eval_set`` is given (percent)."""
+    results = evaluate(model, test_set, workers, ctx=ctx)
+    if train_eval_set is not None:
+        results["train_video_top1"] = evaluate(model, train_eval_set, workers, desc="train videos", ctx=ctx)["video_top1"]
+    return results
+
+
+def _datasets(cfg: FinetuneConfig) -> tuple[Dataset, Dataset, Dataset | None, list[str]]:
+    train_items, classes = labeled_items(cfg, "train")
+    test_set, train_eval, _ = evaluation_datasets(cfg, cfg.clips_per_video, cfg.eval_train)
+    return LabeledClips(train_items, cfg.frames, cfg.frame_stride, cfg.crop, train=True), test_set, train_eval, classes
 
 
 def finetune(cfg: FinetuneConfig, out_dir: str | Path, resume: bool = False) -> dict:
@@ -215,9 +240,7 @@ def _finetune(cfg: FinetuneConfig, out_dir: Path, resume: bool, ctx: DistContext
         barrier(ctx)  # the checkpoint is complete before any process goes on
     log.close()
     broadcast_buffers(model, ctx)  # every process tests the checkpointed model (rank 0's BatchNorm statistics)
-    results = evaluate(model, test_set, cfg.workers, ctx=ctx)
-    if train_eval_set is not None:
-        results["train_video_top1"] = evaluate(model, train_eval_set, cfg.workers, desc="train videos", ctx=ctx)["video_top1"]
+    results = evaluation_results(model, test_set, train_eval_set, cfg.workers, ctx)
     if ctx.is_main:
         atomic_write_text(out_dir / "results.json", json.dumps(results, indent=2) + "\n")
         print(f"{mode}: done in {time.time() - t0:.0f} s, test video top-1 "

@@ -82,7 +82,8 @@ def write_json(results: dict, json_path: str | None) -> None:
 # a JSON file holding these keys (retrieve: R@k keys) is an earlier result of the command
 RESULT_KEYS = {"pretrain": json_keys_owned(("epochs", "steps", "loss", "checkpoint")),
                "finetune": json_keys_owned(("video_top1", "video_top5", "clip_top1")),
-               "retrieve": json_keys_owned(prefix="R@")}
+               "retrieve": json_keys_owned(prefix="R@"),
+               "test": json_keys_owned(("video_top1", "video_top5", "clip_top1"))}
 
 
 def check_json_output(args: argparse.Namespace, command: str, path: str | Path | None = None,

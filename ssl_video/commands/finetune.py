@@ -22,7 +22,7 @@ HELP = "fine-tune or linear-probe a pretrained backbone and report video-level a
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_arguments(parser)
     add_training_arguments(parser)
-    parser.add_argument("--pretrained", metavar="CKPT", help="checkpoint of `ssl-video pretrain` (its query encoder)")
+    parser.add_argument("--pretrained", metavar="CKPT", help="checkpoint of `ssl-video pretrain` or FAME's train.py (its query encoder), or a fine-tuned one")
     parser.add_argument("--linear", action=argparse.BooleanOptionalAction, default=None,
                         help="linear probe: frozen backbone with frozen BatchNorm statistics")
     parser.add_argument("--dropout", type=float, help="dropout before the classifier (default 0.7)")

@@ -19,7 +19,7 @@ HELP = "video retrieval R@k with a pretrained backbone"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_arguments(parser)
-    parser.add_argument("--pretrained", metavar="CKPT", help="checkpoint of `ssl-video pretrain` or `finetune`")
+    parser.add_argument("--pretrained", metavar="CKPT", help="checkpoint of `ssl-video pretrain` or `finetune`, or FAME's train.py / eval.py")
     parser.add_argument("--clips-per-video", type=int, help="clips averaged per video (default 10)")
     parser.add_argument("--ks", type=int, nargs="+", metavar="K", help="recall cut-offs (default 1 5 10 20 50)")
     parser.add_argument("--out", metavar="DIR", help="also write DIR/results.json")

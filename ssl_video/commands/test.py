@@ -1,0 +1,60 @@
+"""Test a fine-tuned checkpoint without training: finetune's test step (10 uniformly spaced clips per
+held-out video, scores averaged per video: video top-1/top-5, clip top-1), same JSON keys.
+
+Accepts `ssl-video finetune` checkpoints (DIR/last.pt) and FAME's fine-tuned I3D (its eval.py
+checkpoint). Data settings default to the checkpoint's: the fine-tuning run's own, or FAME's eval
+settings (UCF101 split 1, 16 frames at stride 2, 224 px, 10 clips); --config and flags override them.
+--protocol fame reproduces FAME eval.py's test. FAME's released UCF101 model (reported Acc@1 88.9):
+
+  ssl-video test --checkpoint FAME_I3D_UCF101_finetuned.pth.tar --data-root UCF-101 \\
+      --split-dir ucfTrainTestlist --protocol fame --json test.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import yaml
+
+from ssl_video.commands.common import add_data_arguments, check_json_output, command_config_keys, overrides, write_results
+from ssl_video.config import PROTOCOLS, EvaluateConfig
+from vos.config import load_config
+
+HELP = "test a fine-tuned checkpoint (this project's or FAME's) with the 10-clip video-level protocol"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", metavar="FILE", required=True,
+                        help="fine-tuned checkpoint: `ssl-video finetune`'s DIR/last.pt or FAME's eval.py checkpoint")
+    add_data_arguments(parser)
+    parser.add_argument("--clips-per-video", type=int, help="test clips per video (default 10)")
+    parser.add_argument("--protocol", choices=PROTOCOLS,
+                        help="toolkit (default): finetune's test step exactly; fame: FAME eval.py's test (clips from "
+                             "every window of FRAMES x STRIDE frames, floor-uniform choice, centre crop without "
+                             "resizing, videos shorter than a window left out, log_softmax averaged)")
+    parser.add_argument("--eval-train", action=argparse.BooleanOptionalAction, default=None,
+                        help="also report video top-1 on the training videos (train_video_top1)")
+    parser.add_argument("--out", metavar="DIR", help="also write DIR/results.json")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ssl_video.evaluation import checkpoint_settings, evaluate_checkpoint
+    from ssl_video.pretrained import read_weights
+
+    check_json_output(args, "test")
+    if args.out is not None:
+        check_json_output(args, "test", Path(args.out) / "results.json", flag="--out")
+    own, others = command_config_keys(EvaluateConfig)
+    flags = overrides(args, sorted(own))
+    load_config(EvaluateConfig, args.config, flags, ignore_keys=others)  # validates --config before the checkpoint is read
+    in_yaml = set(yaml.safe_load(Path(args.config).read_text()) or {}) if args.config else set()
+    weights = read_weights(args.checkpoint, args.arch, flag="--checkpoint")
+    # precedence: defaults < the checkpoint's settings < --config < flags
+    settings = {k: v for k, v in checkpoint_settings(weights).items() if k not in in_yaml}
+    cfg = load_config(EvaluateConfig, args.config, {**settings, **flags}, ignore_keys=others)
+    results = evaluate_checkpoint(cfg, args.out, weights=weights)
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun every process has the results: one reports
+        write_results(results, args.json)
+    return 0
