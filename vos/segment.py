@@ -31,18 +31,22 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from vos.cluster import cluster_streaming
+from vos.compat import conventions
 from vos.errors import VosError
 from vos.masks import clusters_to_objects
 from vos.memory import keep_freed_memory
 from vos.models.backbone import build_backbone, model_input_size, preprocess_frames, weights_tag
-from vos.models.block import load_block, training_free_block
+from vos.models.block import resolve_block, training_free_block
 from vos.palette import write_label_png
 from vos.video_io import VideoSource
 
 
+DEFAULT_BACKBONE = "dino_vits16"
+
+
 @dataclass
 class SegmentConfig:
-    backbone: str = "dino_vits16"
+    backbone: Optional[str] = None  # None: the block checkpoint's backbone, else DEFAULT_BACKBONE
     weights: Optional[str] = None  # None: official (download/cache), "random", or a file
     block: Optional[str] = None  # trained block checkpoint; None: training-free mode
     resolution: tuple[int, int] = (320, 480)  # H W fed to the backbone (rounded to the patch size)
@@ -54,6 +58,7 @@ class SegmentConfig:
     max_frames: Optional[int] = None
     batch_frames: int = 8  # frames per backbone forward pass (bounds activation memory)
     attention_cache_mib: int = 1024  # first-pass window attention kept for the assignment pass
+    compat: Optional[str] = None  # "ssl-uvos": the release's inference conventions (vos.compat)
 
     def validate(self) -> None:
         for name in ("key_every", "window", "stride", "batch_frames"):
@@ -67,6 +72,7 @@ class SegmentConfig:
             raise VosError(f"--resolution takes two positive sizes H W, got {self.resolution}")
         if not self.tau > 0:
             raise VosError(f"--tau must be > 0, got {self.tau}")
+        conventions(self.compat)  # an unknown mode is an error
 
 
 @dataclass
@@ -79,9 +85,15 @@ class Segmentation:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
 
 
-def key_frame_indices(num_frames: int, key_every: int) -> list[int]:
-    """Frames whose patches are the keys: 0, key_every, 2·key_every, ... (at least frame 0)."""
-    return list(range(0, num_frames, key_every))
+def key_frame_indices(num_frames: int, key_every: int, rule: str = "every") -> list[int]:
+    """Frames whose patches are the keys. Rule "every": 0, key_every, 2·key_every, ... < num_frames.
+    Rule "release" (SSL-UVOS): ``arange(num_frames // key_every) * key_every``, which leaves out the
+    last partial interval; at least frame 0 (the release would have no keys below key_every frames)."""
+    if rule == "every":
+        return list(range(0, num_frames, key_every))
+    if rule == "release":
+        return [i * key_every for i in range(max(1, num_frames // key_every))]
+    raise VosError(f"unknown key frame rule {rule!r}; choose 'every' or 'release'")
 
 
 # Query rows per block of attention_over_keys: a block's logits (rows x K floats, 3 MB at K = 3000)
@@ -160,17 +172,25 @@ class VideoSegmenter:
         self.config = config
         keep_freed_memory()  # every window allocates and frees large arrays: reuse, not page faults
         self.device = torch.device(device)
-        self.backbone = build_backbone(config.backbone, config.weights).to(self.device)
+        self.conventions = conventions(config.compat)
+        block = None
+        self.backbone_name, weights = config.backbone or DEFAULT_BACKBONE, config.weights
+        if config.block is not None:
+            block, self.backbone_name, weights = resolve_block(config.block, config.backbone, config.weights)
+        self.backbone = build_backbone(self.backbone_name, weights).to(self.device)
         dim = self.backbone.dim
-        if config.block is None:
+        if block is None:
             self.block = training_free_block(dim)
             self.mode = "training-free (identity query/key projections)"
         else:
-            self.block, meta = load_block(config.block, config.backbone, dim)
-            if meta["backbone"]["weights"] != weights_tag(config.weights):
+            if block.dim != dim:
+                raise VosError(f"{config.block}: block dim {block.dim} does not match the backbone dim {dim}")
+            if block.backbone_weights != weights_tag(weights):
                 warnings.warn(f"block {config.block} was trained with backbone weights "
-                              f"{meta['backbone']['weights']}, now running with {weights_tag(config.weights)}")
-            self.mode = f"trained block ({Path(config.block).name}, iteration {meta['iteration']})"
+                              f"{block.backbone_weights}, now running with {weights_tag(weights)}")
+            release = ", SSL-UVOS release" if block.has_encoder else ""
+            self.mode = f"trained block ({Path(config.block).name}{release}, iteration {block.iteration})"
+            self.block = block.build()
         self.block = self.block.to(self.device).eval()
         self.input_size = model_input_size(tuple(config.resolution), self.backbone.patch_size)
 
@@ -180,7 +200,7 @@ class VideoSegmenter:
 
         The block's LN and projections are the first step of its attention, and are timed with it
         (``cluster``); ``backbone`` is the frozen ViT (with the frames' resizing)."""
-        keys_at = set(key_frame_indices(source.num_frames, self.config.key_every))
+        keys_at = set(key_frame_indices(source.num_frames, self.config.key_every, self.conventions.key_frame_rule))
         queries, key_rows = [], []
         t = 0
         chunks = source.iter_chunks(self.config.batch_frames)
@@ -191,7 +211,9 @@ class VideoSegmenter:
             if frames is None:
                 break
             start, start_cpu = time.perf_counter(), time.process_time()
-            feats = self.backbone(preprocess_frames(frames, self.input_size, self.device), with_cls=False)
+            images = preprocess_frames(frames, self.input_size, self.device, self.conventions.normalisation,
+                                       self.conventions.resize)
+            feats = self.backbone(images, with_cls=False)
             timings["backbone"] += time.perf_counter() - start
             timings["backbone_cpu"] += time.process_time() - start_cpu
             start, start_cpu = time.perf_counter(), time.process_time()
@@ -346,8 +368,9 @@ def segment_videos(input_path: str | Path, out: str | Path = "vos_output", confi
             tqdm.write(summary.line())
         segmenter = VideoSegmenter(config, ctx.device) if todo else None
         if segmenter is not None and ctx.is_main:
-            tqdm.write(f"vos segment: {len(jobs)} video(s), backbone {config.backbone}, {segmenter.mode}, "
-                       f"input {segmenter.input_size[0]}x{segmenter.input_size[1]}, key frame every {config.key_every}")
+            tqdm.write(f"vos segment: {len(jobs)} video(s), backbone {segmenter.backbone_name}, {segmenter.mode}, "
+                       f"input {segmenter.input_size[0]}x{segmenter.input_size[1]}, key frame every {config.key_every}"
+                       + (f", compat {config.compat}" if config.compat else ""))
         for job in todo:
             start = time.perf_counter()
             source = open_video(job.video, config.stride, config.max_frames, backend=backend)

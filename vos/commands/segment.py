@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 
+from vos.compat import COMPAT_MODES
 from vos.config import load_config
 from vos.models.backbone import BACKBONES
-from vos.segment import SegmentConfig, segment_videos
+from vos.segment import DEFAULT_BACKBONE, SegmentConfig, segment_videos
 
 HELP = "segment videos into object masks (DAVIS PNGs)"
 
@@ -30,7 +31,7 @@ def add_backbone_arguments(parser: argparse.ArgumentParser, default: str | None 
 # Flags that map onto SegmentConfig fields: their argparse default is None, so that only flags
 # given on the command line override the --config file (and the file overrides the defaults).
 CONFIG_FLAGS = ("backbone", "weights", "block", "resolution", "key_every", "tau", "window", "max_objects",
-                "stride", "max_frames", "batch_frames", "attention_cache_mib")
+                "stride", "max_frames", "batch_frames", "attention_cache_mib", "compat")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,9 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="vos_output", help="output folder (default: %(default)s)")
     parser.add_argument("--config", default=None, metavar="YAML",
                         help="settings file (e.g. configs/vos/segment.yaml); flags override it")
-    add_backbone_arguments(parser, default=None, default_help=d.backbone)
+    add_backbone_arguments(parser, default=None, default_help=f"the --block checkpoint's, else {DEFAULT_BACKBONE}")
     parser.add_argument("--block", default=None, metavar="CKPT",
-                        help="trained block checkpoint from 'vos train' (default: training-free mode)")
+                        help="trained block: a checkpoint from 'vos train', or the SSL-UVOS release "
+                             "(checkpoint_dino-s-8.pth, whose encoder is also the backbone unless --weights "
+                             "is given) (default: training-free mode)")
     parser.add_argument("--resolution", type=int, nargs=2, default=None, metavar=("H", "W"),
                         help=f"backbone input size, rounded to the patch size (default: {d.resolution[0]} {d.resolution[1]})")
     parser.add_argument("--key-every", type=int, default=None, help=f"key frame interval (default: {d.key_every})")
@@ -55,6 +58,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--attention-cache-mib", type=int, default=None, metavar="MIB",
                         help="memory for keeping window attention between the clustering and assignment "
                              f"passes instead of recomputing it; 0 recomputes all (default: {d.attention_cache_mib})")
+    parser.add_argument("--compat", choices=COMPAT_MODES, default=None,
+                        help="reproduce a release's inference conventions: 'ssl-uvos' = Kinetics mean/std, "
+                             "key frames arange(T // k) * k, bilinear resize without antialiasing "
+                             "(docs/ssl_uvos_compat.md) (default: this toolkit's)")
     parser.add_argument("--overlay", default=None, metavar="FILE.mp4|DIR",
                         help="also write the frames with coloured masks (a folder of mp4s in batch mode)")
     parser.add_argument("--skip-existing", action="store_true",
