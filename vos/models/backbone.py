@@ -264,7 +264,15 @@ def load_backbone_weights(vit: nn.Module, path: str | Path) -> None:
     if not matched:
         raise VosError(f"{path}: no backbone weights found (none of its {len(state)} tensors matches a ViT key "
                        "such as 'blocks.0.attn.qkv.weight'); is this a DINO ViT checkpoint?")
-    # timm's filter resamples position embeddings (and patch kernels) to this model's grid.
+    # Every weight but the position embeddings must have this backbone's shape as stored: timm's
+    # filter below would silently resample a patch kernel of another size (a patch-8 file loaded
+    # as a patch-16 backbone).
+    for k in sorted(matched - {"pos_embed"}):
+        if state[k].shape != expected[k].shape:
+            raise VosError(f"{path}: weight {k} has shape {tuple(state[k].shape)}, the backbone expects "
+                           f"{tuple(expected[k].shape)}; the file ({describe_vit_weights(state)}) does not match "
+                           "this --backbone")
+    # timm's filter resamples position embeddings to this model's grid.
     from timm.models.vision_transformer import checkpoint_filter_fn
 
     state = checkpoint_filter_fn({k: state[k] for k in matched}, vit)
