@@ -10,12 +10,14 @@ Three steps (docs/ssl_uvos_compat.md gives the full recipe, including the releas
 * ``compare SEGMENT_DIR RELEASE_MASKS.pth``: the partition of the patch grid written by
   ``vos segment`` (DAVIS PNGs, read at the patch centres) against the one the release's
   ``eval_oneshot.py`` saved (``{frame: [masks (1, S, 1, h, w)]}``): ARI, cluster counts, and the
-  patches outside the best one-to-one matching of clusters.
+  patches outside the best one-to-one matching of clusters;
+* ``posembed CKPT FRAMES``: how far timm's position-embedding resampling is from DINO's.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -100,6 +102,55 @@ def compare(ours: np.ndarray, theirs: np.ndarray) -> dict:
             "ari": adjusted_rand_score(a, b), "patches_outside_matching": int(a.size - table[rows, cols].sum())}
 
 
+def position_embedding_difference(checkpoint: str, frames: str, resolution: tuple[int, int]) -> dict:
+    """How far timm's resampling of the position embeddings (``resample_abs_pos_embed``: resize to the
+    grid, bicubic, antialiased) is from DINO's, on the embeddings themselves and on the last-layer
+    keys of the checkpoint's encoder on real frames (compat preprocessing). Also for a smooth 2-D
+    sin-cos embedding of DINO's 28 x 28 grid with unit-variance channels."""
+    from timm.layers import resample_abs_pos_embed
+
+    import vos.models.backbone as backbone_module
+    from vos.compat import conventions
+    from vos.models.backbone import build_backbone, dino_pos_embed, model_input_size, preprocess_frames
+    from vos.video_io import open_video
+
+    backbone = build_backbone("dino_vits8", checkpoint)
+    size = model_input_size(resolution, 8)
+    grid = (size[0] // 8, size[1] // 8)
+    n = math.isqrt(backbone.vit.pos_embed.shape[1] - 1)
+
+    def timm_pos_embed(pos_embed, grid_hw):
+        return resample_abs_pos_embed(pos_embed, new_size=list(grid_hw), old_size=[n, n], num_prefix_tokens=1)
+
+    def relative(a, b):
+        return float((a - b).norm() / b.norm())
+
+    yy, xx = torch.meshgrid(torch.arange(n, dtype=torch.float32), torch.arange(n, dtype=torch.float32), indexing="ij")
+    freqs = torch.logspace(0, 2, 96) ** -1  # periods from 1 to 100 patches
+    smooth = torch.cat([torch.sin(yy[..., None] * freqs), torch.cos(yy[..., None] * freqs),
+                        torch.sin(xx[..., None] * freqs), torch.cos(xx[..., None] * freqs)], dim=-1)  # n n 384
+    smooth = torch.cat([torch.zeros(1, 384), smooth.reshape(n * n, 384)])[None] * math.sqrt(2)
+    result = {
+        "pos_embed_rel_diff_checkpoint": relative(timm_pos_embed(backbone.vit.pos_embed, grid),
+                                                  dino_pos_embed(backbone.vit.pos_embed, grid)),
+        "pos_embed_rel_diff_smooth": relative(timm_pos_embed(smooth, grid), dino_pos_embed(smooth, grid)),
+    }
+    conv = conventions("ssl-uvos")
+    source = open_video(Path(frames))
+    images = preprocess_frames(source.read_frames(range(source.num_frames)), size,
+                               normalisation=conv.normalisation, resize=conv.resize)
+    dino_keys = torch.cat([backbone(images[i:i + 4], with_cls=False).keys for i in range(0, len(images), 4)])
+    original = backbone_module.dino_pos_embed
+    backbone_module.dino_pos_embed = timm_pos_embed
+    try:
+        timm_keys = torch.cat([backbone(images[i:i + 4], with_cls=False).keys for i in range(0, len(images), 4)])
+    finally:
+        backbone_module.dino_pos_embed = original
+    result["keys_rel_diff_checkpoint"] = relative(timm_keys, dino_keys)
+    result["grid"] = f"{grid[0]}x{grid[1]}"
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -115,6 +166,10 @@ def main() -> int:
     p = sub.add_parser("compare")
     p.add_argument("segment_dir")
     p.add_argument("release_masks")
+    p = sub.add_parser("posembed")
+    p.add_argument("checkpoint")
+    p.add_argument("frames")
+    p.add_argument("--resolution", type=int, nargs=2, default=(320, 480))
     args = parser.parse_args()
     if args.cmd == "checkpoint":
         torch.save(release_checkpoint(args.seed, args.block_std), args.out)
@@ -122,6 +177,9 @@ def main() -> int:
     elif args.cmd == "frames":
         n = write_frames(args.video, Path(args.out), args.stride, args.max_frames)
         print(f"wrote {n} frames to {args.out}")
+    elif args.cmd == "posembed":
+        result = position_embedding_difference(args.checkpoint, args.frames, tuple(args.resolution))
+        print(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items()))
     else:
         theirs = release_labels(Path(args.release_masks))
         ours = grid_labels_from_pngs(Path(args.segment_dir), theirs.shape[1:])
