@@ -2,9 +2,11 @@
 
 The features the method uses are the **keys** of the last attention layer (heads concatenated,
 ``C`` = embed dim) for every patch, plus the CLS token of the last (normed) layer output. They
-are computed from the patch tokens entering the last block (timm's ``forward_intermediates``):
+are computed from the patch tokens entering the last block (the blocks run one by one):
 its ``norm1`` and ``attn.qkv``, whose output is laid out (B, N, 3, heads, head_dim), so the keys
-are the middle third; this works with fused attention too.
+are the middle third; this works with fused attention too. Position embeddings are adapted to the
+input's patch grid as DINO's own ``interpolate_pos_encoding`` does (:func:`dino_pos_embed`), not
+by timm's resampling: the official DINO weights define their features through DINO's code.
 
 Weights, in order of precedence:
 * ``weights=None``: the official DINO weights through timm's pretrained mechanism (downloaded once,
@@ -12,7 +14,8 @@ Weights, in order of precedence:
 * ``weights="random"``: a seeded random initialisation (tests and benchmarks only).
 * ``weights=PATH``: a local file: the official DINO backbone file (timm key names), the official
   *full* DINO checkpoint (teacher weights; ``module.``/``backbone.`` stripped, DINO head dropped),
-  or a timm / safetensors state dict. Every backbone key must be present.
+  a timm / safetensors state dict, or the SSL-UVOS release checkpoint (its ``encoder.*``). Every
+  backbone key must be present, with this backbone's shape (position embeddings: any square grid).
 """
 
 from __future__ import annotations
