@@ -20,8 +20,10 @@ def tiny():
 def test_keys_are_the_last_blocks_key_projection(tiny):
     x = torch.randn(2, 3, 48, 80)
     seen = {}
-    tiny.vit.blocks[-1].register_forward_hook(lambda m, inp, out: seen.setdefault("x", inp[0]))
+    # (the hook returns None: a returned value would replace the block's output)
+    handle = tiny.vit.blocks[-1].register_forward_hook(lambda m, inp, out: seen.__setitem__("x", inp[0]))
     feats = tiny(x)
+    handle.remove()
     attn = tiny.vit.blocks[-1].attn
     C = tiny.dim
     expected = torch.nn.functional.linear(tiny.vit.blocks[-1].norm1(seen["x"]),
@@ -29,7 +31,10 @@ def test_keys_are_the_last_blocks_key_projection(tiny):
     assert feats.grid == (3, 5)
     assert feats.keys.shape == (2, 15, C) and feats.cls.shape == (2, C)
     torch.testing.assert_close(feats.keys, expected)
-    torch.testing.assert_close(feats.cls, tiny.vit.forward_features(x)[:, 0])
+    # on the grid the position embeddings were trained for (no resampling), timm's forward agrees
+    # (other grids: tests/test_ssl_uvos.py, DINO's interpolation)
+    square = torch.randn(2, 3, 224, 224)
+    torch.testing.assert_close(tiny(square).cls, tiny.vit.forward_features(square)[:, 0])
 
 
 def test_keys_only_skips_the_last_blocks_attention_and_mlp(tiny):
@@ -138,7 +143,9 @@ def test_weights_errors_are_one_line_and_name_the_file(tiny, tmp_path):
     torch.save(wrong, tmp_path / "wrong_shape.pth")
     with pytest.raises(VosError, match=r"blocks.0.mlp.fc1.weight has shape \(10, 64\)"):
         build_backbone("test_vit_tiny16", str(tmp_path / "wrong_shape.pth"))
-    with pytest.raises(VosError, match="missing.*does not match this --backbone"):
+    # shapes are checked before completeness: the first weight whose shape differs is named
+    with pytest.raises(VosError, match=r"blocks.0.attn.proj.bias has shape \(64,\), the backbone expects \(768,\); "
+                                       r"the file \(patch 16, width 64, 1 blocks\) does not match this --backbone"):
         build_backbone("dino_vitb16", str(tmp_path / "partial.pth"))
 
 

@@ -27,11 +27,13 @@ def data(tmp_path_factory):
 
 
 def test_losses_decrease_on_a_tiny_setting(data, tmp_path):
-    cfg = tiny_config(data, tmp_path / "run", iterations=60, checkpoint_every=60, cache_features=str(tmp_path / "cache"),
+    # 90 iterations: with DINO's position-embedding interpolation of the tiny backbone's features the
+    # semantic loss falls to 0.81 of its start in 60 iterations and to 0.59 in 90
+    cfg = tiny_config(data, tmp_path / "run", iterations=90, checkpoint_every=90, cache_features=str(tmp_path / "cache"),
                       **{"optim.lr": 3e-3, "optim.min_lr": 3e-4})
     result = trainer.train(cfg)
     rows = read_log(tmp_path / "run")
-    assert [r["step"] for r in rows] == list(range(1, 61)) and result.iterations == 60
+    assert [r["step"] for r in rows] == list(range(1, 91)) and result.iterations == 90
     for name in ("loss", "semantic", "motion"):
         first = np.mean([r[name] for r in rows[:15]])
         last = np.mean([r[name] for r in rows[-15:]])

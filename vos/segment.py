@@ -32,13 +32,14 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from vos.cluster import cluster_streaming
+from vos.compat import conventions
 from vos.errors import VosError
 from vos.masks import clusters_to_objects
 from vos.memory import keep_freed_memory
 from vos.models.backbone import build_backbone, model_input_size, preprocess_frames, weights_tag
-from vos.models.block import load_block, training_free_block
+from vos.models.block import resolve_block, training_free_block
 from vos.palette import write_label_png
-from vos.segment_config import SegmentConfig, describe_resolution, input_resolution
+from vos.segment_config import DEFAULT_BACKBONE, SegmentConfig, describe_resolution, input_resolution
 from vos.video_io import VideoSource
 
 
@@ -52,9 +53,15 @@ class Segmentation:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
 
 
-def key_frame_indices(num_frames: int, key_every: int) -> list[int]:
-    """Frames whose patches are the keys: 0, key_every, 2·key_every, ... (at least frame 0)."""
-    return list(range(0, num_frames, key_every))
+def key_frame_indices(num_frames: int, key_every: int, rule: str = "every") -> list[int]:
+    """Frames whose patches are the keys. Rule "every": 0, key_every, 2·key_every, ... < num_frames.
+    Rule "release" (SSL-UVOS): ``arange(num_frames // key_every) * key_every``, which leaves out the
+    last partial interval; at least frame 0 (the release would have no keys below key_every frames)."""
+    if rule == "every":
+        return list(range(0, num_frames, key_every))
+    if rule == "release":
+        return [i * key_every for i in range(max(1, num_frames // key_every))]
+    raise VosError(f"unknown key frame rule {rule!r}; choose 'every' or 'release'")
 
 
 # Query rows per block of attention_over_keys: a block's logits (rows x K floats, 3 MB at K = 3000)
@@ -133,17 +140,25 @@ class VideoSegmenter:
         self.config = config
         keep_freed_memory()  # every window allocates and frees large arrays: reuse, not page faults
         self.device = torch.device(device)
-        self.backbone = build_backbone(config.backbone, config.weights).to(self.device)
+        self.conventions = conventions(config.compat)
+        block = None
+        self.backbone_name, weights = config.backbone or DEFAULT_BACKBONE, config.weights
+        if config.block is not None:
+            block, self.backbone_name, weights = resolve_block(config.block, config.backbone, config.weights)
+        self.backbone = build_backbone(self.backbone_name, weights).to(self.device)
         dim = self.backbone.dim
-        if config.block is None:
+        if block is None:
             self.block = training_free_block(dim)
             self.mode = "training-free (identity query/key projections)"
         else:
-            self.block, meta = load_block(config.block, config.backbone, dim)
-            if meta["backbone"]["weights"] != weights_tag(config.weights):
+            if block.dim != dim:
+                raise VosError(f"{config.block}: block dim {block.dim} does not match the backbone dim {dim}")
+            if block.backbone_weights != weights_tag(weights):
                 warnings.warn(f"block {config.block} was trained with backbone weights "
-                              f"{meta['backbone']['weights']}, now running with {weights_tag(config.weights)}")
-            self.mode = f"trained block ({Path(config.block).name}, iteration {meta['iteration']})"
+                              f"{block.backbone_weights}, now running with {weights_tag(weights)}")
+            release = ", SSL-UVOS release" if block.has_encoder else ""
+            self.mode = f"trained block ({Path(config.block).name}{release}, iteration {block.iteration})"
+            self.block = block.build()
         self.block = self.block.to(self.device).eval()
 
     def input_size(self, source: VideoSource) -> tuple[int, int]:
@@ -158,7 +173,7 @@ class VideoSegmenter:
 
         The block's LN and projections are the first step of its attention, and are timed with it
         (``cluster``); ``backbone`` is the frozen ViT (with the frames' resizing)."""
-        keys_at = set(key_frame_indices(source.num_frames, self.config.key_every))
+        keys_at = set(key_frame_indices(source.num_frames, self.config.key_every, self.conventions.key_frame_rule))
         input_size = self.input_size(source)
         queries, key_rows = [], []
         t = 0
@@ -170,7 +185,9 @@ class VideoSegmenter:
             if frames is None:
                 break
             start, start_cpu = time.perf_counter(), time.process_time()
-            feats = self.backbone(preprocess_frames(frames, input_size, self.device), with_cls=False)
+            images = preprocess_frames(frames, input_size, self.device, self.conventions.normalisation,
+                                       self.conventions.resize)
+            feats = self.backbone(images, with_cls=False)
             timings["backbone"] += time.perf_counter() - start
             timings["backbone_cpu"] += time.process_time() - start_cpu
             start, start_cpu = time.perf_counter(), time.process_time()
@@ -334,8 +351,9 @@ def segment_videos(input_path: str | Path, out: str | Path = "vos_output", confi
             tqdm.write(summary.line())
         segmenter = VideoSegmenter(config, ctx.device) if todo else None
         if segmenter is not None and ctx.is_main:
-            tqdm.write(f"vos segment: {len(jobs)} video(s), backbone {config.backbone}, {segmenter.mode}, "
-                       f"input {describe_resolution(config.resolution)}, key frame every {config.key_every}")
+            tqdm.write(f"vos segment: {len(jobs)} video(s), backbone {segmenter.backbone_name}, {segmenter.mode}, "
+                       f"input {describe_resolution(config.resolution)}, key frame every {config.key_every}"
+                       + (f", compat {config.compat}" if config.compat else ""))
         failed = []  # names of the videos a batch skipped because of their errors
         for job in todo:
             start = time.perf_counter()

@@ -6,7 +6,10 @@ import math
 from dataclasses import dataclass
 from typing import Optional
 
+from vos.compat import conventions
 from vos.errors import VosError
+
+DEFAULT_BACKBONE = "dino_vits16"  # without --backbone and without a --block file that names one
 
 # H W of the backbone input for landscape videos: the DAVIS protocol of the reference inference.
 DEFAULT_RESOLUTION = (320, 480)
@@ -66,7 +69,7 @@ def describe_resolution(resolution: Optional[tuple[int, int]]) -> str:
 
 @dataclass
 class SegmentConfig:
-    backbone: str = "dino_vits16"
+    backbone: Optional[str] = None  # None: the block checkpoint's backbone, else DEFAULT_BACKBONE
     weights: Optional[str] = None  # None: official (download/cache), "random", or a file
     block: Optional[str] = None  # trained block checkpoint; None: training-free mode
     # H W fed to the backbone (rounded to the patch size); None: per video, by input_resolution
@@ -79,6 +82,7 @@ class SegmentConfig:
     max_frames: Optional[int] = None
     batch_frames: int = 8  # frames per backbone forward pass (bounds activation memory)
     attention_cache_mib: int = 1024  # first-pass window attention kept for the assignment pass
+    compat: Optional[str] = None  # "ssl-uvos": the release's inference conventions (vos.compat)
 
     def validate(self) -> None:
         for name in ("key_every", "window", "stride", "batch_frames"):
@@ -92,3 +96,4 @@ class SegmentConfig:
             check_resolution(tuple(self.resolution))
         if not self.tau > 0:
             raise VosError(f"--tau must be > 0, got {self.tau}")
+        conventions(self.compat)  # an unknown mode is an error

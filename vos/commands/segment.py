@@ -12,29 +12,17 @@ from __future__ import annotations
 
 import argparse
 
+from vos.compat import COMPAT_MODES
+from vos.commands.backbone_flags import add_backbone_arguments
 from vos.config import load_config
-from vos.segment_config import SegmentConfig, describe_resolution
+from vos.segment_config import DEFAULT_BACKBONE, SegmentConfig, describe_resolution
 
 HELP = "segment videos into object masks (DAVIS PNGs)"
-# The keys of vos.models.backbone.BACKBONES, spelled out so that --help does not import torch/timm.
-BACKBONE_NAMES = ("dino_vits16", "dino_vits8", "dino_vitb16", "dino_vitb8", "test_vit_tiny16")
-
-
-def add_backbone_arguments(parser: argparse.ArgumentParser, default: str | None = SegmentConfig.backbone,
-                           default_help: str = "%(default)s") -> None:
-    """--backbone/--weights, shared with `vos train` (which passes default=None so that its config
-    file decides)."""
-    parser.add_argument("--backbone", choices=BACKBONE_NAMES, default=default,
-                        help=f"frozen DINO ViT (default: {default_help})")
-    parser.add_argument("--weights", default=None, metavar="PATH|random",
-                        help="backbone weights: a local DINO/timm/safetensors file, or 'random' (tests and "
-                             "benchmarks only); default: the official DINO weights, downloaded once and cached")
-
 
 # Flags that map onto SegmentConfig fields: their argparse default is None, so that only flags
 # given on the command line override the --config file (and the file overrides the defaults).
 CONFIG_FLAGS = ("backbone", "weights", "block", "resolution", "key_every", "tau", "window", "max_objects",
-                "stride", "max_frames", "batch_frames", "attention_cache_mib")
+                "stride", "max_frames", "batch_frames", "attention_cache_mib", "compat")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,9 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="vos_output", help="output folder (default: %(default)s)")
     parser.add_argument("--config", default=None, metavar="YAML",
                         help="settings file (e.g. configs/vos/segment.yaml); flags override it")
-    add_backbone_arguments(parser, default=None, default_help=d.backbone)
+    add_backbone_arguments(parser, default_help=f"the --block checkpoint's, else {DEFAULT_BACKBONE}")
     parser.add_argument("--block", default=None, metavar="CKPT",
-                        help="trained block checkpoint from 'vos train' (default: training-free mode)")
+                        help="trained block: a checkpoint from 'vos train', or the SSL-UVOS release "
+                             "(checkpoint_dino-s-8.pth, whose encoder is also the backbone unless --weights "
+                             "is given) (default: training-free mode)")
     parser.add_argument("--resolution", type=int, nargs=2, default=None, metavar=("H", "W"),
                         help="backbone input size, rounded to the patch size, used as given (default: per video, "
                              f"{describe_resolution(None)}; see docs/io.md)")
@@ -60,6 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--attention-cache-mib", type=int, default=None, metavar="MIB",
                         help="memory for keeping window attention between the clustering and assignment "
                              f"passes instead of recomputing it; 0 recomputes all (default: {d.attention_cache_mib})")
+    parser.add_argument("--compat", choices=COMPAT_MODES, default=None,
+                        help="reproduce a release's inference conventions: 'ssl-uvos' = Kinetics mean/std, "
+                             "key frames arange(T // k) * k, bilinear resize without antialiasing "
+                             "(docs/ssl_uvos_compat.md) (default: this toolkit's)")
     parser.add_argument("--overlay", default=None, metavar="FILE.mp4|DIR",
                         help="also write the frames with coloured masks (a folder of mp4s in batch mode)")
     parser.add_argument("--overwrite", action="store_true",

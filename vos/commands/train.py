@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vos.commands.segment import add_backbone_arguments
+from vos.commands.backbone_flags import add_backbone_arguments
 from vos.config import load_config
 from vos.train.config import TrainConfig
 
@@ -24,8 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default=None, metavar="DIR", help="training videos (see above)")
     parser.add_argument("--out", default=None, metavar="DIR", help="checkpoints and logs")
     parser.add_argument("--config", default=None, metavar="YAML", help="config file (configs/vos/train_*.yaml)")
-    # No flag default here, so that a --config file's backbone is not overridden.
-    add_backbone_arguments(parser, default=None, default_help="the config file's, else dino_vits16")
+    add_backbone_arguments(parser, default_help="the config file's, else dino_vits16")
+    parser.add_argument("--init-block", default=None, metavar="CKPT",
+                        help="start from this block instead of a random one: a 'vos train' checkpoint or the "
+                             "SSL-UVOS release file (its backbone must be --backbone's; pass the same file as "
+                             "--weights to train on the release's encoder)")
     parser.add_argument("--frames", type=int, default=None, help="frames per clip (default: 3)")
     parser.add_argument("--gap", type=int, default=None, help="frame stride in a clip, reduced for short videos (default: 4)")
     parser.add_argument("--resolution", type=int, nargs=2, default=None, metavar=("H", "W"),
@@ -55,7 +58,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if yaml_path is None and args.resume and args.out and (Path(args.out) / CONFIG_NAME).is_file():
         yaml_path = Path(args.out) / CONFIG_NAME
     overrides = {
-        "data": args.data, "out": args.out, "backbone": args.backbone, "weights": args.weights,
+        "data": args.data, "out": args.out, "backbone": args.backbone, "weights": args.weights, "init_block": args.init_block,
         "frames": args.frames, "gap": args.gap, "resolution": args.resolution, "batch_size": args.batch_size,
         "iterations": args.iterations, "optim.lr": args.lr, "optim.min_lr": args.min_lr, "seed": args.seed,
         "checkpoint_every": args.checkpoint_every, "log_every": args.log_every,

@@ -2,9 +2,11 @@
 
 The features the method uses are the **keys** of the last attention layer (heads concatenated,
 ``C`` = embed dim) for every patch, plus the CLS token of the last (normed) layer output. They
-are computed from the patch tokens entering the last block (timm's ``forward_intermediates``):
+are computed from the patch tokens entering the last block (the blocks run one by one):
 its ``norm1`` and ``attn.qkv``, whose output is laid out (B, N, 3, heads, head_dim), so the keys
-are the middle third; this works with fused attention too.
+are the middle third; this works with fused attention too. Position embeddings are adapted to the
+input's patch grid as DINO's own ``interpolate_pos_encoding`` does (:func:`dino_pos_embed`), not
+by timm's resampling: the official DINO weights define their features through DINO's code.
 
 Weights, in order of precedence:
 * ``weights=None``: the official DINO weights through timm's pretrained mechanism (downloaded once,
@@ -13,13 +15,15 @@ Weights, in order of precedence:
 * ``weights="random"``: a seeded random initialisation (tests and benchmarks only).
 * ``weights=PATH``: a local file: the official DINO backbone file (timm key names), the official
   *full* DINO checkpoint (teacher weights; ``module.``/``backbone.`` stripped, DINO head dropped),
-  or a timm / safetensors state dict. Every backbone key must be present.
+  a timm / safetensors state dict, or the SSL-UVOS release checkpoint (its ``encoder.*``). Every
+  backbone key must be present, with this backbone's shape (position embeddings: any square grid).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +43,8 @@ log = logging.getLogger(__name__)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 RANDOM_WEIGHTS_SEED = 0
+# The SSL-UVOS release stores the DINO ViT under this prefix of its model_state_dict.
+RELEASE_ENCODER_PREFIX = "encoder."
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,8 @@ BACKBONES: dict[str, BackboneSpec] = {
     # A 2-block, 64-d ViT with the DINO layout: random weights only, for tests and quick experiments.
     "test_vit_tiny16": BackboneSpec("vit_small_patch16_224", 16, None,
                                     dict(embed_dim=64, depth=2, num_heads=4)),
+    # The same with patch 8, as the SSL-UVOS release's ViT-S/8 (tests of that format).
+    "test_vit_tiny8": BackboneSpec("vit_small_patch8_224", 8, None, dict(embed_dim=64, depth=2, num_heads=4)),
 }
 
 
@@ -98,17 +106,45 @@ class DinoKeyBackbone(nn.Module):
         enter it (both act on each token alone). ``with_cls=False`` stops there: the last block's
         attention and MLP and the final norm only shape the CLS output, so they are skipped (1/12
         of ViT-S's blocks); with the CLS token the key projection of the patches runs once more
-        than inside the block (~1% of the forward)."""
+        than inside the block (~1% of the forward). Position embeddings are resampled to the input's
+        patch grid as DINO does (:func:`dino_pos_embed`), not as timm does."""
         B, _, H, W = images.shape
         if H % self.patch_size or W % self.patch_size:
             raise VosError(f"input size {H}x{W} is not a multiple of the patch size {self.patch_size}")
-        out = self.vit.forward_intermediates(images, indices=[len(self.vit.blocks) - 2], stop_early=not with_cls,
-                                             output_fmt="NLC", intermediates_only=not with_cls)
-        tokens, (entering,) = out if with_cls else (None, out)  # B 1+HW C (final, normed), B HW C
-        last = self.vit.blocks[-1]
-        keys = last.attn.qkv(last.norm1(entering))[..., self.dim : 2 * self.dim]  # B HW C
-        return KeyFeatures(keys=keys, cls=None if tokens is None else tokens[:, 0],
-                           grid=(H // self.patch_size, W // self.patch_size))
+        vit = self.vit
+        patches = vit.patch_embed(images)  # B h w C (dynamic image size) or B hw C
+        grid = (H // self.patch_size, W // self.patch_size)
+        x = torch.cat([vit.cls_token.expand(B, -1, -1), patches.reshape(B, grid[0] * grid[1], -1)], dim=1)
+        x = vit.norm_pre(vit.patch_drop(vit.pos_drop(x + dino_pos_embed(vit.pos_embed, grid))))  # B 1+hw C
+        for blk in vit.blocks[:-1]:
+            x = blk(x)
+        last = vit.blocks[-1]
+        keys = last.attn.qkv(last.norm1(x[:, 1:]))[..., self.dim : 2 * self.dim]  # B HW C
+        cls = vit.norm(last(x))[:, 0] if with_cls else None  # B C
+        return KeyFeatures(keys=keys, cls=cls, grid=grid)
+
+
+def dino_pos_embed(pos_embed: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """DINO's position embeddings (1, 1+n·n, C), trained on an n x n patch grid, for a (h, w) grid:
+    (1, 1+h·w, C), computed as DINO's ``interpolate_pos_encoding`` computes them.
+
+    The patch embeddings are upsampled bicubically (a = -0.75, half-pixel centres) with the scale
+    factors (h + 0.1) / n and (w + 0.1) / n, which also set the sampling positions: output row i
+    samples the source at (i + 0.5) · n / (h + 0.1) - 0.5, not at (i + 0.5) · n / h - 0.5 as a
+    resize to a given size (timm's ``resample_abs_pos_embed``, which also antialiases) would. The
+    n x n grid itself is returned unchanged. The CLS embedding is kept as is.
+    """
+    n = math.isqrt(pos_embed.shape[1] - 1)
+    if n * n != pos_embed.shape[1] - 1:
+        raise VosError(f"position embeddings of {pos_embed.shape[1] - 1} patches are not a square grid")
+    h, w = grid
+    if (h, w) == (n, n):
+        return pos_embed
+    C = pos_embed.shape[-1]
+    square = pos_embed[:, 1:].reshape(1, n, n, C).permute(0, 3, 1, 2)  # 1 C n n
+    resized = F.interpolate(square, scale_factor=((h + 0.1) / n, (w + 0.1) / n), mode="bicubic",
+                            align_corners=False)  # 1 C h w
+    return torch.cat([pos_embed[:, :1], resized.permute(0, 2, 3, 1).reshape(1, h * w, C)], dim=1)
 
 
 def model_input_size(resolution: tuple[int, int], patch_size: int) -> tuple[int, int]:
@@ -116,13 +152,30 @@ def model_input_size(resolution: tuple[int, int], patch_size: int) -> tuple[int,
     return tuple(max(patch_size, int(round(s / patch_size)) * patch_size) for s in resolution)  # type: ignore[return-value]
 
 
-def preprocess_frames(frames: np.ndarray, size: tuple[int, int], device: torch.device | str = "cpu") -> torch.Tensor:
-    """uint8 RGB frames (n, H, W, 3) -> ImageNet-normalised float tensor (n, 3, h, w) at ``size``."""
-    x = torch.from_numpy(np.ascontiguousarray(frames)).to(device).permute(0, 3, 1, 2).float().div_(255)
+# How frames are resized to the model input (see preprocess_frames).
+RESIZE_MODES = ("antialias", "bilinear")
+
+
+def preprocess_frames(frames: np.ndarray, size: tuple[int, int], device: torch.device | str = "cpu",
+                      normalisation: tuple[tuple[float, ...], tuple[float, ...]] = (IMAGENET_MEAN, IMAGENET_STD),
+                      resize: str = "antialias") -> torch.Tensor:
+    """uint8 RGB frames (n, H, W, 3) -> normalised float32 tensor (n, 3, h, w) at ``size``.
+
+    ``normalisation`` is (mean, std) per channel of the [0, 1] image: ImageNet's by default, as
+    DINO was trained. ``resize``: "antialias" resizes float32 [0, 1] images bilinearly with an
+    antialiasing filter when shrinking (every input pixel contributes); "bilinear" resizes float64
+    [0, 1] images bilinearly without antialiasing (each output pixel interpolates its 4 nearest
+    input pixels) and then rounds to float32, as the SSL-UVOS release does (OpenCV INTER_LINEAR
+    on float64 images).
+    """
+    if resize not in RESIZE_MODES:
+        raise VosError(f"unknown resize mode {resize!r}; choose one of {', '.join(RESIZE_MODES)}")
+    x = torch.from_numpy(np.ascontiguousarray(frames)).to(device).permute(0, 3, 1, 2)  # n 3 H W uint8
+    x = x.double().div_(255) if resize == "bilinear" else x.float().div_(255)
     if tuple(x.shape[-2:]) != tuple(size):
-        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
-    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=resize == "antialias")
+    x = x.float()
+    mean, std = (torch.tensor(v, dtype=torch.float32, device=x.device).view(1, 3, 1, 1) for v in normalisation)
     return (x - mean) / std
 
 
@@ -195,6 +248,9 @@ def _read_state_dict(path: Path) -> dict:
 
 def backbone_state_dict(checkpoint: dict) -> dict[str, torch.Tensor]:
     """The backbone weights inside any supported checkpoint layout, with timm key names."""
+    if isinstance(checkpoint.get("model_state_dict"), dict):  # SSL-UVOS release: the DINO ViT is its encoder
+        checkpoint = {k[len(RELEASE_ENCODER_PREFIX):]: v for k, v in checkpoint["model_state_dict"].items()
+                      if k.startswith(RELEASE_ENCODER_PREFIX)}
     if "teacher" in checkpoint and isinstance(checkpoint["teacher"], dict):
         checkpoint = checkpoint["teacher"]  # full DINO checkpoint: the teacher is the model DINO evaluates
     for wrapper in ("state_dict", "model"):
@@ -213,6 +269,38 @@ def backbone_state_dict(checkpoint: dict) -> dict[str, torch.Tensor]:
     return state
 
 
+def backbone_shapes(name: str) -> dict[str, tuple[int, ...]]:
+    """Shapes of every weight of backbone ``name`` (a model on the meta device: nothing is computed)."""
+    spec = backbone_spec(name)
+    with torch.device("meta"):
+        vit = timm.create_model(spec.timm_name, pretrained=False, num_classes=0, **spec.timm_kwargs)
+    return {k: tuple(v.shape) for k, v in vit.state_dict().items()}
+
+
+def describe_vit_weights(state: dict[str, torch.Tensor]) -> str:
+    """'patch P, width C, D blocks' of a ViT state dict with timm/DINO key names, for messages."""
+    proj = state.get("patch_embed.proj.weight")
+    depth = len({k.split(".")[1] for k in state if k.startswith("blocks.")})
+    if proj is None or proj.ndim != 4:
+        return f"no patch embedding, {depth} blocks"
+    return f"patch {proj.shape[-1]}, width {proj.shape[0]}, {depth} blocks"
+
+
+def infer_backbone(state: dict[str, torch.Tensor]) -> str | None:
+    """The backbone whose weights ``state`` (timm/DINO key names) holds: every weight present with
+    its shape (the position embeddings may be of any square grid, see load_backbone_weights), and
+    nothing else. None when no backbone fits. (Head counts do not show in the shapes; the known
+    backbones differ in width, so they are told apart anyway.)"""
+    for name in BACKBONES:
+        shapes = backbone_shapes(name)
+        if set(state) != set(shapes):
+            continue
+        if all(tuple(state[k].shape) == shape for k, shape in shapes.items() if k != "pos_embed") and \
+                state["pos_embed"].ndim == 3 and state["pos_embed"].shape[-1] == shapes["pos_embed"][-1]:
+            return name
+    return None
+
+
 def load_backbone_weights(vit: nn.Module, path: str | Path) -> None:
     """Load a local checkpoint into ``vit``; every backbone key must be found, with the right shape."""
     path = Path(path)
@@ -227,7 +315,15 @@ def load_backbone_weights(vit: nn.Module, path: str | Path) -> None:
     if not matched:
         raise VosError(f"{path}: no backbone weights found (none of its {len(state)} tensors matches a ViT key "
                        "such as 'blocks.0.attn.qkv.weight'); is this a DINO ViT checkpoint?")
-    # timm's filter resamples position embeddings (and patch kernels) to this model's grid.
+    # Every weight but the position embeddings must have this backbone's shape as stored: timm's
+    # filter below would silently resample a patch kernel of another size (a patch-8 file loaded
+    # as a patch-16 backbone).
+    for k in sorted(matched - {"pos_embed"}):
+        if state[k].shape != expected[k].shape:
+            raise VosError(f"{path}: weight {k} has shape {tuple(state[k].shape)}, the backbone expects "
+                           f"{tuple(expected[k].shape)}; the file ({describe_vit_weights(state)}) does not match "
+                           "this --backbone")
+    # timm's filter resamples position embeddings to this model's grid.
     from timm.models.vision_transformer import checkpoint_filter_fn
 
     state = checkpoint_filter_fn({k: state[k] for k in matched}, vit)

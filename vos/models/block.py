@@ -8,10 +8,13 @@ Checkpoint format (``format: "vos.block"``, ``version: 1``), a dict saved with `
 ``block`` (dim, num_heads, mlp_ratio), ``state_dict`` (the block's weights), ``backbone`` (name
 and weights tag of the frozen backbone it was trained on), ``iteration``. Training checkpoints
 add optimiser/scheduler/RNG state and the config; ``vos segment --block`` reads only the above.
+``vos segment --block`` and ``vos train --init-block`` also read the SSL-UVOS release file
+(``checkpoint_dino-s-8.pth``), recognised by its keys (see ``read_block_checkpoint``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -104,27 +107,128 @@ def block_checkpoint(block: SpatioTemporalBlock, backbone: str, backbone_weights
     }
 
 
-def load_block(path: str | Path, backbone: str, backbone_dim: int) -> tuple[SpatioTemporalBlock, dict]:
-    """Load a trained block for ``backbone``; returns (block in eval mode, checkpoint metadata)."""
+# The SSL-UVOS release (``checkpoint_dino-s-8.pth``): {"model_state_dict": {"encoder.<DINO ViT key>",
+# "temporal_transformer.0.<block key>"}, "iteration", "loss"}. Its block has 8 heads (a constant of
+# the release's model code; head counts do not show in the weights) and no qkv bias.
+RELEASE_FORMAT = "ssl-uvos"
+RELEASE_BLOCK_PREFIX = "temporal_transformer.0."
+RELEASE_NUM_HEADS = 8
+# release block key prefix -> SpatioTemporalBlock key prefix
+RELEASE_BLOCK_KEYS = {"norm1.": "norm1.", "attn.qkv.": "qkv.", "attn.proj.": "proj.", "norm2.": "norm2.",
+                      "mlp.fc1.": "mlp.fc1.", "mlp.fc2.": "mlp.fc2."}
+EXPECTED_FORMATS = (f"a 'vos train' checkpoint (format '{BLOCK_FORMAT}') or the SSL-UVOS release "
+                    "(model_state_dict with encoder.* and temporal_transformer.0.*)")
+
+
+@dataclass
+class BlockCheckpoint:
+    """A block checkpoint in either supported format, read and checked, not yet built."""
+
+    path: Path
+    format: str  # BLOCK_FORMAT or RELEASE_FORMAT
+    dim: int
+    num_heads: int
+    mlp_ratio: float
+    state_dict: dict  # SpatioTemporalBlock key names
+    backbone: str  # the backbone the block was trained on
+    backbone_weights: str  # its weights tag (vos.models.backbone.weights_tag)
+    iteration: int
+    has_encoder: bool  # the file holds the backbone's weights too (the release does)
+
+    def build(self) -> SpatioTemporalBlock:
+        block = SpatioTemporalBlock(self.dim, self.num_heads, self.mlp_ratio)
+        block.load_state_dict(self.state_dict)
+        return block.eval()
+
+
+def _release_block_state(path: Path, model_state: dict) -> tuple[dict, int, float]:
+    """The release's temporal block renamed to SpatioTemporalBlock keys, its dim and MLP ratio."""
+    state = {}
+    for key, value in model_state.items():
+        if key.startswith(RELEASE_BLOCK_PREFIX):
+            rest = key[len(RELEASE_BLOCK_PREFIX):]
+            for theirs, ours in RELEASE_BLOCK_KEYS.items():
+                if rest.startswith(theirs):
+                    state[ours + rest[len(theirs):]] = value
+    qkv = state.get("qkv.weight")
+    fc1 = state.get("mlp.fc1.weight")
+    if qkv is None or fc1 is None or qkv.ndim != 2 or fc1.ndim != 2 or qkv.shape[0] != 3 * qkv.shape[1]:
+        raise VosError(f"{path}: {RELEASE_BLOCK_PREFIX}attn.qkv.weight must be a (3C, C) matrix and "
+                       f"{RELEASE_BLOCK_PREFIX}mlp.fc1.weight a (hidden, C) matrix; got "
+                       f"{None if qkv is None else tuple(qkv.shape)} and {None if fc1 is None else tuple(fc1.shape)}")
+    dim = qkv.shape[1]
+    mlp_ratio = fc1.shape[0] / dim
+    if dim % RELEASE_NUM_HEADS:
+        raise VosError(f"{path}: block width {dim} is not divisible by the release's {RELEASE_NUM_HEADS} heads")
+    expected = SpatioTemporalBlock(dim, RELEASE_NUM_HEADS, mlp_ratio).state_dict()
+    for key, ref in expected.items():
+        if key not in state or state[key].shape != ref.shape:
+            theirs = next(t for t, o in RELEASE_BLOCK_KEYS.items() if key.startswith(o))
+            got = tuple(state[key].shape) if key in state else "missing"
+            raise VosError(f"{path}: {RELEASE_BLOCK_PREFIX}{theirs}{key[len(RELEASE_BLOCK_KEYS[theirs]):]} is "
+                           f"{got}, expected {tuple(ref.shape)} (block width {dim})")
+    extra = sorted(set(state) - set(expected))
+    if extra:
+        raise VosError(f"{path}: unexpected block weight(s) {', '.join(extra[:4])} (e.g. a qkv bias); "
+                       "the SSL-UVOS block has none")
+    return state, dim, mlp_ratio
+
+
+def read_block_checkpoint(path: str | Path) -> BlockCheckpoint:
+    """Read a block checkpoint in either format (recognised by its keys); errors name the file."""
+    from vos.models.backbone import backbone_state_dict, describe_vit_weights, infer_backbone
+
     path = Path(path)
     if not path.is_file():
         raise VosError(f"{path}: block checkpoint not found (train one with 'vos train', or omit --block "
                        "for the training-free mode)")
-    ckpt = load_torch_file(path, "a vos block checkpoint (written by 'vos train')")
-    if not isinstance(ckpt, dict) or ckpt.get("format") != BLOCK_FORMAT:
-        raise VosError(f"{path}: not a vos block checkpoint (no format '{BLOCK_FORMAT}'); "
-                       "pass a checkpoint written by 'vos train'")
-    if ckpt.get("version") != BLOCK_VERSION:
-        raise VosError(f"{path}: block checkpoint version {ckpt.get('version')} is not supported "
-                       f"(this vos reads version {BLOCK_VERSION})")
-    trained_on = ckpt["backbone"]["name"]
-    if trained_on != backbone:
-        raise VosError(f"{path}: block was trained on backbone {trained_on}, not {backbone}; "
-                       f"pass --backbone {trained_on}")
-    hp = ckpt["block"]
-    if hp["dim"] != backbone_dim:
-        raise VosError(f"{path}: block dim {hp['dim']} does not match the backbone dim {backbone_dim}")
-    block = SpatioTemporalBlock(hp["dim"], hp["num_heads"], hp["mlp_ratio"])
-    block.load_state_dict(ckpt["state_dict"])
-    meta = {k: ckpt[k] for k in ("backbone", "iteration")}
-    return block.eval(), meta
+    ckpt = load_torch_file(path, EXPECTED_FORMATS)
+    if isinstance(ckpt, dict) and ckpt.get("format") == BLOCK_FORMAT:
+        if ckpt.get("version") != BLOCK_VERSION:
+            raise VosError(f"{path}: block checkpoint version {ckpt.get('version')} is not supported "
+                           f"(this vos reads version {BLOCK_VERSION})")
+        hp = ckpt["block"]
+        return BlockCheckpoint(path, BLOCK_FORMAT, hp["dim"], hp["num_heads"], hp["mlp_ratio"], ckpt["state_dict"],
+                               ckpt["backbone"]["name"], ckpt["backbone"]["weights"], ckpt["iteration"], False)
+    model_state = ckpt.get("model_state_dict") if isinstance(ckpt, dict) else None
+    if not (isinstance(model_state, dict) and any(k.startswith(RELEASE_BLOCK_PREFIX) for k in model_state)):
+        raise VosError(f"{path}: not a block checkpoint; expected {EXPECTED_FORMATS}")
+    state, dim, mlp_ratio = _release_block_state(path, model_state)
+    encoder = backbone_state_dict(ckpt)
+    backbone = infer_backbone(encoder)
+    if backbone is None:
+        raise VosError(f"{path}: its encoder ({describe_vit_weights(encoder)}) is none of the known backbones; "
+                       "expected DINO ViT weights under encoder.* (dino_vits8 in the release)")
+    from vos.models.backbone import backbone_shapes
+
+    width = backbone_shapes(backbone)["cls_token"][-1]
+    if width != dim:
+        raise VosError(f"{path}: block width {dim} does not match its encoder's width {width}")
+    return BlockCheckpoint(path, RELEASE_FORMAT, dim, RELEASE_NUM_HEADS, mlp_ratio, state, backbone,
+                           f"file:{path.name}", int(ckpt.get("iteration", 0)), True)
+
+
+def resolve_block(block_path: str | Path, backbone: str | None, weights: str | None
+                  ) -> tuple[BlockCheckpoint, str, str | None]:
+    """The block checkpoint, the backbone to run it on and that backbone's weights.
+
+    The backbone is the checkpoint's; a different ``backbone`` is an error naming both. Without
+    ``weights``, a checkpoint that holds the encoder (the SSL-UVOS release) provides them, so nothing
+    is downloaded."""
+    ckpt = read_block_checkpoint(block_path)
+    if backbone is not None and backbone != ckpt.backbone:
+        what = "its encoder is" if ckpt.has_encoder else "the block was trained on"
+        raise VosError(f"{ckpt.path}: {what} {ckpt.backbone}, not --backbone {backbone}; "
+                       f"omit --backbone or pass --backbone {ckpt.backbone}")
+    if weights is None and ckpt.has_encoder:
+        weights = str(ckpt.path)
+    return ckpt, ckpt.backbone, weights
+
+
+def load_block(path: str | Path, backbone: str, backbone_dim: int) -> tuple[SpatioTemporalBlock, dict]:
+    """Load a trained block (either format) for ``backbone``; returns (block in eval mode, metadata)."""
+    ckpt, _, _ = resolve_block(path, backbone, "unused")
+    if ckpt.dim != backbone_dim:
+        raise VosError(f"{path}: block dim {ckpt.dim} does not match the backbone dim {backbone_dim}")
+    meta = {"backbone": {"name": ckpt.backbone, "weights": ckpt.backbone_weights}, "iteration": ckpt.iteration}
+    return ckpt.build(), meta

@@ -74,6 +74,7 @@ class TrainConfig:
     out: str = ""  # checkpoints (last.pt), config.yaml, log.csv, tensorboard/
     backbone: str = "dino_vits16"
     weights: Optional[str] = None  # None: official DINO weights; "random"; or a path
+    init_block: Optional[str] = None  # start from this block (a vos block checkpoint or the SSL-UVOS release)
     frames: int = 3
     gap: int = 4  # frame stride inside a clip (reduced for short videos)
     resolution: tuple[int, int] = (192, 384)  # H W, rounded to multiples of the patch size

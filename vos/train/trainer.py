@@ -29,7 +29,7 @@ from vos.errors import VosError
 from vos.fileio import atomic_torch_save, atomic_write_text, load_torch_file
 from vos.outputs import check_run_dir, remove_stale_temporaries, write_marker
 from vos.models.backbone import build_backbone, model_input_size, weights_tag
-from vos.models.block import SpatioTemporalBlock, block_checkpoint
+from vos.models.block import SpatioTemporalBlock, block_checkpoint, resolve_block
 from vos.progress import progress_bar
 from vos.segment_config import check_resolution
 from vos.train.config import RESUMABLE_CHANGES, TrainConfig
@@ -151,6 +151,17 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
         cleanup(ctx)
 
 
+def _load_initial_block(block: SpatioTemporalBlock, cfg: TrainConfig) -> None:
+    """Copy the weights of the --init-block checkpoint (either format) into ``block``."""
+    start, _, _ = resolve_block(cfg.init_block, cfg.backbone, cfg.weights)
+    mine = (block.dim, block.num_heads, float(block.mlp_ratio))
+    theirs = (start.dim, start.num_heads, float(start.mlp_ratio))
+    if mine != theirs:
+        raise VosError(f"{cfg.init_block}: block (dim, heads, MLP ratio) {theirs} differs from this run's {mine}; "
+                       "set block.num_heads / block.mlp_ratio to the checkpoint's")
+    block.load_state_dict(start.state_dict)
+
+
 def _train(cfg: TrainConfig, resume: bool, ctx: DistContext) -> TrainResult:
     out = Path(cfg.out)
     ckpt_path = out / CHECKPOINT_NAME
@@ -186,6 +197,8 @@ def _train(cfg: TrainConfig, resume: bool, ctx: DistContext) -> TrainResult:
     block = SpatioTemporalBlock(backbone.dim, cfg.block.num_heads, cfg.block.mlp_ratio,
                                 proj_drop=cfg.block.proj_drop, attn_drop=cfg.block.attn_drop)
     init_block_weights(block)
+    if ckpt is None and cfg.init_block:
+        _load_initial_block(block, cfg)
     block.to(ctx.device).train()
     optimizer = build_optimizer(block, cfg.optim)
     o = cfg.optim
