@@ -30,7 +30,8 @@ def add_backbone_arguments(parser: argparse.ArgumentParser, default: str | None 
 # Flags that map onto SegmentConfig fields: their argparse default is None, so that only flags
 # given on the command line override the --config file (and the file overrides the defaults).
 CONFIG_FLAGS = ("backbone", "weights", "block", "resolution", "key_every", "tau", "window", "max_objects",
-                "stride", "max_frames", "batch_frames", "attention_cache_mib")
+                "stride", "max_frames", "batch_frames", "attention_cache_mib", "mode", "full_max_frames",
+                "chunk_frames", "link_similarity")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,6 +56,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--attention-cache-mib", type=int, default=None, metavar="MIB",
                         help="memory for keeping window attention between the clustering and assignment "
                              f"passes instead of recomputing it; 0 recomputes all (default: {d.attention_cache_mib})")
+    parser.add_argument("--mode", choices=["auto", "full", "chunked"], default=None,
+                        help="full: every frame attends to the key frames of the whole video (the reference "
+                             "method; time per frame grows with the length, memory too); chunked: chunks of "
+                             "--chunk-frames frames, each with its own key frames, objects linked across chunks "
+                             "(time per frame and memory independent of the length); auto: full for videos of "
+                             f"at most --full-max-frames frames ({d.full_max_frames} by default, counted after "
+                             f"--stride/--max-frames), chunked above (default: {d.mode})")
+    parser.add_argument("--full-max-frames", type=int, default=None, metavar="N",
+                        help=f"longest video that --mode auto segments in full mode (default: {d.full_max_frames})")
+    parser.add_argument("--chunk-frames", type=int, default=None, metavar="N",
+                        help=f"frames per chunk in chunked mode (default: {d.chunk_frames})")
+    parser.add_argument("--link-similarity", type=float, default=None, metavar="COS",
+                        help="chunked mode: cosine similarity of object prototypes from which a chunk's object "
+                             f"takes an existing id rather than a new one (default: {d.link_similarity})")
     parser.add_argument("--overlay", default=None, metavar="FILE.mp4|DIR",
                         help="also write the frames with coloured masks (a folder of mp4s in batch mode)")
     parser.add_argument("--skip-existing", action="store_true",
