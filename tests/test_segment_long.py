@@ -1,0 +1,171 @@
+"""`vos segment` on long videos: the mode switch, the chunked mode's ids and its bounded state."""
+
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tests.vos_helpers import TINY, moving_square_frames, write_frame_folder
+from vos.cli import main
+from vos.errors import VosError
+from vos.segment import (ObjectMemory, SegmentConfig, StreamedSegmentation, VideoSegmenter, chunk_batches,
+                         write_segmentation)
+from vos.video_io import open_video
+
+
+def segmenter(size, **options):
+    return VideoSegmenter(SegmentConfig(backbone="test_vit_tiny16", weights="random", resolution=size, **options))
+
+
+def png_labels(folder):
+    return np.stack([np.array(Image.open(p)) for p in sorted(folder.glob("*.png"))])
+
+
+# sha256 of Segmentation.objects (T h w uint8) computed by the code before the chunked mode existed
+# (commit fd811ce), with the tiny random ViT (seed 0) on moving_square_frames(T, size, seed=T) as PNGs.
+# The small tau gives 18 and 45 clusters, so the surplus merging (20 objects) is covered too.
+BEFORE_CHUNKED_MODE = [
+    (40, (64, 96), 4, 0.02, "2d0ff5defd5f8abdd94562cc90fe041a71f9e7f45cc138387dd705dc3e0463e7"),
+    (100, (48, 64), 10, 0.005, "167d4167af8b787c60eb37a51302699153c0e356822f30d8f227d039685e50e6"),
+]
+
+
+@pytest.mark.parametrize("frames,size,key_every,tau,digest", BEFORE_CHUNKED_MODE)
+@pytest.mark.parametrize("mode", ["auto", "full"])
+def test_short_clips_give_the_partition_of_the_code_before_chunking(tmp_path, frames, size, key_every, tau,
+                                                                   digest, mode):
+    source = open_video(write_frame_folder(tmp_path / "clip", moving_square_frames(frames, size, seed=frames),
+                                           suffix=".png"))
+    seg = segmenter(size, key_every=key_every, tau=tau, mode=mode).segment(source)
+    assert seg.objects.shape[0] == frames
+    assert hashlib.sha256(seg.objects.numpy().tobytes()).hexdigest() == digest
+
+
+def test_auto_switches_to_chunks_above_full_max_frames():
+    seg = segmenter((32, 48))
+    assert [seg.uses_chunks(t) for t in (1, 100, 101, 10_000)] == [False, False, True, True]
+    seg.config.full_max_frames = 20
+    assert seg.uses_chunks(21) and not seg.uses_chunks(20)
+    seg.config.mode = "full"
+    assert not seg.uses_chunks(10_000)
+    seg.config.mode = "chunked"
+    assert seg.uses_chunks(1)
+
+
+def test_chunk_batches_split_decoded_batches_at_chunk_boundaries():
+    batches = [np.arange(8), np.arange(8, 16), np.arange(16, 21)]
+    pieces = list(chunk_batches(iter(batches), 6))
+    assert [(c, p.tolist()) for c, p in pieces] == [
+        (0, [0, 1, 2, 3, 4, 5]), (1, [6, 7]), (1, [8, 9, 10, 11]), (2, [12, 13, 14, 15]), (2, [16, 17]),
+        (3, [18, 19, 20])]
+
+
+def test_object_memory_links_by_prototype_similarity():
+    """Hand-made descriptors (2 patches wide chunks): directions e0 (background), e1, e2, e3."""
+    eye = torch.eye(4, dtype=torch.float64)
+    memory = ObjectMemory(max_objects=2, similarity=0.9, channels=4)
+    # chunk 1: background e0, object 1 e1, object 2 e2 (one patch each, ids as clusters_to_objects gives)
+    objects = torch.tensor([[[0, 1, 2]]], dtype=torch.uint8)
+    assert memory.link(objects, eye[[0, 1, 2]].view(1, 1, 3, 4)).tolist() == [0, 1, 2]
+    # chunk 2: e2 now has chunk id 1 (it is larger); e1 + small noise (cos 0.995) is chunk id 2
+    near_e1 = torch.tensor([0.0, 1.0, 0.1, 0.0])
+    objects = torch.tensor([[[0, 1, 1, 2]]], dtype=torch.uint8)
+    assert memory.link(objects, torch.stack([eye[0], eye[2], eye[2], near_e1]).view(1, 1, 4, 4)).tolist() == [0, 2, 1]
+    # chunk 3: a new look e3 but the limit of 2 objects is reached: the most similar id (here: a tie
+    # of 0 similarity everywhere, the first, background); a look like the background's joins it
+    objects = torch.tensor([[[0, 1, 2]]], dtype=torch.uint8)
+    like_background = torch.tensor([1.0, 0.0, 0.0, 0.2])
+    assert memory.link(objects, torch.stack([eye[0], eye[3], like_background]).view(1, 1, 3, 4)).tolist() == [0, 0, 0]
+    assert memory.num_objects == 2 and memory.sums.shape == (3, 4)
+    # the prototypes are the sums of the unit descriptors given each id
+    torch.testing.assert_close(memory.sums[2], eye[2] * 3)  # one patch in chunk 1, two in chunk 2
+    torch.testing.assert_close(memory.sums[1], eye[1] + near_e1 / near_e1.norm())
+
+
+def loop_video(frames, period, size):
+    """moving_square_frames(period) repeated byte for byte until ``frames`` frames."""
+    loop = moving_square_frames(period, size, seed=1)
+    return loop[np.arange(frames) % period]
+
+
+def test_a_looping_video_gets_identical_labels_for_identical_frames(tmp_path):
+    """Period 7, chunks of 12: the same frame falls at different places of chunks with different
+    key frames, so only the video-level ids make the repeats agree."""
+    size = (48, 64)
+    source = open_video(write_frame_folder(tmp_path / "loop", loop_video(45, 7, size), suffix=".png"))
+    seg = segmenter(size, key_every=4, tau=0.02, mode="chunked", chunk_frames=12).segment(source)
+    assert isinstance(seg, StreamedSegmentation)
+    write_segmentation(seg, source, tmp_path / "out" / "loop")
+    labels = png_labels(tmp_path / "out" / "loop")
+    assert labels.shape == (45, 48, 64) and labels.max() >= 2  # not a trivial one-object answer
+    for t in range(7, 45):
+        assert np.array_equal(labels[t], labels[t % 7]), t
+    assert len(seg.labels_of_frame) == 7
+
+
+def test_chunked_state_does_not_grow_with_the_video(tmp_path):
+    """Chunk buffers are the same size for 2 and 6 chunks; what stays across chunks is the
+    memory ((objects + 1) x C) and one digest + patch-grid labels per distinct frame."""
+    size, chunk = (32, 48), 10
+    states = {}
+    for frames in (20, 60):
+        source = open_video(write_frame_folder(tmp_path / f"c{frames}", moving_square_frames(frames, size), suffix=".png"))
+        seg = segmenter(size, key_every=5, mode="chunked", chunk_frames=chunk).segment(source)
+        chunks = [labels.shape for labels in seg.label_chunks()]
+        assert chunks == [(chunk, 2, 3)] * (frames // chunk)
+        states[frames] = dict(seg.largest_chunk_state)
+        assert seg.memory.sums.shape == (21, 64)  # max_objects + 1, tiny ViT: 64 channels
+        assert len(seg.labels_of_frame) == frames
+        assert {(v.shape, v.dtype) for v in seg.labels_of_frame.values()} == {((2, 3), torch.uint8)}
+        assert not hasattr(seg, "queries") and not hasattr(seg, "keys")
+    assert states[20] == states[60]
+    # the chunk's queries: chunk x heads x N x hd floats, keys: heads x (chunk / key_every) N x hd
+    assert states[60]["queries"] == chunk * 6 * 64 * 4 and states[60]["keys"] == 2 * 6 * 64 * 4
+
+
+def test_chunked_mode_writes_every_frame_and_counts_objects(tmp_path, capsys):
+    video = moving_square_frames(25, (48, 64))
+    folder = write_frame_folder(tmp_path / "clip", video)
+    code = main(["segment", str(folder), "--out", str(tmp_path / "out"), *TINY, "--resolution", "48", "64",
+                 "--key-every", "4", "--mode", "chunked", "--chunk-frames", "8", "--overlay", str(tmp_path / "o.mp4")])
+    output = capsys.readouterr()
+    assert code == 0, output.err
+    labels = png_labels(tmp_path / "out" / "clip")
+    assert labels.shape == (25, 48, 64) and labels.max() <= 20
+    assert "clip: 25 frames" in output.out and "frames/s" in output.out
+    assert not list((tmp_path / "out").glob("*.partial"))
+
+
+def test_interrupted_chunked_run_leaves_only_a_partial_folder(tmp_path, monkeypatch):
+    """Chunks are written as they are done, into <out>.partial; an interruption after two chunks
+    leaves those PNGs there and no folder under the final name."""
+    size = (32, 48)
+    source = open_video(write_frame_folder(tmp_path / "clip", moving_square_frames(30, size), suffix=".png"))
+    seg = segmenter(size, key_every=5, mode="chunked", chunk_frames=10).segment(source)
+    done = []
+    real = StreamedSegmentation._segment_chunk
+
+    def interrupted(self, pieces):
+        if len(done) == 2:
+            raise KeyboardInterrupt
+        done.append(1)
+        return real(self, pieces)
+
+    monkeypatch.setattr(StreamedSegmentation, "_segment_chunk", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_segmentation(seg, source, tmp_path / "out" / "clip")
+    assert not (tmp_path / "out" / "clip").exists()
+    assert len(list((tmp_path / "out" / "clip.partial").glob("*.png"))) == 20
+
+
+@pytest.mark.parametrize("options,message", [
+    ({"mode": "stream"}, "--mode must be one of auto, full, chunked"),
+    ({"chunk_frames": 0}, "--chunk-frames must be >= 1"),
+    ({"full_max_frames": 0}, "--full-max-frames must be >= 1"),
+    ({"link_similarity": 1.5}, "--link-similarity is a cosine similarity"),
+])
+def test_bad_chunking_options_are_errors(options, message):
+    with pytest.raises(VosError, match=message):
+        SegmentConfig(**options).validate()
