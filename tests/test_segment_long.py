@@ -92,7 +92,7 @@ def loop_video(frames, period, size):
 
 def test_a_looping_video_gets_identical_labels_for_identical_frames(tmp_path):
     """Period 7, chunks of 12: the same frame falls at different places of chunks with different
-    key frames, so only the video-level ids make the repeats agree."""
+    key frames (so the chunk's clustering of it differs); the frame digests make the repeats agree."""
     size = (48, 64)
     source = open_video(write_frame_folder(tmp_path / "loop", loop_video(45, 7, size), suffix=".png"))
     seg = segmenter(size, key_every=4, tau=0.02, mode="chunked", chunk_frames=12).segment(source)
@@ -169,3 +169,32 @@ def test_interrupted_chunked_run_leaves_only_a_partial_folder(tmp_path, monkeypa
 def test_bad_chunking_options_are_errors(options, message):
     with pytest.raises(VosError, match=message):
         SegmentConfig(**options).validate()
+
+
+class RecordingBar:
+    """Stands in for tqdm: records resets and the count after every update."""
+
+    def __init__(self):
+        self.totals, self.counts, self.n = [], [], 0.0
+
+    def reset(self, total):
+        self.totals.append(total)
+        self.n = 0.0
+
+    def update(self, n):
+        self.n += n
+        self.counts.append(self.n)
+
+    def set_postfix_str(self, text):
+        pass
+
+
+@pytest.mark.parametrize("mode", ["full", "chunked"])
+def test_one_progress_bar_counts_the_frames_of_the_whole_video(tmp_path, mode):
+    size = (32, 48)
+    source = open_video(write_frame_folder(tmp_path / "clip", moving_square_frames(25, size), suffix=".png"))
+    bar = RecordingBar()
+    seg = segmenter(size, key_every=5, mode=mode, chunk_frames=10).segment(source, bar)
+    write_segmentation(seg, source, tmp_path / "out" / "clip", progress=bar)
+    assert bar.totals == [25]  # set once: no phase restarts the bar
+    assert bar.counts == sorted(bar.counts) and bar.counts[-1] == pytest.approx(25)

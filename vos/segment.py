@@ -110,6 +110,12 @@ def key_frame_indices(num_frames: int, key_every: int) -> list[int]:
     return list(range(0, num_frames, key_every))
 
 
+# Full mode's progress bar counts frames: a frame is this far done once through the backbone, the
+# rest comes over the two clustering passes (its share of the time at T <= 100, docs/benchmarks.md).
+FULL_MODE_BACKBONE_SHARE = 0.75
+# tqdm's bar with the count rounded (full mode advances by fractions of frames)
+PROGRESS_FORMAT = "{l_bar}{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
+
 # Query rows per block of attention_over_keys: a block's logits (rows x K floats, 3 MB at K = 3000)
 # stay in cache through the softmax and the head sum.
 ATTENTION_BLOCK_ROWS = 256
@@ -228,7 +234,7 @@ class VideoSegmenter:
             timings["cluster"] += time.perf_counter() - start
             timings["cluster_cpu"] += time.process_time() - start_cpu
             t += len(frames)
-            progress.update(len(frames))
+            progress.update(len(frames) * FULL_MODE_BACKBONE_SHARE)
         keys = torch.cat(key_rows, dim=1)  # heads K hd
         return torch.cat(queries), keys, feats.grid
 
@@ -249,7 +255,7 @@ class VideoSegmenter:
         """Full mode: the keys of every key frame of the video for every frame (the reference)."""
         timings = new_timings()
         bar = progress if progress is not None else tqdm(disable=True)
-        bar.reset(total=source.num_frames)
+        bar.reset(total=source.num_frames)  # one bar in frames: see FULL_MODE_BACKBONE_SHARE
         bar.set_postfix_str("features")
         queries, keys, (h, w) = self._queries_and_keys(source, bar, timings)
         T = queries.shape[0]
@@ -261,11 +267,10 @@ class VideoSegmenter:
 
         def window_attention(t0: int, t1: int) -> torch.Tensor:
             with bar_lock:
-                bar.update(1)
+                bar.update((t1 - t0) * (1 - FULL_MODE_BACKBONE_SHARE) / 2)
             return attention(t0, t1)
 
         start, start_cpu = time.perf_counter(), time.process_time()
-        bar.reset(total=2 * math.ceil(T / self.config.window))
         bar.set_postfix_str("clustering")
         result = cluster_streaming(window_attention, T, self.config.tau, self.config.window)
         objects = clusters_to_objects(result.labels.view(T, h, w), result.centroids, self.config.max_objects)
@@ -358,7 +363,6 @@ class StreamedSegmentation:
         config, timings = self.segmenter.config, self.timings
         bar = self.progress
         bar.reset(total=self.source.num_frames)
-        bar.unit = "frame"
         batches = timed(self.source.iter_chunks(config.batch_frames), timings, "decode")
         for _, pieces in itertools.groupby(chunk_batches(batches, config.chunk_frames), key=lambda item: item[0]):
             labels = self._segment_chunk([frames for _, frames in pieces])
@@ -448,7 +452,6 @@ def write_segmentation(seg: Segmentation | StreamedSegmentation, source: VideoSo
         label_chunks = seg.label_chunks()
     else:
         bar = progress if progress is not None else tqdm(disable=True)
-        bar.reset(total=source.num_frames)
         bar.set_postfix_str("writing")
         label_chunks = (seg.objects[t0:t0 + chunk] for t0 in range(0, source.num_frames, chunk))
     with contextlib.ExitStack() as stack:
@@ -463,8 +466,6 @@ def write_segmentation(seg: Segmentation | StreamedSegmentation, source: VideoSo
                 if writer:
                     writer.write(blend(next(frames_iter), label))
                 t += 1
-            if not isinstance(seg, StreamedSegmentation):
-                bar.update(len(labels))
             write_seconds += time.perf_counter() - start
     if out_dir.exists():
         shutil.rmtree(out_dir)
@@ -546,7 +547,7 @@ def segment_videos(input_path: str | Path, out: str | Path = "vos_output", confi
         for job in todo:
             start = time.perf_counter()
             source = open_video(job.video, config.stride, config.max_frames, backend=backend)
-            with tqdm(desc=job.name, unit="step", position=ctx.rank, leave=False) as bar:
+            with tqdm(desc=job.name, unit="frame", bar_format=PROGRESS_FORMAT, position=ctx.rank, leave=False) as bar:
                 seg = segmenter.segment(source, bar)
                 write_segmentation(seg, source, job.out_dir, job.overlay, bar)
             summary = VideoSummary(job.name, source.num_frames, seg.num_objects, time.perf_counter() - start,
