@@ -63,25 +63,28 @@ def test_chunk_batches_split_decoded_batches_at_chunk_boundaries():
 
 
 def test_object_memory_links_by_prototype_similarity():
-    """Hand-made descriptors (2 patches wide chunks): directions e0 (background), e1, e2, e3."""
-    eye = torch.eye(4, dtype=torch.float64)
+    """Hand-made chunks of one row of patches, (chunk id, descriptor) per patch; background e0."""
+    e = torch.eye(4, dtype=torch.float64)
     memory = ObjectMemory(max_objects=2, similarity=0.9, channels=4)
-    # chunk 1: background e0, object 1 e1, object 2 e2 (one patch each, ids as clusters_to_objects gives)
-    objects = torch.tensor([[[0, 1, 2]]], dtype=torch.uint8)
-    assert memory.link(objects, eye[[0, 1, 2]].view(1, 1, 3, 4)).tolist() == [0, 1, 2]
-    # chunk 2: e2 now has chunk id 1 (it is larger); e1 + small noise (cos 0.995) is chunk id 2
-    near_e1 = torch.tensor([0.0, 1.0, 0.1, 0.0])
-    objects = torch.tensor([[[0, 1, 1, 2]]], dtype=torch.uint8)
-    assert memory.link(objects, torch.stack([eye[0], eye[2], eye[2], near_e1]).view(1, 1, 4, 4)).tolist() == [0, 2, 1]
-    # chunk 3: a new look e3 but the limit of 2 objects is reached: the most similar id (here: a tie
-    # of 0 similarity everywhere, the first, background); a look like the background's joins it
-    objects = torch.tensor([[[0, 1, 2]]], dtype=torch.uint8)
-    like_background = torch.tensor([1.0, 0.0, 0.0, 0.2])
-    assert memory.link(objects, torch.stack([eye[0], eye[3], like_background]).view(1, 1, 3, 4)).tolist() == [0, 0, 0]
-    assert memory.num_objects == 2 and memory.sums.shape == (3, 4)
-    # the prototypes are the sums of the unit descriptors given each id
-    torch.testing.assert_close(memory.sums[2], eye[2] * 3)  # one patch in chunk 1, two in chunk 2
-    torch.testing.assert_close(memory.sums[1], eye[1] + near_e1 / near_e1.norm())
+    background = [(0, e[0])] * 4
+
+    def link(*patches):
+        ids = torch.tensor([[[i for i, _ in patches]]], dtype=torch.uint8)
+        return memory.link(ids, torch.stack([d for _, d in patches]).view(1, 1, len(patches), 4)).tolist()
+
+    assert link(*background, (1, e[1]), (2, e[2])) == [0, 1, 2]  # two new objects
+    # the e2 object is now the larger (chunk id 1); e1 slightly changed keeps its id
+    assert link(*background, (1, e[2]), (1, e[2]), (2, e[1] + 0.1 * e[2])) == [0, 2, 1]
+    assert link(*background) == [0]  # every object has left the view
+    assert link(*background, (1, e[1])) == [0, 1]  # and the e1 object comes back: its old id
+    # a new look while the limit of 2 objects is reached: the most similar id; a look like the
+    # background's joins the background
+    assert link(*background, (1, e[3] + 2 * e[2]), (2, e[0] + 0.1 * e[3])) == [0, 2, 0]
+    assert memory.num_objects == 2
+    # prototypes: descriptor sums and patch counts of every id
+    torch.testing.assert_close(memory.counts, torch.tensor([21.0, 3.0, 4.0], dtype=torch.float64))
+    torch.testing.assert_close(memory.sums, torch.tensor(
+        [[21, 0, 0, 0.1], [0, 3, 0.1, 0], [0, 0, 5, 1]], dtype=torch.float64))
 
 
 def loop_video(frames, period, size):
@@ -116,7 +119,7 @@ def test_chunked_state_does_not_grow_with_the_video(tmp_path):
         chunks = [labels.shape for labels in seg.label_chunks()]
         assert chunks == [(chunk, 2, 3)] * (frames // chunk)
         states[frames] = dict(seg.largest_chunk_state)
-        assert seg.memory.sums.shape == (21, 64)  # max_objects + 1, tiny ViT: 64 channels
+        assert seg.memory.sums.shape == (21, 64) and seg.memory.counts.shape == (21,)  # tiny ViT: 64 channels
         assert len(seg.labels_of_frame) == frames
         assert {(v.shape, v.dtype) for v in seg.labels_of_frame.values()} == {((2, 3), torch.uint8)}
         assert not hasattr(seg, "queries") and not hasattr(seg, "keys")

@@ -283,12 +283,14 @@ class VideoSegmenter:
 class ObjectMemory:
     """The objects of a video so far, as prototypes that link each chunk's objects to video ids.
 
-    A prototype is the sum of the unit-normalised query vectors (all heads, ``heads·hd`` channels)
-    of every patch given that id so far; row 0 is the background. A chunk's background is the
-    video's background; each other object of the chunk (in area order) takes the id whose
-    prototype is most similar (cosine) to its own mean direction, if that similarity reaches
+    A prototype is the mean query vector (all heads, ``heads·hd`` channels) of every patch given
+    that id so far; row 0 is the background. Prototypes are compared by the cosine of their
+    directions from the mean of every patch seen so far: the query vectors share a common part,
+    which this removes, widening the gap between same and different objects. A chunk's
+    background is the video's background; each other object of the chunk (in area order) takes
+    the id whose prototype is most similar to its own mean, if that similarity reaches
     ``similarity`` (the background's included: a chunk may split its background), or else a new
-    id, while fewer than ``max_objects`` exist (then the most similar id). Size: (max_objects + 1)
+    id while fewer than ``max_objects`` exist (then the most similar id). Size: (max_objects + 1)
     x channels, whatever the video's length.
     """
 
@@ -296,6 +298,7 @@ class ObjectMemory:
         self.max_objects = max_objects
         self.similarity = similarity
         self.sums = torch.zeros(max_objects + 1, channels, dtype=torch.float64)  # (objects + 1) C
+        self.counts = torch.zeros(max_objects + 1, dtype=torch.float64)  # patches of each id
         self.num_objects = 0
 
     def link(self, objects: torch.Tensor, descriptors: torch.Tensor) -> torch.Tensor:
@@ -303,21 +306,26 @@ class ObjectMemory:
         -> the video id of every chunk id ((chunk objects + 1) uint8); the prototypes take in the chunk."""
         ids = objects.flatten().long()
         count = int(ids.max()) + 1
-        unit = F.normalize(descriptors.reshape(ids.numel(), -1).double(), dim=1)
-        sums = unit.new_zeros(count, unit.shape[1]).index_add_(0, ids, unit)  # (chunk objects + 1) C
+        rows = descriptors.reshape(ids.numel(), -1).double()
+        sums = rows.new_zeros(count, rows.shape[1]).index_add_(0, ids, rows)  # (chunk objects + 1) C
+        sizes = torch.bincount(ids, minlength=count).double()
+        centre = (self.sums.sum(0) + sums.sum(0)) / (self.counts.sum() + ids.numel())  # C, every patch so far
         video_id = torch.zeros(count, dtype=torch.uint8)
-        self.sums[0] += sums[0]
-        directions = F.normalize(sums, dim=1)
-        for j in range(1, count):
-            known = F.normalize(self.sums[:self.num_objects + 1], dim=1)  # background + objects so far
-            similarity = known @ directions[j]
+        self._add(0, sums[0], sizes[0])
+        for j in range(1, count):  # chunk ids 1.. all have patches (clusters_to_objects)
+            known = F.normalize(self.sums[:self.num_objects + 1] / self.counts[:self.num_objects + 1, None] - centre, dim=1)
+            similarity = known @ F.normalize(sums[j] / sizes[j] - centre, dim=0)  # background + objects so far
             best = int(similarity.argmax())
             if similarity[best] < self.similarity and self.num_objects < self.max_objects:
                 self.num_objects += 1
                 best = self.num_objects
             video_id[j] = best
-            self.sums[best] += sums[j]
+            self._add(best, sums[j], sizes[j])
         return video_id
+
+    def _add(self, index: int, descriptor_sum: torch.Tensor, size: torch.Tensor) -> None:
+        self.sums[index] += descriptor_sum
+        self.counts[index] += size
 
 
 def chunk_batches(batches: Iterator[np.ndarray], chunk_frames: int) -> Iterator[tuple[int, np.ndarray]]:
