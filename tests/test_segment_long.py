@@ -201,3 +201,20 @@ def test_one_progress_bar_counts_the_frames_of_the_whole_video(tmp_path, mode):
     write_segmentation(seg, source, tmp_path / "out" / "clip", progress=bar)
     assert bar.totals == [25]  # set once: no phase restarts the bar
     assert bar.counts == sorted(bar.counts) and bar.counts[-1] == pytest.approx(25)
+
+
+def test_each_chunk_is_segmented_like_a_clip_of_its_own(tmp_path):
+    """Chunks of 12 frames: chunk c's partition is the full mode's on frames 12c..12c+11 as a video
+    of their own (its key frames, windows, background and 20-object limit); with link_similarity 1
+    every chunk object gets a new id, so the ids are a one-to-one relabelling, background 0."""
+    size, video = (48, 64), moving_square_frames(24, (48, 64), seed=3)
+    source = open_video(write_frame_folder(tmp_path / "all", video, suffix=".png"))
+    chunked = segmenter(size, key_every=4, tau=0.2, mode="chunked", chunk_frames=12, link_similarity=1.0)
+    labels = torch.cat(list(chunked.segment(source).label_chunks()))
+    for c in range(2):
+        part = open_video(write_frame_folder(tmp_path / f"part{c}", video[12 * c:12 * c + 12], suffix=".png"))
+        full = segmenter(size, key_every=4, tau=0.2, mode="full").segment(part).objects  # 6 and 5 objects
+        pairs = torch.unique(torch.stack([full.flatten(), labels[12 * c:12 * c + 12].flatten()]), dim=1)
+        assert full.max() >= 2 and pairs.shape[1] == int(full.max()) + 1  # one chunked id per full id
+        assert torch.unique(pairs[1]).numel() == pairs.shape[1]  # and no two full ids share one
+        assert pairs[1, pairs[0] == 0].tolist() == [0]

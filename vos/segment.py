@@ -381,6 +381,7 @@ class StreamedSegmentation:
     def _segment_chunk(self, pieces: list[np.ndarray]) -> torch.Tensor:
         """Frames of one chunk (in pieces of at most batch_frames) -> their video ids (n h w uint8)."""
         segmenter, config, timings = self.segmenter, self.segmenter.config, self.timings
+        keys_at = set(key_frame_indices(sum(len(frames) for frames in pieces), config.key_every))
         queries, key_rows, digests = [], [], []
         for frames in pieces:
             start, start_cpu = time.perf_counter(), time.process_time()
@@ -388,7 +389,7 @@ class StreamedSegmentation:
             timings["backbone"] += time.perf_counter() - start
             timings["backbone_cpu"] += time.process_time() - start_cpu
             start, start_cpu = time.perf_counter(), time.process_time()
-            key_frames = [i for i in range(len(frames)) if (len(digests) + i) % config.key_every == 0]
+            key_frames = [i for i in range(len(frames)) if len(digests) + i in keys_at]
             q, k = segmenter.block.queries_keys(feats.keys, key_frames)  # n heads N hd, (key frames) heads N hd
             queries.append(q.cpu())
             key_rows += list(k.cpu())
