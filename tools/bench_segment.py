@@ -25,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -65,14 +66,54 @@ def run_one(args) -> dict:
         base_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         source = open_video(Path(tmp) / "clip")
         start = time.perf_counter()
-        seg = segmenter.segment(source)
-        write_segmentation(seg, source, Path(tmp) / "out" / "clip")
+        trace = RssTrace()
+        seg = segmenter.segment(source, trace)
+        write_segmentation(seg, source, Path(tmp) / "out" / "clip", progress=trace)
         total = time.perf_counter() - start
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"frames": args.single, "mode": "chunked" if segmenter.uses_chunks(args.single) else "full",
             **{k: round(v, 2) for k, v in seg.timings.items()}, "total": round(total, 2),
             "clusters": seg.num_clusters, "peak_rss_mib": round(peak_mib), "model_rss_mib": round(base_mib),
-            "pipeline_mib": round(peak_mib - base_mib)}
+            "pipeline_mib": round(peak_mib - base_mib), "rss_mib_per_100_frames": trace.block_peaks}
+
+
+class RssTrace:
+    """A stand-in for the progress bar that records resident memory against the frames done: a
+    thread samples VmRSS every 0.2 s, and the highest value while the backbone is in each block
+    of 100 frames is kept (MiB; the clustering of a chunk counts for the block its last frame is
+    in). Each finished block is printed to stderr, so a long run shows as it goes whether its
+    memory stays flat."""
+
+    def __init__(self):
+        self.n = 0.0
+        self.block_peaks: list[int] = [0]
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    def _sample(self):
+        while True:
+            self.block_peaks[-1] = max(self.block_peaks[-1], current_rss_mib())
+            time.sleep(0.2)
+
+    def reset(self, total=None):
+        self.n = 0.0
+
+    def set_postfix_str(self, text):
+        pass
+
+    def update(self, n):
+        self.n += n
+        while int(self.n - 1e-6) // 100 >= len(self.block_peaks):
+            done = len(self.block_peaks)
+            print(f"frames {100 * (done - 1)}-{100 * done - 1}: {self.block_peaks[-1]} MiB", file=sys.stderr, flush=True)
+            self.block_peaks.append(current_rss_mib())
+
+
+def current_rss_mib() -> int:
+    """This process's resident memory now (VmRSS), MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024)
+    return 0
 
 
 def ids_row(args, frames: int) -> dict:
@@ -102,7 +143,8 @@ def ids_row(args, frames: int) -> dict:
 
 def median_row(runs: list[dict]) -> dict:
     """Medians of every number of the runs; the ratios are the medians of the runs' ratios."""
-    row = {key: statistics.median(r[key] for r in runs) if key != "mode" else runs[0][key] for key in runs[0]}
+    row = {key: statistics.median(r[key] for r in runs) if isinstance(value, (int, float)) else value
+           for key, value in runs[0].items()}  # mode and the memory trace: the first run's
     row["ratio_wall"] = statistics.median(ratio(r["cluster"], r["backbone"]) for r in runs)
     row["ratio_cpu"] = statistics.median(ratio(r["cluster_cpu"], r["backbone_cpu"]) for r in runs)
     return row
@@ -167,7 +209,7 @@ def main() -> None:
         if args.attention_cache_mib is not None:
             cmd += ["--attention-cache-mib", str(args.attention_cache_mib)]
         for _ in range(args.repeat):
-            out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=REPO,
+            out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True, cwd=REPO,
                                  env={**__import__("os").environ, "PYTHONPATH": str(REPO)}).stdout
             rows.append(json.loads(out.strip().splitlines()[-1]))
             print(json.dumps(rows[-1]), flush=True)
