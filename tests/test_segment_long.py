@@ -45,7 +45,7 @@ def test_short_clips_give_the_partition_of_the_code_before_chunking(tmp_path, fr
 
 def test_auto_switches_to_chunks_above_full_max_frames():
     seg = segmenter((32, 48))
-    assert [seg.uses_chunks(t) for t in (1, 100, 101, 10_000)] == [False, False, True, True]
+    assert [seg.uses_chunks(t) for t in (1, 104, 120, 121, 10_000)] == [False, False, False, True, True]
     seg.config.full_max_frames = 20
     assert seg.uses_chunks(21) and not seg.uses_chunks(20)
     seg.config.mode = "full"

@@ -8,7 +8,7 @@ synthetic clip (textured background, moving squares) written as JPEG frames, so 
 
 ``--repeat N`` runs every length N times (a fresh process each) and adds a row of medians: on a
 shared machine single runs of the same code differ by 10% or more. ``--mode`` is
-SegmentConfig.mode (auto: full up to 100 frames, chunked above).
+SegmentConfig.mode (auto: full up to 120 frames, chunked above).
 
 ``--ids`` measures id consistency instead: it writes one ``vos synth`` video of each length
 (``--leave-frame``: the last object leaves the view and comes back), segments it and scores it

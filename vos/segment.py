@@ -67,7 +67,7 @@ class SegmentConfig:
     batch_frames: int = 8  # frames per backbone forward pass (bounds activation memory)
     attention_cache_mib: int = 1024  # first-pass window attention kept for the assignment pass
     mode: str = "auto"  # "full": keys from the whole video; "chunked": see chunk_frames; "auto": see full_max_frames
-    full_max_frames: int = 100  # auto: full mode for videos of at most this many frames, chunked above
+    full_max_frames: int = 120  # auto: full mode up to this many frames (DAVIS-2017 val: at most 104), chunked above
     chunk_frames: int = 30  # chunked: frames per chunk (its key frames: every key_every-th from its start)
     link_similarity: float = 0.5  # chunked: cosine similarity from which a chunk's object is a known object
 
