@@ -14,7 +14,7 @@ import bench_segment  # noqa: E402
 
 
 def run(cluster, backbone, peak):
-    return {"frames": 50, "decode": 0.1, "backbone": backbone, "cluster": cluster, "backbone_cpu": backbone,
+    return {"frames": 50, "mode": "full", "decode": 0.1, "backbone": backbone, "cluster": cluster, "backbone_cpu": backbone,
             "cluster_cpu": cluster, "write": 0.2, "total": backbone + cluster, "clusters": 7,
             "peak_rss_mib": peak, "model_rss_mib": 800, "pipeline_mib": peak - 800}
 
@@ -26,7 +26,7 @@ def test_median_row_takes_medians_of_values_and_of_ratios():
     # ratios 0.30, 0.20, 0.25: the median ratio, not the ratio of the medians (5.5 / 22 = 0.25 too)
     assert row["ratio_wall"] == pytest.approx(0.25) and row["ratio_cpu"] == pytest.approx(0.25)
     line = bench_segment.table_row("50 (median of 3)", row)
-    assert line.startswith("| 50 (median of 3) | 0.1 | 22 (22) | 5.5 (5.5) | 0.2 | 25% (25%) | 7 | 1500 | 700 |")
+    assert line.startswith("| 50 (median of 3) | full | 0.1 | 22 (22) | 5.5 (5.5) | 0.2 | 25% (25%) | 7 | 1500 | 700 |")
     assert math.isnan(bench_segment.ratio(1.0, 0.0))
 
 

@@ -11,12 +11,21 @@ Pipeline for one video (T frames, N = h·w patches per frame, C channels):
    tensor), so peak memory grows linearly with T;
 4. :func:`vos.cluster.cluster_streaming` clusters those maps; :mod:`vos.masks` turns clusters into
    DAVIS object ids; label maps are upsampled (nearest) to the original frame size.
+
+That is the ``full`` mode, whose key set, and so cost per frame, grows with T. Longer videos
+(``mode="auto"`` above ``full_max_frames`` frames, or ``mode="chunked"``) are segmented chunk by
+chunk (:class:`StreamedSegmentation`, ``docs/long_videos.md``): steps 1-4 on ``chunk_frames``
+frames with the key frames of that chunk, then the chunk's objects are linked to the video's
+objects through a memory of object prototypes (:class:`ObjectMemory`), and the chunk's labels are
+written before the next chunk is read.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
+import itertools
 import math
 import shutil
 import threading
@@ -24,7 +33,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 import torch
@@ -43,6 +52,7 @@ from vos.segment_config import DEFAULT_BACKBONE, SegmentConfig, describe_resolut
 from vos.video_io import VideoSource
 
 
+
 @dataclass
 class Segmentation:
     """Result for one video: object ids on the patch grid plus bookkeeping."""
@@ -51,6 +61,12 @@ class Segmentation:
     num_objects: int
     num_clusters: int
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+
+
+def new_timings() -> dict[str, float]:
+    """Wall seconds per stage, and process CPU seconds (all threads) of the two heavy ones, which
+    are steadier than wall time on a shared machine."""
+    return {"decode": 0.0, "backbone": 0.0, "cluster": 0.0, "backbone_cpu": 0.0, "cluster_cpu": 0.0}
 
 
 def key_frame_indices(num_frames: int, key_every: int, rule: str = "every") -> list[int]:
@@ -63,6 +79,12 @@ def key_frame_indices(num_frames: int, key_every: int, rule: str = "every") -> l
         return [i * key_every for i in range(max(1, num_frames // key_every))]
     raise VosError(f"unknown key frame rule {rule!r}; choose 'every' or 'release'")
 
+
+# Full mode's progress bar counts frames: a frame is this far done once through the backbone, the
+# rest comes over the two clustering passes (its share of the time at T <= 100, docs/benchmarks.md).
+FULL_MODE_BACKBONE_SHARE = 0.75
+# tqdm's bar with the count rounded (full mode advances by fractions of frames)
+PROGRESS_FORMAT = "{l_bar}{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
 
 # Query rows per block of attention_over_keys: a block's logits (rows x K floats, 3 MB at K = 3000)
 # stay in cache through the softmax and the head sum.
@@ -198,16 +220,28 @@ class VideoSegmenter:
             timings["cluster"] += time.perf_counter() - start
             timings["cluster_cpu"] += time.process_time() - start_cpu
             t += len(frames)
-            progress.update(len(frames))
+            progress.update(len(frames) * FULL_MODE_BACKBONE_SHARE)
         keys = torch.cat(key_rows, dim=1)  # heads K hd
         return torch.cat(queries), keys, feats.grid
 
-    def segment(self, source: VideoSource, progress: tqdm | None = None) -> Segmentation:
-        # wall seconds per stage, and process CPU seconds (all threads) of the two heavy ones, which
-        # are steadier than wall time on a shared machine
-        timings = {"decode": 0.0, "backbone": 0.0, "cluster": 0.0, "backbone_cpu": 0.0, "cluster_cpu": 0.0}
+    def uses_chunks(self, num_frames: int) -> bool:
+        """Whether a video of ``num_frames`` frames is segmented chunk by chunk (config.mode)."""
+        if self.config.mode == "auto":
+            return num_frames > self.config.full_max_frames
+        return self.config.mode == "chunked"
+
+    def segment(self, source: VideoSource, progress: tqdm | None = None) -> Segmentation | StreamedSegmentation:
+        """The segmentation of ``source``: a :class:`Segmentation` (full mode), or in chunked mode
+        a :class:`StreamedSegmentation` that computes its label chunks as they are iterated over."""
+        if self.uses_chunks(source.num_frames):
+            return StreamedSegmentation(self, source, progress)
+        return self.segment_full(source, progress)
+
+    def segment_full(self, source: VideoSource, progress: tqdm | None = None) -> Segmentation:
+        """Full mode: the keys of every key frame of the video for every frame (the reference)."""
+        timings = new_timings()
         bar = progress if progress is not None else tqdm(disable=True)
-        bar.reset(total=source.num_frames)
+        bar.reset(total=source.num_frames)  # one bar in frames: see FULL_MODE_BACKBONE_SHARE
         bar.set_postfix_str("features")
         queries, keys, (h, w) = self._queries_and_keys(source, bar, timings)
         T = queries.shape[0]
@@ -219,11 +253,10 @@ class VideoSegmenter:
 
         def window_attention(t0: int, t1: int) -> torch.Tensor:
             with bar_lock:
-                bar.update(1)
+                bar.update((t1 - t0) * (1 - FULL_MODE_BACKBONE_SHARE) / 2)
             return attention(t0, t1)
 
         start, start_cpu = time.perf_counter(), time.process_time()
-        bar.reset(total=2 * math.ceil(T / self.config.window))
         bar.set_postfix_str("clustering")
         result = cluster_streaming(window_attention, T, self.config.tau, self.config.window)
         objects = clusters_to_objects(result.labels.view(T, h, w), result.centroids, self.config.max_objects)
@@ -233,13 +266,171 @@ class VideoSegmenter:
                             num_clusters=result.centroids.shape[0], timings=timings)
 
 
+class ObjectMemory:
+    """The objects of a video so far, as prototypes that link each chunk's objects to video ids.
+
+    A prototype is the mean query vector (all heads, ``heads·hd`` channels) of every patch given
+    that id so far; row 0 is the background. Prototypes are compared by the cosine of their
+    directions from the mean of every patch seen so far: the query vectors share a common part,
+    which this removes, widening the gap between same and different objects. A chunk's
+    background is the video's background; each other object of the chunk (in area order) takes
+    the id whose prototype is most similar to its own mean, if that similarity reaches
+    ``similarity`` (the background's included: a chunk may split its background), or else a new
+    id while fewer than ``max_objects`` exist (then the most similar id). Size: (max_objects + 1)
+    x channels, whatever the video's length.
+    """
+
+    def __init__(self, max_objects: int, similarity: float, channels: int):
+        self.max_objects = max_objects
+        self.similarity = similarity
+        self.sums = torch.zeros(max_objects + 1, channels, dtype=torch.float64)  # (objects + 1) C
+        self.counts = torch.zeros(max_objects + 1, dtype=torch.float64)  # patches of each id
+        self.num_objects = 0
+
+    def link(self, objects: torch.Tensor, descriptors: torch.Tensor) -> torch.Tensor:
+        """Chunk object ids (n h w uint8, 0 background) and their patches' descriptors (n h w C)
+        -> the video id of every chunk id ((chunk objects + 1) uint8); the prototypes take in the chunk."""
+        ids = objects.flatten().long()
+        count = int(ids.max()) + 1
+        rows = descriptors.reshape(ids.numel(), -1).double()
+        sums = rows.new_zeros(count, rows.shape[1]).index_add_(0, ids, rows)  # (chunk objects + 1) C
+        sizes = torch.bincount(ids, minlength=count).double()
+        centre = (self.sums.sum(0) + sums.sum(0)) / (self.counts.sum() + ids.numel())  # C, every patch so far
+        video_id = torch.zeros(count, dtype=torch.uint8)
+        self._add(0, sums[0], sizes[0])
+        for j in range(1, count):  # chunk ids 1.. all have patches (clusters_to_objects)
+            known = F.normalize(self.sums[:self.num_objects + 1] / self.counts[:self.num_objects + 1, None] - centre, dim=1)
+            similarity = known @ F.normalize(sums[j] / sizes[j] - centre, dim=0)  # background + objects so far
+            best = int(similarity.argmax())
+            if similarity[best] < self.similarity and self.num_objects < self.max_objects:
+                self.num_objects += 1
+                best = self.num_objects
+            video_id[j] = best
+            self._add(best, sums[j], sizes[j])
+        return video_id
+
+    def _add(self, index: int, descriptor_sum: torch.Tensor, size: torch.Tensor) -> None:
+        self.sums[index] += descriptor_sum
+        self.counts[index] += size
+
+
+def chunk_batches(batches: Iterator[np.ndarray], chunk_frames: int) -> Iterator[tuple[int, np.ndarray]]:
+    """Decoded batches of frames -> (chunk index, frames) pieces that never straddle two chunks."""
+    t = 0
+    for frames in batches:
+        while len(frames):
+            n = min(len(frames), chunk_frames - t % chunk_frames)
+            yield t // chunk_frames, frames[:n]
+            frames, t = frames[n:], t + n
+
+
+def frame_digest(frame: np.ndarray) -> bytes:
+    """A 128-bit digest of a decoded frame's pixels."""
+    return hashlib.blake2b(np.ascontiguousarray(frame).data, digest_size=16).digest()
+
+
+class StreamedSegmentation:
+    """Chunked mode: label chunks computed while they are iterated over (:meth:`label_chunks`).
+
+    Each chunk of ``chunk_frames`` frames is segmented as a video of its own (keys: its frames
+    ``0, key_every, ...``); :class:`ObjectMemory` maps its objects to the video's ids. Frames whose
+    pixels equal an earlier frame's get that frame's labels. What is kept across chunks: the
+    memory ((max_objects + 1) x C) and, per distinct frame, a 16-byte digest and its labels on the
+    patch grid (h·w uint8); everything else is the current chunk's. ``num_objects``,
+    ``num_clusters`` (summed over chunks) and ``timings`` are final once the chunks are consumed.
+    """
+
+    def __init__(self, segmenter: VideoSegmenter, source: VideoSource, progress: tqdm | None = None):
+        self.segmenter = segmenter
+        self.source = source
+        self.progress = progress if progress is not None else tqdm(disable=True)
+        self.num_objects = 0
+        self.num_clusters = 0
+        self.timings = new_timings()
+        self.memory: ObjectMemory | None = None
+        self.input_size = segmenter.input_size(source)
+        self.labels_of_frame: dict[bytes, torch.Tensor] = {}  # frame digest -> its labels (h w uint8)
+        self.largest_chunk_state: dict[str, int] = {}  # bytes of every per-chunk buffer, largest chunk
+
+    @torch.no_grad()
+    def label_chunks(self) -> Iterator[torch.Tensor]:
+        """Object ids on the patch grid of consecutive frames, one chunk at a time (n h w uint8)."""
+        config, timings = self.segmenter.config, self.timings
+        bar = self.progress
+        bar.reset(total=self.source.num_frames)
+        batches = timed(self.source.iter_chunks(config.batch_frames), timings, "decode")
+        for _, pieces in itertools.groupby(chunk_batches(batches, config.chunk_frames), key=lambda item: item[0]):
+            labels = self._segment_chunk([frames for _, frames in pieces])
+            self.num_objects = self.memory.num_objects
+            bar.set_postfix_str(f"{self.num_objects} objects")
+            yield labels
+
+    def _segment_chunk(self, pieces: list[np.ndarray]) -> torch.Tensor:
+        """Frames of one chunk (in pieces of at most batch_frames) -> their video ids (n h w uint8)."""
+        segmenter, config, timings = self.segmenter, self.segmenter.config, self.timings
+        rules = segmenter.conventions
+        keys_at = set(key_frame_indices(sum(len(frames) for frames in pieces), config.key_every, rules.key_frame_rule))
+        queries, key_rows, digests = [], [], []
+        for frames in pieces:
+            start, start_cpu = time.perf_counter(), time.process_time()
+            images = preprocess_frames(frames, self.input_size, segmenter.device, rules.normalisation, rules.resize)
+            feats = segmenter.backbone(images, with_cls=False)
+            timings["backbone"] += time.perf_counter() - start
+            timings["backbone_cpu"] += time.process_time() - start_cpu
+            start, start_cpu = time.perf_counter(), time.process_time()
+            key_frames = [i for i in range(len(frames)) if len(digests) + i in keys_at]
+            q, k = segmenter.block.queries_keys(feats.keys, key_frames)  # n heads N hd, (key frames) heads N hd
+            queries.append(q.cpu())
+            key_rows += list(k.cpu())
+            digests += [frame_digest(frame) for frame in frames]
+            timings["cluster"] += time.perf_counter() - start
+            timings["cluster_cpu"] += time.process_time() - start_cpu
+            self.progress.update(len(frames))
+        start, start_cpu = time.perf_counter(), time.process_time()
+        h, w = feats.grid
+        queries = torch.cat(queries)  # n heads N hd
+        keys = torch.cat(key_rows, dim=1)  # heads K hd
+        attention = reuse_first_pass(lambda t0, t1: attention_over_keys(queries[t0:t1], keys),
+                                     config.attention_cache_mib * 2 ** 20)
+        n = queries.shape[0]
+        result = cluster_streaming(attention, n, config.tau, config.window)
+        objects = clusters_to_objects(result.labels.view(n, h, w), result.centroids, config.max_objects)
+        if self.memory is None:
+            self.memory = ObjectMemory(config.max_objects, config.link_similarity, queries.shape[1] * queries.shape[3])
+        descriptors = queries.permute(0, 2, 1, 3).reshape(n, h, w, -1)  # n h w (heads·hd)
+        labels = self.memory.link(objects, descriptors)[objects.long()]  # n h w uint8
+        for i, digest in enumerate(digests):  # identical frames, identical labels
+            labels[i] = self.labels_of_frame.setdefault(digest, labels[i].clone())
+        self.num_clusters += result.centroids.shape[0]
+        state = {"queries": queries.nbytes, "keys": keys.nbytes, "labels": labels.nbytes,
+                 "cluster_labels": result.labels.nbytes, "centroids": result.centroids.nbytes,
+                 "memory": self.memory.sums.nbytes}
+        for name, nbytes in state.items():
+            self.largest_chunk_state[name] = max(self.largest_chunk_state.get(name, 0), nbytes)
+        timings["cluster"] += time.perf_counter() - start
+        timings["cluster_cpu"] += time.process_time() - start_cpu
+        return labels
+
+
+def timed(items: Iterator, timings: dict, stage: str) -> Iterator:
+    """``items``, adding the wall seconds spent producing each to ``timings[stage]``."""
+    items = iter(items)
+    while True:
+        start = time.perf_counter()
+        item = next(items, None)
+        timings[stage] += time.perf_counter() - start
+        if item is None:
+            return
+        yield item
+
+
 def upsample_labels(objects: torch.Tensor, height: int, width: int) -> np.ndarray:
     """Nearest-neighbour upsampling of (n, h, w) label maps to (n, height, width) uint8."""
     up = F.interpolate(objects[:, None].float(), size=(height, width), mode="nearest")
     return up[:, 0].to(torch.uint8).numpy()
 
 
-def write_segmentation(seg: Segmentation, source: VideoSource, out_dir: Path,
+def write_segmentation(seg: Segmentation | StreamedSegmentation, source: VideoSource, out_dir: Path,
                        overlay: Path | None = None, progress: tqdm | None = None, chunk: int = 16,
                        overwrite: bool = False, settings: dict | None = None) -> None:
     """Write ``out_dir/<frame name>.png`` for every frame (and the overlay mp4), atomically per video.
@@ -247,33 +438,40 @@ def write_segmentation(seg: Segmentation, source: VideoSource, out_dir: Path,
     PNGs go to ``<out_dir>.partial`` first; the folder is renamed to ``out_dir`` once complete, so
     an interrupted run never leaves a folder that looks finished. The result carries the marker
     :data:`vos.outputs.MARKER` (video, frame count, ``settings``); an existing ``out_dir`` is
-    replaced only if it is an earlier result (or with ``overwrite``), see :mod:`vos.outputs`.
+    replaced only if it is an earlier result (or with ``overwrite``), see :mod:`vos.outputs`. A
+    :class:`StreamedSegmentation` is computed here, chunk by chunk, each chunk written before the
+    next is computed (its own progress drives the bar).
     """
     from vos.outputs import SEGMENT_COMMAND, replace_output_dir, segment_result_owned
     from vos.overlay import OVERLAY_COMMENT, Mp4Writer, blend
 
-    start = time.perf_counter()
+    write_seconds = 0.0
     partial = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     names = source.frame_names
-    bar = progress if progress is not None else tqdm(disable=True)
-    bar.reset(total=source.num_frames)
-    bar.set_postfix_str("writing")
+    if isinstance(seg, StreamedSegmentation):
+        label_chunks = seg.label_chunks()
+    else:
+        bar = progress if progress is not None else tqdm(disable=True)
+        bar.set_postfix_str("writing")
+        label_chunks = (seg.objects[t0:t0 + chunk] for t0 in range(0, source.num_frames, chunk))
     with contextlib.ExitStack() as stack:
         writer = stack.enter_context(Mp4Writer(overlay, fps=source.fps, comment=OVERLAY_COMMENT)) if overlay else None
-        frames_iter = source.iter_chunks(chunk) if writer else None
-        for t0 in range(0, source.num_frames, chunk):
-            labels = upsample_labels(seg.objects[t0:t0 + chunk], source.height, source.width)
-            frames = next(frames_iter) if writer else None
-            for i, label in enumerate(labels):
-                write_label_png(partial / f"{names[t0 + i]}.png", label)
+        frames_iter = (frame for frames in source.iter_chunks(chunk) for frame in frames) if writer else None
+        t = 0
+        for objects in label_chunks:
+            start = time.perf_counter()
+            labels = upsample_labels(objects, source.height, source.width)
+            for label in labels:
+                write_label_png(partial / f"{names[t]}.png", label)
                 if writer:
-                    writer.write(blend(frames[i], label))
-            bar.update(len(labels))
+                    writer.write(blend(next(frames_iter), label))
+                t += 1
+            write_seconds += time.perf_counter() - start
     replace_output_dir(partial, out_dir, SEGMENT_COMMAND, overwrite, owned=segment_result_owned(source.path),
                        video=str(Path(source.path).resolve()), frames=source.num_frames, settings=settings or {})
-    seg.timings["write"] = time.perf_counter() - start
+    seg.timings["write"] = write_seconds
 
 
 @dataclass
@@ -359,7 +557,7 @@ def segment_videos(input_path: str | Path, out: str | Path = "vos_output", confi
             start = time.perf_counter()
             try:
                 source = open_video(job.video, config.stride, config.max_frames, backend=backend)
-                with tqdm(desc=job.name, unit="step", position=ctx.rank, leave=False) as bar:
+                with tqdm(desc=job.name, unit="frame", bar_format=PROGRESS_FORMAT, position=ctx.rank, leave=False) as bar:
                     seg = segmenter.segment(source, bar)
                     write_segmentation(seg, source, job.out_dir, job.overlay, bar, overwrite=overwrite,
                                        settings=dataclasses.asdict(config))

@@ -10,6 +10,7 @@ from vos.compat import conventions
 from vos.errors import VosError
 
 DEFAULT_BACKBONE = "dino_vits16"  # without --backbone and without a --block file that names one
+SEGMENT_MODES = ("auto", "full", "chunked")
 
 # H W of the backbone input for landscape videos: the DAVIS protocol of the reference inference.
 DEFAULT_RESOLUTION = (320, 480)
@@ -83,9 +84,17 @@ class SegmentConfig:
     batch_frames: int = 8  # frames per backbone forward pass (bounds activation memory)
     attention_cache_mib: int = 1024  # first-pass window attention kept for the assignment pass
     compat: Optional[str] = None  # "ssl-uvos": the release's inference conventions (vos.compat)
+    mode: str = "auto"  # "full": keys from the whole video; "chunked": see chunk_frames; "auto": see full_max_frames
+    full_max_frames: int = 120  # auto: full mode up to this many frames (DAVIS-2017 val: at most 104), chunked above
+    chunk_frames: int = 30  # chunked: frames per chunk (its key frames: every key_every-th from its start)
+    link_similarity: float = 0.5  # chunked: cosine similarity from which a chunk's object is a known object
 
     def validate(self) -> None:
-        for name in ("key_every", "window", "stride", "batch_frames"):
+        if self.mode not in SEGMENT_MODES:
+            raise VosError(f"--mode must be one of {', '.join(SEGMENT_MODES)}, got {self.mode!r}")
+        if not -1 <= self.link_similarity <= 1:
+            raise VosError(f"--link-similarity is a cosine similarity in -1..1, got {self.link_similarity}")
+        for name in ("key_every", "window", "stride", "batch_frames", "full_max_frames", "chunk_frames"):
             if getattr(self, name) < 1:
                 raise VosError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.attention_cache_mib < 0:

@@ -15,14 +15,15 @@ import argparse
 from vos.compat import COMPAT_MODES
 from vos.commands.backbone_flags import add_backbone_arguments
 from vos.config import load_config
-from vos.segment_config import DEFAULT_BACKBONE, SegmentConfig, describe_resolution
+from vos.segment_config import DEFAULT_BACKBONE, SEGMENT_MODES, SegmentConfig, describe_resolution
 
 HELP = "segment videos into object masks (DAVIS PNGs)"
 
 # Flags that map onto SegmentConfig fields: their argparse default is None, so that only flags
 # given on the command line override the --config file (and the file overrides the defaults).
 CONFIG_FLAGS = ("backbone", "weights", "block", "resolution", "key_every", "tau", "window", "max_objects",
-                "stride", "max_frames", "batch_frames", "attention_cache_mib", "compat")
+                "stride", "max_frames", "batch_frames", "attention_cache_mib", "compat", "mode", "full_max_frames",
+                "chunk_frames", "link_similarity")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,6 +55,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="reproduce a release's inference conventions: 'ssl-uvos' = Kinetics mean/std, "
                              "key frames arange(T // k) * k, bilinear resize without antialiasing "
                              "(docs/ssl_uvos_compat.md) (default: this toolkit's)")
+    parser.add_argument("--mode", choices=SEGMENT_MODES, default=None,
+                        help="full: every frame attends to the key frames of the whole video (the reference "
+                             "method; time per frame grows with the length, memory too); chunked: chunks of "
+                             "--chunk-frames frames, each with its own key frames, objects linked across chunks "
+                             "(time per frame and memory independent of the length); auto: full for videos of "
+                             f"at most --full-max-frames frames ({d.full_max_frames} by default, counted after "
+                             f"--stride/--max-frames), chunked above (default: {d.mode})")
+    parser.add_argument("--full-max-frames", type=int, default=None, metavar="N",
+                        help=f"longest video that --mode auto segments in full mode (default: {d.full_max_frames})")
+    parser.add_argument("--chunk-frames", type=int, default=None, metavar="N",
+                        help=f"frames per chunk in chunked mode (default: {d.chunk_frames})")
+    parser.add_argument("--link-similarity", type=float, default=None, metavar="COS",
+                        help="chunked mode: cosine similarity of object prototypes from which a chunk's object "
+                             f"takes an existing id rather than a new one (default: {d.link_similarity})")
     parser.add_argument("--overlay", default=None, metavar="FILE.mp4|DIR",
                         help="also write the frames with coloured masks (a folder of mp4s in batch mode)")
     parser.add_argument("--overwrite", action="store_true",
