@@ -244,3 +244,36 @@ def test_config_file_errors_are_one_line(clip, tmp_path, capsys):
     (tmp_path / "bad.yaml").write_text("tua: 1.0\n")
     code, output = run_cli(capsys, clip, "--config", tmp_path / "bad.yaml", *TINY)
     assert code == 2 and "unknown key(s) tua" in output
+
+
+@pytest.mark.parametrize("mode", ["full", "chunked"])
+def test_the_reference_clustering_gives_the_fast_paths_partition(tmp_path, monkeypatch, mode):
+    """On a GPU `vos segment` clusters with vos.cluster.reference on the device; here that path runs
+    on the CPU (the device choice made to answer "not the CPU") and must give the CPU fast path's
+    labels, in full mode and chunk by chunk."""
+    import vos.cluster
+    from vos.segment import SegmentConfig, VideoSegmenter
+    from vos.video_io import open_video
+
+    folder = write_frame_folder(tmp_path / "clip", moving_square_frames(16, (64, 96), seed=2), suffix=".png")
+    config = SegmentConfig(backbone="test_vit_tiny16", weights="random", resolution=(64, 96), key_every=4,
+                           tau=0.05, mode=mode, chunk_frames=8)
+
+    def labels_of(segmenter):
+        seg = segmenter.segment(open_video(folder))
+        chunks = list(seg.label_chunks()) if mode == "chunked" else [seg.objects]
+        return torch.cat(chunks), seg.num_clusters
+
+    fast_labels, fast_clusters = labels_of(VideoSegmenter(config))
+    asked = []
+    monkeypatch.setattr(vos.cluster, "_runs_fast_path", lambda device: asked.append(device) and False)
+    reference_labels, reference_clusters = labels_of(VideoSegmenter(config))
+    assert asked and fast_clusters > 2 and reference_clusters == fast_clusters
+    assert torch.equal(reference_labels, fast_labels)
+
+
+def test_device_cuda_without_a_gpu_is_a_one_line_error(clip, tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    code, output = run_cli(capsys, clip, "--out", tmp_path / "out", *FAST, "--device", "cuda")
+    assert code == 2 and "--device cuda: torch sees no CUDA GPU here" in output and "Traceback" not in output

@@ -53,10 +53,12 @@ def run_one(args) -> dict:
     """Segment one synthetic clip in this process; returns timings and memory (MiB)."""
     import torch
 
+    from vos.memory import keep_freed_memory
     from vos.segment import SegmentConfig, VideoSegmenter, write_segmentation
     from vos.video_io import open_video
 
     torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as `vos segment` does
     with tempfile.TemporaryDirectory() as tmp:
         make_frames(Path(tmp) / "clip", args.single)
         cache = {} if args.attention_cache_mib is None else {"attention_cache_mib": args.attention_cache_mib}

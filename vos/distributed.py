@@ -14,6 +14,8 @@ from typing import Sequence, TypeVar
 import torch
 import torch.distributed as dist
 
+from vos.errors import VosError
+
 T = TypeVar("T")
 
 
@@ -41,6 +43,8 @@ def init_distributed(device: str = "auto") -> DistContext:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device == "cuda" and not torch.cuda.is_available():
+        raise VosError("--device cuda: torch sees no CUDA GPU here; use --device cpu (or auto)")
     use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
     if use_cuda:
         torch.cuda.set_device(local_rank)

@@ -12,6 +12,10 @@ Pipeline for one video (T frames, N = h·w patches per frame, C channels):
 4. :func:`vos.cluster.cluster_streaming` clusters those maps; :mod:`vos.masks` turns clusters into
    DAVIS object ids; label maps are upsampled (nearest) to the original frame size.
 
+Steps 1-4 run on the backbone's device: on a GPU the attention and the clustering stay there (the
+clustering's reference path, :mod:`vos.cluster.reference`); on the CPU the clustering takes its
+fast path (:mod:`vos.cluster.fast`). Both give the same partition.
+
 That is the ``full`` mode, whose key set, and so cost per frame, grows with T. Longer videos
 (``mode="auto"`` above ``full_max_frames`` frames, or ``mode="chunked"``) are segmented chunk by
 chunk (:class:`StreamedSegmentation`, ``docs/long_videos.md``): steps 1-4 on ``chunk_frames``
@@ -44,7 +48,6 @@ from vos.cluster import cluster_streaming
 from vos.compat import conventions
 from vos.errors import VosError
 from vos.masks import clusters_to_objects
-from vos.memory import keep_freed_memory
 from vos.models.backbone import build_backbone, model_input_size, preprocess_frames, weights_tag
 from vos.models.block import resolve_block, training_free_block
 from vos.palette import write_label_png
@@ -108,8 +111,8 @@ def attention_over_keys(queries: torch.Tensor, keys: torch.Tensor) -> torch.Tens
     w, heads, N, head_dim = queries.shape
     rows = (queries * math.log2(math.e)).permute(1, 0, 2, 3).reshape(heads, w * N, head_dim)  # heads (w·N) hd
     logit_bounds = rows.norm(dim=-1) * keys.norm(dim=-1).amax(dim=-1, keepdim=True)  # heads (w·N)
-    attn = torch.zeros(w * N, keys.shape[1], dtype=queries.dtype)
-    logits = torch.empty(min(ATTENTION_BLOCK_ROWS, w * N), keys.shape[1], dtype=queries.dtype)
+    attn = torch.zeros(w * N, keys.shape[1], dtype=queries.dtype, device=queries.device)
+    logits = torch.empty(min(ATTENTION_BLOCK_ROWS, w * N), keys.shape[1], dtype=queries.dtype, device=queries.device)
     for r0 in range(0, w * N, ATTENTION_BLOCK_ROWS):
         block = attn[r0:r0 + ATTENTION_BLOCK_ROWS]
         block_logits = logits[:block.shape[0]]  # rows K
@@ -160,7 +163,6 @@ class VideoSegmenter:
     def __init__(self, config: SegmentConfig, device: torch.device | str = "cpu"):
         config.validate()
         self.config = config
-        keep_freed_memory()  # every window allocates and frees large arrays: reuse, not page faults
         self.device = torch.device(device)
         self.conventions = conventions(config.compat)
         block = None
@@ -215,8 +217,8 @@ class VideoSegmenter:
             start, start_cpu = time.perf_counter(), time.process_time()
             key_frames = [i for i in range(len(frames)) if t + i in keys_at]
             q, k = self.block.queries_keys(feats.keys, key_frames)  # n heads N hd, (key frames) heads N hd
-            queries.append(q.cpu())
-            key_rows += list(k.cpu())
+            queries.append(q)  # on the backbone's device: attention and clustering run there
+            key_rows += list(k)
             timings["cluster"] += time.perf_counter() - start
             timings["cluster_cpu"] += time.process_time() - start_cpu
             t += len(frames)
@@ -258,8 +260,8 @@ class VideoSegmenter:
 
         start, start_cpu = time.perf_counter(), time.process_time()
         bar.set_postfix_str("clustering")
-        result = cluster_streaming(window_attention, T, self.config.tau, self.config.window)
-        objects = clusters_to_objects(result.labels.view(T, h, w), result.centroids, self.config.max_objects)
+        result = cluster_streaming(window_attention, T, self.config.tau, self.config.window)  # on the device
+        objects = clusters_to_objects(result.labels.cpu().view(T, h, w), result.centroids.cpu(), self.config.max_objects)
         timings["cluster"] += time.perf_counter() - start
         timings["cluster_cpu"] += time.process_time() - start_cpu
         return Segmentation(objects=objects, num_objects=int(objects.max()),
@@ -380,8 +382,8 @@ class StreamedSegmentation:
             start, start_cpu = time.perf_counter(), time.process_time()
             key_frames = [i for i in range(len(frames)) if len(digests) + i in keys_at]
             q, k = segmenter.block.queries_keys(feats.keys, key_frames)  # n heads N hd, (key frames) heads N hd
-            queries.append(q.cpu())
-            key_rows += list(k.cpu())
+            queries.append(q)  # on the backbone's device: attention and clustering run there
+            key_rows += list(k)
             digests += [frame_digest(frame) for frame in frames]
             timings["cluster"] += time.perf_counter() - start
             timings["cluster_cpu"] += time.process_time() - start_cpu
@@ -393,11 +395,11 @@ class StreamedSegmentation:
         attention = reuse_first_pass(lambda t0, t1: attention_over_keys(queries[t0:t1], keys),
                                      config.attention_cache_mib * 2 ** 20)
         n = queries.shape[0]
-        result = cluster_streaming(attention, n, config.tau, config.window)
-        objects = clusters_to_objects(result.labels.view(n, h, w), result.centroids, config.max_objects)
+        result = cluster_streaming(attention, n, config.tau, config.window)  # on the device
+        objects = clusters_to_objects(result.labels.cpu().view(n, h, w), result.centroids.cpu(), config.max_objects)
         if self.memory is None:
             self.memory = ObjectMemory(config.max_objects, config.link_similarity, queries.shape[1] * queries.shape[3])
-        descriptors = queries.permute(0, 2, 1, 3).reshape(n, h, w, -1)  # n h w (heads·hd)
+        descriptors = queries.permute(0, 2, 1, 3).reshape(n, h, w, -1).cpu()  # n h w (heads·hd)
         labels = self.memory.link(objects, descriptors)[objects.long()]  # n h w uint8
         for i, digest in enumerate(digests):  # identical frames, identical labels
             labels[i] = self.labels_of_frame.setdefault(digest, labels[i].clone())
@@ -517,15 +519,17 @@ def plan_jobs(videos: list[Path], out: Path, overlay: Path | None, batch: bool) 
 
 def segment_videos(input_path: str | Path, out: str | Path = "vos_output", config: SegmentConfig | None = None,
                    overlay: str | Path | None = None, skip_existing: bool = False,
-                   backend: str = "auto", overwrite: bool = False) -> list[VideoSummary]:
+                   backend: str = "auto", overwrite: bool = False, device: str = "auto") -> list[VideoSummary]:
     """Segment a video, a frame folder, or every video of a folder into ``out/<name>/*.png``.
 
     Before any frame is decoded, every result folder and overlay is checked (:mod:`vos.outputs`):
     outside the input, writable, and new or an earlier result of ours; ``overwrite`` replaces
     other existing folders and files.
 
-    Under torchrun each process segments its own share of the videos on its own device; returns
-    the summaries of this process's videos and prints one line per video plus a total.
+    ``device``: ``auto`` (a GPU if there is one), ``cpu`` or ``cuda``. Under torchrun each process
+    segments its own share of the videos on its own device; returns the summaries of this
+    process's videos and prints one line per video plus a total. Process-wide settings (glibc's
+    malloc, :func:`vos.memory.keep_freed_memory`) are the caller's: `vos segment` applies them.
     """
     from vos.distributed import all_reduce_sum, cleanup, init_distributed, shard
     from vos.outputs import check_segment_jobs
@@ -533,13 +537,12 @@ def segment_videos(input_path: str | Path, out: str | Path = "vos_output", confi
 
     config = config or SegmentConfig()
     config.validate()
-    keep_freed_memory()  # before any thread (torch.distributed's, decoders') allocates: one shared heap
     input_path, out = Path(input_path), Path(out)
     videos = discover_videos(input_path)
     batch = not (len(videos) == 1 and videos[0] == input_path)
     jobs = plan_jobs(videos, out, Path(overlay) if overlay is not None else None, batch)
 
-    ctx = init_distributed()
+    ctx = init_distributed(device)
     try:
         mine = shard(jobs, ctx)
         todo = [job for job in mine if not (skip_existing and job.out_dir.is_dir())]

@@ -78,12 +78,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="skip videos whose result folder exists (resume an interrupted batch)")
     parser.add_argument("--backend", choices=["auto", "decord", "pyav"], default="auto",
                         help="video decoder (default: decord, PyAV where decord fails)")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                        help="where the backbone, the attention and the clustering run: auto = the GPU if there "
+                             "is one (clustering with the plain torch reference there), else the CPU (clustering "
+                             "with the CPU fast path); the partition is the same (default: %(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:
+    from vos.memory import keep_freed_memory
     from vos.segment import segment_videos
 
     config = load_config(SegmentConfig, args.config, {name: getattr(args, name) for name in CONFIG_FLAGS})
+    # process-wide, so here and not in the library: every clustering window allocates and frees large
+    # arrays, which glibc should reuse rather than map afresh (vos.memory); before any thread allocates
+    keep_freed_memory()
     segment_videos(args.input, args.out, config, overlay=args.overlay, skip_existing=args.skip_existing,
-                   backend=args.backend, overwrite=args.overwrite)
+                   backend=args.backend, overwrite=args.overwrite, device=args.device)
     return 0
