@@ -5,7 +5,7 @@ but structured like real block attention: every patch belongs to one of a few mo
 bands ("objects"), and its map is a softmax over the keys that favours keys of its own object,
 with Gaussian noise on the logits, so clusters exist but rows are never identical.
 
-    OMP_NUM_THREADS=2 /work/venv/bin/python tools/bench_cluster.py --frames 25 50 100
+    OMP_NUM_THREADS=2 python tools/bench_cluster.py --frames 25 50 100
 
 Prints one markdown table row per video length (generation time excluded): wall seconds and the
 process CPU seconds (all threads), which are less sensitive to other jobs on a shared machine.

@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Benchmark `vos eval davis` against a slow reference that mirrors the official toolkit's computation.
 
-Data: the shared real DAVIS-2017 val masks (``../shared/data/davis17-val-masks``): a temporary DAVIS
+Data: the real DAVIS-2017 val masks (``shared/data/davis17-val-masks`` next to the repository's
+folder, located by ``tests/eval_helpers.py``): a temporary DAVIS
 root whose unsupervised annotations are the OSVOS masks; the RVOS masks are scored with the
 unsupervised protocol. Prints per-sequence counts, wall and CPU times of the fast path (all
 sequences with --workers processes, then each sequence alone in one process) and of the reference
