@@ -6,7 +6,7 @@ side. Its texture and colours are drawn independently of the class, so only its 
 classes apart: per video (``object_appearance="random"``, the default), or one object shared by every
 video (``"shared"``). With a shared object, FAME's merged query keeps no per-video appearance cue of
 the object either, so matching a clip to its own video needs the object's motion (docs/benchmarks.md,
-fourth FAME evidence attempt).
+"Evidence: MoCo vs MoCo + FAME").
 Backgrounds come in ``C`` families (family k: hue around k/C, one of three texture types):
 
 * training split: a video of class k always gets background family k, so the background alone

@@ -4,8 +4,8 @@ The attention and clustering of every temporal window allocate and free tens of 
 (up to ~45 MB each). With glibc's default settings, blocks above its mmap threshold are mapped
 and unmapped on every allocation, and free memory at the top of the heap is given back to the
 kernel: every new array then touches fresh pages, and each page fault (with the page zeroed by
-the kernel) costs more than the arithmetic done on the page. On the 2-core benchmark machine that
-was about a quarter of the clustering time (``docs/benchmarks.md``, "Allocator").
+the kernel) costs more than the arithmetic done on the page (docs/benchmarks.md#allocator,
+docs/decisions/0002-keep-freed-memory.md).
 """
 
 from __future__ import annotations

@@ -84,7 +84,7 @@ def key_frame_indices(num_frames: int, key_every: int, rule: str = "every") -> l
 
 
 # Full mode's progress bar counts frames: a frame is this far done once through the backbone, the
-# rest comes over the two clustering passes (its share of the time at T <= 100, docs/benchmarks.md).
+# rest comes over the two clustering passes (its share of the time at T <= 100, docs/benchmarks.md#full-mode).
 FULL_MODE_BACKBONE_SHARE = 0.75
 # tqdm's bar with the count rounded (full mode advances by fractions of frames)
 PROGRESS_FORMAT = "{l_bar}{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
@@ -102,11 +102,11 @@ def attention_over_keys(queries: torch.Tensor, keys: torch.Tensor) -> torch.Tens
     """Head-averaged softmax attention of queries (w, heads, N, hd) over keys (heads, K, hd) -> (w, N, K).
 
     Queries are pre-scaled. Blocks of ``ATTENTION_BLOCK_ROWS`` query rows go through all heads
-    while their logits are still in cache: 1.7x faster on one thread than whole (w·N)×K matrices
-    per head, which went to memory and back three times per head (measured at 1800 x 3000, 8 heads).
-    The softmax is taken in base 2 on queries scaled by log2(e) (the same function): torch's exp2 is
-    twice as fast as its exp on CPU. Rows whose logits are bounded by ``UNSHIFTED_LOGIT_BOUND``
-    (Cauchy-Schwarz, the usual case) skip the max shift.
+    while their logits are still in cache, instead of whole (w·N)×K matrices per head, which go to
+    memory and back three times per head. The softmax is taken in base 2 on queries scaled by
+    log2(e) (the same function): torch's exp2 is cheaper than its exp on CPU. Timings of both:
+    docs/benchmarks.md#attention-over-key-frames. Rows whose logits are bounded by
+    ``UNSHIFTED_LOGIT_BOUND`` (Cauchy-Schwarz, the usual case) skip the max shift.
     """
     w, heads, N, head_dim = queries.shape
     rows = (queries * math.log2(math.e)).permute(1, 0, 2, 3).reshape(heads, w * N, head_dim)  # heads (w·N) hd

@@ -4,7 +4,7 @@ The temporal windows of a video are clustered independently (only the first roun
 hierarchies takes their centroids in order), and so are the final assignments. Running one
 window per worker thread, each with its share of torch's threads, uses the cores better than
 torch's intra-op threads alone: much of the clustering is numpy, scipy and small torch ops that
-run on one core (``docs/benchmarks.md``, "Segmentation", has the measurements).
+run on one core (docs/benchmarks.md#two-threads, docs/decisions/0001-window-workers.md).
 
 torch's and BLAS's thread counts are process-wide: :func:`window_workers` sets them for the
 duration of its ``with`` block only, and restores them on exit (also after an error).
