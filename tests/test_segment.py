@@ -277,3 +277,10 @@ def test_device_cuda_without_a_gpu_is_a_one_line_error(clip, tmp_path, capsys):
         pytest.skip("this machine has a GPU")
     code, output = run_cli(capsys, clip, "--out", tmp_path / "out", *FAST, "--device", "cuda")
     assert code == 2 and "--device cuda: torch sees no CUDA GPU here" in output and "Traceback" not in output
+
+
+def test_progress_written_to_a_file_is_plain_lines(clip, tmp_path, capsys):
+    """stderr is not a terminal here: the video's bar leaves at most a line or two, no redraws."""
+    code, output = run_cli(capsys, clip, "--out", tmp_path / "out", *FAST)
+    assert code == 0 and "\r" not in output
+    assert sum(line.startswith("square: ") and "%|" in line for line in output.splitlines()) <= 2

@@ -189,7 +189,7 @@ class RecordingBar:
         self.n += n
         self.counts.append(self.n)
 
-    def set_postfix_str(self, text):
+    def set_postfix_str(self, text, refresh=True):
         pass
 
 

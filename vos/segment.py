@@ -51,6 +51,7 @@ from vos.masks import clusters_to_objects
 from vos.models.backbone import build_backbone, model_input_size, preprocess_frames, weights_tag
 from vos.models.block import resolve_block, training_free_block
 from vos.palette import write_label_png
+from vos.progress import progress_bar
 from vos.segment_config import DEFAULT_BACKBONE, SegmentConfig, describe_resolution, input_resolution
 from vos.video_io import VideoSource
 
@@ -244,7 +245,7 @@ class VideoSegmenter:
         timings = new_timings()
         bar = progress if progress is not None else tqdm(disable=True)
         bar.reset(total=source.num_frames)  # one bar in frames: see FULL_MODE_BACKBONE_SHARE
-        bar.set_postfix_str("features")
+        bar.set_postfix_str("features", refresh=False)
         queries, keys, (h, w) = self._queries_and_keys(source, bar, timings)
         T = queries.shape[0]
 
@@ -259,7 +260,7 @@ class VideoSegmenter:
             return attention(t0, t1)
 
         start, start_cpu = time.perf_counter(), time.process_time()
-        bar.set_postfix_str("clustering")
+        bar.set_postfix_str("clustering", refresh=False)
         result = cluster_streaming(window_attention, T, self.config.tau, self.config.window)  # on the device
         objects = clusters_to_objects(result.labels.cpu().view(T, h, w), result.centroids.cpu(), self.config.max_objects)
         timings["cluster"] += time.perf_counter() - start
@@ -364,7 +365,7 @@ class StreamedSegmentation:
         for _, pieces in itertools.groupby(chunk_batches(batches, config.chunk_frames), key=lambda item: item[0]):
             labels = self._segment_chunk([frames for _, frames in pieces])
             self.num_objects = self.memory.num_objects
-            bar.set_postfix_str(f"{self.num_objects} objects")
+            bar.set_postfix_str(f"{self.num_objects} objects", refresh=False)
             yield labels
 
     def _segment_chunk(self, pieces: list[np.ndarray]) -> torch.Tensor:
@@ -456,7 +457,7 @@ def write_segmentation(seg: Segmentation | StreamedSegmentation, source: VideoSo
         label_chunks = seg.label_chunks()
     else:
         bar = progress if progress is not None else tqdm(disable=True)
-        bar.set_postfix_str("writing")
+        bar.set_postfix_str("writing", refresh=False)
         label_chunks = (seg.objects[t0:t0 + chunk] for t0 in range(0, source.num_frames, chunk))
     with contextlib.ExitStack() as stack:
         writer = stack.enter_context(Mp4Writer(overlay, fps=source.fps, comment=OVERLAY_COMMENT)) if overlay else None
@@ -560,7 +561,8 @@ def segment_videos(input_path: str | Path, out: str | Path = "vos_output", confi
             start = time.perf_counter()
             try:
                 source = open_video(job.video, config.stride, config.max_frames, backend=backend)
-                with tqdm(desc=job.name, unit="frame", bar_format=PROGRESS_FORMAT, position=ctx.rank, leave=False) as bar:
+                with progress_bar(desc=job.name, unit="frame", bar_format=PROGRESS_FORMAT, position=ctx.rank,
+                                  leave=False) as bar:
                     seg = segmenter.segment(source, bar)
                     write_segmentation(seg, source, job.out_dir, job.overlay, bar, overwrite=overwrite,
                                        settings=dataclasses.asdict(config))
