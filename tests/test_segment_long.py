@@ -53,6 +53,10 @@ def test_auto_switches_to_chunks_above_full_max_frames():
     assert not seg.uses_chunks(10_000)
     seg.config.mode = "chunked"
     assert seg.uses_chunks(1)
+    release = segmenter((32, 48), compat="ssl-uvos")  # the release segments whole videos: auto is full
+    assert not release.uses_chunks(10_000)
+    release.config.mode = "chunked"
+    assert release.uses_chunks(121)
 
 
 def test_chunk_batches_split_decoded_batches_at_chunk_boundaries():

@@ -228,9 +228,10 @@ class VideoSegmenter:
         return torch.cat(queries), keys, feats.grid
 
     def uses_chunks(self, num_frames: int) -> bool:
-        """Whether a video of ``num_frames`` frames is segmented chunk by chunk (config.mode)."""
+        """Whether a video of ``num_frames`` frames is segmented chunk by chunk (config.mode). With
+        ``compat`` set, auto is full mode at any length: the release segments the whole video."""
         if self.config.mode == "auto":
-            return num_frames > self.config.full_max_frames
+            return self.config.compat is None and num_frames > self.config.full_max_frames
         return self.config.mode == "chunked"
 
     def segment(self, source: VideoSource, progress: tqdm | None = None) -> Segmentation | StreamedSegmentation:

@@ -61,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "--chunk-frames frames, each with its own key frames, objects linked across chunks "
                              "(time per frame and memory independent of the length); auto: full for videos of "
                              f"at most --full-max-frames frames ({d.full_max_frames} by default, counted after "
-                             f"--stride/--max-frames), chunked above (default: {d.mode})")
+                             f"--stride/--max-frames), chunked above; with --compat, full at any length (default: {d.mode})")
     parser.add_argument("--full-max-frames", type=int, default=None, metavar="N",
                         help=f"longest video that --mode auto segments in full mode (default: {d.full_max_frames})")
     parser.add_argument("--chunk-frames", type=int, default=None, metavar="N",
