@@ -34,7 +34,7 @@ def test_help_exits_zero_without_torch():
 
 def test_spelled_out_choices_match_the_library():
     from vos.commands import eval as eval_command
-    from vos.commands.backbone_flags import BACKBONE_NAMES
+    from vos.models import BACKBONE_NAMES
     from vos.eval.davis import TASKS
     from vos.eval.davis_eval import MATCHINGS
     from vos.models.backbone import BACKBONES

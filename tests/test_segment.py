@@ -223,17 +223,18 @@ def test_torchrun_shards_a_batch_across_two_processes(tmp_path):
 
 
 def test_config_file_is_read_and_flags_override_it(tmp_path):
-    from vos.commands.segment import CONFIG_FLAGS, add_arguments
+    from vos.commands.segment import add_arguments
     import argparse
 
     from vos.config import load_config
+    from vos.config_flags import config_overrides
     from vos.segment import SegmentConfig
 
     (tmp_path / "seg.yaml").write_text("backbone: test_vit_tiny16\nresolution: [64, 96]\ntau: 0.5\nkey_every: 4\n")
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     args = parser.parse_args(["clip.mp4", "--config", str(tmp_path / "seg.yaml"), "--tau", "2"])
-    config = load_config(SegmentConfig, args.config, {name: getattr(args, name) for name in CONFIG_FLAGS})
+    config = load_config(SegmentConfig, args.config, config_overrides(args, SegmentConfig))
     assert config.backbone == "test_vit_tiny16" and config.resolution == (64, 96)
     assert config.tau == 2.0 and config.key_every == 4 and config.window == 3
     shipped = load_config(SegmentConfig, REPO / "configs" / "vos" / "segment.yaml")
