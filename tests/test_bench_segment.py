@@ -4,12 +4,12 @@ import json
 import math
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tools"))
+from tests.helpers.paths import REPO_ROOT
+
+sys.path.insert(0, str(REPO_ROOT / "tools"))
 import bench_segment  # noqa: E402
 
 
@@ -33,9 +33,9 @@ def test_median_row_takes_medians_of_values_and_of_ratios():
 @pytest.mark.slow
 def test_repeated_runs_print_a_median_row(tmp_path):
     out = tmp_path / "rows.json"
-    cmd = [sys.executable, str(REPO / "tools" / "bench_segment.py"), "--frames", "3", "--repeat", "2",
+    cmd = [sys.executable, str(REPO_ROOT / "tools" / "bench_segment.py"), "--frames", "3", "--repeat", "2",
            "--backbone", "test_vit_tiny16", "--resolution", "32", "48", "--threads", "1", "--json", str(out)]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO)
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "| 3 (median of 2) |" in result.stdout
     rows = json.loads(out.read_text())

@@ -20,36 +20,15 @@ import vos.cli
 import vos.cluster
 import vos.cluster.kl_search
 import vos.segment
-from tests.test_cluster import ref_cluster, ref_distance, ref_normalise, structured_attention
-from tests.vos_helpers import moving_square_frames, write_frame_folder
+from tests.helpers.cluster_oracle import (adversarial_taus, ref_cluster, ref_distance, ref_normalise, rows_of, spy,
+                                          structured_attention)
+from tests.helpers.vos_clips import moving_square_frames, write_frame_folder
 from vos.cluster import DEFAULT_SETTINGS, cluster_streaming
 from vos.cluster.fast import _neighbourhood_average
 from vos.cluster.kl_search import (close_pairs, exact_rows, float32_distances, nearest, pairwise_kl, rows32,
                                    self_close_pairs, self_float32_distances, self_pairwise_kl)
 from vos.segment import SegmentConfig, VideoSegmenter
 from vos.video_io import open_video
-
-
-def rows_of(num_rows, num_keys, seed, concentration=20.0):
-    attention, _ = structured_attention(1, num_rows, num_keys, 4, concentration, seed)
-    return (attention[0] / attention[0].sum(-1, keepdim=True)).double()
-
-
-def adversarial_taus(d64):
-    """Thresholds within 1e-6 / 1e-9 (relative) of actual pair distances of d64."""
-    values = torch.unique(d64[torch.triu_indices(*d64.shape, offset=1).unbind()])
-    picks = values[torch.linspace(0, values.numel() - 1, 12).long()].tolist()
-    # not the distances themselves: there the decision is float64 rounding (~1e-15), which differs
-    # between any two summation orders (BLAS builds, or the pair recomputation)
-    return [t * (1 + s) for t in picks for s in (1e-6, -1e-6, 1e-9, -1e-9) if t * (1 + s) > 0]
-
-
-def spy(monkeypatch, name):
-    """Count the calls of vos.cluster.kl_search.<name> (also those from inside the module)."""
-    calls = []
-    original = getattr(vos.cluster.kl_search, name)
-    monkeypatch.setattr(vos.cluster.kl_search, name, lambda *a, **k: calls.append(1) or original(*a, **k))
-    return calls
 
 
 @pytest.mark.parametrize("num_keys", [12, 400])

@@ -16,8 +16,7 @@ import torch
 import vos.cluster
 import vos.cluster.fast
 import vos.cluster.kl_search
-from tests.test_cluster import ref_cluster, structured_attention
-from tests.test_cluster_fast import adversarial_taus, rows_of, spy
+from tests.helpers.cluster_oracle import adversarial_taus, ref_cluster, rows_of, spy, structured_attention
 from vos.cluster import DEFAULT_SETTINGS, cluster_streaming
 from vos.cluster.fast import _distinct_sets, _greedy_assign, _greedy_walk
 from vos.cluster.kl_search import (FLOAT32_LOG_ERROR, FLOAT32_UNIT_ROUNDOFF, P32_ERROR, attention_rows, close_pairs,

@@ -13,7 +13,8 @@ import sys
 import numpy as np
 import pytest
 
-from eval_helpers import REPO_ROOT, make_davis_root, random_blobs, write_results
+from tests.helpers.davis_reference import make_davis_root, random_blobs, write_results
+from tests.helpers.paths import REPO_ROOT
 from vos.cli import COMMANDS, run_cli
 from vos.palette import write_label_png
 

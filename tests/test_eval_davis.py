@@ -4,7 +4,7 @@ plus the protocol rules (object count, void, padding, 2016) and bad input."""
 import numpy as np
 import pytest
 
-from eval_helpers import make_davis_root, random_blobs, ref_evaluate, write_results
+from tests.helpers.davis_reference import make_davis_root, random_blobs, ref_evaluate, write_results
 from vos.errors import VosError
 from vos.eval import evaluate_davis
 from vos.palette import write_label_png

@@ -1,5 +1,5 @@
 """Metric functions of vos.eval.metrics: hand-computed values and bitwise agreement with the
-official-code-path reference (tests/eval_helpers.py)."""
+official-code-path reference (tests/helpers/davis_reference.py)."""
 
 import math
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from eval_helpers import random_blobs, ref_boundary, ref_iou, ref_statistics
+from tests.helpers.davis_reference import random_blobs, ref_boundary, ref_iou, ref_statistics
 from vos.eval import metrics
 
 

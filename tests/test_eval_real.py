@@ -1,10 +1,10 @@
 """Real DAVIS-2017 val masks (../shared/data/davis17-val-masks): a DAVIS root whose annotations are
 the OSVOS masks; RVOS masks scored with the unsupervised protocol must give exactly the numbers of
-the official code path (reference in eval_helpers); OSVOS against itself scores 1 everywhere."""
+the official code path (reference in tests/helpers/davis_reference.py); OSVOS against itself scores 1 everywhere."""
 
 import pytest
 
-from eval_helpers import SHARED_MASKS, ref_evaluate, shared_davis_root
+from tests.helpers.davis_reference import SHARED_MASKS, ref_evaluate, shared_davis_root
 from vos.eval import evaluate_davis
 
 pytestmark = pytest.mark.skipif(not SHARED_MASKS.is_dir(), reason=f"shared DAVIS masks not found at {SHARED_MASKS}")
@@ -40,7 +40,7 @@ def test_osvos_semi_supervised_against_itself_is_perfect(davis_root):
     assert [s.name for s in result.per_object] == ["car-shadow_1", "judo_1", "judo_2", "bike-packing_1", "bike-packing_2"]
 
 
-# All 7 global numbers of the official code path (tests/eval_helpers.ref_evaluate, ~10 CPU-minutes)
+# All 7 global numbers of the official code path (tests/helpers/davis_reference.py: ref_evaluate, ~10 CPU-minutes)
 # on the 30 full sequences, RVOS scored against OSVOS, as measured by tools/bench_eval.py
 # (docs/benchmarks.md).
 REFERENCE_30 = {"J&F-Mean": 0.4005585407354056, "J-Mean": 0.36179556457313217, "J-Recall": 0.3985847868197166,

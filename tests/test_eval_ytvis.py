@@ -8,7 +8,7 @@ import pytest
 from pycocotools import mask as mask_utils
 from sklearn.metrics import adjusted_rand_score
 
-from eval_helpers import make_davis_root, random_blobs, write_results
+from tests.helpers.davis_reference import make_davis_root, random_blobs, write_results
 from vos.errors import VosError
 from vos.eval import evaluate_davis, evaluate_synth, evaluate_ytvis
 from vos.palette import write_label_png

@@ -2,7 +2,7 @@
 its eval.py load through ``load_backbone`` / ``ssl-video finetune|retrieve|test``, and the project's
 ``i3d`` computes what FAME's own I3D module computes on them.
 
-The checkpoints are rebuilt from seeded values (tests/fame_helpers.py); the reference outputs in
+The checkpoints are rebuilt from seeded values (tests/helpers/fame_release.py); the reference outputs in
 tests/data/fame_i3d_release.json were computed by FAME's I3D module on the same checkpoints and
 inputs.
 """
@@ -12,7 +12,7 @@ import json
 import pytest
 import torch
 
-from fame_helpers import (fame_i3d_finetuned_checkpoint, fame_i3d_moco_checkpoint, fixture, seeded_clips,
+from tests.helpers.fame_release import (fame_i3d_finetuned_checkpoint, fame_i3d_moco_checkpoint, fixture, seeded_clips,
                           summary)
 from ssl_video.cli import main
 from ssl_video.evaluation import classifier_from_weights

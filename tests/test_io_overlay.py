@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import vos.video_io
-from io_helpers import decoded_index, frame_pattern
+from tests.helpers.video_files import decoded_index, frame_pattern
 from vos.errors import VosError
 from vos.overlay import MP4_CODECS, Mp4Writer, available_mp4_codec, blend, object_contours
 from vos.palette import davis_palette

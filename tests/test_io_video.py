@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from io_helpers import (DECODERS, cut_video, decodable_frames, decoded_index, frame_pattern, needs_decord,
+from tests.helpers.video_files import (DECODERS, cut_video, decodable_frames, decoded_index, frame_pattern, needs_decord,
                         write_video)
 from vos import video_io
 from vos.errors import VosError

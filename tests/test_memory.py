@@ -5,11 +5,11 @@ import os
 import platform
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers.paths import REPO_ROOT
+
 glibc_only = pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
                                 reason="keep_freed_memory tunes glibc's malloc; this C library is not glibc")
 
@@ -55,7 +55,7 @@ libc.malloc_stats()  # to stderr: an "Arena i:" section per heap
 
 
 def _run(script: str, mode: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
     run = subprocess.run([sys.executable, "-c", script, mode], env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     return run

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 import vos.video_io
-from tests.vos_helpers import TINY, moving_square_frames, write_frame_folder, write_mp4
+from tests.helpers.paths import REPO_ROOT
+from tests.helpers.vos_clips import TINY, moving_square_frames, write_frame_folder, write_mp4
 from vos.cli import main
 from vos.outputs import MARKER, check_writable, is_within, remove_stale_temporaries, stale_temporaries
 from vos.overlay import is_our_overlay
@@ -184,14 +185,13 @@ def test_read_only_folder_is_found_unwritable(tmp_path):
         with pytest.raises(Exception, match="cannot write"):
             check_writable(folder / "out", "--out")
         return
-    repo = Path(__file__).resolve().parents[1]
     code = ("import sys; from vos.outputs import check_writable; from vos.errors import VosError\n"
             "try:\n check_writable(__import__('pathlib').Path(sys.argv[1]), '--out')\n"
             "except VosError as e:\n print(e); sys.exit(3)\n")
     try:
         result = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable,
                                  "-c", code, str(folder / "out")], capture_output=True, text=True,
-                                env={"PYTHONPATH": str(repo), "PATH": os.environ.get("PATH", "")}, timeout=120)
+                                env={"PYTHONPATH": str(REPO_ROOT), "PATH": os.environ.get("PATH", "")}, timeout=120)
     except FileNotFoundError:
         pytest.skip("setpriv is not installed: cannot run as an unprivileged user")
     finally:
@@ -211,8 +211,7 @@ def test_stale_temporaries_of_the_target_only_are_removed(tmp_path, capsys):
     # a process killed while writing the overlay (os._exit: no cleanup runs, as with kill -9)
     crash = ("import os, sys; from vos.fileio import atomic_path\n"
              "with atomic_path(sys.argv[1]) as tmp:\n tmp.write_bytes(b'half an mp4'); os._exit(9)\n")
-    repo = Path(__file__).resolve().parents[1]
-    assert subprocess.run([sys.executable, "-c", crash, str(target)], cwd=repo, timeout=60).returncode == 9
+    assert subprocess.run([sys.executable, "-c", crash, str(target)], cwd=REPO_ROOT, timeout=60).returncode == 9
     [stale] = [p for p in tmp_path.iterdir() if p.name.startswith(".overlay.")]
     others = [tmp_path / ".other.k2x_9abc.tmp.mp4", tmp_path / (stale.name + ".keep"),
               tmp_path / ".overlay.short.tmp.mp4", tmp_path / stale.name[1:]]

@@ -4,7 +4,6 @@ import math
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,13 +12,13 @@ from PIL import Image
 from tqdm import tqdm
 
 import vos.segment
-from tests.vos_helpers import TINY, moving_square_frames, write_frame_folder, write_mp4
+from tests.helpers.paths import REPO_ROOT
+from tests.helpers.vos_clips import TINY, moving_square_frames, write_frame_folder, write_mp4
 from vos.cli import main
 from vos.models.block import SpatioTemporalBlock, block_checkpoint
 from vos.palette import davis_palette
 from vos.segment import attention_over_keys, key_frame_indices
 
-REPO = Path(__file__).resolve().parents[1]
 FAST = TINY + ["--resolution", "64", "96", "--key-every", "4"]
 
 
@@ -209,7 +208,7 @@ def test_torchrun_shards_a_batch_across_two_processes(tmp_path):
     batch = tmp_path / "batch"
     for i in range(3):
         write_frame_folder(batch / f"v{i}", moving_square_frames(4, (48, 64), seed=i))
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
            "-m", "vos", "segment", str(batch), "--out", str(tmp_path / "dist"), *FAST]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
@@ -236,7 +235,7 @@ def test_config_file_is_read_and_flags_override_it(tmp_path):
     config = load_config(SegmentConfig, args.config, {name: getattr(args, name) for name in CONFIG_FLAGS})
     assert config.backbone == "test_vit_tiny16" and config.resolution == (64, 96)
     assert config.tau == 2.0 and config.key_every == 4 and config.window == 3
-    shipped = load_config(SegmentConfig, REPO / "configs" / "vos" / "segment.yaml")
+    shipped = load_config(SegmentConfig, REPO_ROOT / "configs" / "vos" / "segment.yaml")
     assert shipped == SegmentConfig()  # the shipped file spells out the defaults
 
 

@@ -44,7 +44,7 @@ def test_explicit_resolution_is_used_as_given():
 
 @pytest.mark.parametrize("frame_size,grid", [((96, 128), (20, 30)), ((128, 96), (30, 20))])
 def test_segment_uses_the_rule_per_video(tmp_path, frame_size, grid):
-    from tests.vos_helpers import moving_square_frames, write_frame_folder
+    from tests.helpers.vos_clips import moving_square_frames, write_frame_folder
     from vos.segment import VideoSegmenter
     from vos.video_io import open_video
 

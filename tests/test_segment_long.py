@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.vos_helpers import TINY, moving_square_frames, write_frame_folder
+from tests.helpers.vos_clips import TINY, moving_square_frames, write_frame_folder
 from vos.cli import main
 from vos.errors import VosError
 from vos.segment import (ObjectMemory, SegmentConfig, StreamedSegmentation, VideoSegmenter, chunk_batches,

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from fame_helpers import fixture, seeded_tensors
+from tests.helpers.fame_release import fixture, seeded_tensors
 from ssl_video.cli import main
 from ssl_video.data.clips import MultiClipVideos, VideoFile, normalize_clips
 from ssl_video.data.splits import load_items

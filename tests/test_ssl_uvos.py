@@ -16,7 +16,7 @@ import timm
 import torch
 import torch.nn.functional as F
 
-from tests.vos_helpers import moving_square_frames, write_frame_folder, write_mp4
+from tests.helpers.vos_clips import moving_square_frames, write_frame_folder, write_mp4
 from vos.cli import main
 from vos.compat import KINETICS_MEAN, KINETICS_STD, conventions
 from vos.errors import VosError

@@ -12,7 +12,7 @@ from ssl_video.data.clips import (KINETICS_MEAN, KINETICS_STD, LabeledClips, Mul
 from ssl_video.image_ops import gaussian_blur
 from ssl_video.data.splits import VideoItem
 from ssl_video.synth import write_video
-from ssldata_helpers import frame_index_of, index_frames, textured_frames, write_index_video
+from tests.helpers.ssl_clips import frame_index_of, index_frames, textured_frames, write_index_video
 from vos.errors import VosError
 
 
@@ -79,7 +79,7 @@ def test_video_file_errors(tmp_path):
 
 def test_video_file_reads_the_frames_of_a_cut_short_video(tmp_path):
     """The rule of vos.video_io: the frames that decode, with a warning naming the file and both counts."""
-    from io_helpers import cut_video, decodable_frames
+    from tests.helpers.video_files import cut_video, decodable_frames
 
     whole = write_index_video(tmp_path / "whole.avi", 24, height=24, width=40)
     cut = cut_video(whole, tmp_path / "cut.avi", 0.9)

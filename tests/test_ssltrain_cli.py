@@ -2,15 +2,14 @@
 -> retrieve, results as JSON; user errors as one line with exit status 2."""
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
 
 from ssl_video.cli import main
 from ssl_video.synth import make_synth_dataset
+from tests.helpers.paths import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[1]
 CLIP = ["--frames", "4", "--frame-stride", "1", "--crop", "32", "--workers", "0"]
 
 
@@ -110,7 +109,7 @@ def test_retrieve_takes_batch_size_and_a_finetune_config(synth, pretrained, tmp_
     # training-only keys are ignored with one warning naming them
     with pytest.warns(UserWarning, match=r"ignoring dropout, epochs, linear, lr, lr_decay, lr_steps, "
                                          r"momentum, weight_decay \(settings of another command"):
-        assert main([*base, "--config", str(REPO / "configs/ssl_video/finetune_ucf101_r2plus1d.yaml"), "--batch-size", "4",
+        assert main([*base, "--config", str(REPO_ROOT / "configs/ssl_video/finetune_ucf101_r2plus1d.yaml"), "--batch-size", "4",
                      "--json", str(tmp_path / "two.json")]) == 0
     assert json.loads((tmp_path / "two.json").read_text()) == json.loads((tmp_path / "one.json").read_text())
     # a key no ssl-video command knows is still an error
@@ -184,7 +183,7 @@ def test_finetune_resume_matches_uninterrupted(synth, pretrained, tmp_path, monk
 
 def test_pretrain_checks_every_video_before_the_first_step(tmp_path, monkeypatch, capsys):
     import ssl_video.pretrain as pretrain_mod
-    from io_helpers import cut_video, decodable_frames
+    from tests.helpers.video_files import cut_video, decodable_frames
 
     root = tmp_path / "data"
     make_synth_dataset(root, classes=2, videos_per_class=6, frames=8, size=32, seed=1, progress=False)

@@ -13,15 +13,15 @@ import torch
 from ssl_video.finetune import FinetuneConfig, VideoClassifier, _datasets, evaluate
 from ssl_video.models import build_backbone
 from ssl_video.synth import make_synth_dataset
+from tests.helpers.paths import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_torchrun(args: list[str], cwd: Path) -> str:
-    """Run tests/ssltrain_helpers.py ARGS under torchrun with 2 CPU processes; returns its stdout."""
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'tests'}", "OMP_NUM_THREADS": "1"}
+    """Run tests/helpers/ssl_pretrain.py ARGS under torchrun with 2 CPU processes; returns its stdout."""
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(ROOT / "tests" / "ssltrain_helpers.py"), *args]
+           str(REPO_ROOT / "tests" / "helpers" / "ssl_pretrain.py"), *args]
     # own process group, so that a hung run's workers can be stopped with torchrun itself
     proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)

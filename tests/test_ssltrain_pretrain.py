@@ -8,7 +8,7 @@ import torch
 
 import ssl_video.pretrain as pretrain_mod
 from ssl_video.pretrain import pretrain
-from ssltrain_helpers import RandomClipPairs, tiny_pretrain_config
+from tests.helpers.ssl_pretrain import RandomClipPairs, tiny_pretrain_config
 from vos.errors import VosError
 
 

@@ -1,11 +1,10 @@
 """The shipped `vos train` configs load and encode the reference recipe."""
 
-from pathlib import Path
-
+from tests.helpers.paths import REPO_ROOT
 from vos.config import load_config
 from vos.train.config import TrainConfig
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "vos"
+CONFIGS = REPO_ROOT / "configs" / "vos"
 
 
 def test_reference_config_is_the_reference_recipe():

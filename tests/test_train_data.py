@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from train_helpers import SIZE, make_frame_folders
+from tests.helpers.vos_train import SIZE, make_frame_folders
 from vos.distributed import DistContext
 from vos.errors import VosError
 from vos.models.backbone import build_backbone

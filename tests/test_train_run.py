@@ -4,21 +4,20 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 import vos.train.trainer as trainer
-from train_helpers import SIZE, make_frame_folders, read_log, tiny_config
+from tests.helpers.paths import REPO_ROOT
+from tests.helpers.vos_train import SIZE, make_frame_folders, read_log, tiny_config
 from vos.cli import main
 from vos.errors import VosError
 from vos.models.block import load_block
 from vos.palette import read_label_png
 
 pytestmark = pytest.mark.filterwarnings("ignore:backbone test_vit_tiny16 uses random weights")
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +138,7 @@ def test_k_counts_larger_than_a_frame_are_refused(data, tmp_path):
 
 
 def _torchrun(args, tmp_path):
-    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "vos", "train", *args]
     proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)

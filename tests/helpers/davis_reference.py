@@ -17,10 +17,10 @@ import numpy as np
 from PIL import Image
 from scipy.optimize import linear_sum_assignment
 
+from tests.helpers.paths import SHARED_DATA
 from vos.palette import write_label_png
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_MASKS = REPO_ROOT.parent / "shared" / "data" / "davis17-val-masks"
+SHARED_MASKS = SHARED_DATA / "davis17-val-masks"
 
 
 # ------------------------------------------------------------------------------------------------

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
-
 import torch
 
-FIXTURE = Path(__file__).parent / "data" / "fame_i3d_release.json"
+from tests.helpers.paths import TEST_DATA
+
+FIXTURE = TEST_DATA / "fame_i3d_release.json"
 
 
 def fixture() -> dict:

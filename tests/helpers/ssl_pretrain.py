@@ -1,4 +1,5 @@
-"""In-memory clip datasets and tiny configs for the ssltrain tests (no video decoding)."""
+"""In-memory clip datasets and tiny configs for the ssl_video pretraining tests (no video decoding);
+run as a script under torchrun by the two-process tests."""
 
 import torch
 from torch.utils.data import Dataset
