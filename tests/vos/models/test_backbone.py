@@ -32,7 +32,7 @@ def test_keys_are_the_last_blocks_key_projection(tiny):
     assert feats.keys.shape == (2, 15, C) and feats.cls.shape == (2, C)
     torch.testing.assert_close(feats.keys, expected)
     # on the grid the position embeddings were trained for (no resampling), timm's forward agrees
-    # (other grids: tests/test_ssl_uvos.py, DINO's interpolation)
+    # (other grids: tests/vos/test_compat_ssl_uvos.py, DINO's interpolation)
     square = torch.randn(2, 3, 224, 224)
     torch.testing.assert_close(tiny(square).cls, tiny.vit.forward_features(square)[:, 0])
 
