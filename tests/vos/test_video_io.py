@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers.video_files import (DECODERS, cut_video, decodable_frames, decoded_index, frame_pattern, needs_decord,
-                        write_video)
+from tests.helpers.video_files import (DECODERS, cut_video, decodable_frames, decoded_index, frame_pattern,
+                                       needs_decord, write_video)
 from vos import video_io
 from vos.errors import VosError
 from vos.video_io import discover_videos, natural_key, open_video

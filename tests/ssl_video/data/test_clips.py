@@ -9,8 +9,8 @@ import ssl_video.data.clips as clips_mod
 from ssl_video.data.clips import (KINETICS_MEAN, KINETICS_STD, LabeledClips, MultiClipVideos, PretrainClips,
                                   VideoFile, clip_indices, color_augment, normalize_clips, sample_color_jitter,
                                   uniform_clip_starts)
-from ssl_video.image_ops import gaussian_blur
 from ssl_video.data.splits import VideoItem
+from ssl_video.image_ops import gaussian_blur
 from ssl_video.synth import write_video
 from tests.helpers.ssl_clips import frame_index_of, index_frames, textured_frames, write_index_video
 from vos.errors import VosError

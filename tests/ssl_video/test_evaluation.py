@@ -6,13 +6,13 @@ import json
 import pytest
 import torch
 
-from tests.helpers.fame_release import fixture, seeded_tensors
 from ssl_video.cli import main
 from ssl_video.data.clips import MultiClipVideos, VideoFile, normalize_clips
 from ssl_video.data.splits import load_items
 from ssl_video.evaluation import FAME_EVAL_SETTINGS, checkpoint_settings, fame_clip_starts
 from ssl_video.pretrained import load_backbone, read_weights
 from ssl_video.synth import make_synth_dataset
+from tests.helpers.fame_release import fixture, seeded_tensors
 
 CLIP = ["--frames", "4", "--frame-stride", "1", "--crop", "32", "--workers", "0"]
 

@@ -12,13 +12,13 @@ import json
 import pytest
 import torch
 
-from tests.helpers.fame_release import (fame_i3d_finetuned_checkpoint, fame_i3d_moco_checkpoint, fixture, seeded_clips,
-                          summary)
 from ssl_video.cli import main
 from ssl_video.evaluation import classifier_from_weights
 from ssl_video.models.i3d import I3D, fame_key, same_padding
 from ssl_video.pretrained import load_backbone, read_weights
 from ssl_video.synth import make_synth_dataset
+from tests.helpers.fame_release import (fame_i3d_finetuned_checkpoint, fame_i3d_moco_checkpoint, fixture,
+                                        seeded_clips, summary)
 from vos.errors import VosError
 
 REFERENCE = fixture()["reference"]
