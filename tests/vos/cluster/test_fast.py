@@ -10,7 +10,6 @@ import concurrent.futures
 import dataclasses
 import math
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -153,11 +152,17 @@ def test_reuse_first_pass_returns_first_results_within_the_budget():
 def test_reuse_first_pass_from_several_threads_keeps_each_first_result_once():
     # the clustering's window workers ask for windows concurrently; the bookkeeping must hold
     computed, lock = [], threading.Lock()
+    # the first pass's 40 calls meet in groups of 4 inside compute, so four results always reach
+    # the bookkeeping at once (a barrier, not the clock, makes the calls overlap); the timeout only
+    # turns a hang into a failure
+    overlap = threading.Barrier(4, timeout=60)
+    first_pass = True
 
     def compute(t0, t1):
         with lock:
             computed.append((t0, t1))
-        time.sleep(0.001)  # overlap the calls
+        if first_pass:
+            overlap.wait()
         return torch.full((t1 - t0, 2, 4), float(t0))  # 32 bytes per frame
 
     spans = [(t0, t0 + 1) for t0 in range(40)]
@@ -165,6 +170,7 @@ def test_reuse_first_pass_from_several_threads_keeps_each_first_result_once():
     window_attention = vos.segment.reuse_first_pass(compute, budget)
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         first = list(pool.map(lambda span: window_attention(*span), spans))
+        first_pass = False
         second = list(pool.map(lambda span: window_attention(*span), spans))
     kept = [a is b for a, b in zip(first, second)]
     assert sum(kept) == 25  # exactly the budget's worth was kept, each handed out once

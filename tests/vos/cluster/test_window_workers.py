@@ -1,7 +1,6 @@
 """Tests of vos.cluster.window_workers: job order, bounded look-ahead, thread counts, errors."""
 
 import threading
-import time
 
 import pytest
 import threadpoolctl
@@ -10,6 +9,9 @@ import torch
 from vos.cluster.window_workers import window_workers
 
 MAX_WORKERS = 4
+# bounds a wait for another thread so that a broken pool fails instead of hanging; never reached
+# by a working one (the events below order the jobs, not the clock)
+WAIT_S = 60
 
 
 def test_one_thread_runs_every_job_here_in_order():
@@ -22,33 +24,43 @@ def test_one_thread_runs_every_job_here_in_order():
 
 
 def test_results_come_in_job_order_when_jobs_finish_out_of_order():
-    finished = []
+    # job 0 finishes only after jobs 1 and 2 have (three workers run jobs 0..2 at once), whatever
+    # the machine's speed: the completion order differs from the job order by construction
+    finished, lock = [], threading.Lock()
+    done = {job: threading.Event() for job in range(9)}
 
     def work(job):
-        time.sleep(0.02 * (job % 3 == 0))  # every third job is the slowest of its neighbours
-        finished.append(job)
+        if job == 0:
+            assert done[1].wait(WAIT_S) and done[2].wait(WAIT_S), "jobs 1 and 2 did not run beside job 0"
+        with lock:
+            finished.append(job)
+        done[job].set()
         return job, threading.current_thread().name
 
     with window_workers(3, MAX_WORKERS) as pool:
         results = list(pool.in_order(work, range(9)))
     assert [job for job, _ in results] == list(range(9))
-    assert finished != sorted(finished)  # the point of the test: completion order differed
+    assert finished[:3] in ([1, 2, 0], [2, 1, 0])  # the point of the test: completion order differed
     assert {name for _, name in results} <= {f"vos-window_{i}" for i in range(3)}
 
 
 def test_at_most_one_job_per_worker_runs_or_waits_ahead_of_the_caller():
     lock, started, consumed, ahead = threading.Lock(), [], [], []
+    finished = {job: threading.Event() for job in range(10)}
 
     def work(job):
         with lock:
             started.append(job)
             ahead.append(len(started) - len(consumed))  # jobs started but not yet handled
-        time.sleep(0.005)
+        finished[job].set()
         return job
 
     with window_workers(2, MAX_WORKERS) as pool:
         for job in pool.in_order(work, range(10)):
-            time.sleep(0.01)  # a slow caller: workers must not run further ahead
+            # a slow caller: it handles job k only once jobs k+1 and k+2 (one per worker) have run,
+            # so the pool's look-ahead is used to its limit; the workers must not start job k+3
+            for later in range(job + 1, min(job + 3, 10)):
+                assert finished[later].wait(WAIT_S), f"job {later} did not start while job {job} was handled"
             with lock:
                 consumed.append(job)
     assert consumed == list(range(10)) and sorted(started) == list(range(10))
