@@ -143,10 +143,9 @@ def test_key_frames_always_include_the_first():
 
 
 @pytest.mark.parametrize("block_rows", [256, 5])  # one block per window / several, the last partial
-def test_windowed_attention_equals_rows_of_the_full_attention(monkeypatch, block_rows):
+def test_windowed_attention_equals_rows_of_the_full_attention(block_rows):
     """Per-window attention over key-frame patches = the matching rows/columns of the dense
     head-averaged (T·N)×(T·N) attention restricted to key columns and renormalised."""
-    monkeypatch.setattr(vos.segment, "ATTENTION_BLOCK_ROWS", block_rows)
     torch.manual_seed(0)
     T, heads, N, hd = 5, 8, 6, 4
     block = SpatioTemporalBlock(heads * hd).eval()
@@ -154,7 +153,7 @@ def test_windowed_attention_equals_rows_of_the_full_attention(monkeypatch, block
     q, k = block.queries_keys(tokens)  # T heads N hd
     key_frames = [0, 3]
     keys = torch.cat([k[t] for t in key_frames], dim=1)  # heads K hd
-    windowed = torch.cat([attention_over_keys(q[t0:t0 + 2], keys) for t0 in range(0, T, 2)])
+    windowed = torch.cat([attention_over_keys(q[t0:t0 + 2], keys, block_rows) for t0 in range(0, T, 2)])
     flat_q = q.permute(1, 0, 2, 3).reshape(heads, T * N, hd)
     flat_k = k.permute(1, 0, 2, 3).reshape(heads, T * N, hd)
     cols = torch.cat([torch.arange(t * N, (t + 1) * N) for t in key_frames])
@@ -185,10 +184,9 @@ def test_keys_come_from_the_key_frames_across_backbone_batches(tmp_path):
 
 
 @pytest.mark.parametrize("logit_scale", [1.0, 300.0])  # the unshifted exp2 path / the max-shifted one
-def test_attention_over_keys_is_the_head_mean_of_softmaxes(monkeypatch, logit_scale):
+def test_attention_over_keys_is_the_head_mean_of_softmaxes(logit_scale):
     """Against float64 softmax; at scale 300 the logits reach hundreds (2**logit overflows float32
     unless shifted), and only some row blocks exceed the bound, so both paths run in one call."""
-    monkeypatch.setattr(vos.segment, "ATTENTION_BLOCK_ROWS", 4)
     torch.manual_seed(1)
     w, heads, N, hd, K = 2, 3, 6, 5, 7
     queries = torch.randn(w, heads, N, hd)
@@ -196,7 +194,7 @@ def test_attention_over_keys_is_the_head_mean_of_softmaxes(monkeypatch, logit_sc
     keys = torch.randn(heads, K, hd)
     bounds = (queries * math.log2(math.e)).norm(dim=-1).amax() * keys.norm(dim=-1).amax()
     assert (bounds > vos.segment.UNSHIFTED_LOGIT_BOUND) == (logit_scale > 1)
-    attention = attention_over_keys(queries, keys)
+    attention = attention_over_keys(queries, keys, block_rows=4)
     expected = torch.softmax(queries.double() @ keys.double().transpose(1, 2), dim=-1).mean(1)  # w N K
     assert attention.dtype == torch.float32 and attention.shape == (w, N, K)
     torch.testing.assert_close(attention.double(), expected, rtol=1e-5, atol=1e-7)
