@@ -205,14 +205,7 @@ def test_bad_options(tmp_path, options, message):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.fixture
-def synth_only_cli(monkeypatch):
-    """The CLI with just this command, independent of commands developed on other branches."""
-    assert vos.cli.COMMANDS["synth"] == "vos.commands.synth"
-    monkeypatch.setattr(vos.cli, "COMMANDS", {"synth": vos.cli.COMMANDS["synth"]})
-
-
-def test_cli(tmp_path, capsys, synth_only_cli):
+def test_cli(tmp_path, capsys):
     out = tmp_path / "cli"
     code = vos.cli.main(["synth", str(out), "--videos", "1", "--frames", "4", "--objects", "2", "--size", "32", "48",
                          "--seed", "5", "--camera-pan", "--leave-frame", "--fps", "5"])
@@ -227,7 +220,7 @@ def test_cli(tmp_path, capsys, synth_only_cli):
     assert open_video(out / "videos" / "synth_0000.mp4").num_frames == 4
 
 
-def test_cli_errors_are_one_line(tmp_path, capsys, synth_only_cli):
+def test_cli_errors_are_one_line(tmp_path, capsys):
     (tmp_path / "keep.txt").write_text("x")
     assert vos.cli.main(["synth", str(tmp_path), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
