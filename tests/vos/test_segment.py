@@ -1,5 +1,6 @@
 """`vos segment` end to end on generated clips with a tiny random ViT, and its error handling."""
 
+import itertools
 import math
 import os
 import subprocess
@@ -161,7 +162,21 @@ def test_windowed_attention_equals_rows_of_the_full_attention(block_rows):
     torch.testing.assert_close(windowed.reshape(T * N, -1), dense)
 
 
-def test_keys_come_from_the_key_frames_across_backbone_batches(tmp_path):
+class TickingClock:
+    """Stands in for the time module of vos.segment: each clock advances one second per reading, so
+    the timings count the timed intervals whatever the machine's speed."""
+
+    def __init__(self):
+        self.wall, self.cpu = itertools.count(), itertools.count()
+
+    def perf_counter(self) -> float:
+        return float(next(self.wall))
+
+    def process_time(self) -> float:
+        return float(next(self.cpu))
+
+
+def test_keys_come_from_the_key_frames_across_backbone_batches(tmp_path, monkeypatch):
     """Queries of every frame and keys of frames 0, 3, 6 only, read in batches of 3 frames that the
     key frames do not line up with: the same as projecting all frames and picking the key frames."""
     from vos.models.backbone import preprocess_frames
@@ -173,14 +188,18 @@ def test_keys_come_from_the_key_frames_across_backbone_batches(tmp_path):
     segmenter = VideoSegmenter(SegmentConfig(backbone="test_vit_tiny16", weights="random", resolution=(48, 64),
                                              key_every=3, batch_frames=3))
     timings = dict.fromkeys(("decode", "backbone", "backbone_cpu", "cluster", "cluster_cpu"), 0.0)
+    monkeypatch.setattr(vos.segment, "time", TickingClock())
     queries, keys, grid = segmenter._queries_and_keys(source, tqdm(disable=True), timings)
+    monkeypatch.undo()
     with torch.no_grad():
         feats = segmenter.backbone(preprocess_frames(source.read_frames(range(8)), segmenter.input_size(source)), with_cls=False)
         all_q, all_k = segmenter.block.queries_keys(feats.keys)
     assert grid == (3, 4) and queries.shape == (8, 8, 12, 8) and keys.shape == (8, 3 * 12, 8)
     torch.testing.assert_close(queries, all_q)
     torch.testing.assert_close(keys, torch.cat([all_k[0], all_k[3], all_k[6]], dim=1))
-    assert timings["backbone"] > 0 and timings["cluster"] > 0  # the block's projections go with the attention
+    # one timed interval per batch of 3 frames in each bucket (the block's projections go with the
+    # attention, in cluster), and one per read of the decoder (3 batches and the end)
+    assert timings == {"decode": 4, "backbone": 3, "backbone_cpu": 3, "cluster": 3, "cluster_cpu": 3}
 
 
 @pytest.mark.parametrize("logit_scale", [1.0, 300.0])  # the unshifted exp2 path / the max-shifted one
