@@ -99,10 +99,11 @@ UNSHIFTED_LOGIT_BOUND = 64.0
 
 
 @torch.no_grad()
-def attention_over_keys(queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+def attention_over_keys(queries: torch.Tensor, keys: torch.Tensor,
+                        block_rows: int = ATTENTION_BLOCK_ROWS) -> torch.Tensor:
     """Head-averaged softmax attention of queries (w, heads, N, hd) over keys (heads, K, hd) -> (w, N, K).
 
-    Queries are pre-scaled. Blocks of ``ATTENTION_BLOCK_ROWS`` query rows go through all heads
+    Queries are pre-scaled. Blocks of ``block_rows`` query rows go through all heads
     while their logits are still in cache: 1.7x faster on one thread than whole (w·N)×K matrices
     per head, which went to memory and back three times per head (measured at 1800 x 3000, 8 heads).
     The softmax is taken in base 2 on queries scaled by log2(e) (the same function): torch's exp2 is
@@ -113,9 +114,9 @@ def attention_over_keys(queries: torch.Tensor, keys: torch.Tensor) -> torch.Tens
     rows = (queries * math.log2(math.e)).permute(1, 0, 2, 3).reshape(heads, w * N, head_dim)  # heads (w·N) hd
     logit_bounds = rows.norm(dim=-1) * keys.norm(dim=-1).amax(dim=-1, keepdim=True)  # heads (w·N)
     attn = torch.zeros(w * N, keys.shape[1], dtype=queries.dtype, device=queries.device)
-    logits = torch.empty(min(ATTENTION_BLOCK_ROWS, w * N), keys.shape[1], dtype=queries.dtype, device=queries.device)
-    for r0 in range(0, w * N, ATTENTION_BLOCK_ROWS):
-        block = attn[r0:r0 + ATTENTION_BLOCK_ROWS]
+    logits = torch.empty(min(block_rows, w * N), keys.shape[1], dtype=queries.dtype, device=queries.device)
+    for r0 in range(0, w * N, block_rows):
+        block = attn[r0:r0 + block_rows]
         block_logits = logits[:block.shape[0]]  # rows K
         for h in range(heads):
             torch.matmul(rows[h, r0:r0 + block.shape[0]], keys[h].T, out=block_logits)
