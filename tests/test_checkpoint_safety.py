@@ -12,7 +12,7 @@ from ssl_video.checkpoint import load_checkpoint, rng_state, set_rng_state
 from ssl_video.cli import main as ssl_main
 from ssl_video.models import build_backbone
 from ssl_video.synth import make_synth_dataset
-from tests.vos_helpers import TINY, moving_square_frames, write_mp4
+from tests.helpers.vos_clips import TINY, moving_square_frames, write_mp4
 from vos.cli import main as vos_main
 from vos.errors import VosError
 from vos.fileio import load_torch_file

@@ -3,11 +3,11 @@ the parsers spell out agree with the library's."""
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers.paths import REPO_ROOT
+
 HEAVY = ("torch", "torchvision", "timm", "cv2", "scipy", "av", "decord")
 
 
@@ -17,7 +17,7 @@ def test_help_imports_no_heavy_module(cli, commands):
             f"parser = vos.cli.build_parser('x', {commands})\n"
             "for name, action in parser._subparsers._group_actions[0].choices.items(): action.format_help()\n"
             f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))\n")
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
 
 
@@ -27,14 +27,14 @@ def test_help_exits_zero_without_torch():
                 f"try:\n    runpy.run_module('{module}', run_name='__main__')\n"
                 f"except SystemExit as exc:\n    assert exc.code == 0, exc.code\n"
                 f"assert 'torch' not in sys.modules\n")
-        out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+        out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
         assert "COMMAND" in out.stdout
 
 
 def test_spelled_out_choices_match_the_library():
     from vos.commands import eval as eval_command
-    from vos.commands.backbone_flags import BACKBONE_NAMES
+    from vos.models import BACKBONE_NAMES
     from vos.eval.davis import TASKS
     from vos.eval.davis_eval import MATCHINGS
     from vos.models.backbone import BACKBONES

@@ -24,12 +24,11 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))  # the slow reference of the official code path lives in tests/helpers
 
 import numpy as np  # noqa: E402
 
-from eval_helpers import SHARED_MASKS, ref_evaluate, shared_davis_root  # noqa: E402
+from tests.helpers.davis_reference import SHARED_MASKS, ref_evaluate, shared_davis_root  # noqa: E402
 from vos.eval.davis_eval import evaluate_davis  # noqa: E402
 from vos.palette import read_label_png  # noqa: E402
 

@@ -99,7 +99,7 @@ class RssTrace:
     def reset(self, total=None):
         self.n = 0.0
 
-    def set_postfix_str(self, text):
+    def set_postfix_str(self, text, refresh=True):
         pass
 
     def update(self, n):

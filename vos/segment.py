@@ -51,6 +51,7 @@ from vos.masks import clusters_to_objects
 from vos.models.backbone import build_backbone, model_input_size, preprocess_frames, weights_tag
 from vos.models.block import resolve_block, training_free_block
 from vos.palette import write_label_png
+from vos.progress import progress_bar
 from vos.segment_config import DEFAULT_BACKBONE, SegmentConfig, describe_resolution, input_resolution
 from vos.video_io import VideoSource
 
@@ -98,10 +99,11 @@ UNSHIFTED_LOGIT_BOUND = 64.0
 
 
 @torch.no_grad()
-def attention_over_keys(queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+def attention_over_keys(queries: torch.Tensor, keys: torch.Tensor,
+                        block_rows: int = ATTENTION_BLOCK_ROWS) -> torch.Tensor:
     """Head-averaged softmax attention of queries (w, heads, N, hd) over keys (heads, K, hd) -> (w, N, K).
 
-    Queries are pre-scaled. Blocks of ``ATTENTION_BLOCK_ROWS`` query rows go through all heads
+    Queries are pre-scaled. Blocks of ``block_rows`` query rows go through all heads
     while their logits are still in cache, instead of whole (w·N)×K matrices per head, which go to
     memory and back three times per head. The softmax is taken in base 2 on queries scaled by
     log2(e) (the same function): torch's exp2 is cheaper than its exp on CPU. Timings of both:
@@ -112,9 +114,9 @@ def attention_over_keys(queries: torch.Tensor, keys: torch.Tensor) -> torch.Tens
     rows = (queries * math.log2(math.e)).permute(1, 0, 2, 3).reshape(heads, w * N, head_dim)  # heads (w·N) hd
     logit_bounds = rows.norm(dim=-1) * keys.norm(dim=-1).amax(dim=-1, keepdim=True)  # heads (w·N)
     attn = torch.zeros(w * N, keys.shape[1], dtype=queries.dtype, device=queries.device)
-    logits = torch.empty(min(ATTENTION_BLOCK_ROWS, w * N), keys.shape[1], dtype=queries.dtype, device=queries.device)
-    for r0 in range(0, w * N, ATTENTION_BLOCK_ROWS):
-        block = attn[r0:r0 + ATTENTION_BLOCK_ROWS]
+    logits = torch.empty(min(block_rows, w * N), keys.shape[1], dtype=queries.dtype, device=queries.device)
+    for r0 in range(0, w * N, block_rows):
+        block = attn[r0:r0 + block_rows]
         block_logits = logits[:block.shape[0]]  # rows K
         for h in range(heads):
             torch.matmul(rows[h, r0:r0 + block.shape[0]], keys[h].T, out=block_logits)
@@ -227,9 +229,10 @@ class VideoSegmenter:
         return torch.cat(queries), keys, feats.grid
 
     def uses_chunks(self, num_frames: int) -> bool:
-        """Whether a video of ``num_frames`` frames is segmented chunk by chunk (config.mode)."""
+        """Whether a video of ``num_frames`` frames is segmented chunk by chunk (config.mode). With
+        ``compat`` set, auto is full mode at any length: the release segments the whole video."""
         if self.config.mode == "auto":
-            return num_frames > self.config.full_max_frames
+            return self.config.compat is None and num_frames > self.config.full_max_frames
         return self.config.mode == "chunked"
 
     def segment(self, source: VideoSource, progress: tqdm | None = None) -> Segmentation | StreamedSegmentation:
@@ -244,7 +247,7 @@ class VideoSegmenter:
         timings = new_timings()
         bar = progress if progress is not None else tqdm(disable=True)
         bar.reset(total=source.num_frames)  # one bar in frames: see FULL_MODE_BACKBONE_SHARE
-        bar.set_postfix_str("features")
+        bar.set_postfix_str("features", refresh=False)
         queries, keys, (h, w) = self._queries_and_keys(source, bar, timings)
         T = queries.shape[0]
 
@@ -259,7 +262,7 @@ class VideoSegmenter:
             return attention(t0, t1)
 
         start, start_cpu = time.perf_counter(), time.process_time()
-        bar.set_postfix_str("clustering")
+        bar.set_postfix_str("clustering", refresh=False)
         result = cluster_streaming(window_attention, T, self.config.tau, self.config.window)  # on the device
         objects = clusters_to_objects(result.labels.cpu().view(T, h, w), result.centroids.cpu(), self.config.max_objects)
         timings["cluster"] += time.perf_counter() - start
@@ -364,7 +367,7 @@ class StreamedSegmentation:
         for _, pieces in itertools.groupby(chunk_batches(batches, config.chunk_frames), key=lambda item: item[0]):
             labels = self._segment_chunk([frames for _, frames in pieces])
             self.num_objects = self.memory.num_objects
-            bar.set_postfix_str(f"{self.num_objects} objects")
+            bar.set_postfix_str(f"{self.num_objects} objects", refresh=False)
             yield labels
 
     def _segment_chunk(self, pieces: list[np.ndarray]) -> torch.Tensor:
@@ -456,7 +459,7 @@ def write_segmentation(seg: Segmentation | StreamedSegmentation, source: VideoSo
         label_chunks = seg.label_chunks()
     else:
         bar = progress if progress is not None else tqdm(disable=True)
-        bar.set_postfix_str("writing")
+        bar.set_postfix_str("writing", refresh=False)
         label_chunks = (seg.objects[t0:t0 + chunk] for t0 in range(0, source.num_frames, chunk))
     with contextlib.ExitStack() as stack:
         writer = stack.enter_context(Mp4Writer(overlay, fps=source.fps, comment=OVERLAY_COMMENT)) if overlay else None
@@ -560,7 +563,8 @@ def segment_videos(input_path: str | Path, out: str | Path = "vos_output", confi
             start = time.perf_counter()
             try:
                 source = open_video(job.video, config.stride, config.max_frames, backend=backend)
-                with tqdm(desc=job.name, unit="frame", bar_format=PROGRESS_FORMAT, position=ctx.rank, leave=False) as bar:
+                with progress_bar(desc=job.name, unit="frame", bar_format=PROGRESS_FORMAT, position=ctx.rank,
+                                  leave=False) as bar:
                     seg = segmenter.segment(source, bar)
                     write_segmentation(seg, source, job.out_dir, job.overlay, bar, overwrite=overwrite,
                                        settings=dataclasses.asdict(config))

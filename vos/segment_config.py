@@ -6,8 +6,10 @@ import math
 from dataclasses import dataclass
 from typing import Optional
 
-from vos.compat import conventions
+from vos.compat import COMPAT_MODES, conventions
+from vos.config_flags import config_field
 from vos.errors import VosError
+from vos.models import BACKBONE_NAMES
 
 DEFAULT_BACKBONE = "dino_vits16"  # without --backbone and without a --block file that names one
 SEGMENT_MODES = ("auto", "full", "chunked")
@@ -70,24 +72,56 @@ def describe_resolution(resolution: Optional[tuple[int, int]]) -> str:
 
 @dataclass
 class SegmentConfig:
-    backbone: Optional[str] = None  # None: the block checkpoint's backbone, else DEFAULT_BACKBONE
-    weights: Optional[str] = None  # None: official (download/cache), "random", or a file
-    block: Optional[str] = None  # trained block checkpoint; None: training-free mode
-    # H W fed to the backbone (rounded to the patch size); None: per video, by input_resolution
-    resolution: Optional[tuple[int, int]] = None
-    key_every: int = 10  # every key_every-th frame provides keys
-    tau: float = 1.0  # clustering threshold (symmetric KL)
-    window: int = 3  # frames per first-hierarchy window
-    max_objects: int = 20
-    stride: int = 1
-    max_frames: Optional[int] = None
-    batch_frames: int = 8  # frames per backbone forward pass (bounds activation memory)
-    attention_cache_mib: int = 1024  # first-pass window attention kept for the assignment pass
-    compat: Optional[str] = None  # "ssl-uvos": the release's inference conventions (vos.compat)
-    mode: str = "auto"  # "full": keys from the whole video; "chunked": see chunk_frames; "auto": see full_max_frames
-    full_max_frames: int = 120  # auto: full mode up to this many frames (DAVIS-2017 val: at most 104), chunked above
-    chunk_frames: int = 30  # chunked: frames per chunk (its key frames: every key_every-th from its start)
-    link_similarity: float = 0.5  # chunked: cosine similarity from which a chunk's object is a known object
+    """Settings of `vos segment`; each field is also a flag (vos.config_flags), its help written here."""
+
+    backbone: Optional[str] = config_field(
+        None, help="frozen DINO ViT", choices=BACKBONE_NAMES,
+        default_help=f"the --block checkpoint's, else {DEFAULT_BACKBONE}")
+    weights: Optional[str] = config_field(
+        None, metavar="PATH|random",
+        help="backbone weights: a local DINO/timm/safetensors file, or 'random' (tests and benchmarks only)",
+        default_help="the official DINO weights, downloaded once and cached")
+    block: Optional[str] = config_field(
+        None, metavar="CKPT",
+        help="trained block: a checkpoint from 'vos train', or the SSL-UVOS release (checkpoint_dino-s-8.pth, "
+             "whose encoder is also the backbone unless --weights is given)",
+        default_help="training-free mode")
+    resolution: Optional[tuple[int, int]] = config_field(
+        None, metavar=("H", "W"), help="backbone input size, rounded to the patch size, used as given",
+        default_help=f"per video, {describe_resolution(None)}; see docs/io.md")
+    key_every: int = config_field(10, help="key frame interval")
+    tau: float = config_field(1.0, help="clustering threshold (symmetric KL)")
+    window: int = config_field(3, help="frames per clustering window")
+    max_objects: int = config_field(20, help="object limit")
+    stride: int = config_field(1, help="use every STRIDE-th frame")
+    max_frames: Optional[int] = config_field(None, help="use at most this many frames per video")
+    batch_frames: int = config_field(8, help="frames per backbone pass (bounds activation memory)")
+    attention_cache_mib: int = config_field(
+        1024, metavar="MIB",
+        help="memory for keeping window attention between the clustering and assignment passes instead of "
+             "recomputing it; 0 recomputes all")
+    compat: Optional[str] = config_field(
+        None, choices=COMPAT_MODES,
+        help="reproduce a release's inference conventions: 'ssl-uvos' = Kinetics mean/std, key frames "
+             "arange(T // k) * k, bilinear resize without antialiasing (docs/ssl_uvos_compat.md)",
+        default_help="this toolkit's")
+    mode: str = config_field(
+        "auto", choices=SEGMENT_MODES,
+        help="full: every frame attends to the key frames of the whole video (the reference method; time per "
+             "frame grows with the length, memory too); chunked: chunks of --chunk-frames frames, each with its "
+             "own key frames, objects linked across chunks (time per frame and memory independent of the "
+             "length); auto: full for videos of at most --full-max-frames frames (counted after "
+             "--stride/--max-frames), chunked above; with --compat, full at any length")
+    # DAVIS-2017 val videos have at most 104 frames: all are segmented in full mode by default
+    full_max_frames: int = config_field(
+        120, metavar="N",
+        help="longest video that --mode auto segments in full mode")
+    chunk_frames: int = config_field(
+        30, metavar="N", help="frames per chunk in chunked mode")
+    link_similarity: float = config_field(
+        0.5, metavar="COS",
+        help="chunked mode: cosine similarity of object prototypes from which a chunk's object takes an "
+             "existing id rather than a new one")
 
     def validate(self) -> None:
         if self.mode not in SEGMENT_MODES:

@@ -282,7 +282,7 @@ def _count_packets(container, stream) -> int:
 
 def _quarter_turns(frame) -> int:
     """Counter-clockwise quarter turns that put a decoded PyAV frame upright (its display matrix)."""
-    return round(getattr(frame, "rotation", 0) / 90) % 4
+    return round(frame.rotation / 90) % 4
 
 
 def warn_short_video(path: Path, decodable: int, announced: int) -> None:

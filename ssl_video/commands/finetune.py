@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from ssl_video.commands.common import (add_data_arguments, add_training_arguments, check_json_output,
+from ssl_video.commands.common import (add_common_arguments, add_training_arguments, check_json_output,
                                        load_command_config, write_results)
 from ssl_video.config import FinetuneConfig
 
@@ -20,17 +20,8 @@ HELP = "fine-tune or linear-probe a pretrained backbone and report video-level a
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_data_arguments(parser)
+    add_common_arguments(parser, FinetuneConfig)
     add_training_arguments(parser)
-    parser.add_argument("--pretrained", metavar="CKPT", help="checkpoint of `ssl-video pretrain` or FAME's train.py (its query encoder), or a fine-tuned one")
-    parser.add_argument("--linear", action=argparse.BooleanOptionalAction, default=None,
-                        help="linear probe: frozen backbone with frozen BatchNorm statistics")
-    parser.add_argument("--dropout", type=float, help="dropout before the classifier (default 0.7)")
-    parser.add_argument("--lr-steps", type=int, nargs="+", metavar="EPOCH", help="epochs at which lr is multiplied by --lr-decay")
-    parser.add_argument("--lr-decay", type=float, help="step-schedule factor (default 0.1)")
-    parser.add_argument("--clips-per-video", type=int, help="test clips per video (default 10)")
-    parser.add_argument("--eval-train", action=argparse.BooleanOptionalAction, default=None,
-                        help="also report video top-1 on the training videos (train_video_top1)")
 
 
 def run(args: argparse.Namespace) -> int:

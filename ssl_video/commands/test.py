@@ -18,24 +18,18 @@ from pathlib import Path
 
 import yaml
 
-from ssl_video.commands.common import add_data_arguments, check_json_output, command_config_keys, overrides, write_results
-from ssl_video.config import PROTOCOLS, EvaluateConfig
+from ssl_video.commands.common import add_common_arguments, check_json_output, command_config_keys, write_results
+from ssl_video.config import ARCH_HELP, EvaluateConfig
 from vos.config import load_config
+from vos.config_flags import config_overrides
 
 HELP = "test a fine-tuned checkpoint (this project's or FAME's) with the 10-clip video-level protocol"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", metavar="FILE", required=True,
-                        help="fine-tuned checkpoint: `ssl-video finetune`'s DIR/last.pt or FAME's eval.py checkpoint")
-    add_data_arguments(parser)
-    parser.add_argument("--clips-per-video", type=int, help="test clips per video (default 10)")
-    parser.add_argument("--protocol", choices=PROTOCOLS,
-                        help="toolkit (default): finetune's test step exactly; fame: FAME eval.py's test (clips from "
-                             "every window of FRAMES x STRIDE frames, floor-uniform choice, centre crop without "
-                             "resizing, videos shorter than a window left out, log_softmax averaged)")
-    parser.add_argument("--eval-train", action=argparse.BooleanOptionalAction, default=None,
-                        help="also report video top-1 on the training videos (train_video_top1)")
+    add_common_arguments(parser, EvaluateConfig, flags={"checkpoint": {"required": True}})
+    # not an EvaluateConfig field: the backbone is the checkpoint's, and --arch only checks it
+    parser.add_argument("--arch", help=ARCH_HELP + "; must be the checkpoint's (default: the checkpoint's)")
     parser.add_argument("--out", metavar="DIR", help="also write DIR/results.json")
 
 
@@ -46,8 +40,8 @@ def run(args: argparse.Namespace) -> int:
     check_json_output(args, "test")
     if args.out is not None:
         check_json_output(args, "test", Path(args.out) / "results.json", flag="--out")
-    own, others = command_config_keys(EvaluateConfig)
-    flags = overrides(args, sorted(own))
+    _, others = command_config_keys(EvaluateConfig)
+    flags = config_overrides(args, EvaluateConfig)
     load_config(EvaluateConfig, args.config, flags, ignore_keys=others)  # validates --config before the checkpoint is read
     in_yaml = set(yaml.safe_load(Path(args.config).read_text()) or {}) if args.config else set()
     weights = read_weights(args.checkpoint, args.arch, flag="--checkpoint")

@@ -27,10 +27,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ssl_video.data.config import DATASETS
 from vos.errors import VosError
 from vos.video_io import VIDEO_SUFFIXES
 
-DATASETS = ("ucf101", "hmdb51", "kinetics", "folder")
 SUBSETS = ("train", "test")
 VIDEO_EXTENSIONS = VIDEO_SUFFIXES  # the files vos.video_io reads
 

@@ -8,12 +8,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from vos.config_flags import config_field
+from vos.models import BACKBONE_NAMES
+
 
 @dataclass
 class AugmentConfig:
     """Photometric augmentation, drawn once per clip and applied identically to all its frames."""
 
-    enabled: bool = True
+    enabled: bool = config_field(True, flag="--augment", help="photometric augmentation")
     grayscale_p: float = 0.2
     jitter_p: float = 0.8
     brightness: float = 0.4
@@ -35,8 +38,8 @@ class BlockConfig:
 
 @dataclass
 class OptimConfig:
-    lr: float = 1e-5
-    min_lr: float = 1e-6  # end of the cosine decay
+    lr: float = config_field(1e-5, flag="--lr", help="peak learning rate, cosine-decayed to --min-lr")
+    min_lr: float = config_field(1e-6, flag="--min-lr", help="final learning rate (end of the cosine decay)")
     warmup_iterations: int = 0
     # The reference sets 0.04 and its scheduler then holds 0.1 on the regularised group, so 0.1
     # is what acts; it applies to weight matrices only (biases and LayerNorm parameters get 0).
@@ -70,22 +73,36 @@ class LossConfig:
 
 @dataclass
 class TrainConfig:
-    data: str = ""  # folder of frame folders / video files, or a DAVIS root (JPEGImages/480p)
-    out: str = ""  # checkpoints (last.pt), config.yaml, log.csv, tensorboard/
-    backbone: str = "dino_vits16"
-    weights: Optional[str] = None  # None: official DINO weights; "random"; or a path
-    init_block: Optional[str] = None  # start from this block (a vos block checkpoint or the SSL-UVOS release)
-    frames: int = 3
-    gap: int = 4  # frame stride inside a clip (reduced for short videos)
-    resolution: tuple[int, int] = (192, 384)  # H W, rounded to multiples of the patch size
-    batch_size: int = 1  # clips per process and iteration
-    iterations: int = 60000
-    seed: int = 0
-    checkpoint_every: int = 1000
-    log_every: int = 10
-    cache_features: Optional[str] = None  # folder of memory-mapped backbone features
-    cache_variants: int = 1  # augmented copies per video in the cache (1: unaugmented only)
-    device: str = "auto"
+    """Settings of `vos train`; its top-level fields and a few nested ones are also flags (vos.config_flags)."""
+
+    data: str = config_field(
+        "", metavar="DIR", help="training videos: a folder of frame folders / video files, or a DAVIS root "
+                                "(JPEGImages/480p)")
+    out: str = config_field("", metavar="DIR", help="run folder: checkpoints (last.pt), config.yaml, log.csv, "
+                                                    "tensorboard/")
+    backbone: str = config_field("dino_vits16", choices=BACKBONE_NAMES, help="frozen DINO ViT")
+    weights: Optional[str] = config_field(
+        None, metavar="PATH|random",
+        help="backbone weights: a local DINO/timm/safetensors file, or 'random' (tests and benchmarks only)",
+        default_help="the official DINO weights, downloaded once and cached")
+    init_block: Optional[str] = config_field(
+        None, metavar="CKPT",
+        help="start from this block instead of a random one: a 'vos train' checkpoint or the SSL-UVOS release "
+             "file (its backbone must be --backbone's; pass the same file as --weights to train on the "
+             "release's encoder)")
+    frames: int = config_field(3, help="frames per clip")
+    gap: int = config_field(4, help="frame stride in a clip, reduced for short videos")
+    resolution: tuple[int, int] = config_field(
+        (192, 384), metavar=("H", "W"), help="backbone input size, rounded to the patch size")
+    batch_size: int = config_field(1, help="clips per process and iteration")
+    iterations: int = config_field(60000, help="total iterations")
+    seed: int = config_field(0, help="random seed")
+    checkpoint_every: int = config_field(1000, help="iterations between checkpoints")
+    log_every: int = config_field(10, help="iterations between log rows")
+    cache_features: Optional[str] = config_field(
+        None, metavar="DIR", help="compute backbone features once into DIR (memory-mapped) and train from them")
+    cache_variants: int = config_field(1, help="augmented copies per video in the cache; 1 = unaugmented only")
+    device: str = config_field("auto", choices=("auto", "cpu", "cuda"), help="where to train")
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     block: BlockConfig = field(default_factory=BlockConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
