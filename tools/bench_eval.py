@@ -2,7 +2,7 @@
 """Benchmark `vos eval davis` against a slow reference that mirrors the official toolkit's computation.
 
 Data: the real DAVIS-2017 val masks (``shared/data/davis17-val-masks`` next to the repository's
-folder, located by ``tests/eval_helpers.py``): a temporary DAVIS
+folder, located by ``tests/helpers/davis_reference.py``): a temporary DAVIS
 root whose unsupervised annotations are the OSVOS masks; the RVOS masks are scored with the
 unsupervised protocol. Prints per-sequence counts, wall and CPU times of the fast path (all
 sequences with --workers processes, then each sequence alone in one process) and of the reference
