@@ -226,7 +226,7 @@ def test_torchrun_shards_a_batch_across_two_processes(tmp_path):
     for i in range(3):
         write_frame_folder(batch / f"v{i}", moving_square_frames(4, (48, 64), seed=i))
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "vos", "segment", str(batch), "--out", str(tmp_path / "dist"), *FAST]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
