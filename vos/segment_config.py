@@ -9,7 +9,7 @@ from typing import Optional
 from vos.compat import COMPAT_MODES, conventions
 from vos.config_flags import config_field
 from vos.errors import VosError
-from vos.models import BACKBONE_NAMES
+from vos.models import BACKBONE_NAMES, WEIGHTS_DEFAULT_HELP, WEIGHTS_HELP
 
 DEFAULT_BACKBONE = "dino_vits16"  # without --backbone and without a --block file that names one
 SEGMENT_MODES = ("auto", "full", "chunked")
@@ -78,9 +78,7 @@ class SegmentConfig:
         None, help="frozen DINO ViT", choices=BACKBONE_NAMES,
         default_help=f"the --block checkpoint's, else {DEFAULT_BACKBONE}")
     weights: Optional[str] = config_field(
-        None, metavar="PATH|random",
-        help="backbone weights: a local DINO/timm/safetensors file, or 'random' (tests and benchmarks only)",
-        default_help="the official DINO weights, downloaded once and cached")
+        None, metavar="PATH|random", help=WEIGHTS_HELP, default_help=WEIGHTS_DEFAULT_HELP)
     block: Optional[str] = config_field(
         None, metavar="CKPT",
         help="trained block: a checkpoint from 'vos train', or the SSL-UVOS release (checkpoint_dino-s-8.pth, "

@@ -13,6 +13,7 @@ settings (UCF101 split 1, 16 frames at stride 2, 224 px, 10 clips); --config and
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from pathlib import Path
 
@@ -42,12 +43,12 @@ def run(args: argparse.Namespace) -> int:
         check_json_output(args, "test", Path(args.out) / "results.json", flag="--out")
     _, others = command_config_keys(EvaluateConfig)
     flags = config_overrides(args, EvaluateConfig)
-    load_config(EvaluateConfig, args.config, flags, ignore_keys=others)  # validates --config before the checkpoint is read
+    cfg = load_config(EvaluateConfig, args.config, flags, ignore_keys=others)  # --config checked before the checkpoint
     in_yaml = set(yaml.safe_load(Path(args.config).read_text()) or {}) if args.config else set()
     weights = read_weights(args.checkpoint, args.arch, flag="--checkpoint")
     # precedence: defaults < the checkpoint's settings < --config < flags
-    settings = {k: v for k, v in checkpoint_settings(weights).items() if k not in in_yaml}
-    cfg = load_config(EvaluateConfig, args.config, {**settings, **flags}, ignore_keys=others)
+    cfg = dataclasses.replace(cfg, **{k: v for k, v in checkpoint_settings(weights).items()
+                                      if k not in in_yaml and k not in flags})
     results = evaluate_checkpoint(cfg, args.out, weights=weights)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun every process has the results: one reports
         write_results(results, args.json)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from vos.config_flags import config_field
-from vos.models import BACKBONE_NAMES
+from vos.models import BACKBONE_NAMES, WEIGHTS_DEFAULT_HELP, WEIGHTS_HELP
 
 
 @dataclass
@@ -82,9 +82,7 @@ class TrainConfig:
                                                     "tensorboard/")
     backbone: str = config_field("dino_vits16", choices=BACKBONE_NAMES, help="frozen DINO ViT")
     weights: Optional[str] = config_field(
-        None, metavar="PATH|random",
-        help="backbone weights: a local DINO/timm/safetensors file, or 'random' (tests and benchmarks only)",
-        default_help="the official DINO weights, downloaded once and cached")
+        None, metavar="PATH|random", help=WEIGHTS_HELP, default_help=WEIGHTS_DEFAULT_HELP)
     init_block: Optional[str] = config_field(
         None, metavar="CKPT",
         help="start from this block instead of a random one: a 'vos train' checkpoint or the SSL-UVOS release "
