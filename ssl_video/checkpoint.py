@@ -14,11 +14,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
-from vos.distributed import DistContext, all_gather_objects
-from vos.errors import VosError
-from vos.fileio import load_torch_file
-from vos.outputs import check_run_dir
+from vos.infra.distributed import DistContext, all_gather_objects
+from vos.infra.errors import UserError
+from vos.infra.fileio import load_torch_file
+from vos.infra.outputs import check_run_dir
 
 # Options that may change between an interrupted run and its resumption (they do not change results).
 RESUME_MAY_DIFFER = {"workers", "data_root", "split_dir", "pretrained"}
@@ -55,7 +56,7 @@ def gather_rng_states(ctx: DistContext) -> list[dict[str, Any]]:
 
 def restore_rng_states(states: list[dict[str, Any]], ctx: DistContext, path: Path) -> None:
     if len(states) != ctx.world_size:
-        raise VosError(f"{path} was written by {len(states)} process(es); resume it with the same number "
+        raise UserError(f"{path} was written by {len(states)} process(es); resume it with the same number "
                        f"of processes (now {ctx.world_size}) to continue exactly")
     set_rng_state(states[ctx.rank])
 
@@ -66,17 +67,17 @@ def check_resume_config(saved: dict, current: dict, path: Path) -> None:
                      if k not in RESUME_MAY_DIFFER and saved.get(k) != current.get(k))
     if changed:
         detail = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed)
-        raise VosError(f"{path}: cannot resume with different settings ({detail}); "
+        raise UserError(f"{path}: cannot resume with different settings ({detail}); "
                        "use the original settings or a new --out")
 
 
 def prepare_out_dir(out_dir: Path, resume: bool, command: str) -> Path | None:
     """The checkpoint to resume from, or None for a fresh run; refuses to overwrite a finished one,
-    and a folder that is not empty and not a run of ``command`` (see :func:`vos.outputs.check_run_dir`)."""
+    and a folder that is not empty and not a run of ``command`` (see :func:`vos.infra.outputs.check_run_dir`)."""
     check_run_dir(out_dir, command, resume)
     last = out_dir / "last.pt"
     if last.exists() and not resume:
-        raise VosError(f"{last} already exists; pass --resume to continue that run or choose another --out")
+        raise UserError(f"{last} already exists; pass --resume to continue that run or choose another --out")
     return last if (resume and last.exists()) else None
 
 
@@ -89,7 +90,7 @@ def load_checkpoint(path: Path, expected: str = CHECKPOINT_KINDS) -> dict:
     ``expected`` names the files accepted, in error messages."""
     ckpt = load_torch_file(path, expected, allow_numpy_arrays=True)
     if not isinstance(ckpt, dict):
-        raise VosError(f"{path} holds a {type(ckpt).__name__}, not {expected}")
+        raise UserError(f"{path} holds a {type(ckpt).__name__}, not {expected}")
     return ckpt
 
 
@@ -99,16 +100,16 @@ def checked_field(ckpt: dict, keys: tuple[str, ...], kind: type, path: Path):
     for depth, key in enumerate(keys):
         if not isinstance(value, dict) or key not in value:
             where = "".join(f"[{k!r}]" for k in keys[:depth + 1])
-            raise VosError(f"{path}: {where} is missing; the checkpoint is damaged or not {CHECKPOINT_KINDS}")
+            raise UserError(f"{path}: {where} is missing; the checkpoint is damaged or not {CHECKPOINT_KINDS}")
         value = value[key]
     if not isinstance(value, kind):
         where = "".join(f"[{k!r}]" for k in keys)
-        raise VosError(f"{path}: {where} is a {type(value).__name__}, not a {kind.__name__}; the checkpoint is damaged")
+        raise UserError(f"{path}: {where} is a {type(value).__name__}, not a {kind.__name__}; the checkpoint is damaged")
     return value
 
 
 def load_strict(module: nn.Module, state: dict[str, torch.Tensor], what: str, path: Path) -> None:
-    """``module.load_state_dict(state)`` with a one-line VosError naming ``path`` when the names or
+    """``module.load_state_dict(state)`` with a one-line UserError naming ``path`` when the names or
     shapes do not fit."""
     expected = module.state_dict()
     missing = [k for k in expected if k not in state]
@@ -124,7 +125,7 @@ def load_strict(module: nn.Module, state: dict[str, torch.Tensor], what: str, pa
         problems.append(f"{len(wrong)} of another shape, e.g. {k} {tuple(state[k].shape)} "
                         f"where {tuple(expected[k].shape)} is expected")
     if problems:
-        raise VosError(f"{path}: the weights do not fit {what} ({'; '.join(problems)})")
+        raise UserError(f"{path}: the weights do not fit {what} ({'; '.join(problems)})")
     module.load_state_dict(state)
 
 
@@ -140,7 +141,7 @@ def restore_training_state(path: Path, config: dict, model: torch.nn.Module, opt
         optimizer.load_state_dict(checked_field(ckpt, ("optimizer",), dict, path))
         scheduler.load_state_dict(checked_field(ckpt, ("scheduler",), dict, path))
     except (KeyError, ValueError, TypeError) as exc:
-        raise VosError(f"{path}: the optimiser or scheduler state does not fit this run ({exc}); "
+        raise UserError(f"{path}: the optimiser or scheduler state does not fit this run ({exc}); "
                        "the checkpoint is damaged") from None
     restore_rng_states(checked_field(ckpt, ("rng",), list, path), ctx, path)
     return checked_field(ckpt, ("epoch",), int, path), checked_field(ckpt, ("step",), int, path)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from vos.cli import run_cli
+from vos.infra.cli import run_cli
 
 COMMANDS: dict[str, str] = {
     "synth": "ssl_video.commands.synth",

@@ -1,7 +1,7 @@
 """Settings of `ssl-video pretrain`, `finetune`, `retrieve` and `test` (importable without torch).
 
 They extend :class:`ssl_video.data.config.ClipDataConfig`; each field is also a flag of its command
-(vos.config_flags), its help written here. A config file written for one of
+(vos.infra.config_flags), its help written here. A config file written for one of
 them can be given to another: keys that only the other commands know (e.g. a fine-tuning
 ``epochs`` for ``retrieve``) are ignored with a warning, see :func:`command_config_keys`.
 """
@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ssl_video.data.config import ClipDataConfig
-from vos.config_flags import config_field
+from vos.infra.config_flags import config_field
 
 
-# help of flags that several commands share (each field is a flag, see vos.config_flags)
+# help of flags that several commands share (each field is a flag, see vos.infra.config_flags)
 ARCH_HELP = "backbone: r3d_18, mc3_18, r2plus1d_18, s3d, i3d or r3d_tiny"
 EVAL_TRAIN_HELP = "also report video top-1 on the training videos (train_video_top1; shows shortcut learning)"
 EPOCHS_HELP = "training epochs"

@@ -22,9 +22,8 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -40,9 +39,9 @@ from ssl_video.checkpoint import load_strict
 from ssl_video.finetune import VideoClassifier, evaluation_datasets, evaluation_results
 from ssl_video.models import build_backbone
 from ssl_video.pretrained import CheckpointWeights, read_weights
-from vos.distributed import cleanup, init_distributed
-from vos.errors import VosError
-from vos.fileio import atomic_write_text
+from vos.infra.distributed import cleanup, init_distributed
+from vos.infra.errors import UserError
+from vos.infra.fileio import atomic_write_text
 
 # FAME's eval.py test of its fine-tuned I3D: UCF101 split 1, 16 frames at stride 2, 224 px, 10 clips
 FAME_EVAL_SETTINGS = {"dataset": "ucf101", "split": 1, "frames": 16, "frame_stride": 2, "crop": 224,
@@ -77,7 +76,7 @@ class FameTestClips(Dataset):
     def __init__(self, items: Sequence[VideoItem], frames: int = 16, frame_stride: int = 2, crop: int = 224,
                  clips_per_video: int = 10, progress: bool = True) -> None:
         if min(frames, frame_stride, crop, clips_per_video) < 1:
-            raise VosError("--frames, --frame-stride, --crop and --clips-per-video must be positive")
+            raise UserError("--frames, --frame-stride, --crop and --clips-per-video must be positive")
         self.frames, self.frame_stride, self.crop, self.clips_per_video = frames, frame_stride, crop, clips_per_video
         self.window = frames * frame_stride
         lengths = [len(VideoFile(item.path)) for item in tqdm(items, desc="video lengths", leave=False,
@@ -86,7 +85,7 @@ class FameTestClips(Dataset):
         self.lengths = [n for n in lengths if n >= self.window]
         self.skipped = len(items) - len(self.items)
         if not self.items:
-            raise VosError(f"no test video has the {self.window} frames of one clip "
+            raise UserError(f"no test video has the {self.window} frames of one clip "
                            f"(--frames {frames} x --frame-stride {frame_stride})")
 
     def __len__(self) -> int:
@@ -99,7 +98,7 @@ class FameTestClips(Dataset):
         frames = VideoFile(item.path).get(indices.numpy())                                # (n*T) H W 3 uint8
         h, w = frames.shape[1:3]
         if min(h, w) < self.crop:
-            raise VosError(f"{item.path}: frames of {w}x{h} are smaller than --crop {self.crop}, which FAME's "
+            raise UserError(f"{item.path}: frames of {w}x{h} are smaller than --crop {self.crop}, which FAME's "
                            "protocol cuts out without resizing")
         top, left = int(round((h - self.crop) / 2.0)), int(round((w - self.crop) / 2.0))
         frames = torch.from_numpy(np.ascontiguousarray(frames[:, top:top + self.crop, left:left + self.crop]))
@@ -118,18 +117,18 @@ def checkpoint_settings(weights: CheckpointWeights) -> dict:
 def classifier_from_weights(weights: CheckpointWeights, classes: list[str], path: Path) -> VideoClassifier:
     """The fine-tuned classifier with its outputs in the order of ``classes`` (the dataset's)."""
     if weights.classifier is None:
-        raise VosError(f"{path} is a pretraining checkpoint ({weights.source}) without a classifier; "
+        raise UserError(f"{path} is a pretraining checkpoint ({weights.source}) without a classifier; "
                        f"fine-tune it first (`ssl-video finetune --pretrained {path}`) and test that")
     rows = weights.classifier.get("weight")
     n_saved = len(weights.classes) if weights.classes is not None else (len(rows) if rows is not None else 0)
     if n_saved != len(classes):
-        raise VosError(f"{path}: its classifier has {n_saved} classes, the dataset {len(classes)}; "
+        raise UserError(f"{path}: its classifier has {n_saved} classes, the dataset {len(classes)}; "
                        "test on the dataset it was fine-tuned on")
     # FAME's class indices are the sorted class-folder names (torchvision's UCF101)
     saved = weights.classes if weights.classes is not None else sorted(classes)
     if sorted(saved) != sorted(classes):
         differ = sorted(set(saved) ^ set(classes))[:3]
-        raise VosError(f"{path}: its classes are not the dataset's (e.g. {', '.join(differ)}); "
+        raise UserError(f"{path}: its classes are not the dataset's (e.g. {', '.join(differ)}); "
                        "test on the dataset it was fine-tuned on")
     backbone = build_backbone(weights.arch)
     load_strict(backbone, weights.backbone, f"the {weights.arch} backbone", path)
@@ -149,9 +148,9 @@ def evaluate_checkpoint(cfg: EvaluateConfig, out_dir: str | Path | None = None,
     ``out_dir`` also ``out_dir/results.json``. ``weights`` is the checkpoint if already read.
     Under torchrun the processes share the videos and all return the same results."""
     if cfg.checkpoint is None:
-        raise VosError("give --checkpoint FILE (a fine-tuned checkpoint)")
+        raise UserError("give --checkpoint FILE (a fine-tuned checkpoint)")
     if cfg.protocol not in PROTOCOLS:
-        raise VosError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {cfg.protocol!r}")
+        raise UserError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {cfg.protocol!r}")
     path = Path(cfg.checkpoint)
     weights = weights or read_weights(path, cfg.arch, flag="--checkpoint")
     test_set, train_eval_set, classes = evaluation_datasets(cfg, cfg.clips_per_video, cfg.eval_train)

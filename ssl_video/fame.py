@@ -29,7 +29,7 @@ from fractions import Fraction
 import torch
 
 from ssl_video.image_ops import gaussian_blur, rgb_hue_turns
-from vos.errors import VosError
+from vos.infra.errors import UserError
 
 COLOR_BINS = 10
 SEED_FG_FRACTION = 0.5
@@ -38,23 +38,23 @@ SEED_BG_FRACTION = 0.1
 
 def _check_clips(clips: torch.Tensor) -> None:
     if not isinstance(clips, torch.Tensor) or not clips.is_floating_point():
-        raise VosError("FAME expects a float tensor of clips (B, C, T, H, W) with values in [0, 1]")
+        raise UserError("FAME expects a float tensor of clips (B, C, T, H, W) with values in [0, 1]")
     if clips.ndim != 5 or clips.shape[1] != 3:
-        raise VosError(f"FAME expects clips of shape (B, 3, T, H, W), got {tuple(clips.shape)}")
+        raise UserError(f"FAME expects clips of shape (B, 3, T, H, W), got {tuple(clips.shape)}")
     if clips.shape[2] < 2:
-        raise VosError(f"FAME needs at least 2 frames per clip for frame differences, got T={clips.shape[2]}")
+        raise UserError(f"FAME needs at least 2 frames per clip for frame differences, got T={clips.shape[2]}")
     if clips.shape[0] == 0 or clips.shape[3] == 0 or clips.shape[4] == 0:
-        raise VosError(f"FAME got an empty batch or empty frames: shape {tuple(clips.shape)}")
+        raise UserError(f"FAME got an empty batch or empty frames: shape {tuple(clips.shape)}")
     lo, hi = float(clips.min()), float(clips.max())
     if not (lo >= -1e-4 and hi <= 1 + 1e-4):  # also rejects NaN
-        raise VosError(f"FAME expects clip values in [0, 1], got [{lo:.3g}, {hi:.3g}]; "
+        raise UserError(f"FAME expects clip values in [0, 1], got [{lo:.3g}, {hi:.3g}]; "
                        "apply FAME before normalize_clips")
 
 
 def foreground_count(beta: float, num_pixels: int) -> int:
     """``floor(beta * num_pixels)``, with beta read as a decimal (0.29 * 100 gives 29, not 28)."""
     if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not (0.0 <= beta <= 1.0):
-        raise VosError(f"the foreground ratio beta must be a number in [0, 1], got {beta!r}")
+        raise UserError(f"the foreground ratio beta must be a number in [0, 1], got {beta!r}")
     return math.floor(Fraction(beta).limit_denominator(10**6) * num_pixels)
 
 

@@ -29,19 +29,20 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from ssl_video.checkpoint import gather_rng_states, prepare_out_dir, restore_training_state, seed_everything
 from ssl_video.config import FinetuneConfig
+from ssl_video.data.config import ClipDataConfig
 from ssl_video.data.clips import LabeledClips, MultiClipVideos, normalize_clips
 from ssl_video.data.splits import load_items
 from ssl_video.metrics import video_level_accuracy
 from ssl_video.models import build_backbone
 from ssl_video.pretrained import load_backbone
-from vos.config import config_to_dict
-from vos.distributed import (DistContext, all_gather_objects, all_reduce_sum, barrier, broadcast_buffers, cleanup,
+from vos.infra.config import config_to_dict
+from vos.infra.distributed import (DistContext, all_gather_objects, all_reduce_sum, barrier, broadcast_buffers, cleanup,
                              init_distributed, shard)
-from vos.errors import VosError
-from vos.fileio import atomic_torch_save, atomic_write_text
-from vos.outputs import remove_stale_temporaries, write_marker
-from vos.progress import progress_bar
-from vos.training_log import TrainingLog
+from vos.infra.errors import UserError
+from vos.infra.fileio import atomic_torch_save, atomic_write_text
+from vos.infra.outputs import remove_stale_temporaries, write_marker
+from vos.infra.progress import progress_bar
+from vos.infra.training_log import TrainingLog
 
 COMMAND = "ssl-video finetune"  # the marker of its run folders
 
@@ -73,7 +74,7 @@ def build_classifier(cfg: FinetuneConfig, num_classes: int) -> tuple[VideoClassi
         backbone, arch = load_backbone(cfg.pretrained, cfg.arch)
     else:
         if cfg.arch is None:
-            raise VosError("give --pretrained CKPT (or --arch for a randomly initialised baseline)")
+            raise UserError("give --pretrained CKPT (or --arch for a randomly initialised baseline)")
         backbone, arch = build_backbone(cfg.arch), cfg.arch
     model = VideoClassifier(backbone, num_classes, cfg.dropout)
     if cfg.linear:
@@ -121,12 +122,12 @@ def evaluate(model: VideoClassifier, dataset: Dataset, workers: int = 0, desc: s
 
 
 def labeled_items(cfg: ClipDataConfig, subset: str) -> tuple[list, list[str]]:
-    """The videos of ``subset`` and the class names; VosError for a dataset without labels."""
+    """The videos of ``subset`` and the class names; UserError for a dataset without labels."""
     if cfg.data_root is None:
-        raise VosError("no --data-root given: pass the folder holding the videos")
+        raise UserError("no --data-root given: pass the folder holding the videos")
     items, classes = load_items(cfg.dataset, cfg.data_root, cfg.split_dir, cfg.split, subset)
     if not classes or any(item.label < 0 for item in items):
-        raise VosError(f"--dataset {cfg.dataset} has no class labels; fine-tuning needs ucf101, hmdb51 or kinetics")
+        raise UserError(f"--dataset {cfg.dataset} has no class labels; fine-tuning needs ucf101, hmdb51 or kinetics")
     return items, classes
 
 
@@ -164,7 +165,7 @@ def finetune(cfg: FinetuneConfig, out_dir: str | Path, resume: bool = False) -> 
     ``eval_train``) and writes it to ``out_dir/results.json``. Under torchrun every process
     returns the same results."""
     if cfg.epochs < 1 or cfg.batch_size < 1 or not 0.0 <= cfg.dropout < 1.0:
-        raise VosError("--epochs and --batch-size must be positive and --dropout in [0, 1)")
+        raise UserError("--epochs and --batch-size must be positive and --dropout in [0, 1)")
     ctx = init_distributed()
     try:
         return _finetune(cfg, Path(out_dir), resume, ctx)
@@ -215,7 +216,7 @@ def _finetune(cfg: FinetuneConfig, out_dir: Path, resume: bool, ctx: DistContext
             # every process must take the same decision, so the check uses the sum over processes
             if not math.isfinite(float(all_reduce_sum(loss.detach().reshape(1), ctx))):
                 kept = f"the last good checkpoint {last_path} is kept" if last_path.exists() else "no checkpoint was written yet"
-                raise VosError(f"loss became {float(loss.detach())} at epoch {epoch + 1}, step {step + 1}; stopped, "
+                raise UserError(f"loss became {float(loss.detach())} at epoch {epoch + 1}, step {step + 1}; stopped, "
                                f"{kept}; lower --lr")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

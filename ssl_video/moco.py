@@ -16,7 +16,7 @@ from torch import nn
 
 from ssl_video.co2 import co2_consistency
 from ssl_video.models import build_backbone
-from vos.errors import VosError
+from vos.infra.errors import UserError
 
 
 class VideoEncoder(nn.Module):
@@ -80,7 +80,7 @@ class MoCo(nn.Module):
         keys = concat_all_gather(keys)
         n = keys.shape[0]
         if n > self.K:
-            raise VosError(f"{n} keys per step (2 x batch x processes) do not fit a queue of --moco-k {self.K}; raise --moco-k")
+            raise UserError(f"{n} keys per step (2 x batch x processes) do not fit a queue of --moco-k {self.K}; raise --moco-k")
         ptr = int(self.queue_ptr)
         idx = (ptr + torch.arange(n, device=keys.device)) % self.K
         self.queue[:, idx] = keys.T

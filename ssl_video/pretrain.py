@@ -4,7 +4,7 @@ One epoch = one pass over the training videos, two clips per video. SGD with a p
 schedule. ``DIR/last.pt`` is written atomically at the end of every epoch (model with queue,
 optimizer, scheduler, epoch/step, every process's RNG states, config); ``resume=True`` continues
 from it exactly. Under torchrun each process loads its shard of the videos (DistributedSampler);
-``batch_size`` is per process. A non-finite loss stops the run with a VosError and leaves the last
+``batch_size`` is per process. A non-finite loss stops the run with a UserError and leaves the last
 good checkpoint in place.
 """
 
@@ -25,13 +25,13 @@ from ssl_video.data.clips import PretrainClips, check_color_options, check_video
 from ssl_video.data.splits import load_items
 from ssl_video.fame import fame_merge
 from ssl_video.moco import MoCo
-from vos.config import config_to_dict
-from vos.distributed import DistContext, all_reduce_sum, barrier, cleanup, init_distributed
-from vos.errors import VosError
-from vos.fileio import atomic_torch_save, atomic_write_text
-from vos.outputs import remove_stale_temporaries, write_marker
-from vos.progress import progress_bar
-from vos.training_log import TrainingLog
+from vos.infra.config import config_to_dict
+from vos.infra.distributed import DistContext, all_reduce_sum, barrier, cleanup, init_distributed
+from vos.infra.errors import UserError
+from vos.infra.fileio import atomic_torch_save, atomic_write_text
+from vos.infra.outputs import remove_stale_temporaries, write_marker
+from vos.infra.progress import progress_bar
+from vos.infra.training_log import TrainingLog
 
 COMMAND = "ssl-video pretrain"  # the marker of its run folders
 
@@ -44,7 +44,7 @@ def build_model(cfg: PretrainConfig) -> MoCo:
 def build_dataset(cfg: PretrainConfig) -> Dataset:
     """Two-clip dataset over the training videos of ``cfg.dataset`` (labels unused)."""
     if cfg.data_root is None:
-        raise VosError("no --data-root given: pass the folder holding the videos")
+        raise UserError("no --data-root given: pass the folder holding the videos")
     items, _ = load_items(cfg.dataset, cfg.data_root, cfg.split_dir, cfg.split, "train")
     return PretrainClips(items, cfg.frames, cfg.frame_stride, cfg.crop, cfg.color_jitter, cfg.grayscale)
 
@@ -63,18 +63,18 @@ def make_views(clip_q: torch.Tensor, clip_k: torch.Tensor, cfg: PretrainConfig) 
 
 def check_config(cfg: PretrainConfig, world_size: int) -> None:
     if cfg.epochs < 1 or cfg.batch_size < 1:
-        raise VosError(f"--epochs and --batch-size must be positive (got {cfg.epochs}, {cfg.batch_size})")
+        raise UserError(f"--epochs and --batch-size must be positive (got {cfg.epochs}, {cfg.batch_size})")
     if cfg.fame and cfg.batch_size < 2:
-        raise VosError("--fame takes backgrounds from other videos of the batch: use --batch-size 2 or more")
+        raise UserError("--fame takes backgrounds from other videos of the batch: use --batch-size 2 or more")
     if not 0.0 < cfg.beta <= 1.0:
-        raise VosError(f"--beta is the foreground ratio, in (0, 1]; got {cfg.beta}")
+        raise UserError(f"--beta is the foreground ratio, in (0, 1]; got {cfg.beta}")
     keys_per_step = 2 * cfg.batch_size * world_size
     if cfg.moco_k < keys_per_step:
-        raise VosError(f"--moco-k {cfg.moco_k} is smaller than the {keys_per_step} keys enqueued per step "
+        raise UserError(f"--moco-k {cfg.moco_k} is smaller than the {keys_per_step} keys enqueued per step "
                        "(2 x batch size x processes); raise --moco-k")
     check_color_options(cfg.color_jitter, cfg.grayscale)
     if cfg.co2 < 0 or cfg.co2_t <= 0 or cfg.moco_t <= 0:
-        raise VosError("--co2 must be >= 0 and the temperatures --moco-t, --co2-t > 0")
+        raise UserError("--co2 must be >= 0 and the temperatures --moco-t, --co2-t > 0")
 
 
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, clip_q: torch.Tensor,
@@ -132,7 +132,7 @@ def _pretrain(cfg: PretrainConfig, out_dir: Path, resume: bool, dataset: Dataset
         check_videos(dataset.items, cfg.workers, report=ctx.is_main)
     seed_everything(cfg.seed)  # identical initial weights in every process
     if len(dataset) < cfg.batch_size * ctx.world_size:
-        raise VosError(f"{len(dataset)} training videos are fewer than one batch "
+        raise UserError(f"{len(dataset)} training videos are fewer than one batch "
                        f"({cfg.batch_size} x {ctx.world_size} processes); lower --batch-size")
     moco = build_model(cfg).to(ctx.device)
     model = DistributedDataParallel(moco) if ctx.enabled else moco
@@ -173,7 +173,7 @@ def _pretrain(cfg: PretrainConfig, out_dir: Path, resume: bool, dataset: Dataset
             except FloatingPointError as exc:
                 kept = (f"the last good checkpoint {last_path} (epoch {saved_epoch}) is kept" if saved_epoch
                         else "no checkpoint was written yet")
-                raise VosError(f"loss became {exc.args[0]} at epoch {epoch + 1}, step {step + 1}; stopped, {kept}; "
+                raise UserError(f"loss became {exc.args[0]} at epoch {epoch + 1}, step {step + 1}; stopped, {kept}; "
                                "lower --lr or check the input videos") from None
             scheduler.step()
             step += 1

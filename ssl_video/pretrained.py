@@ -24,7 +24,7 @@ from torch import nn
 from ssl_video.checkpoint import checked_field, load_checkpoint, load_strict
 from ssl_video.models import build_backbone
 from ssl_video.models.i3d import from_fame_state_dict
-from vos.errors import VosError
+from vos.infra.errors import UserError
 
 # where each kind of this project's checkpoints keeps the backbone's weights in its "model" state dict
 _BACKBONE_PREFIX = {"moco_pretrain": "encoder_q.backbone.", "finetune": "backbone."}
@@ -53,16 +53,16 @@ def read_weights(path: str | Path, arch: str | None = None, flag: str = "--pretr
     with it; ``flag`` names the option the path came from, in error messages."""
     path = Path(path)
     if not path.is_file():
-        raise VosError(f"{flag} {path}: file not found")
+        raise UserError(f"{flag} {path}: file not found")
     ckpt = load_checkpoint(path, EXPECTED)
     if isinstance(ckpt, dict) and ckpt.get("kind") in _BACKBONE_PREFIX:
         weights = _project_weights(ckpt, path)
     elif isinstance(ckpt, dict) and isinstance(ckpt.get("state_dict"), dict) and isinstance(ckpt.get("arch"), str):
         weights = _fame_weights(ckpt, path)
     else:
-        raise VosError(f"{flag} {path}: not a supported checkpoint; expected {EXPECTED}")
+        raise UserError(f"{flag} {path}: not a supported checkpoint; expected {EXPECTED}")
     if arch is not None and arch != weights.arch:
-        raise VosError(f"--arch {arch} does not match the {weights.arch} backbone in {path}; drop --arch or change it")
+        raise UserError(f"--arch {arch} does not match the {weights.arch} backbone in {path}; drop --arch or change it")
     return weights
 
 
@@ -82,7 +82,7 @@ def _project_weights(ckpt: dict, path: Path) -> CheckpointWeights:
     prefix = _BACKBONE_PREFIX[kind]
     backbone = {k[len(prefix):]: v for k, v in model.items() if k.startswith(prefix)}
     if not backbone:
-        raise VosError(f"{path}: holds no backbone weights (no '{prefix}*' entries in 'model'); the file is damaged")
+        raise UserError(f"{path}: holds no backbone weights (no '{prefix}*' entries in 'model'); the file is damaged")
     classifier = None
     if kind == "finetune":
         classifier = {k[len("fc."):]: v for k, v in model.items() if k.startswith("fc.")}
@@ -103,14 +103,14 @@ def _fame_weights(ckpt: dict, path: Path) -> CheckpointWeights:
         encoder = state
     fame_arch = ckpt.get("arch")
     if fame_arch not in _FAME_ARCHS:
-        raise VosError(f"{path}: FAME checkpoint of arch {fame_arch!r}; only {', '.join(_FAME_ARCHS)} "
+        raise UserError(f"{path}: FAME checkpoint of arch {fame_arch!r}; only {', '.join(_FAME_ARCHS)} "
                        "checkpoints of FAME's release can be loaded")
     arch, rename = _FAME_ARCHS[fame_arch]
     trunk = {k: v for k, v in encoder.items() if not k.startswith(_FAME_HEADS)}
     try:
         backbone = rename(trunk)
-    except VosError as exc:
-        raise VosError(f"{path}: the weights do not fit the {arch} backbone ({exc})") from exc
+    except UserError as exc:
+        raise UserError(f"{path}: the weights do not fit the {arch} backbone ({exc})") from exc
     classifier = None
     if source == "FAME eval.py":
         classifier = {k[len("fc."):]: v for k, v in encoder.items() if k.startswith("fc.")}

@@ -27,8 +27,8 @@ from ssl_video.finetune import clip_outputs, eval_subset
 from ssl_video.metrics import retrieval_recall
 from ssl_video.models import build_backbone
 from ssl_video.pretrained import load_backbone
-from vos.errors import VosError
-from vos.fileio import atomic_write_text
+from vos.infra.errors import UserError
+from vos.infra.fileio import atomic_write_text
 
 
 def video_features(backbone: nn.Module, dataset: Dataset, workers: int = 0, desc: str = "features",
@@ -45,25 +45,25 @@ def retrieve(cfg: RetrieveConfig, out_dir: str | Path | None = None) -> dict[str
     ``results.json`` there. Without ``pretrained`` a randomly initialised ``arch`` (seeded) is used,
     as a chance-level reference."""
     if cfg.data_root is None:
-        raise VosError("no --data-root given: pass the folder holding the videos")
+        raise UserError("no --data-root given: pass the folder holding the videos")
     if cfg.pretrained is not None:
         backbone, _ = load_backbone(cfg.pretrained, cfg.arch)
     elif cfg.arch is not None:
         seed_everything(cfg.seed)
         backbone = build_backbone(cfg.arch)
     else:
-        raise VosError("give --pretrained CKPT (or --arch for a randomly initialised baseline)")
+        raise UserError("give --pretrained CKPT (or --arch for a randomly initialised baseline)")
     if not cfg.ks or min(cfg.ks) < 1:
-        raise VosError(f"recall cut-offs must be positive integers, got {cfg.ks}")
+        raise UserError(f"recall cut-offs must be positive integers, got {cfg.ks}")
     if cfg.batch_size < 1:
-        raise VosError(f"--batch-size must be at least 1, got {cfg.batch_size}")
+        raise UserError(f"--batch-size must be at least 1, got {cfg.batch_size}")
     videos_per_batch = max(1, cfg.batch_size // cfg.clips_per_video)
     t0 = time.time()
     args = dict(frames=cfg.frames, frame_stride=cfg.frame_stride, crop=cfg.crop, clips_per_video=cfg.clips_per_video)
     gallery_items, _ = load_items(cfg.dataset, cfg.data_root, cfg.split_dir, cfg.split, "train")
     query_items, _ = load_items(cfg.dataset, cfg.data_root, cfg.split_dir, cfg.split, eval_subset(cfg.dataset))
     if any(item.label < 0 for item in gallery_items + query_items):
-        raise VosError(f"--dataset {cfg.dataset} has no class labels; retrieval needs ucf101, hmdb51 or kinetics")
+        raise UserError(f"--dataset {cfg.dataset} has no class labels; retrieval needs ucf101, hmdb51 or kinetics")
     gallery, gallery_labels = video_features(backbone, MultiClipVideos(gallery_items, **args), cfg.workers,
                                              "gallery (train)", videos_per_batch)
     query, query_labels = video_features(backbone, MultiClipVideos(query_items, **args), cfg.workers,

@@ -39,10 +39,11 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from vos.errors import VosError
-from vos.fileio import atomic_path, atomic_write_text
-from vos.outputs import check_writable
-from vos.progress import progress_bar
+from vos.infra.errors import UserError
+from vos.infra.fileio import atomic_write_text
+from vos.infra.outputs import check_writable
+from vos.infra.progress import progress_bar
+from vos.infra.video_writer import VideoWriter
 
 MOTIONS = ("MoveRight", "MoveLeft", "MoveUp", "MoveDown", "Circle", "Zoom", "Oscillate", "Diagonal")
 TEXTURES = ("stripes", "checker", "waves")
@@ -71,31 +72,31 @@ class SynthOptions:
         if self.motions:
             unknown = [m for m in self.motions if m not in MOTIONS]
             if unknown:
-                raise VosError(f"--motions: unknown motion {unknown[0]!r}; choose from {', '.join(MOTIONS)}")
+                raise UserError(f"--motions: unknown motion {unknown[0]!r}; choose from {', '.join(MOTIONS)}")
             if len(set(self.motions)) != len(self.motions) or len(self.motions) < 2:
-                raise VosError(f"--motions needs at least 2 different motions, got {','.join(self.motions)}")
+                raise UserError(f"--motions needs at least 2 different motions, got {','.join(self.motions)}")
             if len(self.motions) != self.classes:
-                raise VosError(f"--classes {self.classes} disagrees with the {len(self.motions)} --motions given; "
+                raise UserError(f"--classes {self.classes} disagrees with the {len(self.motions)} --motions given; "
                                "give only one of them")
         if self.object_appearance not in OBJECT_APPEARANCES:
-            raise VosError(f"--object-appearance must be one of {', '.join(OBJECT_APPEARANCES)}, "
+            raise UserError(f"--object-appearance must be one of {', '.join(OBJECT_APPEARANCES)}, "
                            f"got {self.object_appearance!r}")
         if not 0.05 <= self.object_size <= 0.6:
-            raise VosError(f"--object-size is the object side over the frame side, in [0.05, 0.6] (the moves "
+            raise UserError(f"--object-size is the object side over the frame side, in [0.05, 0.6] (the moves "
                            f"need room), got {self.object_size}")
         if not 2 <= self.classes <= len(MOTIONS):
-            raise VosError(f"--classes must be between 2 and {len(MOTIONS)} (one per motion pattern: "
+            raise UserError(f"--classes must be between 2 and {len(MOTIONS)} (one per motion pattern: "
                            f"{', '.join(MOTIONS)}), got {self.classes}")
         if self.videos_per_class < 2:
-            raise VosError(f"--videos-per-class must be at least 2 (one train, one test), got {self.videos_per_class}")
+            raise UserError(f"--videos-per-class must be at least 2 (one train, one test), got {self.videos_per_class}")
         if self.frames < 2:
-            raise VosError(f"--frames must be at least 2, got {self.frames}")
+            raise UserError(f"--frames must be at least 2, got {self.frames}")
         if self.size < 16 or self.size % 2:
-            raise VosError(f"--size must be an even number of pixels >= 16 (the codec needs even sizes), got {self.size}")
+            raise UserError(f"--size must be an even number of pixels >= 16 (the codec needs even sizes), got {self.size}")
         if not 0 < self.test_fraction < 1:
-            raise VosError(f"--test-fraction must be in (0, 1), got {self.test_fraction}")
+            raise UserError(f"--test-fraction must be in (0, 1), got {self.test_fraction}")
         if not 1 <= self.num_test_groups < self.videos_per_class:
-            raise VosError(f"--test-fraction {self.test_fraction} leaves no train or no test video among "
+            raise UserError(f"--test-fraction {self.test_fraction} leaves no train or no test video among "
                            f"{self.videos_per_class} per class")
 
     @property
@@ -185,7 +186,7 @@ def object_track(motion: str, frames: int, size: int, rng: np.random.Generator,
         x = size / 2 - side0 / 2 + amplitude * np.sin(2 * math.pi * 2 * t + rng.uniform(0, 2 * math.pi))
         y = np.full(frames, across)
     else:
-        raise VosError(f"unknown motion {motion!r}; choose one of {', '.join(MOTIONS)}")
+        raise UserError(f"unknown motion {motion!r}; choose one of {', '.join(MOTIONS)}")
     x = np.clip(x, 0, size - side)
     y = np.clip(y, 0, size - side)
     return np.stack([x, y, side], -1)
@@ -218,20 +219,11 @@ def render_video(motion: str, family: int, num_families: int, frames: int, size:
 
 def write_video(path: Path, frames: np.ndarray, fps: int = FPS) -> None:
     """uint8 RGB (T, H, W, 3) -> MPEG-4 Part 2 AVI at high quality, written atomically."""
-    import av
-
-    with atomic_path(path) as tmp:
-        with av.open(str(tmp), "w") as container:
-            stream = container.add_stream("mpeg4", rate=fps)
-            stream.width, stream.height = frames.shape[2], frames.shape[1]
-            stream.pix_fmt = "yuv420p"
-            stream.bit_rate = 4_000_000  # near-lossless at these sizes: compression noise is not motion
-            stream.codec_context.thread_count = 1  # one thread keeps the bitstream reproducible
-            for frame in frames:
-                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                    container.mux(packet)
-            for packet in stream.encode():
-                container.mux(packet)
+    # 4 Mbit/s is near-lossless at these sizes (compression noise is not motion); one encoder
+    # thread keeps the bitstream reproducible
+    with VideoWriter(path, fps=fps, codec="mpeg4", bit_rate=4_000_000, threads=1) as writer:
+        for frame in frames:
+            writer.write(frame)
 
 
 # ------------------------------------------------------------------------------------------ dataset
@@ -252,7 +244,7 @@ def plan_videos(opts: SynthOptions) -> list[SynthVideo]:
 def _check_out_dir(out: Path, manifest: dict) -> None:
     """Refuse to write into a non-empty folder that is not the same synthetic dataset (resume is fine)."""
     if out.exists() and not out.is_dir():
-        raise VosError(f"{out} exists and is not a directory; choose another OUT")
+        raise UserError(f"{out} exists and is not a directory; choose another OUT")
     check_writable(out, "OUT")
     if not out.exists():
         return
@@ -261,12 +253,12 @@ def _check_out_dir(out: Path, manifest: dict) -> None:
         try:
             previous = json.loads(meta.read_text())["options"]
         except (ValueError, KeyError) as exc:
-            raise VosError(f"{meta} is not a synth manifest; choose another OUT") from exc
+            raise UserError(f"{meta} is not a synth manifest; choose another OUT") from exc
         if previous != manifest["options"]:
-            raise VosError(f"{out} holds a synthetic dataset made with other options ({previous}); "
+            raise UserError(f"{out} holds a synthetic dataset made with other options ({previous}); "
                            "choose another OUT or delete it")
     elif any(out.iterdir()):
-        raise VosError(f"{out} is not empty and is not a synthetic dataset; choose an empty or new OUT")
+        raise UserError(f"{out} is not empty and is not a synthetic dataset; choose an empty or new OUT")
 
 
 def make_synth_dataset(out, classes: int = 5, videos_per_class: int = 12, frames: int = 16, size: int = 64,

@@ -14,9 +14,9 @@ from ssl_video.models import build_backbone
 from ssl_video.synth import make_synth_dataset
 from tests.helpers.vos_clips import TINY, moving_square_frames, write_mp4
 from vos.cli import main as vos_main
-from vos.errors import VosError
-from vos.fileio import load_torch_file
-from vos.outputs import write_marker
+from vos.infra.errors import UserError
+from vos.infra.fileio import load_torch_file
+from vos.infra.outputs import write_marker
 
 CLIP = ["--frames", "4", "--frame-stride", "1", "--crop", "32", "--workers", "0"]
 
@@ -177,5 +177,5 @@ def test_checkpoints_of_earlier_versions_still_load(tmp_path):
     np.random.seed(0)
     set_rng_state(loaded["rng"][0])
     assert np.random.random(4).tolist() == expected
-    with pytest.raises(VosError, match="refused"):  # but only for ssl-video checkpoints, not as a rule
+    with pytest.raises(UserError, match="refused"):  # but only for ssl-video checkpoints, not as a rule
         load_torch_file(tmp_path / "old.pt", "x")

@@ -14,7 +14,7 @@ HEAVY = ("torch", "torchvision", "timm", "cv2", "scipy", "av", "decord")
 @pytest.mark.parametrize("cli,commands", [("vos.cli", "vos.cli.COMMANDS"), ("ssl_video.cli", "ssl_video.cli.COMMANDS")])
 def test_help_imports_no_heavy_module(cli, commands):
     code = (f"import sys, vos.cli, {cli}\n"
-            f"parser = vos.cli.build_parser('x', {commands})\n"
+            f"parser = vos.infra.cli.build_parser('x', {commands})\n"
             "for name, action in parser._subparsers._group_actions[0].choices.items(): action.format_help()\n"
             f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)

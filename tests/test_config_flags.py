@@ -1,4 +1,4 @@
-"""Flags derived from config dataclasses (vos.config_flags): types, "not given", help, errors, and every
+"""Flags derived from config dataclasses (vos.infra.config_flags): types, "not given", help, errors, and every
 command's config fields reachable from its command line."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Optional
 
 import pytest
 
-from vos.config import load_config
-from vos.config_flags import add_config_arguments, config_field, config_overrides
+from vos.infra.config import load_config
+from vos.infra.config_flags import add_config_arguments, config_field, config_overrides
 
 
 @dataclass
@@ -155,7 +155,7 @@ def _other_value(action: argparse.Action, default):
 def test_every_config_field_of_every_command_is_a_flag_or_excluded_by_name(cli, command, config_name, required):
     """A field added later gets a flag (it cannot be forgotten) or is named in the command's CONFIG_FILE_ONLY;
     every flag defaults to None and sets its own field, and only it."""
-    from vos.cli import build_parser
+    from vos.infra.cli import build_parser
 
     module_name, cls_name = config_name.rsplit(".", 1)
     cls = getattr(importlib.import_module(module_name), cls_name)

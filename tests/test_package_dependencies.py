@@ -1,35 +1,59 @@
-"""The packages' dependency direction (docs/architecture.md): ssl_video uses vos's shared
-infrastructure modules only, never its segmentation; vos never imports ssl_video."""
+"""The packages' dependency direction (docs/architecture.md): `vos.infra` knows neither package,
+`ssl_video` uses `vos.infra` and nothing else of `vos`, `vos` never imports `ssl_video`, and no code
+of the repository uses the former import paths that are kept for users' scripts."""
 
 import ast
 
 from tests.helpers.paths import REPO_ROOT
 
-# vos modules that serve both packages: errors, files, configs and their flags, torch.distributed,
-# training logs, video reading, progress bars, output rules, the CLI runner
-SHARED_INFRASTRUCTURE = {"vos.errors", "vos.fileio", "vos.config", "vos.config_flags", "vos.distributed",
-                         "vos.training_log", "vos.video_io", "vos.progress", "vos.outputs", "vos.cli"}
+# kept for users' scripts and imported only by tests/vos/infra/test_former_paths.py, through importlib
+FORMER_PATHS = {"vos.errors", "vos.config", "vos.distributed", "vos.video_io"}
 
 
-def imported_modules(package: str) -> dict[str, set[str]]:
-    """{module imported: files of ``package`` importing it}, every import statement of the package."""
+def imported_modules(folder: str) -> dict[str, set[str]]:
+    """{module imported: files below ``folder`` importing it}, every absolute import statement;
+    ``from a import b`` counts as importing ``a`` and ``a.b`` (b may be a module)."""
     found: dict[str, set[str]] = {}
-    for path in sorted((REPO_ROOT / package).rglob("*.py")):
+    for path in sorted((REPO_ROOT / folder).rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            else:
+                names = []
             for name in names:
                 found.setdefault(name, set()).add(str(path.relative_to(REPO_ROOT)))
     return found
 
 
-def test_ssl_video_uses_only_the_shared_infrastructure_of_vos():
-    used = {m: files for m, files in imported_modules("ssl_video").items() if m == "vos" or m.startswith("vos.")}
-    assert {"vos.errors", "vos.video_io"} <= set(used)  # the scan sees them
-    assert {m: sorted(files) for m, files in used.items() if m not in SHARED_INFRASTRUCTURE} == {}
+def _in(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def test_the_infrastructure_imports_neither_package():
+    used = imported_modules("vos/infra")
+    assert "vos.infra.errors" in used  # the scan sees its own imports
+    assert {m: sorted(f) for m, f in used.items()
+            if (_in(m, "vos") and not _in(m, "vos.infra")) or _in(m, "ssl_video")} == {}
+
+
+def test_ssl_video_uses_only_the_infrastructure_of_vos():
+    used = {m: files for m, files in imported_modules("ssl_video").items() if _in(m, "vos")}
+    assert {"vos.infra.errors", "vos.infra.video_reader"} <= set(used)  # the scan sees them
+    assert {m: sorted(files) for m, files in used.items() if not _in(m, "vos.infra")} == {}
 
 
 def test_vos_never_imports_ssl_video():
     used = imported_modules("vos")
-    assert "vos.errors" in used  # the scan sees vos's own imports
-    assert [m for m in used if m == "ssl_video" or m.startswith("ssl_video.")] == []
+    assert "vos.infra.errors" in used  # the scan sees vos's own imports
+    assert [m for m in used if _in(m, "ssl_video")] == []
+
+
+def test_no_code_here_uses_the_former_import_paths():
+    users = {}
+    for folder in ("vos", "ssl_video", "tools", "tests"):
+        for module, files in imported_modules(folder).items():
+            if module in FORMER_PATHS:
+                users.setdefault(module, set()).update(files)
+    assert {m: sorted(f) for m, f in users.items()} == {}

@@ -4,7 +4,7 @@
 
 Measures (best of ``--repeats``): ``vos synth`` with its defaults (4 videos x 24 frames x 240x320),
 then, on one synthetic DAVIS-480p-sized clip, decoding frames/s with decord, PyAV and a JPEG frame
-folder (``iter_chunks(16)``), and overlay writing frames/s (``blend`` + ``Mp4Writer``).
+folder (``iter_chunks(16)``), and overlay writing frames/s (``blend`` + ``VideoWriter``).
 Prints one markdown table row per measurement.
 """
 
@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vos.overlay import Mp4Writer, available_mp4_codec, blend
+from vos.infra.video_writer import VideoWriter, available_mp4_codec
+from vos.overlay import blend
 from vos.palette import read_label_png
 from vos.synth import make_synthetic_dataset
-from vos.video_io import open_video
+from vos.infra.video_reader import open_video
 
 
 def best_time(fn, repeats: int) -> float:
@@ -67,11 +68,11 @@ def main() -> None:
         labels = [read_label_png(p) for p in sorted((tmp / "big" / "Annotations" / "480p" / "synth_0000").iterdir())]
 
         def write_overlay():
-            with Mp4Writer(tmp / "overlay.mp4", fps=24) as writer:
+            with VideoWriter(tmp / "overlay.mp4", fps=24) as writer:
                 for frame, label in zip(frames, labels):
                     writer.write(blend(frame, label, contours=True))
         seconds = best_time(write_overlay, args.repeats)
-        print(f"| overlay, blend + Mp4Writer | {args.frames} frames {height}x{width}, contours | {seconds:.2f} | "
+        print(f"| overlay, blend + VideoWriter | {args.frames} frames {height}x{width}, contours | {seconds:.2f} | "
               f"{args.frames / seconds:.0f} |")
         np.testing.assert_equal(open_video(tmp / "overlay.mp4").num_frames, args.frames)
 

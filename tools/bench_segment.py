@@ -55,7 +55,7 @@ def run_one(args) -> dict:
 
     from vos.memory import keep_freed_memory
     from vos.segment import SegmentConfig, VideoSegmenter, write_segmentation
-    from vos.video_io import open_video
+    from vos.infra.video_reader import open_video
 
     torch.set_num_threads(args.threads)
     keep_freed_memory()  # as `vos segment` does

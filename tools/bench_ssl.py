@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-import vos.video_io as video_io  # noqa: E402
+import vos.infra.video_reader as video_reader  # noqa: E402
 from ssl_video.data.clips import LabeledClips, MultiClipVideos, PretrainClips, VideoFile, clip_indices  # noqa: E402
 from ssl_video.data.splits import load_items  # noqa: E402
 from ssl_video.fame import fame_merge, foreground_mask  # noqa: E402
@@ -51,9 +51,9 @@ def timed(fn, repeats: int) -> float:
 
 def bench_decoding(items, frames: int, stride: int, backend: str) -> float:
     """Clips per second of opening a video and decoding one clip, single process."""
-    saved = video_io.decord_available
+    saved = video_reader.decord_available
     if backend == "pyav":
-        video_io.decord_available = lambda: False  # open_video then reads with PyAV
+        video_reader.decord_available = lambda: False  # open_video then reads with PyAV
     try:
         def one_pass():
             for it in items:
@@ -61,7 +61,7 @@ def bench_decoding(items, frames: int, stride: int, backend: str) -> float:
                 video.get(clip_indices(len(video), frames, stride, 0))
         return len(items) / timed(one_pass, 1)
     finally:
-        video_io.decord_available = saved
+        video_reader.decord_available = saved
 
 
 def bench_loader(dataset, batch_size: int, workers: int, clips_per_item: int) -> float:
@@ -100,7 +100,7 @@ def run_data(args: argparse.Namespace) -> None:
     print("| measurement | throughput |")
     print("|---|---|")
     for backend in ("decord", "pyav"):
-        if backend == "decord" and not video_io.decord_available():
+        if backend == "decord" and not video_reader.decord_available():
             continue
         rate = bench_decoding(items, args.frames, args.frame_stride, backend)
         print(f"| decode one clip per video, {backend}, 1 process | {rate:.1f} clips/s |")
@@ -128,7 +128,7 @@ def bench_step(arch: str, frames: int, crop: int, batch: int, repeats: int) -> d
     The variants alternate step by step and each keeps its fastest time, so that load from other
     jobs on a shared machine disturbs both alike and as little as possible."""
     from ssl_video.pretrain import PretrainConfig, build_model, make_views, train_step
-    from vos.distributed import DistContext
+    from vos.infra.distributed import DistContext
 
     ctx = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
     gen = torch.Generator().manual_seed(0)

@@ -18,8 +18,8 @@ import warnings
 
 import torch
 
-from vos.config import load_config
-from vos.distributed import DistContext
+from vos.infra.config import load_config
+from vos.infra.distributed import DistContext
 from vos.models.backbone import build_backbone, model_input_size, weights_tag
 from vos.models.block import SpatioTemporalBlock
 from vos.train.config import TrainConfig

@@ -58,7 +58,7 @@ def release_checkpoint(seed: int, block_std: float, backbone_timm_name: str = "v
 def write_frames(video: str, out: Path, stride: int, max_frames: int | None) -> int:
     from PIL import Image
 
-    from vos.video_io import open_video
+    from vos.infra.video_reader import open_video
 
     source = open_video(Path(video), stride, max_frames)
     out.mkdir(parents=True, exist_ok=True)
@@ -112,7 +112,7 @@ def position_embedding_difference(checkpoint: str, frames: str, resolution: tupl
     import vos.models.backbone as backbone_module
     from vos.compat import conventions
     from vos.models.backbone import build_backbone, dino_pos_embed, model_input_size, preprocess_frames
-    from vos.video_io import open_video
+    from vos.infra.video_reader import open_video
 
     backbone = build_backbone("dino_vits8", checkpoint)
     size = model_input_size(resolution, 8)

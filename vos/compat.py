@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vos.errors import VosError
+from vos.infra.errors import UserError
 
 # The SSL-UVOS release's evaluation normalises frames with the Kinetics-400 statistics (its
 # training uses ImageNet's, as DINO did).
@@ -35,4 +35,4 @@ def conventions(compat: str | None) -> Conventions:
         return Conventions((IMAGENET_MEAN, IMAGENET_STD), "antialias", "every")
     if compat == SSL_UVOS:
         return Conventions((KINETICS_MEAN, KINETICS_STD), "bilinear", "release")
-    raise VosError(f"unknown --compat {compat!r}; choose one of {', '.join(COMPAT_MODES)}")
+    raise UserError(f"unknown --compat {compat!r}; choose one of {', '.join(COMPAT_MODES)}")

@@ -1,10 +1,11 @@
-"""User-facing errors.
+"""Former import path of :mod:`vos.infra.errors`, kept so that existing scripts keep working.
 
-Library code raises :class:`VosError` for bad input (missing files, wrong formats, inconsistent
-options). The CLI turns it into one line on stderr and a non-zero exit; it never reaches the user
-as a traceback. Messages say what is wrong, where, and what to do.
+``VosError`` is :class:`vos.infra.errors.UserError` under its former name: ``except VosError``
+catches every user error of both packages.
 """
 
+import warnings
 
-class VosError(Exception):
-    """Bad input or configuration that the user can fix."""
+from vos.infra.errors import UserError as VosError  # noqa: F401
+
+warnings.warn("vos.errors is deprecated; import UserError from vos.infra.errors", DeprecationWarning, stacklevel=2)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from vos.cluster import symmetric_kl
-from vos.errors import VosError
+from vos.infra.errors import UserError
 
 
 def border_mask(h: int, w: int) -> torch.Tensor:
@@ -29,7 +29,7 @@ def clusters_to_objects(labels: torch.Tensor, centroids: torch.Tensor, max_objec
     Returns object ids 0..n with n <= ``max_objects``: 0 background, 1 the largest object, ...
     """
     if max_objects < 1 or max_objects > 255:
-        raise VosError(f"max_objects must lie in 1..255 (DAVIS: at most 20), got {max_objects}")
+        raise UserError(f"max_objects must lie in 1..255 (DAVIS: at most 20), got {max_objects}")
     num_clusters = centroids.shape[0]
     T, h, w = labels.shape
     area = torch.bincount(labels.flatten(), minlength=num_clusters)  # C

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vos.errors import VosError
-from vos.fileio import atomic_path
+from vos.infra.errors import UserError
+from vos.infra.fileio import atomic_path
 
 
 def davis_palette(n: int = 256) -> np.ndarray:
@@ -37,9 +37,9 @@ def write_label_png(path: str | os.PathLike, labels: np.ndarray) -> None:
     """Write an (H, W) integer label map as a single-channel palette PNG, atomically."""
     labels = np.asarray(labels)
     if labels.ndim != 2:
-        raise VosError(f"{path}: a label map must be 2-D (H, W), got shape {labels.shape}")
+        raise UserError(f"{path}: a label map must be 2-D (H, W), got shape {labels.shape}")
     if labels.size and (labels.min() < 0 or labels.max() > 255):
-        raise VosError(f"{path}: label values must lie in 0..255, got {labels.min()}..{labels.max()}")
+        raise UserError(f"{path}: label values must lie in 0..255, got {labels.min()}..{labels.max()}")
     image = Image.fromarray(labels.astype(np.uint8), mode="P")
     image.putpalette(_PALETTE)
     with atomic_path(path) as tmp:
@@ -54,17 +54,17 @@ def read_label_png(path: str | os.PathLike) -> np.ndarray:
     """
     path = Path(path)
     if not path.is_file():
-        raise VosError(f"{path}: label PNG not found")
+        raise UserError(f"{path}: label PNG not found")
     try:
         with Image.open(path) as image:
             mode = image.mode
             if mode not in ("P", "L", "1"):
-                raise VosError(
+                raise UserError(
                     f"{path}: label PNG is {mode}, not indexed; save masks as single-channel "
                     "palette PNGs (index = object id), e.g. with vos.palette.write_label_png"
                 )
             return np.array(image, dtype=np.uint8)
-    except VosError:
+    except UserError:
         raise
     except Exception as exc:  # PIL raises many types for corrupt files
-        raise VosError(f"{path}: cannot read label PNG ({exc})") from exc
+        raise UserError(f"{path}: cannot read label PNG ({exc})") from exc

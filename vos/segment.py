@@ -46,14 +46,14 @@ from tqdm import tqdm
 
 from vos.cluster import cluster_streaming
 from vos.compat import conventions
-from vos.errors import VosError
+from vos.infra.errors import UserError
 from vos.masks import clusters_to_objects
 from vos.models.backbone import build_backbone, model_input_size, preprocess_frames, weights_tag
 from vos.models.block import resolve_block, training_free_block
 from vos.palette import write_label_png
-from vos.progress import progress_bar
+from vos.infra.progress import progress_bar
 from vos.segment_config import DEFAULT_BACKBONE, SegmentConfig, describe_resolution, input_resolution
-from vos.video_io import VideoSource
+from vos.infra.video_reader import VideoSource
 
 
 
@@ -81,7 +81,7 @@ def key_frame_indices(num_frames: int, key_every: int, rule: str = "every") -> l
         return list(range(0, num_frames, key_every))
     if rule == "release":
         return [i * key_every for i in range(max(1, num_frames // key_every))]
-    raise VosError(f"unknown key frame rule {rule!r}; choose 'every' or 'release'")
+    raise UserError(f"unknown key frame rule {rule!r}; choose 'every' or 'release'")
 
 
 # Full mode's progress bar counts frames: a frame is this far done once through the backbone, the
@@ -178,7 +178,7 @@ class VideoSegmenter:
             self.mode = "training-free (identity query/key projections)"
         else:
             if block.dim != dim:
-                raise VosError(f"{config.block}: block dim {block.dim} does not match the backbone dim {dim}")
+                raise UserError(f"{config.block}: block dim {block.dim} does not match the backbone dim {dim}")
             if block.backbone_weights != weights_tag(weights):
                 warnings.warn(f"block {config.block} was trained with backbone weights "
                               f"{block.backbone_weights}, now running with {weights_tag(weights)}")
@@ -442,13 +442,15 @@ def write_segmentation(seg: Segmentation | StreamedSegmentation, source: VideoSo
 
     PNGs go to ``<out_dir>.partial`` first; the folder is renamed to ``out_dir`` once complete, so
     an interrupted run never leaves a folder that looks finished. The result carries the marker
-    :data:`vos.outputs.MARKER` (video, frame count, ``settings``); an existing ``out_dir`` is
-    replaced only if it is an earlier result (or with ``overwrite``), see :mod:`vos.outputs`. A
+    :data:`vos.infra.outputs.MARKER` (video, frame count, ``settings``); an existing ``out_dir`` is
+    replaced only if it is an earlier result (or with ``overwrite``), see :mod:`vos.infra.outputs`. A
     :class:`StreamedSegmentation` is computed here, chunk by chunk, each chunk written before the
     next is computed (its own progress drives the bar).
     """
-    from vos.outputs import SEGMENT_COMMAND, replace_output_dir, segment_result_owned
-    from vos.overlay import OVERLAY_COMMENT, Mp4Writer, blend
+    from vos.infra.outputs import replace_output_dir
+    from vos.infra.video_writer import VideoWriter
+    from vos.overlay import OVERLAY_COMMENT, blend
+    from vos.segment_outputs import SEGMENT_COMMAND, segment_result_owned
 
     write_seconds = 0.0
     partial = out_dir.with_name(out_dir.name + ".partial")
@@ -462,7 +464,7 @@ def write_segmentation(seg: Segmentation | StreamedSegmentation, source: VideoSo
         bar.set_postfix_str("writing", refresh=False)
         label_chunks = (seg.objects[t0:t0 + chunk] for t0 in range(0, source.num_frames, chunk))
     with contextlib.ExitStack() as stack:
-        writer = stack.enter_context(Mp4Writer(overlay, fps=source.fps, comment=OVERLAY_COMMENT)) if overlay else None
+        writer = stack.enter_context(VideoWriter(overlay, fps=source.fps, comment=OVERLAY_COMMENT)) if overlay else None
         frames_iter = (frame for frames in source.iter_chunks(chunk) for frame in frames) if writer else None
         t = 0
         for objects in label_chunks:
@@ -508,12 +510,12 @@ class VideoJob:
 def plan_jobs(videos: list[Path], out: Path, overlay: Path | None, batch: bool) -> list[VideoJob]:
     """One job per video; refuses two videos with the same name (they would share a folder)."""
     if overlay is not None and not batch and overlay.suffix.lower() != ".mp4":
-        raise VosError(f"--overlay {overlay}: give a .mp4 file for a single video (a folder in batch mode)")
+        raise UserError(f"--overlay {overlay}: give a .mp4 file for a single video (a folder in batch mode)")
     jobs, seen = [], {}
     for video in videos:
         name = video.stem if video.is_file() else video.name
         if name in seen:
-            raise VosError(f"{video} and {seen[name]} would both write {out / name}; rename one of them")
+            raise UserError(f"{video} and {seen[name]} would both write {out / name}; rename one of them")
         seen[name] = video
         overlay_file = None if overlay is None else (overlay / f"{name}.mp4" if batch else overlay)
         jobs.append(VideoJob(video, name, out / name, overlay_file))
@@ -525,7 +527,7 @@ def segment_videos(input_path: str | Path, out: str | Path = "vos_output", confi
                    backend: str = "auto", overwrite: bool = False, device: str = "auto") -> list[VideoSummary]:
     """Segment a video, a frame folder, or every video of a folder into ``out/<name>/*.png``.
 
-    Before any frame is decoded, every result folder and overlay is checked (:mod:`vos.outputs`):
+    Before any frame is decoded, every result folder and overlay is checked (:mod:`vos.infra.outputs`):
     outside the input, writable, and new or an earlier result of ours; ``overwrite`` replaces
     other existing folders and files.
 
@@ -534,9 +536,9 @@ def segment_videos(input_path: str | Path, out: str | Path = "vos_output", confi
     process's videos and prints one line per video plus a total. Process-wide settings (glibc's
     malloc, :func:`vos.memory.keep_freed_memory`) are the caller's: `vos segment` applies them.
     """
-    from vos.distributed import all_reduce_sum, cleanup, init_distributed, shard
-    from vos.outputs import check_segment_jobs
-    from vos.video_io import discover_videos, open_video
+    from vos.infra.distributed import all_reduce_sum, cleanup, init_distributed, shard
+    from vos.segment_outputs import check_segment_jobs
+    from vos.infra.video_reader import discover_videos, open_video
 
     config = config or SegmentConfig()
     config.validate()
@@ -568,7 +570,7 @@ def segment_videos(input_path: str | Path, out: str | Path = "vos_output", confi
                     seg = segmenter.segment(source, bar)
                     write_segmentation(seg, source, job.out_dir, job.overlay, bar, overwrite=overwrite,
                                        settings=dataclasses.asdict(config))
-            except VosError as exc:  # one bad video must not stop a batch: report it, go on, fail at the end
+            except UserError as exc:  # one bad video must not stop a batch: report it, go on, fail at the end
                 if not batch:
                     raise
                 tqdm.write(f"{job.name}: skipped: {exc}")
@@ -588,7 +590,7 @@ def segment_videos(input_path: str | Path, out: str | Path = "vos_output", confi
                        + (f", {skipped} skipped" if skipped else "") + (f", {int(n_failed)} failed" if n_failed else "")
                        + f"; results in {out}")
         if failed:
-            raise VosError(f"{len(failed)} of {len(mine)} video(s) failed and were skipped (reasons above): "
+            raise UserError(f"{len(failed)} of {len(mine)} video(s) failed and were skipped (reasons above): "
                            f"{', '.join(failed)}; the other results are in {out}")
         return summaries
     finally:

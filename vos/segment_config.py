@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 from vos.compat import COMPAT_MODES, conventions
-from vos.config_flags import config_field
-from vos.errors import VosError
+from vos.infra.config_flags import config_field
+from vos.infra.errors import UserError
 from vos.models import BACKBONE_NAMES, WEIGHTS_DEFAULT_HELP, WEIGHTS_HELP
 
 DEFAULT_BACKBONE = "dino_vits16"  # without --backbone and without a --block file that names one
@@ -31,10 +31,10 @@ MAX_INPUT_PIXELS = 2048 * 2048
 def check_resolution(resolution: tuple[int, int]) -> None:
     """A one-line error for a backbone input size (H, W) that is not positive or exceeds the bounds above."""
     if len(resolution) != 2 or min(resolution) < 1:
-        raise VosError(f"--resolution takes two positive sizes H W, got {tuple(resolution)}")
+        raise UserError(f"--resolution takes two positive sizes H W, got {tuple(resolution)}")
     h, w = resolution
     if max(h, w) > MAX_INPUT_SIDE or h * w > MAX_INPUT_PIXELS:
-        raise VosError(f"--resolution {h} {w} is too large: at most {MAX_INPUT_SIDE} pixels a side and "
+        raise UserError(f"--resolution {h} {w} is too large: at most {MAX_INPUT_SIDE} pixels a side and "
                        f"{MAX_INPUT_PIXELS} pixels in all (e.g. 2048 2048; the backbone's memory grows with the "
                        "square of the pixel count); the default for landscape videos, 320 480, is the DAVIS setting")
 
@@ -52,7 +52,7 @@ def input_resolution(frame_height: int, frame_width: int,
     if resolution is not None:
         return int(resolution[0]), int(resolution[1])
     if frame_height < 1 or frame_width < 1:
-        raise VosError(f"frame size {frame_height}x{frame_width} has no pixels")
+        raise UserError(f"frame size {frame_height}x{frame_width} has no pixels")
     height, width = DEFAULT_RESOLUTION
     if frame_width >= LANDSCAPE_ASPECT * frame_height:
         return height, width
@@ -72,7 +72,7 @@ def describe_resolution(resolution: Optional[tuple[int, int]]) -> str:
 
 @dataclass
 class SegmentConfig:
-    """Settings of `vos segment`; each field is also a flag (vos.config_flags), its help written here."""
+    """Settings of `vos segment`; each field is also a flag (vos.infra.config_flags), its help written here."""
 
     backbone: Optional[str] = config_field(
         None, help="frozen DINO ViT", choices=BACKBONE_NAMES,
@@ -123,18 +123,18 @@ class SegmentConfig:
 
     def validate(self) -> None:
         if self.mode not in SEGMENT_MODES:
-            raise VosError(f"--mode must be one of {', '.join(SEGMENT_MODES)}, got {self.mode!r}")
+            raise UserError(f"--mode must be one of {', '.join(SEGMENT_MODES)}, got {self.mode!r}")
         if not -1 <= self.link_similarity <= 1:
-            raise VosError(f"--link-similarity is a cosine similarity in -1..1, got {self.link_similarity}")
+            raise UserError(f"--link-similarity is a cosine similarity in -1..1, got {self.link_similarity}")
         for name in ("key_every", "window", "stride", "batch_frames", "full_max_frames", "chunk_frames"):
             if getattr(self, name) < 1:
-                raise VosError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+                raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.attention_cache_mib < 0:
-            raise VosError(f"--attention-cache-mib must be >= 0, got {self.attention_cache_mib}")
+            raise UserError(f"--attention-cache-mib must be >= 0, got {self.attention_cache_mib}")
         if self.max_frames is not None and self.max_frames < 1:
-            raise VosError(f"--max-frames must be >= 1, got {self.max_frames}")
+            raise UserError(f"--max-frames must be >= 1, got {self.max_frames}")
         if self.resolution is not None:
             check_resolution(tuple(self.resolution))
         if not self.tau > 0:
-            raise VosError(f"--tau must be > 0, got {self.tau}")
+            raise UserError(f"--tau must be > 0, got {self.tau}")
         conventions(self.compat)  # an unknown mode is an error

@@ -35,12 +35,12 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from vos.errors import VosError
-from vos.fileio import atomic_path, atomic_write_text
-from vos.outputs import check_writable
-from vos.overlay import Mp4Writer
+from vos.infra.errors import UserError
+from vos.infra.fileio import atomic_path, atomic_write_text
+from vos.infra.outputs import check_writable
+from vos.infra.video_writer import VideoWriter
 from vos.palette import write_label_png
-from vos.progress import progress_bar
+from vos.infra.progress import progress_bar
 
 SHAPES = ("ellipse", "rectangle", "triangle", "star", "polygon")
 OBJECT_TEXTURES = ("stripes", "checker", "dots", "noise")
@@ -316,7 +316,7 @@ def write_sequence(plan: SequencePlan, out: Path, fps: float) -> None:
     """Render ``plan`` frame by frame into the DAVIS folders of ``out`` and ``videos/<name>.mp4``."""
     frame_dir = out / "JPEGImages" / RESOLUTION / plan.name
     label_dirs = [out / d / RESOLUTION / plan.name for d in LABEL_DIRS]
-    with Mp4Writer(out / "videos" / f"{plan.name}.mp4", fps=fps) as video:
+    with VideoWriter(out / "videos" / f"{plan.name}.mp4", fps=fps) as video:
         for t in range(plan.num_frames):
             image, labels, _ = render_frame(plan, t)
             with atomic_path(frame_dir / f"{t:05d}.jpg") as tmp:
@@ -340,25 +340,25 @@ def _check_options(videos, frames, objects, size, seed, fps, leave_frame) -> Non
         return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
 
     if not positive_int(videos):
-        raise VosError(f"--videos must be a positive integer, got {videos!r}")
+        raise UserError(f"--videos must be a positive integer, got {videos!r}")
     if not positive_int(frames):
-        raise VosError(f"--frames must be a positive integer, got {frames!r}")
+        raise UserError(f"--frames must be a positive integer, got {frames!r}")
     if leave_frame and frames < 3:
-        raise VosError(f"--leave-frame needs at least 3 frames (in, out, back in), got --frames {frames}")
+        raise UserError(f"--leave-frame needs at least 3 frames (in, out, back in), got --frames {frames}")
     if not positive_int(objects) or objects > MAX_OBJECTS:
-        raise VosError(f"--objects must be an integer in 1..{MAX_OBJECTS}, got {objects!r}")
+        raise UserError(f"--objects must be an integer in 1..{MAX_OBJECTS}, got {objects!r}")
     if len(size) != 2 or not all(positive_int(s) and s >= 32 and s % 2 == 0 for s in size):
-        raise VosError(f"--size must be two even integers >= 32 (H W; mp4 needs even sizes), got {tuple(size)}")
+        raise UserError(f"--size must be two even integers >= 32 (H W; mp4 needs even sizes), got {tuple(size)}")
     if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise VosError(f"--seed must be a non-negative integer, got {seed!r}")
+        raise UserError(f"--seed must be a non-negative integer, got {seed!r}")
     if not fps > 0:
-        raise VosError(f"--fps must be positive, got {fps}")
+        raise UserError(f"--fps must be positive, got {fps}")
 
 
 def _prepare_output(out: Path) -> None:
     """Accept a new/empty folder or a previous synth output (whose sequences are removed)."""
     if out.exists() and not out.is_dir():
-        raise VosError(f"{out}: exists and is a file; give a folder for the synthetic dataset")
+        raise UserError(f"{out}: exists and is a file; give a folder for the synthetic dataset")
     check_writable(out, "OUT")
     if not out.is_dir() or not any(out.iterdir()):
         return
@@ -368,7 +368,7 @@ def _prepare_output(out: Path) -> None:
         assert previous.get("generator") == GENERATOR
         names = [s["name"] for s in previous["sequences"]]
     except (OSError, ValueError, KeyError, TypeError, AttributeError, AssertionError):
-        raise VosError(f"{out}: folder is not empty and is not a previous '{GENERATOR}' output (no valid "
+        raise UserError(f"{out}: folder is not empty and is not a previous '{GENERATOR}' output (no valid "
                        f"{MANIFEST}); choose a new or empty folder") from None
     # Remove the old sequences first: a shorter new clip must not keep stale frames of the old one.
     for name in names:

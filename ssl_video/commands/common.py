@@ -1,8 +1,8 @@
 """Command-line flags shared by the `ssl-video` commands that read clips, and result output.
 
-A command's config flags are derived from its config dataclass (vos.config_flags); each defaults to
+A command's config flags are derived from its config dataclass (vos.infra.config_flags); each defaults to
 None, meaning "not given": the value then comes from ``--config`` or the dataclass (see
-vos.config.load_config).
+vos.infra.config.load_config).
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from ssl_video.config import command_config_keys
-from vos.config import load_config
-from vos.config_flags import add_config_arguments, config_overrides
-from vos.errors import VosError
-from vos.fileio import atomic_write_text
-from vos.outputs import check_output_file, json_keys_owned
+from vos.infra.config import load_config
+from vos.infra.config_flags import add_config_arguments, config_overrides
+from vos.infra.errors import UserError
+from vos.infra.fileio import atomic_write_text
+from vos.infra.outputs import check_output_file, json_keys_owned
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, cls: type,
@@ -61,7 +61,7 @@ def write_json(results: dict, json_path: str | None) -> None:
     if json_path:
         path = Path(json_path)
         if path.is_dir():
-            raise VosError(f"--json {path} is a folder; give a file name")
+            raise UserError(f"--json {path} is a folder; give a file name")
         atomic_write_text(path, json.dumps(results, indent=2) + "\n")
 
 
@@ -74,6 +74,6 @@ RESULT_KEYS = {"pretrain": json_keys_owned(("epochs", "steps", "loss", "checkpoi
 
 def check_json_output(args: argparse.Namespace, command: str, path: str | Path | None = None,
                       flag: str = "--json") -> None:
-    """Before any work: the JSON file ``path`` (default ``args.json``) may be written (vos.outputs rules)."""
+    """Before any work: the JSON file ``path`` (default ``args.json``) may be written (vos.infra.outputs rules)."""
     check_output_file(args.json if path is None else path, flag, RESULT_KEYS[command],
                       f"an earlier result of `ssl-video {command}`", args.overwrite)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from ssl_video.synth import FLIP_SAFE_MOTIONS, MOTIONS, SynthOptions, make_synth_dataset
-from vos.errors import VosError
+from vos.infra.errors import UserError
 
 HELP = "write a synthetic action dataset with class-correlated training backgrounds"
 
@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     motions = [m.strip() for m in args.motions.split(",")] if args.motions else None
     if motions and args.classes is not None and args.classes != len(motions):
-        raise VosError(f"--classes {args.classes} disagrees with the {len(motions)} --motions given; give only one")
+        raise UserError(f"--classes {args.classes} disagrees with the {len(motions)} --motions given; give only one")
     classes = len(motions) if motions else (args.classes if args.classes is not None else SynthOptions().classes)
     summary = make_synth_dataset(args.out, classes=classes, videos_per_class=args.videos_per_class,
                                  frames=args.frames, size=args.size, seed=args.seed,

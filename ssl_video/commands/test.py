@@ -21,8 +21,8 @@ import yaml
 
 from ssl_video.commands.common import add_common_arguments, check_json_output, command_config_keys, write_results
 from ssl_video.config import ARCH_HELP, EvaluateConfig
-from vos.config import load_config
-from vos.config_flags import config_overrides
+from vos.infra.config import load_config
+from vos.infra.config_flags import config_overrides
 
 HELP = "test a fine-tuned checkpoint (this project's or FAME's) with the 10-clip video-level protocol"
 

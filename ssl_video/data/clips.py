@@ -9,7 +9,7 @@ so that the clip fits, and when even stride 1 does not fit the last frame is rep
 clamped, never looped: a loop would jump back in time and fake a burst of motion, which FAME's
 frame differences would pick up as foreground).
 
-Decoding goes through :mod:`vos.video_io` (decord, PyAV where decord is missing or fails; one thread
+Decoding goes through :mod:`vos.infra.video_reader` (decord, PyAV where decord is missing or fails; one thread
 per reader, so DataLoader workers provide the parallelism), with its rules for display rotation and
 for files cut short.
 """
@@ -28,9 +28,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from ssl_video.data.splits import VideoItem
 from ssl_video.image_ops import adjust_hue, gaussian_blur
-from vos.errors import VosError
-from vos.progress import progress_bar
-from vos.video_io import open_video
+from vos.infra.errors import UserError
+from vos.infra.progress import progress_bar
+from vos.infra.video_reader import open_video
 
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
 KINETICS_STD = (0.22803, 0.22145, 0.216989)
@@ -40,7 +40,7 @@ KINETICS_STD = (0.22803, 0.22145, 0.216989)
 class VideoFile:
     """Random access to the frames of one video: ``len(v)`` and ``v.get(indices)`` -> (N, H, W, 3).
 
-    Read through :func:`vos.video_io.open_video` (decord, else PyAV; one decoder thread, as
+    Read through :func:`vos.infra.video_reader.open_video` (decord, else PyAV; one decoder thread, as
     DataLoader workers are the parallelism), so both packages share its rules: frames upright by
     the display rotation, and a file cut short gives the frames that decode, with a warning.
     """
@@ -48,7 +48,7 @@ class VideoFile:
     def __init__(self, path) -> None:
         self.path = Path(path)
         if not self.path.is_file():
-            raise VosError(f"video {self.path} does not exist")
+            raise UserError(f"video {self.path} does not exist")
         self._source = open_video(self.path, threads=1)
 
     def __len__(self) -> int:
@@ -59,7 +59,7 @@ class VideoFile:
         uniq, inverse = np.unique(np.asarray(indices, dtype=np.int64), return_inverse=True)
         try:
             frames = self._source.read_frames(uniq.tolist())
-        except VosError:
+        except UserError:
             if self._source.backend != "decord":
                 raise
             # decord 0.6 mis-decodes some frames of files whose last frame it decodes
@@ -83,7 +83,7 @@ class _OpenEach(Dataset):
             try:
                 VideoFile(self.items[index].path)
                 error = None
-            except VosError as exc:
+            except UserError as exc:
                 error = str(exc)
         return error, [str(w.message) for w in caught]
 
@@ -91,9 +91,9 @@ class _OpenEach(Dataset):
 def check_videos(items: Sequence[VideoItem], workers: int = 0, report: bool = True) -> None:
     """Open every video before training (cheap: headers and frame counts, in ``workers`` processes).
 
-    A video that cannot be read is a one-line :class:`VosError` naming it (and the count of bad
+    A video that cannot be read is a one-line :class:`UserError` naming it (and the count of bad
     ones) now, instead of a crash when training reaches it. Videos cut short are used with the
-    frames that decode and, with ``report``, a warning each (the rule of :func:`vos.video_io.open_video`).
+    frames that decode and, with ``report``, a warning each (the rule of :func:`vos.infra.video_reader.open_video`).
     """
     # its own generator: the check leaves the global RNG (and so the training run) untouched
     loader = DataLoader(_OpenEach(items), batch_size=None, num_workers=workers, generator=torch.Generator())
@@ -106,7 +106,7 @@ def check_videos(items: Sequence[VideoItem], workers: int = 0, report: bool = Tr
             warnings.warn(note, stacklevel=2)
     if bad:
         others = [str(path) for path, _ in bad[1:4]] + (["…"] if len(bad) > 4 else [])
-        raise VosError(f"{len(bad)} of {len(items)} videos cannot be read; remove or replace them before training. "
+        raise UserError(f"{len(bad)} of {len(items)} videos cannot be read; remove or replace them before training. "
                        f"{bad[0][1]}" + (f" (also: {', '.join(others)})" if others else ""))
 
 
@@ -173,10 +173,10 @@ COLOR_JITTER_P = 0.8
 def check_color_options(color_jitter: float, grayscale: float) -> None:
     # hue shifts are in turns and torchvision caps them at 0.5 turn: 0.1 x strength <= 0.5
     if not 0.0 <= color_jitter <= 5.0:
-        raise VosError(f"--color-jitter is a strength multiplying the jitter magnitudes (0.4, 0.4, 0.4, 0.1), "
+        raise UserError(f"--color-jitter is a strength multiplying the jitter magnitudes (0.4, 0.4, 0.4, 0.1), "
                        f"in [0, 5] (0 = off, 1 = the reference recipe); got {color_jitter}")
     if not 0.0 <= grayscale <= 1.0:
-        raise VosError(f"--grayscale is a probability in [0, 1]; got {grayscale}")
+        raise UserError(f"--grayscale is a probability in [0, 1]; got {grayscale}")
 
 
 def sample_color_jitter(strength: float = 1.0) -> tuple[torch.Tensor, float, list[int]]:
@@ -223,7 +223,7 @@ def hflip_random(clip: torch.Tensor) -> torch.Tensor:
 def normalize_clips(x: torch.Tensor) -> torch.Tensor:
     """Kinetics mean/std over the C axis of (..., C, T, H, W) float clips in [0, 1]."""
     if x.ndim < 4 or x.shape[-4] != 3:
-        raise VosError(f"normalize_clips expects (..., 3, T, H, W), got shape {tuple(x.shape)}")
+        raise UserError(f"normalize_clips expects (..., 3, T, H, W), got shape {tuple(x.shape)}")
     mean = torch.tensor(KINETICS_MEAN, dtype=x.dtype, device=x.device).view(3, 1, 1, 1)
     std = torch.tensor(KINETICS_STD, dtype=x.dtype, device=x.device).view(3, 1, 1, 1)
     return (x - mean) / std
@@ -232,18 +232,18 @@ def normalize_clips(x: torch.Tensor) -> torch.Tensor:
 # ----------------------------------------------------------------------------------------- datasets
 def _check_clip_options(frames: int, frame_stride: int, crop: int) -> None:
     if frames < 1:
-        raise VosError(f"--frames must be at least 1, got {frames}")
+        raise UserError(f"--frames must be at least 1, got {frames}")
     if frame_stride < 1:
-        raise VosError(f"--frame-stride must be at least 1, got {frame_stride}")
+        raise UserError(f"--frame-stride must be at least 1, got {frame_stride}")
     if crop < 8:
-        raise VosError(f"--crop must be at least 8 pixels, got {crop}")
+        raise UserError(f"--crop must be at least 8 pixels, got {crop}")
 
 
 class _ClipDataset(Dataset):
     def __init__(self, items: Sequence[VideoItem], frames: int, frame_stride: int, crop: int) -> None:
         _check_clip_options(frames, frame_stride, crop)
         if len(items) == 0:
-            raise VosError("the video list is empty; check --data-root, --split-dir and --split")
+            raise UserError("the video list is empty; check --data-root, --split-dir and --split")
         self.items = list(items)
         self.frames, self.frame_stride, self.crop = frames, frame_stride, crop
 
@@ -323,7 +323,7 @@ class MultiClipVideos(_ClipDataset):
                  clips_per_video: int = 10) -> None:
         super().__init__(items, frames, frame_stride, crop)
         if clips_per_video < 1:
-            raise VosError(f"clips per video must be at least 1, got {clips_per_video}")
+            raise UserError(f"clips per video must be at least 1, got {clips_per_video}")
         self.clips_per_video = clips_per_video
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from vos.config_flags import config_field
+from vos.infra.config_flags import config_field
 
 DATASETS = ("ucf101", "hmdb51", "kinetics", "folder")  # layouts read by ssl_video.data.splits
 
@@ -13,7 +13,7 @@ DATASETS = ("ucf101", "hmdb51", "kinetics", "folder")  # layouts read by ssl_vid
 @dataclass
 class ClipDataConfig:
     """Which videos, and how clips are cut from them; the commands' configs extend it. Each field is
-    also a flag of those commands (vos.config_flags), its help written here."""
+    also a flag of those commands (vos.infra.config_flags), its help written here."""
 
     dataset: str = config_field("ucf101", choices=DATASETS, help="dataset layout")
     data_root: Optional[str] = config_field(None, metavar="DIR", help="folder with the videos")

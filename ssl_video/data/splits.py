@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ssl_video.data.config import DATASETS
-from vos.errors import VosError
-from vos.video_io import VIDEO_SUFFIXES
+from vos.infra.errors import UserError
+from vos.infra.video_reader import VIDEO_SUFFIXES
 
 SUBSETS = ("train", "test")
-VIDEO_EXTENSIONS = VIDEO_SUFFIXES  # the files vos.video_io reads
+VIDEO_EXTENSIONS = VIDEO_SUFFIXES  # the files vos.infra.video_reader reads
 
 # Where split files are looked for when --split-dir is not given, relative to data_root (first hit).
 DEFAULT_SPLIT_DIRS = {
@@ -54,18 +54,18 @@ def load_items(dataset: str, data_root, split_dir=None, split: int = 1,
                subset: str = "train") -> tuple[list[VideoItem], list[str]]:
     """Videos of ``subset`` ("train" | "test"; "val" etc. also for kinetics) and the class names."""
     if dataset not in DATASETS:
-        raise VosError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+        raise UserError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
     root = Path(data_root)
     if not root.is_dir():
-        raise VosError(f"data root {root} is not a directory; pass --data-root pointing at the videos")
+        raise UserError(f"data root {root} is not a directory; pass --data-root pointing at the videos")
     if dataset == "folder":
         return _folder_items(root), []
     if dataset == "kinetics":
         return _kinetics_items(root, subset)
     if subset not in SUBSETS:
-        raise VosError(f"unknown subset {subset!r} for {dataset}; choose train or test")
+        raise UserError(f"unknown subset {subset!r} for {dataset}; choose train or test")
     if split not in (1, 2, 3):
-        raise VosError(f"{dataset} has splits 1, 2 and 3, got --split {split}")
+        raise UserError(f"{dataset} has splits 1, 2 and 3, got --split {split}")
     sdir = _find_split_dir(dataset, root, split_dir)
     if dataset == "ucf101":
         items, classes = _ucf101_items(root, sdir, split, subset)
@@ -80,7 +80,7 @@ def _read_lines(path: Path) -> list[tuple[int, str]]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
-        raise VosError(f"cannot read split file {path}: {exc.strerror}") from exc
+        raise UserError(f"cannot read split file {path}: {exc.strerror}") from exc
     return [(n, line.strip()) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
 
 
@@ -88,7 +88,7 @@ def _find_split_dir(dataset: str, root: Path, split_dir) -> Path:
     if split_dir is not None:
         sdir = Path(split_dir)
         if not sdir.is_dir():
-            raise VosError(f"split directory {sdir} does not exist; check --split-dir")
+            raise UserError(f"split directory {sdir} does not exist; check --split-dir")
         return sdir
     marker = "classInd.txt" if dataset == "ucf101" else "*_test_split1.txt"
     for rel in DEFAULT_SPLIT_DIRS[dataset]:
@@ -96,24 +96,24 @@ def _find_split_dir(dataset: str, root: Path, split_dir) -> Path:
         if cand.is_dir() and any(cand.glob(marker)):
             return cand
     tried = ", ".join(str(root / rel) for rel in DEFAULT_SPLIT_DIRS[dataset])
-    raise VosError(f"no {dataset} split files found (looked in {tried}); pass --split-dir")
+    raise UserError(f"no {dataset} split files found (looked in {tried}); pass --split-dir")
 
 
 def _ucf101_classes(sdir: Path) -> list[str]:
     path = sdir / "classInd.txt"
     if not path.is_file():
-        raise VosError(f"{path} not found; --split-dir must hold classInd.txt and the train/test lists")
+        raise UserError(f"{path} not found; --split-dir must hold classInd.txt and the train/test lists")
     classes: dict[int, str] = {}
     for n, line in _read_lines(path):
         parts = line.split()
         if len(parts) != 2 or not parts[0].isdigit():
-            raise VosError(f"{path}:{n}: expected '<index> <ClassName>', got {line!r}")
+            raise UserError(f"{path}:{n}: expected '<index> <ClassName>', got {line!r}")
         index, name = int(parts[0]), parts[1]
         if index in classes:
-            raise VosError(f"{path}:{n}: class index {index} appears twice")
+            raise UserError(f"{path}:{n}: class index {index} appears twice")
         classes[index] = name
     if sorted(classes) != list(range(1, len(classes) + 1)):
-        raise VosError(f"{path}: class indices must be 1..{len(classes)} without gaps")
+        raise UserError(f"{path}: class indices must be 1..{len(classes)} without gaps")
     return [classes[i] for i in range(1, len(classes) + 1)]
 
 
@@ -122,23 +122,23 @@ def _ucf101_items(root: Path, sdir: Path, split: int, subset: str) -> tuple[list
     label_of = {name: i for i, name in enumerate(classes)}
     path = sdir / f"{subset}list0{split}.txt"
     if not path.is_file():
-        raise VosError(f"{path} not found; is --split-dir the UCF101 split folder (ucfTrainTestlist)?")
+        raise UserError(f"{path} not found; is --split-dir the UCF101 split folder (ucfTrainTestlist)?")
     items = []
     for n, line in _read_lines(path):
         parts = line.split()
         if len(parts) not in (1, 2):
-            raise VosError(f"{path}:{n}: expected '<Class>/<file>.avi [label]', got {line!r}")
+            raise UserError(f"{path}:{n}: expected '<Class>/<file>.avi [label]', got {line!r}")
         rel = parts[0].replace("\\", "/")
         class_name = rel.split("/")[0] if "/" in rel else None
         if class_name not in label_of:
-            raise VosError(f"{path}:{n}: class folder {class_name!r} of {rel} is not in classInd.txt")
+            raise UserError(f"{path}:{n}: class folder {class_name!r} of {rel} is not in classInd.txt")
         label = label_of[class_name]
         if len(parts) == 2 and parts[1] != str(label + 1):
-            raise VosError(f"{path}:{n}: label {parts[1]} disagrees with classInd.txt "
+            raise UserError(f"{path}:{n}: label {parts[1]} disagrees with classInd.txt "
                            f"({class_name} is {label + 1})")
         items.append(VideoItem(root / rel, label))
     if not items:
-        raise VosError(f"{path} lists no videos")
+        raise UserError(f"{path} lists no videos")
     return items, classes
 
 
@@ -148,7 +148,7 @@ def _hmdb51_items(root: Path, sdir: Path, split: int, subset: str) -> tuple[list
     # file names: "climb_stairs_test_split1.txt" sorts before "climb_test_split1.txt", "climb" < "climb_stairs".
     by_class = {p.name[: -len(suffix)]: p for p in sdir.iterdir() if p.name.endswith(suffix)}
     if not by_class:
-        raise VosError(f"no '<class>{suffix}' files in {sdir}; is --split-dir testTrainMulti_7030_splits?")
+        raise UserError(f"no '<class>{suffix}' files in {sdir}; is --split-dir testTrainMulti_7030_splits?")
     classes = sorted(by_class)
     files = [by_class[name] for name in classes]
     want = HMDB_TAGS[subset]
@@ -157,11 +157,11 @@ def _hmdb51_items(root: Path, sdir: Path, split: int, subset: str) -> tuple[list
         for n, line in _read_lines(path):
             parts = line.split()
             if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
-                raise VosError(f"{path}:{n}: expected '<name>.avi <tag 0|1|2>', got {line!r}")
+                raise UserError(f"{path}:{n}: expected '<name>.avi <tag 0|1|2>', got {line!r}")
             if int(parts[1]) == want:
                 items.append(VideoItem(root / classes[label] / parts[0], label))
     if not items:
-        raise VosError(f"the {subset} subset of HMDB51 split {split} in {sdir} is empty")
+        raise UserError(f"the {subset} subset of HMDB51 split {split} in {sdir} is empty")
     return items, classes
 
 
@@ -172,20 +172,20 @@ def _is_video(path: Path) -> bool:
 def _kinetics_items(root: Path, subset: str) -> tuple[list[VideoItem], list[str]]:
     sub = root / subset
     if not sub.is_dir():
-        raise VosError(f"{sub} does not exist; kinetics expects <data-root>/{subset}/<class>/*.mp4")
+        raise UserError(f"{sub} does not exist; kinetics expects <data-root>/{subset}/<class>/*.mp4")
     class_root = root / "train" if (root / "train").is_dir() else sub
     classes = sorted(p.name for p in class_root.iterdir() if p.is_dir())
     if not classes:
-        raise VosError(f"no class folders in {class_root}")
+        raise UserError(f"no class folders in {class_root}")
     label_of = {name: i for i, name in enumerate(classes)}
     items = []
     for class_dir in sorted(p for p in sub.iterdir() if p.is_dir()):
         if class_dir.name not in label_of:
-            raise VosError(f"class folder {class_dir} is not a class of {class_root}")
+            raise UserError(f"class folder {class_dir} is not a class of {class_root}")
         items += [VideoItem(p, label_of[class_dir.name])
                   for p in sorted(class_dir.iterdir()) if p.is_file() and _is_video(p)]
     if not items:
-        raise VosError(f"no videos ({', '.join(VIDEO_EXTENSIONS)}) in the class folders of {sub}")
+        raise UserError(f"no videos ({', '.join(VIDEO_EXTENSIONS)}) in the class folders of {sub}")
     return items, classes
 
 
@@ -195,12 +195,12 @@ def _folder_items(root: Path) -> list[VideoItem]:
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         paths += [Path(dirpath) / f for f in filenames if _is_video(Path(f))]
     if not paths:
-        raise VosError(f"no videos ({', '.join(VIDEO_EXTENSIONS)}) found under {root}")
+        raise UserError(f"no videos ({', '.join(VIDEO_EXTENSIONS)}) found under {root}")
     return [VideoItem(p, -1) for p in sorted(paths)]
 
 
 def _check_exist(items: list[VideoItem], dataset: str) -> None:
     missing = [it.path for it in items if not it.path.is_file()]
     if missing:
-        raise VosError(f"{len(missing)} of {len(items)} {dataset} videos listed in the split files are "
+        raise UserError(f"{len(missing)} of {len(items)} {dataset} videos listed in the split files are "
                        f"missing, e.g. {missing[0]}; check --data-root")

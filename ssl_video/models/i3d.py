@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssl_video.models.registry import register_backbone
-from vos.errors import VosError
+from vos.infra.errors import UserError
 
 
 def same_padding(kernel: tuple[int, ...], stride: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
@@ -136,10 +136,10 @@ class I3D(nn.Module):
 
 def fame_key(name: str) -> str:
     """This module's name for FAME's I3D parameter ``name`` (e.g. ``mixed_3b.branch_1.0.conv3d.weight``
-    -> ``features.5.b1.0.conv.weight``); VosError for a name FAME's trunk does not have."""
+    -> ``features.5.b1.0.conv.weight``); UserError for a name FAME's trunk does not have."""
     layer, _, rest = name.partition(".")
     if layer not in FAME_LAYERS or not rest:
-        raise VosError(f"{name!r} is not a parameter of FAME's I3D trunk")
+        raise UserError(f"{name!r} is not a parameter of FAME's I3D trunk")
     parts = [_FAME_PARTS.get(part, part) for part in rest.split(".")]
     return ".".join(["features", str(FAME_LAYERS[layer]), *parts])
 

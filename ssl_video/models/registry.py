@@ -6,7 +6,7 @@ from typing import Callable
 
 from torch import nn
 
-from vos.errors import VosError
+from vos.infra.errors import UserError
 
 _BACKBONES: dict[str, Callable[..., nn.Module]] = {}
 
@@ -26,7 +26,7 @@ def list_backbones() -> list[str]:
 def build_backbone(arch: str, **kwargs) -> nn.Module:
     """A freshly initialised backbone ``arch`` (no downloaded weights); it has ``.feature_dim``."""
     if arch not in _BACKBONES:
-        raise VosError(f"unknown --arch {arch!r}; choose one of: {', '.join(list_backbones())}")
+        raise UserError(f"unknown --arch {arch!r}; choose one of: {', '.join(list_backbones())}")
     model = _BACKBONES[arch](**kwargs)
     assert isinstance(getattr(model, "feature_dim", None), int), f"backbone {arch} lacks feature_dim"
     return model

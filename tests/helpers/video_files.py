@@ -9,7 +9,7 @@ import av
 import numpy as np
 import pytest
 
-from vos.video_io import decord_available
+from vos.infra.video_reader import decord_available
 
 # decord ships wheels for x86_64 only; elsewhere its tests are skipped and PyAV is used.
 needs_decord = pytest.mark.skipif(not decord_available(), reason="decord is not installed")
@@ -58,7 +58,7 @@ def cut_video(path: Path, out: Path, keep: float) -> Path:
 
 
 def decodable_frames(path: Path) -> int:
-    """Reference count, independent of vos.video_io: frames PyAV decodes before the end or an error."""
+    """Reference count, independent of vos.infra.video_reader: frames PyAV decodes before the end or an error."""
     count = 0
     try:
         with av.open(str(path)) as container:

@@ -24,9 +24,9 @@ def moving_square_frames(frames: int = 8, size: tuple[int, int] = (96, 128), see
 
 
 def write_mp4(path: Path, video: np.ndarray, fps: float = 10) -> Path:
-    from vos.overlay import Mp4Writer
+    from vos.infra.video_writer import VideoWriter
 
-    with Mp4Writer(path, fps=fps) as writer:
+    with VideoWriter(path, fps=fps) as writer:
         for frame in video:
             writer.write(frame)
     return path

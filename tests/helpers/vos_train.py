@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vos.config import load_config
+from vos.infra.config import load_config
 from vos.train.config import TrainConfig
 
 SIZE = (64, 80)  # H W: a 4x5 grid of 16-px patches for the test backbone

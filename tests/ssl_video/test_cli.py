@@ -187,7 +187,6 @@ def test_pretrain_checks_every_video_before_the_first_step(tmp_path, monkeypatch
 
     root = tmp_path / "data"
     make_synth_dataset(root, classes=2, videos_per_class=6, frames=8, size=32, seed=1, progress=False)
-    train = sorted(p for p in root.rglob("*.avi") if "test" not in p.parts)
     steps = []
     real_step = pretrain_mod.train_step
     monkeypatch.setattr(pretrain_mod, "train_step", lambda *a, **k: steps.append(1) or real_step(*a, **k))

@@ -11,7 +11,7 @@ from ssl_video.fame import (background_permutation, color_bins, color_probabilit
                             foreground_mask, gaussian_kernel_size)
 from ssl_video.image_ops import gaussian_blur
 from ssl_video.synth import MOTIONS, render_video
-from vos.errors import VosError
+from vos.infra.errors import UserError
 
 
 def to_clip(frames: np.ndarray) -> torch.Tensor:
@@ -97,7 +97,7 @@ def test_ties_are_broken_by_pixel_order():
     (torch.randint(0, 255, (2, 3, 4, 8, 8)), 0.5, "float tensor"),
 ])
 def test_bad_input(clips, beta, message):
-    with pytest.raises(VosError, match=message):
+    with pytest.raises(UserError, match=message):
         foreground_mask(clips, beta)
 
 

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from ssl_video.co2 import co2_consistency
 from ssl_video.models import build_backbone, list_backbones
 from ssl_video.moco import MoCo
-from vos.errors import VosError
+from vos.infra.errors import UserError
 
 
 def _softmax(x):
@@ -100,7 +100,7 @@ def test_loss_is_symmetric_infonce_over_queue_plus_co2():
 
 def test_queue_too_short_for_batch_is_an_error():
     model = _tiny_moco(K=6)
-    with pytest.raises(VosError, match="moco-k"):
+    with pytest.raises(UserError, match="moco-k"):
         model(torch.rand(4, 3, 4, 32, 32), torch.rand(4, 3, 4, 32, 32))
 
 
@@ -116,5 +116,5 @@ def test_backbones_return_pooled_features(arch, dim):
 
 def test_unknown_arch_is_a_user_error():
     assert "i3d" in list_backbones()
-    with pytest.raises(VosError, match="unknown --arch 'resnet50'"):
+    with pytest.raises(UserError, match="unknown --arch 'resnet50'"):
         build_backbone("resnet50")

@@ -9,7 +9,7 @@ import torch
 import ssl_video.pretrain as pretrain_mod
 from ssl_video.pretrain import pretrain
 from tests.helpers.ssl_pretrain import RandomClipPairs, tiny_pretrain_config
-from vos.errors import VosError
+from vos.infra.errors import UserError
 
 
 def _losses(out_dir):
@@ -40,7 +40,7 @@ def test_resumed_run_matches_uninterrupted_run(tmp_path, monkeypatch):
         pretrain(cfg, tmp_path / "cut", dataset=RandomClipPairs())
     assert torch.load(tmp_path / "cut" / "last.pt", weights_only=False)["epoch"] == 1
     monkeypatch.undo()
-    with pytest.raises(VosError, match="already exists; pass --resume"):
+    with pytest.raises(UserError, match="already exists; pass --resume"):
         pretrain(cfg, tmp_path / "cut", dataset=RandomClipPairs())
     resumed = pretrain(cfg, tmp_path / "cut", resume=True, dataset=RandomClipPairs())
 
@@ -63,7 +63,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypa
         pretrain(cfg, tmp_path, dataset=RandomClipPairs())
     monkeypatch.undo()
     before = (tmp_path / "last.pt").read_bytes()
-    with pytest.raises(VosError, match=r"loss became nan at epoch 2, step 3; stopped, the last good checkpoint .*last.pt \(epoch 1\) is kept"):
+    with pytest.raises(UserError, match=r"loss became nan at epoch 2, step 3; stopped, the last good checkpoint .*last.pt \(epoch 1\) is kept"):
         pretrain(cfg, tmp_path, resume=True, dataset=RandomClipPairs(poison=True))
     assert (tmp_path / "last.pt").read_bytes() == before
 
@@ -73,7 +73,7 @@ def test_resume_refuses_changed_settings(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         pretrain(tiny_pretrain_config(), tmp_path, dataset=RandomClipPairs())
     monkeypatch.undo()
-    with pytest.raises(VosError, match=r"cannot resume with different settings \(lr: 0.05 -> 0.1\)"):
+    with pytest.raises(UserError, match=r"cannot resume with different settings \(lr: 0.05 -> 0.1\)"):
         pretrain(tiny_pretrain_config(lr=0.1), tmp_path, resume=True, dataset=RandomClipPairs())
 
 
@@ -84,6 +84,6 @@ def test_resume_refuses_changed_settings(tmp_path, monkeypatch):
 ])
 def test_bad_settings_are_user_errors(tmp_path, overrides, message):
     cfg = tiny_pretrain_config(**overrides)
-    with pytest.raises(VosError, match=message):
+    with pytest.raises(UserError, match=message):
         pretrain(cfg, tmp_path, dataset=RandomClipPairs())
     assert not (tmp_path / "last.pt").exists()

@@ -19,7 +19,7 @@ from ssl_video.pretrained import load_backbone, read_weights
 from ssl_video.synth import make_synth_dataset
 from tests.helpers.fame_release import (fame_i3d_finetuned_checkpoint, fame_i3d_moco_checkpoint, fixture,
                                         seeded_clips, summary)
-from vos.errors import VosError
+from vos.infra.errors import UserError
 
 REFERENCE = fixture()["reference"]
 
@@ -63,7 +63,7 @@ def test_fame_names_map_onto_every_i3d_parameter():
     assert fame_key("mixed_3b.branch_3.1.conv3d.weight") == "features.5.b3.1.conv.weight"
     shapes = dict(fixture()["i3d_keys"])
     assert all(list(own[fame_key(k)].shape) == s for k, s in shapes.items())
-    with pytest.raises(VosError, match="mixed_6a"):
+    with pytest.raises(UserError, match="mixed_6a"):
         fame_key("mixed_6a.branch_0.conv3d.weight")
 
 
@@ -122,7 +122,7 @@ def _broken(tmp_path, name, edit):
 ])
 def test_release_files_that_do_not_fit_are_one_line_errors(tmp_path, edit, message):
     path = _broken(tmp_path, "bad.pth.tar", edit)
-    with pytest.raises(VosError, match=message) as err:
+    with pytest.raises(UserError, match=message) as err:
         load_backbone(path, "i3d")
     assert str(path) in str(err.value) and "\n" not in str(err.value)
 
@@ -131,7 +131,7 @@ def test_project_checkpoint_with_wrong_shapes_is_a_one_line_error(tmp_path):
     model = {f"backbone.{k}": v for k, v in I3D().state_dict().items()}
     model["backbone.features.0.conv.weight"] = torch.zeros(64, 3, 3, 7, 7)
     torch.save({"kind": "finetune", "model": model, "config": {"arch": "i3d"}, "classes": ["a", "b"]}, tmp_path / "ft.pt")
-    with pytest.raises(VosError, match=r"ft\.pt: the weights do not fit the i3d backbone .*features\.0\.conv\.weight"):
+    with pytest.raises(UserError, match=r"ft\.pt: the weights do not fit the i3d backbone .*features\.0\.conv\.weight"):
         load_backbone(tmp_path / "ft.pt")
 
 

@@ -10,7 +10,7 @@ from ssl_video.cli import main
 from ssl_video.data.clips import VideoFile
 from ssl_video.data.splits import load_items
 from ssl_video.synth import MOTIONS, SynthOptions, make_synth_dataset, object_track, plan_videos, render_video
-from vos.errors import VosError
+from vos.infra.errors import UserError
 
 SMALL = dict(classes=3, videos_per_class=3, frames=8, size=32, seed=5, progress=False)
 
@@ -250,6 +250,6 @@ def test_shared_object_appearance_changes_only_the_object(tmp_path, monkeypatch)
 
 
 def test_object_appearance_error(tmp_path):
-    with pytest.raises(VosError, match="--object-appearance must be one of random, shared, got 'fixed'"):
+    with pytest.raises(UserError, match="--object-appearance must be one of random, shared, got 'fixed'"):
         make_synth_dataset(tmp_path / "x", **SMALL, object_appearance="fixed")
     assert not (tmp_path / "x").exists()

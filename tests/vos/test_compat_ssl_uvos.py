@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from tests.helpers.vos_clips import moving_square_frames, write_frame_folder, write_mp4
 from vos.cli import main
 from vos.compat import KINETICS_MEAN, KINETICS_STD, conventions
-from vos.errors import VosError
+from vos.infra.errors import UserError
 from vos.models.backbone import build_backbone, dino_pos_embed, preprocess_frames
 from vos.models.block import SpatioTemporalBlock, read_block_checkpoint, resolve_block
 from vos.segment import SegmentConfig, VideoSegmenter, attention_over_keys, key_frame_indices
@@ -80,7 +80,7 @@ def test_release_file_loads_with_its_backbone_and_encoder(release_file):
 
 
 def test_a_backbone_that_contradicts_the_file_is_an_error_naming_both(release_file):
-    with pytest.raises(VosError, match=r"checkpoint_dino-s-8.pth: its encoder is test_vit_tiny8, not --backbone "
+    with pytest.raises(UserError, match=r"checkpoint_dino-s-8.pth: its encoder is test_vit_tiny8, not --backbone "
                                        r"dino_vits8; omit --backbone or pass --backbone test_vit_tiny8"):
         VideoSegmenter(SegmentConfig(block=str(release_file), backbone="dino_vits8"))
 
@@ -104,9 +104,9 @@ def test_init_block_starts_training_from_the_release_block(release_file):
     block = SpatioTemporalBlock(64, 8)
     _load_initial_block(block, TrainConfig(backbone="test_vit_tiny8", init_block=str(release_file)))
     torch.testing.assert_close(block.state_dict(), read_block_checkpoint(release_file).state_dict, rtol=0, atol=0)
-    with pytest.raises(VosError, match=r"\(dim, heads, MLP ratio\) \(64, 8, 4.0\) differs from this run's \(64, 4, 4.0\)"):
+    with pytest.raises(UserError, match=r"\(dim, heads, MLP ratio\) \(64, 8, 4.0\) differs from this run's \(64, 4, 4.0\)"):
         _load_initial_block(SpatioTemporalBlock(64, 4), TrainConfig(backbone="test_vit_tiny8", init_block=str(release_file)))
-    with pytest.raises(VosError, match="its encoder is test_vit_tiny8, not --backbone dino_vits16"):
+    with pytest.raises(UserError, match="its encoder is test_vit_tiny8, not --backbone dino_vits16"):
         _load_initial_block(block, TrainConfig(backbone="dino_vits16", init_block=str(release_file)))
 
 
@@ -135,7 +135,7 @@ def _bad_files(tmp_path, good):
 
 def test_bad_block_files_give_one_line_errors_naming_the_file(release_file, tmp_path, capsys):
     for name, (path, message) in _bad_files(tmp_path, release_file).items():
-        with pytest.raises(VosError, match=message) as err:
+        with pytest.raises(UserError, match=message) as err:
             read_block_checkpoint(path)
         assert str(err.value).startswith(str(path)) and "\n" not in str(err.value), name
     path, message = _bad_files(tmp_path, release_file)["truncated"]
@@ -147,10 +147,10 @@ def test_bad_block_files_give_one_line_errors_naming_the_file(release_file, tmp_
 
 def test_weights_whose_shapes_do_not_fit_the_named_backbone(release_file):
     # patch-8 weights as a patch-16 backbone: refused, not resampled
-    with pytest.raises(VosError, match=r"weight patch_embed.proj.weight has shape \(64, 3, 8, 8\), the backbone "
+    with pytest.raises(UserError, match=r"weight patch_embed.proj.weight has shape \(64, 3, 8, 8\), the backbone "
                                        r"expects \(64, 3, 16, 16\); the file \(patch 8, width 64, 2 blocks\)"):
         build_backbone("test_vit_tiny16", str(release_file))
-    with pytest.raises(VosError, match=r"blocks.0.attn.proj.bias has shape \(64,\), the backbone expects \(384,\); "
+    with pytest.raises(UserError, match=r"blocks.0.attn.proj.bias has shape \(64,\), the backbone expects \(384,\); "
                                        r"the file \(patch 8, width 64, 2 blocks\) does not match this --backbone"):
         build_backbone("dino_vits8", str(release_file))
 
@@ -163,14 +163,14 @@ def test_key_frames_release_rule():
     assert key_frame_indices(30, 10, "release") == [0, 10, 20]
     assert key_frame_indices(9, 10, "release") == [0]  # the release would have no key frame
     assert key_frame_indices(8, 3, "release") == [0, 3]
-    with pytest.raises(VosError, match="unknown key frame rule"):
+    with pytest.raises(UserError, match="unknown key frame rule"):
         key_frame_indices(8, 3, "sometimes")
 
 
 def test_compat_segmenter_takes_keys_by_the_release_rule(release_file, tmp_path):
     from tqdm import tqdm
 
-    from vos.video_io import open_video
+    from vos.infra.video_reader import open_video
 
     source = open_video(write_frame_folder(tmp_path / "clip", moving_square_frames(8, (32, 48)), suffix=".png"))
     timings = dict.fromkeys(("decode", "backbone", "backbone_cpu", "cluster", "cluster_cpu"), 0.0)

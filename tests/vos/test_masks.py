@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from vos.errors import VosError
+from vos.infra.errors import UserError
 from vos.masks import border_mask, clusters_to_objects
 
 
@@ -42,5 +42,5 @@ def test_surplus_clusters_merge_into_the_nearest_kept_centroid():
 
 
 def test_max_objects_is_checked():
-    with pytest.raises(VosError, match="max_objects"):
+    with pytest.raises(UserError, match="max_objects"):
         clusters_to_objects(torch.zeros(1, 2, 2, dtype=torch.int64), onehot_centroids(1), max_objects=0)

@@ -181,7 +181,7 @@ def test_keys_come_from_the_key_frames_across_backbone_batches(tmp_path, monkeyp
     key frames do not line up with: the same as projecting all frames and picking the key frames."""
     from vos.models.backbone import preprocess_frames
     from vos.segment import SegmentConfig, VideoSegmenter
-    from vos.video_io import open_video
+    from vos.infra.video_reader import open_video
 
     video = moving_square_frames(8, (48, 64))
     source = open_video(write_frame_folder(tmp_path / "clip", video))
@@ -242,8 +242,8 @@ def test_config_file_is_read_and_flags_override_it(tmp_path):
     from vos.commands.segment import add_arguments
     import argparse
 
-    from vos.config import load_config
-    from vos.config_flags import config_overrides
+    from vos.infra.config import load_config
+    from vos.infra.config_flags import config_overrides
     from vos.segment import SegmentConfig
 
     (tmp_path / "seg.yaml").write_text("backbone: test_vit_tiny16\nresolution: [64, 96]\ntau: 0.5\nkey_every: 4\n")
@@ -270,7 +270,7 @@ def test_the_reference_clustering_gives_the_fast_paths_partition(tmp_path, monke
     labels, in full mode and chunk by chunk."""
     import vos.cluster
     from vos.segment import SegmentConfig, VideoSegmenter
-    from vos.video_io import open_video
+    from vos.infra.video_reader import open_video
 
     folder = write_frame_folder(tmp_path / "clip", moving_square_frames(16, (64, 96), seed=2), suffix=".png")
     config = SegmentConfig(backbone="test_vit_tiny16", weights="random", resolution=(64, 96), key_every=4,

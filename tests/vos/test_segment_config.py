@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from vos.errors import VosError
+from vos.infra.errors import UserError
 from vos.segment_config import DEFAULT_RESOLUTION, SegmentConfig, input_resolution
 
 
@@ -38,7 +38,7 @@ def test_explicit_resolution_is_used_as_given():
     assert input_resolution(1920, 1080, (320, 480)) == (320, 480)
     assert input_resolution(480, 854, (64, 96)) == (64, 96)
     assert SegmentConfig().resolution is None and DEFAULT_RESOLUTION == (320, 480)
-    with pytest.raises(VosError, match="--resolution takes two positive sizes"):
+    with pytest.raises(UserError, match="--resolution takes two positive sizes"):
         SegmentConfig(resolution=(0, 10)).validate()
 
 
@@ -46,7 +46,7 @@ def test_explicit_resolution_is_used_as_given():
 def test_segment_uses_the_rule_per_video(tmp_path, frame_size, grid):
     from tests.helpers.vos_clips import moving_square_frames, write_frame_folder
     from vos.segment import VideoSegmenter
-    from vos.video_io import open_video
+    from vos.infra.video_reader import open_video
 
     folder = write_frame_folder(tmp_path / "clip", moving_square_frames(2, frame_size))
     segmenter = VideoSegmenter(SegmentConfig(backbone="test_vit_tiny16", weights="random", key_every=2))

@@ -9,10 +9,10 @@ from PIL import Image
 
 from tests.helpers.vos_clips import TINY, moving_square_frames, write_frame_folder
 from vos.cli import main
-from vos.errors import VosError
+from vos.infra.errors import UserError
 from vos.segment import (ObjectMemory, SegmentConfig, StreamedSegmentation, VideoSegmenter, chunk_batches,
                          write_segmentation)
-from vos.video_io import open_video
+from vos.infra.video_reader import open_video
 
 
 def segmenter(size, **options):
@@ -175,7 +175,7 @@ def test_interrupted_chunked_run_leaves_only_a_partial_folder(tmp_path, monkeypa
     ({"link_similarity": 1.5}, "--link-similarity is a cosine similarity"),
 ])
 def test_bad_chunking_options_are_errors(options, message):
-    with pytest.raises(VosError, match=message):
+    with pytest.raises(UserError, match=message):
         SegmentConfig(**options).validate()
 
 

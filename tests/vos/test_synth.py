@@ -11,10 +11,10 @@ import pytest
 from PIL import Image
 
 import vos.cli
-from vos.errors import VosError
+from vos.infra.errors import UserError
 from vos.palette import davis_palette, read_label_png
 from vos.synth import make_synthetic_dataset, plan_sequence, render_frame, sequence_rngs
-from vos.video_io import open_video
+from vos.infra.video_reader import open_video
 
 T, K, SIZE = 8, 3, (64, 96)
 
@@ -176,7 +176,7 @@ def test_refuses_foreign_folder_and_regenerates_its_own(tmp_path):
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "thesis.tex").write_text("precious")
-    with pytest.raises(VosError, match="not empty and is not a previous 'vos synth' output"):
+    with pytest.raises(UserError, match="not empty and is not a previous 'vos synth' output"):
         make_synthetic_dataset(foreign, videos=1, frames=2, progress=False)
     assert (foreign / "thesis.tex").read_text() == "precious" and len(list(foreign.iterdir())) == 1
 
@@ -200,7 +200,7 @@ def test_refuses_foreign_folder_and_regenerates_its_own(tmp_path):
     (dict(fps=0), "--fps must be positive"),
 ])
 def test_bad_options(tmp_path, options, message):
-    with pytest.raises(VosError, match=message):
+    with pytest.raises(UserError, match=message):
         make_synthetic_dataset(tmp_path / "out", progress=False, **options)
     assert not (tmp_path / "out").exists()
 

@@ -23,7 +23,7 @@ from vos.cluster.fast import ClusterResult
 from vos.cluster.kl_search import symmetric_kl
 from vos.cluster.reference import PROB_EPS
 from vos.cluster.settings import DEFAULT_SETTINGS, ClusterSettings
-from vos.errors import VosError
+from vos.infra.errors import UserError
 
 __all__ = ["DEFAULT_SETTINGS", "PROB_EPS", "ClusterResult", "ClusterSettings", "WindowAttention", "cluster_streaming",
            "hierarchical_cluster", "symmetric_kl"]
@@ -96,8 +96,8 @@ def hierarchical_cluster(attention: torch.Tensor, tau: float = 1.0, window: int 
     from the tensor."""
     if not isinstance(attention, torch.Tensor) or attention.ndim != 3:
         shape = tuple(attention.shape) if isinstance(attention, torch.Tensor) else type(attention).__name__
-        raise VosError(f"attention must be a (frames, patches, keys) tensor, got {shape}")
+        raise UserError(f"attention must be a (frames, patches, keys) tensor, got {shape}")
     if attention.shape[0] == 0:
-        raise VosError("attention has 0 frames; need at least one frame to cluster")
+        raise UserError("attention has 0 frames; need at least one frame to cluster")
     return cluster_streaming(lambda t0, t1: attention[t0:t1], attention.shape[0], tau, window, threads=threads,
                              device=attention.device, settings=settings).labels

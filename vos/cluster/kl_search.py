@@ -45,7 +45,7 @@ import torch
 
 from vos.cluster.reference import PROB_EPS
 from vos.cluster.settings import DEFAULT_SETTINGS, ClusterSettings
-from vos.errors import VosError
+from vos.infra.errors import UserError
 
 # Unit roundoffs of float32 and float64 (round to nearest): the float32 distance pass bounds its
 # error with them, see close_pairs.
@@ -718,7 +718,7 @@ def symmetric_kl(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     object) needs one matrix product instead of two and is exactly symmetric.
     """
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
-        raise VosError(f"symmetric_kl: expected two (rows, K) matrices with the same K, "
+        raise UserError(f"symmetric_kl: expected two (rows, K) matrices with the same K, "
                        f"got shapes {tuple(a.shape)} and {tuple(b.shape)}")
     dtype = torch.promote_types(torch.promote_types(a.dtype, b.dtype), torch.float32)
     exact_a = exact_rows(a.to(dtype))

@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from vos.outputs import check_output_file, check_writable, json_keys_owned
+from vos.infra.outputs import check_output_file, check_writable, json_keys_owned
 
 HELP = "evaluate results: DAVIS J&F, YouTube-VIS / synthetic FG-ARI, mIoU, mBO"
 # vos.eval.davis.TASKS and vos.eval.davis_eval.MATCHINGS, spelled out so that --help does not import
@@ -85,7 +85,7 @@ def result_json_keys(target: str) -> tuple[str, ...]:
 
 
 def check_outputs(args: argparse.Namespace) -> None:
-    """Before evaluating: the --json file may be written (see vos.outputs) and the CSV folder is writable."""
+    """Before evaluating: the --json file may be written (see vos.infra.outputs) and the CSV folder is writable."""
     check_output_file(args.json, "--json", json_keys_owned(result_json_keys(args.target)),
                       f"an earlier result of `vos eval {args.target}`", args.overwrite)
     if args.target in ("davis", "synth"):

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 
-from vos.config import load_config
-from vos.config_flags import add_config_arguments, config_overrides
+from vos.infra.config import load_config
+from vos.infra.config_flags import add_config_arguments, config_overrides
 from vos.segment_config import SegmentConfig
 
 HELP = "segment videos into object masks (DAVIS PNGs)"

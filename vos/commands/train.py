@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vos.config import load_config
-from vos.config_flags import add_config_arguments, config_overrides
+from vos.infra.config import load_config
+from vos.infra.config_flags import add_config_arguments, config_overrides
 from vos.train.config import TrainConfig
 
 HELP = "train the spatio-temporal block without labels"

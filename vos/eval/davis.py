@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vos.errors import VosError
+from vos.infra.errors import UserError
 from vos.palette import read_label_png
 
 TASKS = ("unsupervised", "semi-supervised")
@@ -40,21 +40,21 @@ class GroundTruth:
 
 def annotation_folder(task: str) -> str:
     if task not in TASKS:
-        raise VosError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+        raise UserError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     return "Annotations" if task == "semi-supervised" else "Annotations_unsupervised"
 
 
 def read_sequence_list(davis_root: str | os.PathLike, year: int, subset: str) -> list[str]:
     """Sequence names of ``ImageSets/<year>/<subset>.txt`` in file order."""
     if year not in YEARS:
-        raise VosError(f"unknown DAVIS year {year}; choose one of {', '.join(map(str, YEARS))}")
+        raise UserError(f"unknown DAVIS year {year}; choose one of {', '.join(map(str, YEARS))}")
     path = Path(davis_root) / "ImageSets" / str(year) / f"{subset}.txt"
     if not path.is_file():
-        raise VosError(f"{path}: sequence list not found; is {davis_root} a DAVIS root "
+        raise UserError(f"{path}: sequence list not found; is {davis_root} a DAVIS root "
                        f"(ImageSets/, Annotations*/) and does it have the {year} {subset!r} set?")
     names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
     if not names:
-        raise VosError(f"{path}: the sequence list is empty")
+        raise UserError(f"{path}: the sequence list is empty")
     return names
 
 
@@ -64,7 +64,7 @@ def select_sequences(available: list[str], wanted: list[str] | None, where: str)
         return available
     unknown = [name for name in wanted if name not in available]
     if unknown:
-        raise VosError(f"unknown sequence(s) {', '.join(unknown)}: not in {where}")
+        raise UserError(f"unknown sequence(s) {', '.join(unknown)}: not in {where}")
     return [name for name in available if name in wanted]
 
 
@@ -73,7 +73,7 @@ def load_ground_truth(davis_root: str | os.PathLike, sequence: str, task: str, y
     folder = Path(davis_root) / annotation_folder(task) / "480p" / sequence
     pngs = sorted(folder.glob("*.png"))
     if not pngs:
-        raise VosError(f"sequence {sequence}: no annotation PNGs in {folder}; "
+        raise UserError(f"sequence {sequence}: no annotation PNGs in {folder}; "
                        f"the ImageSets list names a sequence this DAVIS root does not have")
     frames = [p.stem for p in pngs]
     first = _read_frame(pngs[0], sequence, frames[0], None)
@@ -95,21 +95,21 @@ def load_results(results_dir: str | os.PathLike, sequence: str, frames: list[str
     """Predicted label maps (T, H, W) uint8 for ``frames`` of ``sequence``; every frame must exist."""
     folder = Path(results_dir) / sequence
     if not folder.is_dir():
-        raise VosError(f"sequence {sequence}: no results folder {folder}; "
+        raise UserError(f"sequence {sequence}: no results folder {folder}; "
                        "write one folder of indexed PNGs per sequence")
     return np.stack([_read_frame(folder / f"{frame}.png", sequence, frame, shape_hw) for frame in frames])
 
 
 def _read_frame(path: Path, sequence: str, frame: str, shape_hw: tuple[int, int] | None) -> np.ndarray:
     if not path.is_file():
-        raise VosError(f"sequence {sequence}, frame {frame}: {path} is missing; "
+        raise UserError(f"sequence {sequence}, frame {frame}: {path} is missing; "
                        "every annotated frame needs a result PNG with the same name")
     try:
         labels = read_label_png(path)
-    except VosError as exc:
-        raise VosError(f"sequence {sequence}, frame {frame}: {exc}") from exc
+    except UserError as exc:
+        raise UserError(f"sequence {sequence}, frame {frame}: {exc}") from exc
     if shape_hw is not None and labels.shape != tuple(shape_hw):
-        raise VosError(f"sequence {sequence}, frame {frame}: {path} is {labels.shape[1]}x{labels.shape[0]} "
+        raise UserError(f"sequence {sequence}, frame {frame}: {path} is {labels.shape[1]}x{labels.shape[0]} "
                        f"(WxH) but the annotation is {shape_hw[1]}x{shape_hw[0]}; save results at the "
                        "annotation resolution")
     return labels

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vos.errors import VosError
+from vos.infra.errors import UserError
 from vos.eval import metrics
 from vos.eval.davis import GroundTruth, load_ground_truth, load_results, read_sequence_list, select_sequences
 from vos.eval.workers import map_jobs
@@ -73,13 +73,13 @@ def score_sequence(gt: GroundTruth, pred: np.ndarray, task: str, matching: str =
     labels, void, n_gt, seq = gt.labels, gt.void, gt.n_objects, gt.sequence
     if task == "semi-supervised":
         if len(gt.frames) < 3:
-            raise VosError(f"sequence {seq}: the semi-supervised task skips the first and last frames, "
+            raise UserError(f"sequence {seq}: the semi-supervised task skips the first and last frames, "
                            f"so it needs at least 3 annotated frames (has {len(gt.frames)})")
         labels, pred, frames = labels[1:-1], pred[1:-1], gt.frames[1:-1]
         too_big = pred > n_gt
         if too_big.any():
             frame = frames[int(np.nonzero(too_big.any(axis=(1, 2)))[0][0])]
-            raise VosError(f"sequence {seq}, frame {frame}: result index {int(pred.max())} is higher than "
+            raise UserError(f"sequence {seq}, frame {frame}: result index {int(pred.max())} is higher than "
                            f"the number of objects ({n_gt}); the semi-supervised task needs the "
                            "annotation's object ids")
         n_pred = n_gt
@@ -88,7 +88,7 @@ def score_sequence(gt: GroundTruth, pred: np.ndarray, task: str, matching: str =
         per_frame_max = pred.reshape(len(pred), -1).max(axis=1)
         if per_frame_max.max(initial=0) > limit:
             frame = gt.frames[int(np.argmax(per_frame_max > limit))]
-            raise VosError(f"sequence {seq}, frame {frame}: result index {int(per_frame_max.max())} exceeds "
+            raise UserError(f"sequence {seq}, frame {frame}: result index {int(per_frame_max.max())} exceeds "
                            f"the maximum of {limit} proposals of the unsupervised task; "
                            f"use ids 1..{limit}")
         # Void pixels belong to no mask in the unsupervised task (the toolkit multiplies by not-void).
@@ -120,7 +120,7 @@ def score_sequence(gt: GroundTruth, pred: np.ndarray, task: str, matching: str =
 def global_means(per_object: list[ObjectScore]) -> dict[str, float]:
     """Object-weighted means over all rows (as ``evaluation_method.py``) and J&F-Mean."""
     if not per_object:
-        raise VosError("no object to score: every sequence's first annotation frame is empty")
+        raise UserError("no object to score: every sequence's first annotation frame is empty")
     column = {key: np.mean([getattr(s, key) for s in per_object])
               for key in ("j_mean", "j_recall", "j_decay", "f_mean", "f_recall", "f_decay")}
     values = [(column["j_mean"] + column["f_mean"]) / 2., column["j_mean"], column["j_recall"], column["j_decay"],
@@ -146,11 +146,11 @@ def evaluate_davis(davis_root: str | os.PathLike, results_dir: str | os.PathLike
     ``sequences``: a subset of the set's sequences (unknown names are an error).
     """
     if matching not in MATCHINGS:
-        raise VosError(f"unknown matching {matching!r}; choose one of {', '.join(MATCHINGS)}")
+        raise UserError(f"unknown matching {matching!r}; choose one of {', '.join(MATCHINGS)}")
     if matching == "frame" and task != "unsupervised":
-        raise VosError("--matching frame only applies to the unsupervised task")
+        raise UserError("--matching frame only applies to the unsupervised task")
     if not os.path.isdir(results_dir):
-        raise VosError(f"{results_dir}: results folder not found")
+        raise UserError(f"{results_dir}: results folder not found")
     names = select_sequences(read_sequence_list(davis_root, year, subset), sequences,
                              f"ImageSets/{year}/{subset}.txt of {davis_root}")
     jobs = [(os.fspath(davis_root), os.fspath(results_dir), name, task, year, matching) for name in names]

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from vos.eval.davis_eval import GLOBAL_KEYS, DavisResult
-from vos.fileio import atomic_write_text
+from vos.infra.fileio import atomic_write_text
 
 
 def global_csv_name(subset: str) -> str:

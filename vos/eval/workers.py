@@ -6,7 +6,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Sequence, TypeVar
 
-from vos.progress import progress_bar
+from vos.infra.progress import progress_bar
 
 J = TypeVar("J")
 R = TypeVar("R")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vos.errors import VosError
+from vos.infra.errors import UserError
 from vos.eval.davis import load_results
 from vos.eval.object_metrics import VideoScores, score_video, summarize
 from vos.eval.workers import map_jobs
@@ -57,9 +57,9 @@ def decode_segmentation(segm, height: int, width: int, where: str) -> np.ndarray
             raise ValueError(f"unsupported segmentation {type(segm).__name__}")
         decoded = mask_utils.decode(rle)
     except (ValueError, TypeError, KeyError) as exc:
-        raise VosError(f"{where}: cannot decode the segmentation ({exc})") from exc
+        raise UserError(f"{where}: cannot decode the segmentation ({exc})") from exc
     if decoded.shape[:2] != (height, width):
-        raise VosError(f"{where}: segmentation is {decoded.shape[1]}x{decoded.shape[0]}, the video is {width}x{height}")
+        raise UserError(f"{where}: segmentation is {decoded.shape[1]}x{decoded.shape[0]}, the video is {width}x{height}")
     return decoded.astype(bool)
 
 
@@ -67,13 +67,13 @@ def decode_segmentation(segm, height: int, width: int, where: str) -> np.ndarray
 def load_json_annotations(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
-        raise VosError(f"{path}: annotation JSON not found")
+        raise UserError(f"{path}: annotation JSON not found")
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise VosError(f"{path}: not valid JSON ({exc})") from exc
+        raise UserError(f"{path}: not valid JSON ({exc})") from exc
     if not isinstance(data, dict) or "videos" not in data or "annotations" not in data:
-        raise VosError(f"{path}: not a YouTube-VIS annotation file (needs 'videos' and 'annotations')")
+        raise UserError(f"{path}: not a YouTube-VIS annotation file (needs 'videos' and 'annotations')")
     return data
 
 
@@ -93,11 +93,11 @@ def json_ground_truth(data: dict, name: str, source: str) -> VideoGroundTruth:
     labels = np.zeros((len(frames), height, width), dtype=np.uint8)
     tracks = [a for a in data["annotations"] if a["video_id"] == video["id"]]
     if len(tracks) > 255:
-        raise VosError(f"{source}: video {name} has {len(tracks)} objects; at most 255 are supported")
+        raise UserError(f"{source}: video {name} has {len(tracks)} objects; at most 255 are supported")
     for object_id, track in enumerate(tracks, start=1):
         segmentations = track["segmentations"]
         if len(segmentations) != len(frames):
-            raise VosError(f"{source}: video {name}, annotation {track.get('id')}: {len(segmentations)} "
+            raise UserError(f"{source}: video {name}, annotation {track.get('id')}: {len(segmentations)} "
                            f"segmentations for {len(frames)} frames")
         for t, segm in enumerate(segmentations):
             if segm is not None:
@@ -109,12 +109,12 @@ def json_ground_truth(data: dict, name: str, source: str) -> VideoGroundTruth:
 def png_ground_truth(folder: Path, name: str) -> VideoGroundTruth:
     pngs = sorted(folder.glob("*.png"))
     if not pngs:
-        raise VosError(f"video {name}: no annotation PNGs in {folder}")
+        raise UserError(f"video {name}: no annotation PNGs in {folder}")
     labels = [read_label_png(pngs[0])]
     for path in pngs[1:]:
         frame = read_label_png(path)
         if frame.shape != labels[0].shape:
-            raise VosError(f"video {name}, frame {path.stem}: annotation size {frame.shape} differs from {labels[0].shape}")
+            raise UserError(f"video {name}, frame {path.stem}: annotation size {frame.shape} differs from {labels[0].shape}")
         labels.append(frame)
     labels = np.stack(labels)
     void = labels == 255
@@ -125,19 +125,19 @@ def choose_videos(available: list[str], n_videos: int | None, video_list: str | 
                   where: str) -> list[str]:
     """All videos, the first ``n_videos``, or those named in ``video_list`` (unknown names are errors)."""
     if n_videos is not None and video_list is not None:
-        raise VosError("give either --videos N or --video-list FILE, not both")
+        raise UserError("give either --videos N or --video-list FILE, not both")
     if video_list is not None:
         path = Path(video_list)
         if not path.is_file():
-            raise VosError(f"{path}: video list not found")
+            raise UserError(f"{path}: video list not found")
         wanted = [line.strip() for line in path.read_text().splitlines() if line.strip()]
         unknown = [v for v in wanted if v not in available]
         if unknown:
-            raise VosError(f"{path}: unknown video(s) {', '.join(unknown[:5])}: not in {where}")
+            raise UserError(f"{path}: unknown video(s) {', '.join(unknown[:5])}: not in {where}")
         return wanted
     if n_videos is not None:
         if n_videos < 1:
-            raise VosError(f"--videos must be at least 1, got {n_videos}")
+            raise UserError(f"--videos must be at least 1, got {n_videos}")
         return available[:n_videos]
     return available
 
@@ -186,7 +186,7 @@ def evaluate_ytvis(root: str | os.PathLike, results_dir: str | os.PathLike, anno
                    workers: int | None = None, progress: bool = True) -> ObjectMetricsResult:
     """FG-ARI (video and per-frame), Hungarian mIoU and mBO of a results folder on YouTube-VIS."""
     if not os.path.isdir(results_dir):
-        raise VosError(f"{results_dir}: results folder not found")
+        raise UserError(f"{results_dir}: results folder not found")
     if annotations is not None:
         path = Path(annotations)
         if not path.is_file() and (Path(root) / path).is_file():
@@ -196,7 +196,7 @@ def evaluate_ytvis(root: str | os.PathLike, results_dir: str | os.PathLike, anno
     else:
         folder = Path(root) / "Annotations"
         if not folder.is_dir():
-            raise VosError(f"{folder}: no PNG annotation folders; give --annotations train.json or a root "
+            raise UserError(f"{folder}: no PNG annotation folders; give --annotations train.json or a root "
                            "with Annotations/<video>/*.png")
         available = sorted(p.name for p in folder.iterdir() if p.is_dir())
         kind, source = "png", os.fspath(folder)

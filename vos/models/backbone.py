@@ -35,8 +35,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from vos.errors import VosError
-from vos.fileio import load_torch_file
+from vos.infra.errors import UserError
+from vos.infra.fileio import load_torch_file
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ BACKBONES: dict[str, BackboneSpec] = {
 
 def backbone_spec(name: str) -> BackboneSpec:
     if name not in BACKBONES:
-        raise VosError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
+        raise UserError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
     return BACKBONES[name]
 
 
@@ -110,7 +110,7 @@ class DinoKeyBackbone(nn.Module):
         patch grid as DINO does (:func:`dino_pos_embed`), not as timm does."""
         B, _, H, W = images.shape
         if H % self.patch_size or W % self.patch_size:
-            raise VosError(f"input size {H}x{W} is not a multiple of the patch size {self.patch_size}")
+            raise UserError(f"input size {H}x{W} is not a multiple of the patch size {self.patch_size}")
         vit = self.vit
         patches = vit.patch_embed(images)  # B h w C (dynamic image size) or B hw C
         grid = (H // self.patch_size, W // self.patch_size)
@@ -136,7 +136,7 @@ def dino_pos_embed(pos_embed: torch.Tensor, grid: tuple[int, int]) -> torch.Tens
     """
     n = math.isqrt(pos_embed.shape[1] - 1)
     if n * n != pos_embed.shape[1] - 1:
-        raise VosError(f"position embeddings of {pos_embed.shape[1] - 1} patches are not a square grid")
+        raise UserError(f"position embeddings of {pos_embed.shape[1] - 1} patches are not a square grid")
     h, w = grid
     if (h, w) == (n, n):
         return pos_embed
@@ -169,7 +169,7 @@ def preprocess_frames(frames: np.ndarray, size: tuple[int, int], device: torch.d
     on float64 images).
     """
     if resize not in RESIZE_MODES:
-        raise VosError(f"unknown resize mode {resize!r}; choose one of {', '.join(RESIZE_MODES)}")
+        raise UserError(f"unknown resize mode {resize!r}; choose one of {', '.join(RESIZE_MODES)}")
     x = torch.from_numpy(np.ascontiguousarray(frames)).to(device).permute(0, 3, 1, 2)  # n 3 H W uint8
     x = x.double().div_(255) if resize == "bilinear" else x.float().div_(255)
     if tuple(x.shape[-2:]) != tuple(size):
@@ -241,7 +241,7 @@ def _read_state_dict(path: Path) -> dict:
         try:
             return load_file(str(path))
         except Exception as exc:
-            raise VosError(f"{path}: not a readable safetensors file ({exc})") from exc
+            raise UserError(f"{path}: not a readable safetensors file ({exc})") from exc
     # The official full DINO checkpoint pickles its argparse.Namespace of training arguments.
     return load_torch_file(path, "DINO/timm backbone weights (.pth or .safetensors)", safe_globals=[argparse.Namespace])
 
@@ -305,22 +305,22 @@ def load_backbone_weights(vit: nn.Module, path: str | Path) -> None:
     """Load a local checkpoint into ``vit``; every backbone key must be found, with the right shape."""
     path = Path(path)
     if not path.is_file():
-        raise VosError(f"{path}: weights file not found (pass --weights PATH to a DINO checkpoint, or omit it to download)")
+        raise UserError(f"{path}: weights file not found (pass --weights PATH to a DINO checkpoint, or omit it to download)")
     raw = _read_state_dict(path)
     if not isinstance(raw, dict):
-        raise VosError(f"{path}: expected a state dict or a checkpoint dict, got {type(raw).__name__}")
+        raise UserError(f"{path}: expected a state dict or a checkpoint dict, got {type(raw).__name__}")
     state = backbone_state_dict(raw)
     expected = vit.state_dict()
     matched = set(state) & set(expected)
     if not matched:
-        raise VosError(f"{path}: no backbone weights found (none of its {len(state)} tensors matches a ViT key "
+        raise UserError(f"{path}: no backbone weights found (none of its {len(state)} tensors matches a ViT key "
                        "such as 'blocks.0.attn.qkv.weight'); is this a DINO ViT checkpoint?")
     # Every weight but the position embeddings must have this backbone's shape as stored: timm's
     # filter below would silently resample a patch kernel of another size (a patch-8 file loaded
     # as a patch-16 backbone).
     for k in sorted(matched - {"pos_embed"}):
         if state[k].shape != expected[k].shape:
-            raise VosError(f"{path}: weight {k} has shape {tuple(state[k].shape)}, the backbone expects "
+            raise UserError(f"{path}: weight {k} has shape {tuple(state[k].shape)}, the backbone expects "
                            f"{tuple(expected[k].shape)}; the file ({describe_vit_weights(state)}) does not match "
                            "this --backbone")
     # timm's filter resamples position embeddings to this model's grid.
@@ -329,12 +329,12 @@ def load_backbone_weights(vit: nn.Module, path: str | Path) -> None:
     state = checkpoint_filter_fn({k: state[k] for k in matched}, vit)
     missing = sorted(set(expected) - set(state))
     if missing:
-        raise VosError(f"{path}: {len(missing)} backbone weight(s) missing, e.g. {', '.join(missing[:4])}; "
+        raise UserError(f"{path}: {len(missing)} backbone weight(s) missing, e.g. {', '.join(missing[:4])}; "
                        "the file does not match this --backbone")
     wrong = [k for k in expected if state[k].shape != expected[k].shape]
     if wrong:
         k = wrong[0]
-        raise VosError(f"{path}: weight {k} has shape {tuple(state[k].shape)}, the backbone expects "
+        raise UserError(f"{path}: weight {k} has shape {tuple(state[k].shape)}, the backbone expects "
                        f"{tuple(expected[k].shape)}; the file does not match this --backbone")
     vit.load_state_dict(state, strict=True)
 
@@ -353,20 +353,20 @@ def build_backbone(name: str = "dino_vits16", weights: str | None = None) -> Din
         load_backbone_weights(vit, weights)
     else:
         if spec.official_file is None:
-            raise VosError(f"backbone {name} has no official weights; use --weights random or --weights PATH")
+            raise UserError(f"backbone {name} has no official weights; use --weights random or --weights PATH")
         way_out = (f"download {official_url(name)} ({spec.official_file}) and pass --weights PATH, or run "
                    "with --weights random for a smoke test (random backbone, meaningless masks)")
         if hub_reachable():
             try:
                 vit = _create_vit(spec, pretrained=True)
             except Exception as exc:
-                raise VosError(f"cannot get the official weights of {name} ({type(exc).__name__}: "
+                raise UserError(f"cannot get the official weights of {name} ({type(exc).__name__}: "
                                f"{str(exc).splitlines()[0][:120]}); {way_out}") from exc
         else:
             cached = cached_official_file(spec)
             if cached is None:
                 host, port = hub_address()
-                raise VosError(f"cannot reach {host}:{port} to download the official weights of {name} (offline?) "
+                raise UserError(f"cannot reach {host}:{port} to download the official weights of {name} (offline?) "
                                f"and they are not in the local cache; {way_out}")
             vit = _create_vit(spec, pretrained=True, cached_file=cached)
     return DinoKeyBackbone(vit, spec.patch_size)

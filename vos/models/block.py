@@ -22,8 +22,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import Mlp
 
-from vos.errors import VosError
-from vos.fileio import load_torch_file
+from vos.infra.errors import UserError
+from vos.infra.fileio import load_torch_file
 
 BLOCK_FORMAT = "vos.block"
 BLOCK_VERSION = 1
@@ -34,7 +34,7 @@ class SpatioTemporalBlock(nn.Module):
                  proj_drop: float = 0.0, attn_drop: float = 0.0):
         super().__init__()
         if dim % num_heads:
-            raise VosError(f"block dim {dim} is not divisible by its {num_heads} heads")
+            raise UserError(f"block dim {dim} is not divisible by its {num_heads} heads")
         self.dim, self.num_heads, self.mlp_ratio = dim, num_heads, mlp_ratio
         self.head_dim = dim // num_heads
         self.scale = self.head_dim ** -0.5
@@ -153,23 +153,23 @@ def _release_block_state(path: Path, model_state: dict) -> tuple[dict, int, floa
     qkv = state.get("qkv.weight")
     fc1 = state.get("mlp.fc1.weight")
     if qkv is None or fc1 is None or qkv.ndim != 2 or fc1.ndim != 2 or qkv.shape[0] != 3 * qkv.shape[1]:
-        raise VosError(f"{path}: {RELEASE_BLOCK_PREFIX}attn.qkv.weight must be a (3C, C) matrix and "
+        raise UserError(f"{path}: {RELEASE_BLOCK_PREFIX}attn.qkv.weight must be a (3C, C) matrix and "
                        f"{RELEASE_BLOCK_PREFIX}mlp.fc1.weight a (hidden, C) matrix; got "
                        f"{None if qkv is None else tuple(qkv.shape)} and {None if fc1 is None else tuple(fc1.shape)}")
     dim = qkv.shape[1]
     mlp_ratio = fc1.shape[0] / dim
     if dim % RELEASE_NUM_HEADS:
-        raise VosError(f"{path}: block width {dim} is not divisible by the release's {RELEASE_NUM_HEADS} heads")
+        raise UserError(f"{path}: block width {dim} is not divisible by the release's {RELEASE_NUM_HEADS} heads")
     expected = SpatioTemporalBlock(dim, RELEASE_NUM_HEADS, mlp_ratio).state_dict()
     for key, ref in expected.items():
         if key not in state or state[key].shape != ref.shape:
             theirs = next(t for t, o in RELEASE_BLOCK_KEYS.items() if key.startswith(o))
             got = tuple(state[key].shape) if key in state else "missing"
-            raise VosError(f"{path}: {RELEASE_BLOCK_PREFIX}{theirs}{key[len(RELEASE_BLOCK_KEYS[theirs]):]} is "
+            raise UserError(f"{path}: {RELEASE_BLOCK_PREFIX}{theirs}{key[len(RELEASE_BLOCK_KEYS[theirs]):]} is "
                            f"{got}, expected {tuple(ref.shape)} (block width {dim})")
     extra = sorted(set(state) - set(expected))
     if extra:
-        raise VosError(f"{path}: unexpected block weight(s) {', '.join(extra[:4])} (e.g. a qkv bias); "
+        raise UserError(f"{path}: unexpected block weight(s) {', '.join(extra[:4])} (e.g. a qkv bias); "
                        "the SSL-UVOS block has none")
     return state, dim, mlp_ratio
 
@@ -180,30 +180,30 @@ def read_block_checkpoint(path: str | Path) -> BlockCheckpoint:
 
     path = Path(path)
     if not path.is_file():
-        raise VosError(f"{path}: block checkpoint not found (train one with 'vos train', or omit --block "
+        raise UserError(f"{path}: block checkpoint not found (train one with 'vos train', or omit --block "
                        "for the training-free mode)")
     ckpt = load_torch_file(path, EXPECTED_FORMATS)
     if isinstance(ckpt, dict) and ckpt.get("format") == BLOCK_FORMAT:
         if ckpt.get("version") != BLOCK_VERSION:
-            raise VosError(f"{path}: block checkpoint version {ckpt.get('version')} is not supported "
+            raise UserError(f"{path}: block checkpoint version {ckpt.get('version')} is not supported "
                            f"(this vos reads version {BLOCK_VERSION})")
         hp = ckpt["block"]
         return BlockCheckpoint(path, BLOCK_FORMAT, hp["dim"], hp["num_heads"], hp["mlp_ratio"], ckpt["state_dict"],
                                ckpt["backbone"]["name"], ckpt["backbone"]["weights"], ckpt["iteration"], False)
     model_state = ckpt.get("model_state_dict") if isinstance(ckpt, dict) else None
     if not (isinstance(model_state, dict) and any(k.startswith(RELEASE_BLOCK_PREFIX) for k in model_state)):
-        raise VosError(f"{path}: not a block checkpoint; expected {EXPECTED_FORMATS}")
+        raise UserError(f"{path}: not a block checkpoint; expected {EXPECTED_FORMATS}")
     state, dim, mlp_ratio = _release_block_state(path, model_state)
     encoder = backbone_state_dict(ckpt)
     backbone = infer_backbone(encoder)
     if backbone is None:
-        raise VosError(f"{path}: its encoder ({describe_vit_weights(encoder)}) is none of the known backbones; "
+        raise UserError(f"{path}: its encoder ({describe_vit_weights(encoder)}) is none of the known backbones; "
                        "expected DINO ViT weights under encoder.* (dino_vits8 in the release)")
     from vos.models.backbone import backbone_shapes
 
     width = backbone_shapes(backbone)["cls_token"][-1]
     if width != dim:
-        raise VosError(f"{path}: block width {dim} does not match its encoder's width {width}")
+        raise UserError(f"{path}: block width {dim} does not match its encoder's width {width}")
     return BlockCheckpoint(path, RELEASE_FORMAT, dim, RELEASE_NUM_HEADS, mlp_ratio, state, backbone,
                            f"file:{path.name}", int(ckpt.get("iteration", 0)), True)
 
@@ -218,7 +218,7 @@ def resolve_block(block_path: str | Path, backbone: str | None, weights: str | N
     ckpt = read_block_checkpoint(block_path)
     if backbone is not None and backbone != ckpt.backbone:
         what = "its encoder is" if ckpt.has_encoder else "the block was trained on"
-        raise VosError(f"{ckpt.path}: {what} {ckpt.backbone}, not --backbone {backbone}; "
+        raise UserError(f"{ckpt.path}: {what} {ckpt.backbone}, not --backbone {backbone}; "
                        f"omit --backbone or pass --backbone {ckpt.backbone}")
     if weights is None and ckpt.has_encoder:
         weights = str(ckpt.path)
@@ -229,6 +229,6 @@ def load_block(path: str | Path, backbone: str, backbone_dim: int) -> tuple[Spat
     """Load a trained block (either format) for ``backbone``; returns (block in eval mode, metadata)."""
     ckpt, _, _ = resolve_block(path, backbone, "unused")
     if ckpt.dim != backbone_dim:
-        raise VosError(f"{path}: block dim {ckpt.dim} does not match the backbone dim {backbone_dim}")
+        raise UserError(f"{path}: block dim {ckpt.dim} does not match the backbone dim {backbone_dim}")
     meta = {"backbone": {"name": ckpt.backbone, "weights": ckpt.backbone_weights}, "iteration": ckpt.iteration}
     return ckpt.build(), meta

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from vos.config_flags import config_field
+from vos.infra.config_flags import config_field
 from vos.models import BACKBONE_NAMES, WEIGHTS_DEFAULT_HELP, WEIGHTS_HELP
 
 
@@ -73,7 +73,7 @@ class LossConfig:
 
 @dataclass
 class TrainConfig:
-    """Settings of `vos train`; its top-level fields and a few nested ones are also flags (vos.config_flags)."""
+    """Settings of `vos train`; its top-level fields and a few nested ones are also flags (vos.infra.config_flags)."""
 
     data: str = config_field(
         "", metavar="DIR", help="training videos: a folder of frame folders / video files, or a DAVIS root "

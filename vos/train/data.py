@@ -21,13 +21,13 @@ import torch
 import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 
-from vos.distributed import DistContext, barrier, shard
-from vos.errors import VosError
-from vos.fileio import atomic_path, atomic_write_text
+from vos.infra.distributed import DistContext, barrier, shard
+from vos.infra.errors import UserError
+from vos.infra.fileio import atomic_path, atomic_write_text
 from vos.models.backbone import IMAGENET_MEAN, IMAGENET_STD, DinoKeyBackbone
-from vos.progress import progress_bar
+from vos.infra.progress import progress_bar
 from vos.train.config import AugmentConfig
-from vos.video_io import discover_videos, open_video
+from vos.infra.video_reader import discover_videos, open_video
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ class TrainingVideos:
             log.warning("%d video(s) shorter than %d frames are not used: %s", len(short), frames,
                         ", ".join(short[:5]) + (" …" if len(short) > 5 else ""))
         if not self.videos:
-            raise VosError(f"{root}: no video has at least {frames} frames; lower --frames or add longer videos")
+            raise UserError(f"{root}: no video has at least {frames} frames; lower --frames or add longer videos")
 
     def __len__(self) -> int:
         return len(self.videos)
@@ -189,9 +189,9 @@ class FeatureCache:
                  weights_tag: str, size: tuple[int, int], variants: int, augment: AugmentConfig, seed: int,
                  ctx: DistContext):
         if variants < 1:
-            raise VosError(f"cache_variants must be >= 1, got {variants}")
+            raise UserError(f"cache_variants must be >= 1, got {variants}")
         if variants > 1 and not augment.enabled:
-            raise VosError("cache_variants > 1 needs augmentation (augment.enabled); the copies would be identical")
+            raise UserError("cache_variants > 1 needs augmentation (augment.enabled); the copies would be identical")
         self.folder = Path(folder)
         self.variants = variants
         # through JSON once so that tuples compare equal to the lists read back from meta.json
@@ -201,7 +201,7 @@ class FeatureCache:
             old = json.loads(meta_path.read_text())
             if old != meta:
                 diff = sorted(k for k in meta if old.get(k) != meta[k])
-                raise VosError(f"{self.folder}: feature cache was built with other settings ({', '.join(diff)} "
+                raise UserError(f"{self.folder}: feature cache was built with other settings ({', '.join(diff)} "
                                "differ); use another --cache-features folder or delete this one")
         elif ctx.is_main:
             atomic_write_text(meta_path, json.dumps(meta, indent=1))
@@ -276,7 +276,7 @@ def check_clip_fits(grid: tuple[int, int], loss_cfg) -> None:
     patches = grid[0] * grid[1]
     for name, c in (("semantic", loss_cfg.semantic), ("motion", loss_cfg.motion)):
         if c.positives + c.negatives > patches:
-            raise VosError(f"loss.{name}: {c.positives} positives + {c.negatives} negatives exceed the "
+            raise UserError(f"loss.{name}: {c.positives} positives + {c.negatives} negatives exceed the "
                            f"{patches} patches of a {grid[0]}x{grid[1]} frame; raise --resolution or lower them")
     if loss_cfg.queries > patches:
-        raise VosError(f"loss.queries={loss_cfg.queries} exceeds the {patches} patches per frame")
+        raise UserError(f"loss.queries={loss_cfg.queries} exceeds the {patches} patches per frame")

@@ -23,19 +23,19 @@ import yaml
 import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel
 
-from vos.config import config_to_dict
-from vos.distributed import DistContext, all_gather_objects, all_reduce_sum, barrier, cleanup, init_distributed
-from vos.errors import VosError
-from vos.fileio import atomic_torch_save, atomic_write_text, load_torch_file
-from vos.outputs import check_run_dir, remove_stale_temporaries, write_marker
+from vos.infra.config import config_to_dict
+from vos.infra.distributed import DistContext, all_gather_objects, all_reduce_sum, barrier, cleanup, init_distributed
+from vos.infra.errors import UserError
+from vos.infra.fileio import atomic_torch_save, atomic_write_text, load_torch_file
+from vos.infra.outputs import check_run_dir, remove_stale_temporaries, write_marker
 from vos.models.backbone import build_backbone, model_input_size, weights_tag
 from vos.models.block import SpatioTemporalBlock, block_checkpoint, resolve_block
-from vos.progress import progress_bar
+from vos.infra.progress import progress_bar
 from vos.segment_config import check_resolution
 from vos.train.config import RESUMABLE_CHANGES, TrainConfig
 from vos.train.data import ClipSampler, FeatureCache, TrainingVideos, check_clip_fits, hash_seed
 from vos.train.losses import motion_consistency_loss, semantic_consistency_loss, strip_cls
-from vos.training_log import TrainingLog
+from vos.infra.training_log import TrainingLog
 
 CHECKPOINT_NAME = "last.pt"
 CONFIG_NAME = "config.yaml"
@@ -110,23 +110,23 @@ def check_resumable(saved: dict, current: dict, path: Path) -> None:
     changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in RESUMABLE_CHANGES)
     if changed:
         k = changed[0]
-        raise VosError(f"{path}: cannot resume with changed settings ({', '.join(changed)}; e.g. {k} was "
+        raise UserError(f"{path}: cannot resume with changed settings ({', '.join(changed)}; e.g. {k} was "
                        f"{a.get(k)!r}, now {b.get(k)!r}); drop those options or start a new --out")
 
 
 def _validate(cfg: TrainConfig) -> None:
     if not cfg.data:
-        raise VosError("no training data given; pass --data DIR (frame folders, videos or a DAVIS root)")
+        raise UserError("no training data given; pass --data DIR (frame folders, videos or a DAVIS root)")
     if not cfg.out:
-        raise VosError("no output folder given; pass --out DIR")
+        raise UserError("no output folder given; pass --out DIR")
     for name in ("frames", "gap", "batch_size", "iterations", "checkpoint_every", "log_every"):
         if getattr(cfg, name) < 1:
-            raise VosError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+            raise UserError(f"{name} must be >= 1, got {getattr(cfg, name)}")
     check_resolution(tuple(cfg.resolution))
     if cfg.loss.queries < 1:
-        raise VosError(f"loss.queries must be >= 1, got {cfg.loss.queries}")
+        raise UserError(f"loss.queries must be >= 1, got {cfg.loss.queries}")
     if not 0 < cfg.optim.min_lr <= cfg.optim.lr:
-        raise VosError(f"need 0 < optim.min_lr <= optim.lr, got min_lr={cfg.optim.min_lr}, lr={cfg.optim.lr}")
+        raise UserError(f"need 0 < optim.min_lr <= optim.lr, got min_lr={cfg.optim.min_lr}, lr={cfg.optim.lr}")
 
 
 def _gather_rng(data_gen: torch.Generator, ctx: DistContext) -> list[dict]:
@@ -137,7 +137,7 @@ def _gather_rng(data_gen: torch.Generator, ctx: DistContext) -> list[dict]:
 def _load_checkpoint(path: Path) -> dict:
     ckpt = load_torch_file(path, "a checkpoint of `vos train` (start a new --out)")
     if not isinstance(ckpt, dict):
-        raise VosError(f"{path} holds a {type(ckpt).__name__}, not a checkpoint of `vos train`; start a new --out")
+        raise UserError(f"{path} holds a {type(ckpt).__name__}, not a checkpoint of `vos train`; start a new --out")
     return ckpt
 
 
@@ -157,7 +157,7 @@ def _load_initial_block(block: SpatioTemporalBlock, cfg: TrainConfig) -> None:
     mine = (block.dim, block.num_heads, float(block.mlp_ratio))
     theirs = (start.dim, start.num_heads, float(start.mlp_ratio))
     if mine != theirs:
-        raise VosError(f"{cfg.init_block}: block (dim, heads, MLP ratio) {theirs} differs from this run's {mine}; "
+        raise UserError(f"{cfg.init_block}: block (dim, heads, MLP ratio) {theirs} differs from this run's {mine}; "
                        "set block.num_heads / block.mlp_ratio to the checkpoint's")
     block.load_state_dict(start.state_dict)
 
@@ -169,16 +169,16 @@ def _train(cfg: TrainConfig, resume: bool, ctx: DistContext) -> TrainResult:
     check_run_dir(out, COMMAND, resume)
     if resume:
         if not ckpt_path.is_file():
-            raise VosError(f"{ckpt_path}: nothing to resume; run without --resume to start training")
+            raise UserError(f"{ckpt_path}: nothing to resume; run without --resume to start training")
         ckpt = _load_checkpoint(ckpt_path)
         if "optimizer" not in ckpt:
-            raise VosError(f"{ckpt_path}: holds a block but no training state; it cannot be resumed")
+            raise UserError(f"{ckpt_path}: holds a block but no training state; it cannot be resumed")
         check_resumable(ckpt["config"], config_to_dict(cfg), ckpt_path)
         if len(ckpt["rng"]) != ctx.world_size:
-            raise VosError(f"{ckpt_path}: the run used {len(ckpt['rng'])} process(es), this one has "
+            raise UserError(f"{ckpt_path}: the run used {len(ckpt['rng'])} process(es), this one has "
                            f"{ctx.world_size}; resume with the same number of processes")
     elif ckpt_path.exists():
-        raise VosError(f"{ckpt_path}: this folder already holds a run; pass --resume to continue it "
+        raise UserError(f"{ckpt_path}: this folder already holds a run; pass --resume to continue it "
                        "or choose another --out")
 
     backbone = build_backbone(cfg.backbone, cfg.weights).to(ctx.device)
@@ -253,7 +253,7 @@ def _train(cfg: TrainConfig, resume: bool, ctx: DistContext) -> TrainResult:
             last = dict(zip(LOSS_NAMES, values.tolist()))
             if not all(math.isfinite(v) for v in last.values()):
                 have = "none yet" if saved_step is None else f"{ckpt_path} (iteration {saved_step})"
-                raise VosError(f"loss became non-finite at iteration {step} ("
+                raise UserError(f"loss became non-finite at iteration {step} ("
                                + ", ".join(f"{k}={v}" for k, v in last.items())
                                + f"); stopped, last good checkpoint: {have}; lower optim.lr or check the data")
             lr = scheduler.get_last_lr()[0]

@@ -13,7 +13,7 @@ from ssl_video.data.splits import VideoItem
 from ssl_video.image_ops import gaussian_blur
 from ssl_video.synth import write_video
 from tests.helpers.ssl_clips import frame_index_of, index_frames, textured_frames, write_index_video
-from vos.errors import VosError
+from vos.infra.errors import UserError
 
 
 def clip_frame_indices(clip: torch.Tensor) -> list[int]:
@@ -43,12 +43,12 @@ def test_uniform_clip_starts():
 # ------------------------------------------------------------------------------------- decoding
 @pytest.mark.parametrize("backend", ["decord", "pyav"])
 def test_video_file_decodes_the_requested_frames(tmp_path, monkeypatch, backend):
-    import vos.video_io
+    import vos.infra.video_reader
 
     path = write_index_video(tmp_path / "v.avi", 20, height=24, width=40)
     if backend == "pyav":
-        monkeypatch.setattr(vos.video_io, "decord_available", lambda: False)
-    elif not vos.video_io.decord_available():
+        monkeypatch.setattr(vos.infra.video_reader, "decord_available", lambda: False)
+    elif not vos.infra.video_reader.decord_available():
         pytest.skip("decord is not installed")
     video = VideoFile(path)
     assert video._source.backend == backend
@@ -69,16 +69,16 @@ def test_decord_buffer_bug_falls_back_to_pyav(tmp_path):
 
 
 def test_video_file_errors(tmp_path):
-    with pytest.raises(VosError, match="does not exist"):
+    with pytest.raises(UserError, match="does not exist"):
         VideoFile(tmp_path / "none.avi")
     bad = tmp_path / "bad.avi"
     bad.write_bytes(b"not a video at all" * 10)
-    with pytest.raises(VosError, match="bad.avi: cannot decode this file as a video"):
+    with pytest.raises(UserError, match="bad.avi: cannot decode this file as a video"):
         VideoFile(bad)
 
 
 def test_video_file_reads_the_frames_of_a_cut_short_video(tmp_path):
-    """The rule of vos.video_io: the frames that decode, with a warning naming the file and both counts."""
+    """The rule of vos.infra.video_reader: the frames that decode, with a warning naming the file and both counts."""
     from tests.helpers.video_files import cut_video, decodable_frames
 
     whole = write_index_video(tmp_path / "whole.avi", 24, height=24, width=40)
@@ -91,7 +91,7 @@ def test_video_file_reads_the_frames_of_a_cut_short_video(tmp_path):
     frames = video.get(list(range(expected)))
     assert [frame_index_of(f.mean()) for f in frames] == list(range(expected))
     # the same count as `vos segment` sees
-    from vos.video_io import open_video
+    from vos.infra.video_reader import open_video
 
     with pytest.warns(UserWarning, match="cut.avi: only"):
         assert open_video(cut).num_frames == expected
@@ -155,9 +155,9 @@ def test_pretrain_clips_color_options(tmp_path):
         # mean colour of each view: crops, flips and blur move it little, the jitter a lot
         shifts = [float((view.mean((1, 2, 3)) - source).abs().max()) for _ in range(10) for view in ds[0]]
         assert (max(shifts) > 0.1) == colour_changes, shifts
-    with pytest.raises(VosError, match="--color-jitter"):
+    with pytest.raises(UserError, match="--color-jitter"):
         PretrainClips([VideoItem(path, 0)], frames=4, color_jitter=-0.5)
-    with pytest.raises(VosError, match="--grayscale"):
+    with pytest.raises(UserError, match="--grayscale"):
         PretrainClips([VideoItem(path, 0)], frames=4, grayscale=1.5)
 
 
@@ -234,15 +234,15 @@ def test_short_video_repeats_the_last_frame(tmp_path):
 
 def test_dataset_option_errors(tmp_path):
     item = VideoItem(tmp_path / "v.avi", 0)
-    with pytest.raises(VosError, match="--frames"):
+    with pytest.raises(UserError, match="--frames"):
         PretrainClips([item], frames=0)
-    with pytest.raises(VosError, match="--frame-stride"):
+    with pytest.raises(UserError, match="--frame-stride"):
         LabeledClips([item], frames=4, frame_stride=0, crop=16)
-    with pytest.raises(VosError, match="--crop"):
+    with pytest.raises(UserError, match="--crop"):
         MultiClipVideos([item], frames=4, frame_stride=1, crop=4)
-    with pytest.raises(VosError, match="video list is empty"):
+    with pytest.raises(UserError, match="video list is empty"):
         PretrainClips([])
-    with pytest.raises(VosError, match="does not exist"):
+    with pytest.raises(UserError, match="does not exist"):
         PretrainClips([item], frames=4, frame_stride=1, crop=16)[0]
 
 
@@ -261,5 +261,5 @@ def test_normalize_clips():
     for c in range(3):
         torch.testing.assert_close(y[:, c], (x[:, c] - KINETICS_MEAN[c]) / KINETICS_STD[c])
     torch.testing.assert_close(normalize_clips(x[0]), y[0])  # unbatched (C, T, H, W) too
-    with pytest.raises(VosError, match=r"\(\.\.\., 3, T, H, W\)"):
+    with pytest.raises(UserError, match=r"\(\.\.\., 3, T, H, W\)"):
         normalize_clips(torch.rand(2, 4, 3, 5, 6))

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from ssl_video.data.splits import VideoItem, load_items
-from vos.errors import VosError
+from vos.infra.errors import UserError
 
 UCF_CLASSES = ["ApplyEyeMakeup", "HandstandPushups", "YoYo"]
 UCF_FILES = {
@@ -61,40 +61,40 @@ def test_ucf101_split_dir_is_found_under_the_data_root(tmp_path, subdir):
 
 def test_ucf101_errors(tmp_path):
     sdir = make_ucf(tmp_path)
-    with pytest.raises(VosError, match="splits 1, 2 and 3"):
+    with pytest.raises(UserError, match="splits 1, 2 and 3"):
         load_items("ucf101", tmp_path, sdir, split=4)
-    with pytest.raises(VosError, match="trainlist03.txt not found"):
+    with pytest.raises(UserError, match="trainlist03.txt not found"):
         load_items("ucf101", tmp_path, sdir, split=3)
-    with pytest.raises(VosError, match="--split-dir"):
+    with pytest.raises(UserError, match="--split-dir"):
         load_items("ucf101", tmp_path, tmp_path / "nope")
-    with pytest.raises(VosError, match="unknown subset"):
+    with pytest.raises(UserError, match="unknown subset"):
         load_items("ucf101", tmp_path, sdir, subset="val")
-    with pytest.raises(VosError, match="unknown dataset"):
+    with pytest.raises(UserError, match="unknown dataset"):
         load_items("ucf", tmp_path, sdir)
-    with pytest.raises(VosError, match="not a directory"):
+    with pytest.raises(UserError, match="not a directory"):
         load_items("ucf101", tmp_path / "missing", sdir)
 
     (tmp_path / "YoYo" / UCF_FILES["YoYo"][1]).unlink()
-    with pytest.raises(VosError, match=r"1 of 3 ucf101 videos .* missing, e\.g\. .*v_YoYo_g10_c03\.avi"):
+    with pytest.raises(UserError, match=r"1 of 3 ucf101 videos .* missing, e\.g\. .*v_YoYo_g10_c03\.avi"):
         load_items("ucf101", tmp_path, sdir, subset="train")
 
     (sdir / "trainlist01.txt").write_text("YoYo/v_YoYo_g02_c01.avi 1\n")
-    with pytest.raises(VosError, match=r"trainlist01.txt:1: label 1 disagrees .*YoYo is 3"):
+    with pytest.raises(UserError, match=r"trainlist01.txt:1: label 1 disagrees .*YoYo is 3"):
         load_items("ucf101", tmp_path, sdir, subset="train")
     (sdir / "testlist01.txt").write_text("YoYo/v_YoYo_g02_c01.avi\nSkiing/v_Skiing_g01_c01.avi\n")
-    with pytest.raises(VosError, match=r"testlist01.txt:2: class folder 'Skiing'"):
+    with pytest.raises(UserError, match=r"testlist01.txt:2: class folder 'Skiing'"):
         load_items("ucf101", tmp_path, sdir, subset="test")
     (sdir / "classInd.txt").write_text("1 ApplyEyeMakeup\n3 YoYo\n")
-    with pytest.raises(VosError, match="without gaps"):
+    with pytest.raises(UserError, match="without gaps"):
         load_items("ucf101", tmp_path, sdir, subset="test")
 
 
 def test_ucf101_missing_split_files(tmp_path):
     touch(tmp_path / "YoYo" / "v_YoYo_g01_c01.avi")
-    with pytest.raises(VosError, match="no ucf101 split files found .* pass --split-dir"):
+    with pytest.raises(UserError, match="no ucf101 split files found .* pass --split-dir"):
         load_items("ucf101", tmp_path)
     (tmp_path / "lists").mkdir()
-    with pytest.raises(VosError, match="classInd.txt not found"):
+    with pytest.raises(UserError, match="classInd.txt not found"):
         load_items("ucf101", tmp_path, tmp_path / "lists")
 
 
@@ -139,12 +139,12 @@ def test_hmdb51_labels_follow_sorted_class_names_with_shared_prefixes(tmp_path):
 def test_hmdb51_errors(tmp_path):
     sdir = make_hmdb(tmp_path)
     (sdir / "wave_test_split1.txt").write_text("a.avi 1\nb.avi 3\n")
-    with pytest.raises(VosError, match=r"wave_test_split1.txt:2: expected '<name>.avi <tag 0\|1\|2>'"):
+    with pytest.raises(UserError, match=r"wave_test_split1.txt:2: expected '<name>.avi <tag 0\|1\|2>'"):
         load_items("hmdb51", tmp_path, sdir, split=1)
     (tmp_path / "brush_hair" / "e.avi").unlink()
-    with pytest.raises(VosError, match="missing, e.g. .*e.avi"):
+    with pytest.raises(UserError, match="missing, e.g. .*e.avi"):
         load_items("hmdb51", tmp_path, sdir, split=2)
-    with pytest.raises(VosError, match="no '<class>_test_split1.txt' files"):
+    with pytest.raises(UserError, match="no '<class>_test_split1.txt' files"):
         load_items("hmdb51", tmp_path, tmp_path / "wave", split=1)
 
 
@@ -159,9 +159,9 @@ def test_kinetics_folders(tmp_path):
     val, classes_v = load_items("kinetics", tmp_path, subset="val")
     assert classes_v == classes and [it.label for it in val] == [0, 1]
     touch(tmp_path / "val" / "zumba" / "6.mp4")
-    with pytest.raises(VosError, match="zumba is not a class of"):
+    with pytest.raises(UserError, match="zumba is not a class of"):
         load_items("kinetics", tmp_path, subset="val")
-    with pytest.raises(VosError, match="test does not exist"):
+    with pytest.raises(UserError, match="test does not exist"):
         load_items("kinetics", tmp_path, subset="test")
 
 
@@ -173,5 +173,5 @@ def test_folder_of_videos_is_recursive_sorted_and_unlabelled(tmp_path):
     assert [it.path.relative_to(tmp_path).as_posix() for it in items] == ["a/0.webm", "a/x/1.AVI", "b/2.mp4", "c.mp4"]
     assert {it.label for it in items} == {-1}
     touch(tmp_path / "empty" / "notes.txt")
-    with pytest.raises(VosError, match="no videos"):
+    with pytest.raises(UserError, match="no videos"):
         load_items("folder", tmp_path / "empty")

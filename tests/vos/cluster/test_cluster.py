@@ -18,7 +18,7 @@ from tests.helpers.cluster_oracle import canonical, ref_cluster, structured_atte
 from vos.cluster import DEFAULT_SETTINGS, ClusterResult, cluster_streaming, hierarchical_cluster, symmetric_kl
 from vos.cluster.fast import _neighbourhood_average
 from vos.cluster.kl_search import rows32
-from vos.errors import VosError
+from vos.infra.errors import UserError
 
 
 # ---------------------------------------------------------------- distance
@@ -57,7 +57,7 @@ def test_symmetric_kl_hand_values():
 
 
 def test_symmetric_kl_rejects_mismatched_shapes():
-    with pytest.raises(VosError, match="same K"):
+    with pytest.raises(UserError, match="same K"):
         symmetric_kl(torch.ones(2, 3), torch.ones(2, 4))
 
 
@@ -335,17 +335,17 @@ def test_streaming_in_worker_threads_gives_the_one_thread_result(threads):
 def test_error_in_a_worker_window_is_raised_and_threads_are_restored():
     attention = attention_with((12, 3, 4), (7, 2, 1), float("nan"))
     torch_threads = torch.get_num_threads()
-    with pytest.raises(VosError, match="frames 6..8: patch 2 of frame 7 has a non-finite"):
+    with pytest.raises(UserError, match="frames 6..8: patch 2 of frame 7 has a non-finite"):
         cluster_streaming(lambda t0, t1: attention[t0:t1], 12, window=3, threads=2)
     assert torch.get_num_threads() == torch_threads
 
 
 def test_streaming_rejects_inconsistent_windows():
-    with pytest.raises(VosError, match=r"frames 3\.\.5.*\(6, 4\).*\(5, 4\)"):
+    with pytest.raises(UserError, match=r"frames 3\.\.5.*\(6, 4\).*\(5, 4\)"):
         cluster_streaming(lambda t0, t1: torch.rand(t1 - t0, 5 if t0 == 0 else 6, 4), 6)
-    with pytest.raises(VosError, match=r"expected shape \(3, patches, keys\)"):
+    with pytest.raises(UserError, match=r"expected shape \(3, patches, keys\)"):
         cluster_streaming(lambda t0, t1: torch.rand(2, 5, 4), 6)
-    with pytest.raises(VosError, match="float tensor"):
+    with pytest.raises(UserError, match="float tensor"):
         cluster_streaming(lambda t0, t1: np.ones((t1 - t0, 5, 4)), 6)
 
 
@@ -377,15 +377,15 @@ def attention_with(shape, index, value):
     (torch.rand(2, 3, 4), {"window": 1.5}, "window"),
 ])
 def test_bad_input_raises_vos_error(attention, kwargs, message):
-    with pytest.raises(VosError, match=message):
+    with pytest.raises(UserError, match=message):
         hierarchical_cluster(attention, **kwargs)
 
 
 def test_streaming_rejects_bad_frame_count_and_chunk():
-    with pytest.raises(VosError, match="num_frames"):
+    with pytest.raises(UserError, match="num_frames"):
         cluster_streaming(lambda t0, t1: torch.rand(t1 - t0, 2, 2), 0)
-    with pytest.raises(VosError, match="chunk_rows"):
+    with pytest.raises(UserError, match="chunk_rows"):
         cluster_streaming(lambda t0, t1: torch.rand(t1 - t0, 2, 2), 3, chunk_rows=0)
     for threads in (0, 1.5, True):
-        with pytest.raises(VosError, match="threads must be an integer >= 1"):
+        with pytest.raises(UserError, match="threads must be an integer >= 1"):
             cluster_streaming(lambda t0, t1: torch.rand(t1 - t0, 2, 2), 3, threads=threads)

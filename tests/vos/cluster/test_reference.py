@@ -11,7 +11,7 @@ import vos.cluster.fast
 import vos.cluster.reference
 from tests.helpers.cluster_oracle import ref_cluster, structured_attention
 from vos.cluster import cluster_streaming, hierarchical_cluster
-from vos.errors import VosError
+from vos.infra.errors import UserError
 
 
 @pytest.mark.parametrize("seed, concentration, tau, window", [
@@ -108,5 +108,5 @@ def test_the_reference_path_checks_its_input(monkeypatch, bad, message):
     attention = torch.rand(6, 3, 4)
     attention[4, 2] = bad if bad != 0.0 else 0.0
     reference_run_on_the_cpu(monkeypatch, attention)
-    with pytest.raises(VosError, match=message):
+    with pytest.raises(UserError, match=message):
         cluster_streaming(lambda t0, t1: attention[t0:t1], 6, device="meta")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tests.helpers.davis_reference import make_davis_root, random_blobs, ref_evaluate, write_results
-from vos.errors import VosError
+from vos.infra.errors import UserError
 from vos.eval import evaluate_davis
 from vos.palette import write_label_png
 
@@ -125,28 +125,28 @@ def test_rgb_result_png_is_an_error_naming_sequence_and_frame(tmp_path):
 
     root, results = _simple(tmp_path)
     Image.new("RGB", (20, 20)).save(results / "s" / "00001.png")
-    with pytest.raises(VosError, match=r"sequence s, frame 00001: .*s/00001.png: label PNG is RGB, not indexed"):
+    with pytest.raises(UserError, match=r"sequence s, frame 00001: .*s/00001.png: label PNG is RGB, not indexed"):
         evaluate_davis(root, results, workers=1, progress=False)
 
 
 def test_missing_frame_is_an_error(tmp_path):
     root, results = _simple(tmp_path)
     (results / "s" / "00002.png").unlink()
-    with pytest.raises(VosError, match=r"sequence s, frame 00002: .* is missing"):
+    with pytest.raises(UserError, match=r"sequence s, frame 00002: .* is missing"):
         evaluate_davis(root, results, workers=1, progress=False)
 
 
 def test_size_mismatch_is_an_error(tmp_path):
     root, results = _simple(tmp_path)
     write_label_png(results / "s" / "00001.png", np.zeros((10, 20), dtype=np.uint8))
-    with pytest.raises(VosError, match=r"sequence s, frame 00001: .* is 20x10 \(WxH\) but the annotation is 20x20"):
+    with pytest.raises(UserError, match=r"sequence s, frame 00001: .* is 20x10 \(WxH\) but the annotation is 20x20"):
         evaluate_davis(root, results, workers=1, progress=False)
 
 
 def test_more_than_20_proposals_is_an_error(tmp_path):
     root, results = _simple(tmp_path)
     write_label_png(results / "s" / "00001.png", np.full((20, 20), 21, dtype=np.uint8))
-    with pytest.raises(VosError, match=r"sequence s, frame 00001: result index 21 exceeds the maximum of 20"):
+    with pytest.raises(UserError, match=r"sequence s, frame 00001: result index 21 exceeds the maximum of 20"):
         evaluate_davis(root, results, workers=1, progress=False)
     # the per-frame variant follows its release's limit of 300, so 21 is fine there
     assert evaluate_davis(root, results, matching="frame", workers=1, progress=False).per_object
@@ -155,26 +155,26 @@ def test_more_than_20_proposals_is_an_error(tmp_path):
 def test_semi_supervised_index_above_object_count_is_an_error(tmp_path):
     root, results = _simple(tmp_path)
     write_label_png(results / "s" / "00001.png", np.full((20, 20), 2, dtype=np.uint8))
-    with pytest.raises(VosError, match=r"sequence s, frame 00001: result index 2 is higher than the number of objects \(1\)"):
+    with pytest.raises(UserError, match=r"sequence s, frame 00001: result index 2 is higher than the number of objects \(1\)"):
         evaluate_davis(root, results, task="semi-supervised", workers=1, progress=False)
 
 
 def test_unknown_or_missing_sequences_are_errors(tmp_path):
     root, results = _simple(tmp_path)
-    with pytest.raises(VosError, match=r"unknown sequence\(s\) nope"):
+    with pytest.raises(UserError, match=r"unknown sequence\(s\) nope"):
         evaluate_davis(root, results, sequences=["nope"], workers=1, progress=False)
     (root / "ImageSets" / "2017" / "val.txt").write_text("s\nghost\n")
-    with pytest.raises(VosError, match=r"sequence ghost: no annotation PNGs"):
+    with pytest.raises(UserError, match=r"sequence ghost: no annotation PNGs"):
         evaluate_davis(root, results, workers=1, progress=False)
     (root / "ImageSets" / "2017" / "val.txt").write_text("s\n")
     import shutil
     shutil.rmtree(results / "s")
-    with pytest.raises(VosError, match=r"sequence s: no results folder"):
+    with pytest.raises(UserError, match=r"sequence s: no results folder"):
         evaluate_davis(root, results, workers=1, progress=False)
 
 
 def test_errors_in_worker_processes_reach_the_caller(tmp_path):
     root, results, _, _ = _scenario(tmp_path, n_seq=2)
     (results / "seq1" / "00004.png").unlink()
-    with pytest.raises(VosError, match=r"sequence seq1, frame 00004"):
+    with pytest.raises(UserError, match=r"sequence seq1, frame 00004"):
         evaluate_davis(root, results, workers=2, progress=False)

@@ -9,7 +9,7 @@ from pycocotools import mask as mask_utils
 from sklearn.metrics import adjusted_rand_score
 
 from tests.helpers.davis_reference import make_davis_root, random_blobs, write_results
-from vos.errors import VosError
+from vos.infra.errors import UserError
 from vos.eval import evaluate_davis, evaluate_synth, evaluate_ytvis
 from vos.palette import write_label_png
 
@@ -132,10 +132,10 @@ def test_video_selection(tmp_path):
     assert evaluate_ytvis(root, results, annotations=path, video_list=tmp_path / "list.txt",
                           workers=1, progress=False).videos == ["v2"]
     (tmp_path / "list.txt").write_text("v2\nv9\n")
-    with pytest.raises(VosError, match="unknown video.*v9"):
+    with pytest.raises(UserError, match="unknown video.*v9"):
         evaluate_ytvis(root, results, annotations=path, video_list=tmp_path / "list.txt", workers=1, progress=False)
     (results / "v2" / "00005.png").unlink()
-    with pytest.raises(VosError, match="sequence v2, frame 00005"):
+    with pytest.raises(UserError, match="sequence v2, frame 00005"):
         evaluate_ytvis(root, results, annotations=path, workers=1, progress=False)
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from vos.errors import VosError
+from vos.infra.errors import UserError
 from vos.models.backbone import (backbone_spec, build_backbone, model_input_size,
                                  preprocess_frames)
 
@@ -135,22 +135,22 @@ def test_weights_errors_are_one_line_and_name_the_file(tiny, tmp_path):
     cases["notes.pth"] = "is a text file, not DINO"
     cases["absent.pth"] = "not found"
     for name, message in cases.items():
-        with pytest.raises(VosError, match=message) as info:
+        with pytest.raises(UserError, match=message) as info:
             build_backbone("test_vit_tiny16", str(tmp_path / name))
         assert name in str(info.value) and "\n" not in str(info.value)
     wrong = dict(tiny.vit.state_dict())
     wrong["blocks.0.mlp.fc1.weight"] = torch.zeros(10, 64)
     torch.save(wrong, tmp_path / "wrong_shape.pth")
-    with pytest.raises(VosError, match=r"blocks.0.mlp.fc1.weight has shape \(10, 64\)"):
+    with pytest.raises(UserError, match=r"blocks.0.mlp.fc1.weight has shape \(10, 64\)"):
         build_backbone("test_vit_tiny16", str(tmp_path / "wrong_shape.pth"))
     # shapes are checked before completeness: the first weight whose shape differs is named
-    with pytest.raises(VosError, match=r"blocks.0.attn.proj.bias has shape \(64,\), the backbone expects \(768,\); "
+    with pytest.raises(UserError, match=r"blocks.0.attn.proj.bias has shape \(64,\), the backbone expects \(768,\); "
                                        r"the file \(patch 16, width 64, 1 blocks\) does not match this --backbone"):
         build_backbone("dino_vitb16", str(tmp_path / "partial.pth"))
 
 
 def test_unknown_backbone_is_an_error():
-    with pytest.raises(VosError, match="unknown backbone"):
+    with pytest.raises(UserError, match="unknown backbone"):
         backbone_spec("resnet50")
 
 
@@ -160,7 +160,7 @@ def test_offline_without_cache_names_the_file_to_fetch(monkeypatch, tmp_path):
     monkeypatch.setattr(hf, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(hf, "HF_HUB_CACHE", str(tmp_path))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    with pytest.raises(VosError) as info:
+    with pytest.raises(UserError) as info:
         build_backbone("dino_vits16")
     message = str(info.value)
     assert "dino_deitsmall16_pretrain.pth" in message and "--weights" in message
@@ -186,7 +186,7 @@ def test_unreachable_hub_fails_at_once_and_names_the_ways_out(unreachable_hub, m
     downloads = []
     monkeypatch.setattr(backbone_mod, "_create_vit", lambda *a, **k: downloads.append(a) or pytest.fail("downloaded"))
     assert backbone_mod.hub_address() == ("127.0.0.1", 9) and not backbone_mod.hub_reachable()
-    with pytest.raises(VosError) as info:
+    with pytest.raises(UserError) as info:
         build_backbone("dino_vits16")
     message = str(info.value)
     assert "cannot reach 127.0.0.1:9" in message and "not in the local cache" in message

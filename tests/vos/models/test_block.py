@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from vos.errors import VosError
+from vos.infra.errors import UserError
 from vos.models.block import SpatioTemporalBlock, block_checkpoint, load_block, training_free_block
 
 
@@ -66,13 +66,13 @@ def test_checkpoint_round_trip_and_errors(tmp_path):
     assert meta["iteration"] == 7 and not loaded.training
     for a, b in zip(block.state_dict().values(), loaded.state_dict().values()):
         assert torch.equal(a, b)
-    with pytest.raises(VosError, match="trained on test_vit_tiny16, not --backbone dino_vits16"):
+    with pytest.raises(UserError, match="trained on test_vit_tiny16, not --backbone dino_vits16"):
         load_block(path, "dino_vits16", 384)
     torch.save({"state_dict": block.state_dict()}, tmp_path / "plain.pt")
-    with pytest.raises(VosError, match="not a block checkpoint; expected a .vos train. checkpoint"):
+    with pytest.raises(UserError, match="not a block checkpoint; expected a .vos train. checkpoint"):
         load_block(tmp_path / "plain.pt", "test_vit_tiny16", 64)
     torch.save({**ckpt, "version": 99}, tmp_path / "future.pt")
-    with pytest.raises(VosError, match="version 99"):
+    with pytest.raises(UserError, match="version 99"):
         load_block(tmp_path / "future.pt", "test_vit_tiny16", 64)
-    with pytest.raises(VosError, match="not found"):
+    with pytest.raises(UserError, match="not found"):
         load_block(tmp_path / "absent.pt", "test_vit_tiny16", 64)

@@ -1,7 +1,7 @@
 """The shipped `vos train` configs load and encode the reference recipe."""
 
 from tests.helpers.paths import REPO_ROOT
-from vos.config import load_config
+from vos.infra.config import load_config
 from vos.train.config import TrainConfig
 
 CONFIGS = REPO_ROOT / "configs" / "vos"

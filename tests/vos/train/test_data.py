@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from tests.helpers.vos_train import SIZE, make_frame_folders
-from vos.distributed import DistContext
-from vos.errors import VosError
+from vos.infra.distributed import DistContext
+from vos.infra.errors import UserError
 from vos.models.backbone import build_backbone
 from vos.train.config import AugmentConfig
 from vos.train.data import (ClipSampler, FeatureCache, PhotometricParams, TrainingVideos, apply_photometric,
@@ -73,7 +73,7 @@ def test_grayscale_draw_makes_all_frames_gray():
 def test_short_videos_are_skipped_and_none_left_is_an_error(tmp_path):
     make_frame_folders(tmp_path, videos=2, frames=4)
     assert len(TrainingVideos(tmp_path, frames=3)) == 2
-    with pytest.raises(VosError, match="no video has at least 5 frames"):
+    with pytest.raises(UserError, match="no video has at least 5 frames"):
         TrainingVideos(tmp_path, frames=5)
 
 
@@ -91,7 +91,7 @@ def test_feature_cache_matches_backbone_and_is_reused(tmp_path, backbone):
     mtime = (tmp_path / "cache" / "000000.npy").stat().st_mtime_ns
     FeatureCache(tmp_path / "cache", videos, backbone, "test_vit_tiny16", "random", SIZE, 2, aug, 0, CTX)
     assert (tmp_path / "cache" / "000000.npy").stat().st_mtime_ns == mtime
-    with pytest.raises(VosError, match="other settings.*size"):
+    with pytest.raises(UserError, match="other settings.*size"):
         FeatureCache(tmp_path / "cache", videos, backbone, "test_vit_tiny16", "random", (32, 48), 2, aug, 0, CTX)
 
 

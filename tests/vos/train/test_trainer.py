@@ -13,7 +13,7 @@ import vos.train.trainer as trainer
 from tests.helpers.paths import REPO_ROOT
 from tests.helpers.vos_train import SIZE, make_frame_folders, read_log, tiny_config
 from vos.cli import main
-from vos.errors import VosError
+from vos.infra.errors import UserError
 from vos.models.block import load_block
 from vos.palette import read_label_png
 
@@ -84,7 +84,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data, tmp_path
         return loss * float("nan") if calls["n"] == 5 else loss
 
     monkeypatch.setattr(trainer, "motion_consistency_loss", nan_at_5)
-    with pytest.raises(VosError, match=r"non-finite at iteration 5 .*motion=nan.*last good checkpoint: .*last.pt "
+    with pytest.raises(UserError, match=r"non-finite at iteration 5 .*motion=nan.*last good checkpoint: .*last.pt "
                                        r"\(iteration 3\)"):
         trainer.train(tiny_config(data, tmp_path / "run"))
     ckpt = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
@@ -132,7 +132,7 @@ def test_cli_bad_input_is_one_line(argv, message, tmp_path, capsys, monkeypatch)
 
 
 def test_k_counts_larger_than_a_frame_are_refused(data, tmp_path):
-    with pytest.raises(VosError, match="loss.semantic: 30 positives \\+ 200 negatives exceed the 20 patches"):
+    with pytest.raises(UserError, match="loss.semantic: 30 positives \\+ 200 negatives exceed the 20 patches"):
         trainer.train(tiny_config(data, tmp_path / "run", **{"loss.semantic.positives": 30,
                                                              "loss.semantic.negatives": 200}))
 

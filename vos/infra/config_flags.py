@@ -3,7 +3,7 @@
 A field ``key_every: int = config_field(10, help="key frame interval")`` becomes the flag ``--key-every``
 (type int, help "key frame interval (default: 10)"). Every derived flag has the argparse default None,
 meaning "not given", so that :func:`config_overrides` returns only what the command line set and
-:func:`vos.config.load_config` applies: dataclass defaults < --config file < flags.
+:func:`vos.infra.config.load_config` applies: dataclass defaults < --config file < flags.
 
 Field metadata (all optional except ``help``):
 
@@ -136,7 +136,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type, *, only: Op
 
 
 def config_overrides(args: argparse.Namespace, cls: type) -> dict[str, Any]:
-    """The fields of ``cls`` given on the command line: dotted path -> value, for :func:`vos.config.load_config`.
+    """The fields of ``cls`` given on the command line: dotted path -> value, for :func:`vos.infra.config.load_config`.
 
     A field counts as given when ``args`` has its flag's attribute with a value other than None (so a
     hand-written flag with the field's name counts too).

@@ -1,4 +1,4 @@
-"""vos.video_io: video files (decord / PyAV), frame folders, batch discovery, stride, errors."""
+"""vos.infra.video_reader: video files (decord / PyAV), frame folders, batch discovery, stride, errors."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from PIL import Image
 
 from tests.helpers.video_files import (DECODERS, cut_video, decodable_frames, decoded_index, frame_pattern,
                                        needs_decord, write_video)
-from vos import video_io
-from vos.errors import VosError
-from vos.video_io import discover_videos, natural_key, open_video
+from vos.infra import video_reader
+from vos.infra.errors import UserError
+from vos.infra.video_reader import discover_videos, natural_key, open_video
 
 CONTAINERS = [("clip.mp4", "libx264"), ("clip.avi", "mpeg4"), ("clip.mov", "mpeg4"), ("clip.webm", "libvpx"),
               ("clip.mkv", "libx264")]
@@ -75,14 +75,14 @@ def test_auto_prefers_decord_and_falls_back_to_pyav(mp4, monkeypatch):
 @needs_decord
 def test_auto_falls_back_to_pyav_when_decord_misdecodes(tmp_path):
     """decord 0.6 opens a 48x48 MPEG-4 file but cannot decode its frames (buffer size check)."""
-    from vos.overlay import Mp4Writer
+    from vos.infra.video_writer import VideoWriter
 
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 255, (6, 48, 48, 3), dtype=np.uint8)
-    with Mp4Writer(tmp_path / "small.mp4", fps=10, codec="mpeg4") as writer:
+    with VideoWriter(tmp_path / "small.mp4", fps=10, codec="mpeg4") as writer:
         for frame in frames:
             writer.write(frame)
-    with pytest.raises(VosError, match="decord failed on frames"):
+    with pytest.raises(UserError, match="decord failed on frames"):
         open_video(tmp_path / "small.mp4", backend="decord").read_frames([0])
     video = open_video(tmp_path / "small.mp4")
     assert video.backend == "pyav"
@@ -92,7 +92,7 @@ def test_auto_falls_back_to_pyav_when_decord_misdecodes(tmp_path):
 def test_missing_decord_means_pyav(mp4, monkeypatch):
     monkeypatch.setitem(sys.modules, "decord", None)  # makes `import decord` raise ImportError
     assert open_video(mp4).backend == "pyav"
-    with pytest.raises(VosError, match="decord is not installed.*backend='pyav'"):
+    with pytest.raises(UserError, match="decord is not installed.*backend='pyav'"):
         open_video(mp4, backend="decord")
 
 
@@ -134,7 +134,7 @@ def test_frame_folder_modes_are_converted_to_rgb(tmp_path):
 
     video = open_video(folder)
     assert (video.backend, video.name, video.num_frames, video.height, video.width) == ("pil", "modes", 7, 5, 7)
-    assert video.fps == video_io.FRAME_FOLDER_FPS
+    assert video.fps == video_reader.FRAME_FOLDER_FPS
     frames = video.read_frames(range(7))
     assert frames.dtype == np.uint8 and frames.shape == (7, 5, 7, 3)
     expected = [(77, 77, 77), (10, 20, 30), (0x81, 0x81, 0x81), (200, 100, 50), (40, 80, 120), (255, 255, 255),
@@ -170,18 +170,18 @@ def test_discover_single_and_batch(tmp_path, mp4):
 
 
 def test_discover_errors(tmp_path):
-    with pytest.raises(VosError, match="no such file"):
+    with pytest.raises(UserError, match="no such file"):
         discover_videos(tmp_path / "missing")
     (tmp_path / "notes.txt").write_text("x")
-    with pytest.raises(VosError, match="notes.txt: not a supported video file"):
+    with pytest.raises(UserError, match="notes.txt: not a supported video file"):
         discover_videos(tmp_path / "notes.txt")
     (tmp_path / "sub").mkdir()
-    with pytest.raises(VosError, match="no videos .* and no folders of frames"):
+    with pytest.raises(UserError, match="no videos .* and no folders of frames"):
         discover_videos(tmp_path)
 
 
 def one_line_error(callable_, *args, **kwargs) -> str:
-    with pytest.raises(VosError) as info:
+    with pytest.raises(UserError) as info:
         callable_(*args, **kwargs)
     message = str(info.value)
     assert "\n" not in message

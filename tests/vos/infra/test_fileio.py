@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from vos.fileio import atomic_path, atomic_write_text
+from vos.infra.fileio import atomic_path, atomic_write_text
 
 
 def test_atomic_write_replaces_and_uses_umask_permissions(tmp_path):

@@ -1,4 +1,4 @@
-"""Tests of vos.distributed's collectives in one process and in two gloo processes."""
+"""Tests of vos.infra.distributed's collectives in one process and in two gloo processes."""
 
 import os
 import socket
@@ -6,7 +6,7 @@ import socket
 import torch
 import torch.multiprocessing as mp
 
-from vos.distributed import (DistContext, all_gather_objects, all_reduce_sum, broadcast_buffers, cleanup,
+from vos.infra.distributed import (DistContext, all_gather_objects, all_reduce_sum, broadcast_buffers, cleanup,
                              init_distributed, shard)
 
 

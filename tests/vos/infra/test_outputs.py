@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-import vos.video_io
+import vos.infra.video_reader
 from tests.helpers.paths import REPO_ROOT
 from tests.helpers.vos_clips import TINY, moving_square_frames, write_frame_folder, write_mp4
 from vos.cli import main
-from vos.outputs import MARKER, check_writable, is_within, remove_stale_temporaries, stale_temporaries
+from vos.infra.outputs import MARKER, check_writable, is_within, remove_stale_temporaries, stale_temporaries
 from vos.overlay import is_our_overlay
 
 FAST = TINY + ["--resolution", "32", "48", "--key-every", "3"]
@@ -33,7 +33,7 @@ def no_decoding(monkeypatch):
     """Fail the test if a video is opened: refusals must come before any decoding."""
     def refuse(*args, **kwargs):
         raise AssertionError("a video was opened before the outputs were checked")
-    monkeypatch.setattr(vos.video_io, "open_video", refuse)
+    monkeypatch.setattr(vos.infra.video_reader, "open_video", refuse)
 
 
 def frame_folder(path: Path, frames: int = 5) -> Path:
@@ -185,9 +185,9 @@ def test_read_only_folder_is_found_unwritable(tmp_path):
         with pytest.raises(Exception, match="cannot write"):
             check_writable(folder / "out", "--out")
         return
-    code = ("import sys; from vos.outputs import check_writable; from vos.errors import VosError\n"
+    code = ("import sys; from vos.infra.outputs import check_writable; from vos.infra.errors import UserError\n"
             "try:\n check_writable(__import__('pathlib').Path(sys.argv[1]), '--out')\n"
-            "except VosError as e:\n print(e); sys.exit(3)\n")
+            "except UserError as e:\n print(e); sys.exit(3)\n")
     try:
         result = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable,
                                  "-c", code, str(folder / "out")], capture_output=True, text=True,
@@ -209,7 +209,7 @@ def test_stale_temporaries_of_the_target_only_are_removed(tmp_path, capsys):
 
     target = tmp_path / "overlay.mp4"
     # a process killed while writing the overlay (os._exit: no cleanup runs, as with kill -9)
-    crash = ("import os, sys; from vos.fileio import atomic_path\n"
+    crash = ("import os, sys; from vos.infra.fileio import atomic_path\n"
              "with atomic_path(sys.argv[1]) as tmp:\n tmp.write_bytes(b'half an mp4'); os._exit(9)\n")
     assert subprocess.run([sys.executable, "-c", crash, str(target)], cwd=REPO_ROOT, timeout=60).returncode == 9
     [stale] = [p for p in tmp_path.iterdir() if p.name.startswith(".overlay.")]
@@ -264,8 +264,8 @@ def test_run_folders_of_other_commands_are_never_reused(tmp_path, capsys, argv):
 
 
 def test_run_folder_rules():
-    from vos.errors import VosError
-    from vos.outputs import check_run_dir, write_marker
+    from vos.infra.errors import UserError
+    from vos.infra.outputs import check_run_dir, write_marker
 
     import tempfile
 
@@ -275,16 +275,16 @@ def test_run_folder_rules():
         run.mkdir()
         check_run_dir(run, "vos train")  # empty
         (run / "log.csv").write_text("step\n")
-        with pytest.raises(VosError, match="holds no `vos train` run"):
+        with pytest.raises(UserError, match="holds no `vos train` run"):
             check_run_dir(run, "vos train")
         write_marker(run, "ssl-video pretrain")
-        with pytest.raises(VosError, match="holds no `vos train` run"):  # another command's run
+        with pytest.raises(UserError, match="holds no `vos train` run"):  # another command's run
             check_run_dir(run, "vos train")
         check_run_dir(run, "ssl-video pretrain")  # its own run (an interrupted one: no last.pt yet)
         (run / ".vos-output.json").unlink()
         (run / "last.pt").write_bytes(b"")
         check_run_dir(run, "vos train", resume=True)  # a run written before markers existed, resumed
-        with pytest.raises(VosError):
+        with pytest.raises(UserError):
             check_run_dir(run, "vos train")
 
 
@@ -343,13 +343,13 @@ def test_synth_outputs_check_writability_first(tmp_path, capsys):
 @pytest.mark.parametrize("size,ok", [((100000, 100000), False), ((4097, 16), False), ((2049, 2048), False),
                                      ((2048, 2048), True), ((4096, 1024), True), ((0, 10), False)])
 def test_resolution_is_bounded(size, ok):
-    from vos.errors import VosError
+    from vos.infra.errors import UserError
     from vos.segment_config import check_resolution
 
     if ok:
         check_resolution(size)
     else:
-        with pytest.raises(VosError, match="--resolution"):
+        with pytest.raises(UserError, match="--resolution"):
             check_resolution(size)
 
 

@@ -1,11 +1,11 @@
-"""vos.progress.progress_bar: in-place on a terminal, a few plain lines in a log file."""
+"""vos.infra.progress.progress_bar: in-place on a terminal, a few plain lines in a log file."""
 
 import io
 import itertools
 
 import tqdm.std
 
-from vos.progress import LOG_INTERVAL_S, progress_bar
+from vos.infra.progress import LOG_INTERVAL_S, progress_bar
 
 
 class Terminal(io.StringIO):

@@ -24,19 +24,20 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from vos.errors import VosError
-from vos.fileio import atomic_write_text
+from vos.infra.errors import UserError
+from vos.infra.fileio import atomic_write_text
 
 MARKER = ".vos-output.json"  # inside every result folder and run folder a command writes
 
 
-def _resolved(path: Path) -> Path:
+def resolve_path(path: Path) -> Path:
+    """``path`` absolute, with ``~`` expanded and symlinks resolved."""
     return Path(path).expanduser().resolve()
 
 
 def is_within(path: Path, folder: Path) -> bool:
     """``path`` is ``folder`` or lies somewhere inside it (symlinks resolved)."""
-    path, folder = _resolved(path), _resolved(folder)
+    path, folder = resolve_path(path), resolve_path(folder)
     return path == folder or folder in path.parents
 
 
@@ -55,12 +56,12 @@ def check_writable(target: Path, flag: str) -> None:
                 break
             probe_dir = probe_dir.parent
         if probe_dir.exists() and not probe_dir.is_dir():
-            raise VosError(f"{flag} {target}: {probe_dir} is a file, not a folder; choose another location")
+            raise UserError(f"{flag} {target}: {probe_dir} is a file, not a folder; choose another location")
         fd, probe = tempfile.mkstemp(prefix=".vos-write-check.", dir=probe_dir)
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise VosError(f"{flag} {target}: cannot write in {probe_dir} ({exc.strerror or exc}); "
+        raise UserError(f"{flag} {target}: cannot write in {probe_dir} ({exc.strerror or exc}); "
                        "choose a writable location") from None
 
 
@@ -82,10 +83,10 @@ def check_output_dir(folder: Path, command: str, overwrite: bool = False, flag: 
                      owned: Callable[[Path], bool] | None = None) -> str:
     """May ``command`` replace ``folder``? Returns "new" (absent or empty), "ours" (its own earlier
     result: marker of ``command``, or ``owned(folder)``) or "overwrite" (foreign, ``overwrite`` given);
-    raises :class:`VosError` for anything else. Also checks that the location is writable."""
+    raises :class:`UserError` for anything else. Also checks that the location is writable."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
-        raise VosError(f"{flag} {folder} is a file, not a folder; move it away or choose another {flag}")
+        raise UserError(f"{flag} {folder} is a file, not a folder; move it away or choose another {flag}")
     check_writable(folder, flag)
     if not folder.exists() or not any(folder.iterdir()):
         return "new"
@@ -94,7 +95,7 @@ def check_output_dir(folder: Path, command: str, overwrite: bool = False, flag: 
         return "ours"
     if overwrite:
         return "overwrite"
-    raise VosError(f"{folder} already exists and was not written by `{command}` (no {MARKER}); "
+    raise UserError(f"{folder} already exists and was not written by `{command}` (no {MARKER}); "
                    f"pass --overwrite to replace it, or choose another {flag}")
 
 
@@ -117,7 +118,7 @@ def check_run_dir(folder: Path, command: str, resume: bool = False) -> None:
     folder holding ``last.pt`` (runs written before markers existed). Also checks writability."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
-        raise VosError(f"--out {folder} is a file, not a folder; choose another --out")
+        raise UserError(f"--out {folder} is a file, not a folder; choose another --out")
     check_writable(folder, "--out")
     if not folder.exists() or not any(folder.iterdir()):
         return
@@ -126,7 +127,7 @@ def check_run_dir(folder: Path, command: str, resume: bool = False) -> None:
         return
     if resume and (folder / "last.pt").is_file():
         return
-    raise VosError(f"--out {folder} is not empty and holds no `{command}` run (no {MARKER}); "
+    raise UserError(f"--out {folder} is not empty and holds no `{command}` run (no {MARKER}); "
                    "choose a new or empty --out")
 
 
@@ -151,15 +152,15 @@ def check_output_file(path: Path | str | None, flag: str, owned: Callable[[Path]
         return
     path = Path(path)
     if path.is_dir():
-        raise VosError(f"{flag} {path} is a folder; give a file name")
+        raise UserError(f"{flag} {path} is a folder; give a file name")
     if path.exists() and not overwrite and not owned(path):
-        raise VosError(f"{flag} {path} already exists and is not {what}; pass --overwrite to replace it, "
+        raise UserError(f"{flag} {path} already exists and is not {what}; pass --overwrite to replace it, "
                        "or choose another file name")
     check_writable(path, flag)
 
 
 def stale_temporaries(path: Path) -> list[Path]:
-    """Temporary files :func:`vos.fileio.atomic_path` left beside ``path`` when a run was killed
+    """Temporary files :func:`vos.infra.fileio.atomic_path` left beside ``path`` when a run was killed
     (``.<stem>.XXXXXXXX.tmp<suffix>``); only those of ``path`` itself."""
     path = Path(path)
     pattern = re.compile(rf"\.{re.escape(path.stem)}\.[a-z0-9_]{{8}}\.tmp{re.escape(path.suffix)}")
@@ -179,74 +180,3 @@ def remove_stale_temporaries(path: Path) -> int:
         except FileNotFoundError:
             pass
     return removed
-
-
-# ------------------------------------------------------------------------------------ vos segment
-SEGMENT_COMMAND = "vos segment"
-_FRAME_NUMBER_PNG = re.compile(r"\d+\.png")
-_TEMPORARY_PNG = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp\.png")  # vos.fileio.atomic_path's, left by a kill
-
-
-def segment_result_owned(video: Path) -> Callable[[Path], bool]:
-    """A result folder of ``vos segment`` without marker (written before markers existed, or an
-    unfinished ``.partial``): files only, each a frame PNG (``NNNNN.png`` or named as a frame of the
-    input frame folder ``video``), a PNG temporary of ours, or the marker."""
-    def owned(folder: Path) -> bool:
-        frame_stems = {p.stem for p in Path(video).iterdir()} if Path(video).is_dir() else set()
-        for entry in Path(folder).iterdir():
-            name = entry.name
-            if not (entry.is_file() and (name == MARKER or _TEMPORARY_PNG.fullmatch(name) or (
-                    entry.suffix == ".png" and (_FRAME_NUMBER_PNG.fullmatch(name) or entry.stem in frame_stems)))):
-                return False
-        return True
-    return owned
-
-
-def check_segment_jobs(jobs: Sequence, input_path: Path, batch: bool, overwrite: bool = False,
-                       announce: Callable[[str], None] = print) -> None:
-    """Preflight of ``vos segment`` for jobs with ``video``, ``out_dir`` and ``overlay`` (see
-    :class:`vos.segment.VideoJob`): every result folder and overlay is outside the inputs, writable,
-    and new or ours (or ``overwrite``). Stale temporaries of the overlays are removed;
-    ``announce`` receives one line per earlier result that will be replaced."""
-    from vos.overlay import is_our_overlay
-
-    input_path = _resolved(input_path)
-    videos = {_resolved(job.video) for job in jobs}
-
-    def conflict(target: Path) -> Optional[str]:
-        target = _resolved(target)
-        if target in videos:
-            return "is an input video"
-        if any(parent in videos for parent in target.parents):
-            return "lies inside an input video's frame folder"
-        if is_within(input_path, target):
-            return f"contains the input {input_path}"
-        if batch and target.parent == input_path:
-            return f"lies in the input folder {input_path} (the next run would take it for a video)"
-        return None
-
-    for job in jobs:
-        problem = conflict(job.out_dir)
-        if problem:
-            raise VosError(f"--out: the result folder {job.out_dir} {problem}; choose an --out outside the input")
-        state = check_output_dir(job.out_dir, SEGMENT_COMMAND, overwrite, owned=segment_result_owned(job.video))
-        if state == "ours":
-            announce(f"{SEGMENT_COMMAND}: replacing earlier result in {job.out_dir}")
-        elif state == "overwrite":
-            announce(f"{SEGMENT_COMMAND}: --overwrite: replacing {job.out_dir}")
-        # the result is written to OUT/<name>.partial first, which must be an unfinished result of ours
-        partial = job.out_dir.with_name(job.out_dir.name + ".partial")
-        if (partial.exists() or partial.is_symlink()) and not overwrite and not (
-                partial.is_dir() and not partial.is_symlink() and segment_result_owned(job.video)(partial)):
-            raise VosError(f"{partial} exists and is not an unfinished result of `{SEGMENT_COMMAND}`; "
-                           "pass --overwrite to replace it, or choose another --out")
-        if job.overlay is None:
-            continue
-        problem = conflict(job.overlay)
-        if problem is None and is_within(job.overlay, job.out_dir):
-            problem = f"lies inside the result folder {job.out_dir}"
-        if problem:
-            raise VosError(f"--overlay: {job.overlay} {problem}; choose an --overlay outside the input")
-        check_output_file(job.overlay, "--overlay", is_our_overlay, f"an overlay written by `{SEGMENT_COMMAND}`",
-                          overwrite)
-        remove_stale_temporaries(job.overlay)

@@ -13,7 +13,7 @@ import zipfile
 from pathlib import Path
 from typing import Iterator
 
-from vos.errors import VosError
+from vos.infra.errors import UserError
 
 
 @contextlib.contextmanager
@@ -71,23 +71,23 @@ def load_torch_file(path: str | os.PathLike, expected: str, allow_numpy_arrays: 
 
     Only tensors and plain Python values (plus ``safe_globals``, and numeric numpy arrays with
     ``allow_numpy_arrays``) are rebuilt; a pickle asking for anything else is refused. Every failure is
-    a one-line :class:`VosError` saying what the file is not; ``expected`` names what it should be
+    a one-line :class:`UserError` saying what the file is not; ``expected`` names what it should be
     (e.g. "a checkpoint of `vos train`").
     """
     import torch
 
     path = Path(path)
     if not path.exists():
-        raise VosError(f"{path}: file not found; expected {expected}")
+        raise UserError(f"{path}: file not found; expected {expected}")
     if path.is_dir():
-        raise VosError(f"{path} is a folder, not {expected}")
+        raise UserError(f"{path} is a folder, not {expected}")
     allowed = list(safe_globals) + (_numpy_array_globals() if allow_numpy_arrays else [])
     try:
         with torch.serialization.safe_globals(allowed), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch's pickle-protocol notes: the error below says it all
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for unreadable files: all are the user's to fix
-        raise VosError(_unloadable(path, exc, expected)) from None
+        raise UserError(_unloadable(path, exc, expected)) from None
 
 
 def _unloadable(path: Path, exc: Exception, expected: str) -> str:

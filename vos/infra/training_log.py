@@ -12,7 +12,7 @@ import io
 import math
 from pathlib import Path
 
-from vos.fileio import atomic_write_text
+from vos.infra.fileio import atomic_write_text
 
 
 class TrainingLog:
