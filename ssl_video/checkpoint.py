@@ -14,11 +14,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
+from vos.infra.checkpoints import check_resume_settings, load_checkpoint_dict, load_state_strict
 from vos.infra.distributed import DistContext, all_gather_objects
 from vos.infra.errors import UserError
-from vos.infra.fileio import load_torch_file
 from vos.infra.outputs import check_run_dir
 
 # Options that may change between an interrupted run and its resumption (they do not change results).
@@ -61,16 +60,6 @@ def restore_rng_states(states: list[dict[str, Any]], ctx: DistContext, path: Pat
     set_rng_state(states[ctx.rank])
 
 
-def check_resume_config(saved: dict, current: dict, path: Path) -> None:
-    """A resumed run must use the settings it was started with (except :data:`RESUME_MAY_DIFFER`)."""
-    changed = sorted(k for k in set(saved) | set(current)
-                     if k not in RESUME_MAY_DIFFER and saved.get(k) != current.get(k))
-    if changed:
-        detail = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed)
-        raise UserError(f"{path}: cannot resume with different settings ({detail}); "
-                       "use the original settings or a new --out")
-
-
 def prepare_out_dir(out_dir: Path, resume: bool, command: str) -> Path | None:
     """The checkpoint to resume from, or None for a fresh run; refuses to overwrite a finished one,
     and a folder that is not empty and not a run of ``command`` (see :func:`vos.infra.outputs.check_run_dir`)."""
@@ -88,10 +77,7 @@ def load_checkpoint(path: Path, expected: str = CHECKPOINT_KINDS) -> dict:
     """The dict saved in ``path``, loaded without running code from the file (tensors and plain values
     only; numeric numpy arrays too, which checkpoints of earlier versions held in their RNG states).
     ``expected`` names the files accepted, in error messages."""
-    ckpt = load_torch_file(path, expected, allow_numpy_arrays=True)
-    if not isinstance(ckpt, dict):
-        raise UserError(f"{path} holds a {type(ckpt).__name__}, not {expected}")
-    return ckpt
+    return load_checkpoint_dict(path, expected, allow_numpy_arrays=True)
 
 
 def checked_field(ckpt: dict, keys: tuple[str, ...], kind: type, path: Path):
@@ -108,35 +94,13 @@ def checked_field(ckpt: dict, keys: tuple[str, ...], kind: type, path: Path):
     return value
 
 
-def load_strict(module: nn.Module, state: dict[str, torch.Tensor], what: str, path: Path) -> None:
-    """``module.load_state_dict(state)`` with a one-line UserError naming ``path`` when the names or
-    shapes do not fit."""
-    expected = module.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    wrong = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} weight(s) missing, e.g. {missing[0]}")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected, e.g. {unexpected[0]}")
-    if wrong:
-        k = wrong[0]
-        problems.append(f"{len(wrong)} of another shape, e.g. {k} {tuple(state[k].shape)} "
-                        f"where {tuple(expected[k].shape)} is expected")
-    if problems:
-        raise UserError(f"{path}: the weights do not fit {what} ({'; '.join(problems)})")
-    module.load_state_dict(state)
-
-
-
 def restore_training_state(path: Path, config: dict, model: torch.nn.Module, optimizer, scheduler,
                            ctx: DistContext) -> tuple[int, int]:
     """Load ``path`` into the model, optimiser, scheduler and this process's RNGs, after checking
     that ``config`` is the one the run was started with; returns (epoch, step) to continue from."""
     ckpt = load_checkpoint(path)
-    check_resume_config(checked_field(ckpt, ("config",), dict, path), config, path)
-    load_strict(model, checked_field(ckpt, ("model",), dict, path), "the model", path)
+    check_resume_settings(checked_field(ckpt, ("config",), dict, path), config, path, RESUME_MAY_DIFFER)
+    load_state_strict(model, checked_field(ckpt, ("model",), dict, path), "the model", path)
     try:
         optimizer.load_state_dict(checked_field(ckpt, ("optimizer",), dict, path))
         scheduler.load_state_dict(checked_field(ckpt, ("scheduler",), dict, path))

@@ -32,13 +32,13 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from ssl_video.data.clips import VideoFile
 from ssl_video.config import PROTOCOLS, EvaluateConfig
+from ssl_video.data.clips import VideoFile
 from ssl_video.data.splits import VideoItem
-from ssl_video.checkpoint import load_strict
 from ssl_video.finetune import VideoClassifier, evaluation_datasets, evaluation_results
 from ssl_video.models import build_backbone
 from ssl_video.pretrained import CheckpointWeights, read_weights
+from vos.infra.checkpoints import load_state_strict
 from vos.infra.distributed import cleanup, init_distributed
 from vos.infra.errors import UserError
 from vos.infra.fileio import atomic_write_text
@@ -131,9 +131,9 @@ def classifier_from_weights(weights: CheckpointWeights, classes: list[str], path
         raise UserError(f"{path}: its classes are not the dataset's (e.g. {', '.join(differ)}); "
                        "test on the dataset it was fine-tuned on")
     backbone = build_backbone(weights.arch)
-    load_strict(backbone, weights.backbone, f"the {weights.arch} backbone", path)
+    load_state_strict(backbone, weights.backbone, f"the {weights.arch} backbone", path)
     model = VideoClassifier(backbone, len(classes), dropout=0.0)
-    load_strict(model.fc, weights.classifier, f"a {len(classes)}-class classifier of {weights.arch}", path)
+    load_state_strict(model.fc, weights.classifier, f"a {len(classes)}-class classifier of {weights.arch}", path)
     order = torch.tensor([saved.index(name) for name in classes])   # dataset class -> checkpoint row
     with torch.no_grad():
         model.fc.weight.copy_(model.fc.weight[order])

@@ -29,8 +29,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from ssl_video.checkpoint import gather_rng_states, prepare_out_dir, restore_training_state, seed_everything
 from ssl_video.config import FinetuneConfig
-from ssl_video.data.config import ClipDataConfig
 from ssl_video.data.clips import LabeledClips, MultiClipVideos, normalize_clips
+from ssl_video.data.config import ClipDataConfig
 from ssl_video.data.splits import load_items
 from ssl_video.metrics import video_level_accuracy
 from ssl_video.models import build_backbone

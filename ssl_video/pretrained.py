@@ -21,9 +21,10 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ssl_video.checkpoint import checked_field, load_checkpoint, load_strict
+from ssl_video.checkpoint import checked_field, load_checkpoint
 from ssl_video.models import build_backbone
 from ssl_video.models.i3d import from_fame_state_dict
+from vos.infra.checkpoints import load_state_strict
 from vos.infra.errors import UserError
 
 # where each kind of this project's checkpoints keeps the backbone's weights in its "model" state dict
@@ -71,7 +72,7 @@ def load_backbone(path: str | Path, arch: str | None = None) -> tuple[nn.Module,
     if given, must agree with it. Loading is strict: every backbone weight must be present."""
     weights = read_weights(path, arch)
     backbone = build_backbone(weights.arch)
-    load_strict(backbone, weights.backbone, f"the {weights.arch} backbone", path)
+    load_state_strict(backbone, weights.backbone, f"the {weights.arch} backbone", path)
     return backbone, weights.arch
 
 

@@ -22,11 +22,11 @@ import numpy as np
 import torch
 
 from vos.cluster import symmetric_kl
+from vos.infra.video_reader import open_video
 from vos.models.backbone import build_backbone, model_input_size
 from vos.models.block import load_block, training_free_block
 from vos.palette import read_label_png
 from vos.train.data import normalize, resize_frames
-from vos.infra.video_reader import open_video
 
 
 def separation(attn: torch.Tensor, labels: np.ndarray, tau: float) -> tuple[float, ...]:

@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vos.infra.video_reader import open_video
 from vos.infra.video_writer import VideoWriter, available_mp4_codec
 from vos.overlay import blend
 from vos.palette import read_label_png
 from vos.synth import make_synthetic_dataset
-from vos.infra.video_reader import open_video
 
 
 def best_time(fn, repeats: int) -> float:

@@ -47,13 +47,13 @@ from tqdm import tqdm
 from vos.cluster import cluster_streaming
 from vos.compat import conventions
 from vos.infra.errors import UserError
+from vos.infra.progress import progress_bar
+from vos.infra.video_reader import VideoSource
 from vos.masks import clusters_to_objects
 from vos.models.backbone import build_backbone, model_input_size, preprocess_frames, weights_tag
 from vos.models.block import resolve_block, training_free_block
 from vos.palette import write_label_png
-from vos.infra.progress import progress_bar
 from vos.segment_config import DEFAULT_BACKBONE, SegmentConfig, describe_resolution, input_resolution
-from vos.infra.video_reader import VideoSource
 
 
 

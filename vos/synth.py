@@ -38,9 +38,9 @@ from PIL import Image
 from vos.infra.errors import UserError
 from vos.infra.fileio import atomic_path, atomic_write_text
 from vos.infra.outputs import check_writable
+from vos.infra.progress import progress_bar
 from vos.infra.video_writer import VideoWriter
 from vos.palette import write_label_png
-from vos.infra.progress import progress_bar
 
 SHAPES = ("ellipse", "rectangle", "triangle", "star", "polygon")
 OBJECT_TEXTURES = ("stripes", "checker", "dots", "noise")

@@ -30,7 +30,7 @@ from ssl_video.data.splits import VideoItem
 from ssl_video.image_ops import adjust_hue, gaussian_blur
 from vos.infra.errors import UserError
 from vos.infra.progress import progress_bar
-from vos.infra.video_reader import open_video
+from vos.infra.video_reader import fitting_stride, open_video
 
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
 KINETICS_STD = (0.22803, 0.22145, 0.216989)
@@ -113,21 +113,13 @@ def check_videos(items: Sequence[VideoItem], workers: int = 0, report: bool = Tr
 # -------------------------------------------------------------------------------- temporal sampling
 def clip_indices(num_video_frames: int, frames: int, frame_stride: int, start: int) -> np.ndarray:
     """Frame indices of the clip starting at ``start``, with the short-video rule of the module doc."""
-    stride = effective_stride(num_video_frames, frames, frame_stride)
+    stride = fitting_stride(num_video_frames, frames, frame_stride)
     return np.minimum(start + stride * np.arange(frames), num_video_frames - 1)
-
-
-def effective_stride(num_video_frames: int, frames: int, frame_stride: int) -> int:
-    """``frame_stride``, reduced (down to 1) when the clip would not fit in the video."""
-    if frames <= 1:
-        return frame_stride
-    fitting = (num_video_frames - 1) // (frames - 1)
-    return max(1, min(frame_stride, fitting))
 
 
 def num_clip_starts(num_video_frames: int, frames: int, frame_stride: int) -> int:
     """How many start frames give a clip that fits (at least 1)."""
-    span = (frames - 1) * effective_stride(num_video_frames, frames, frame_stride) + 1
+    span = (frames - 1) * fitting_stride(num_video_frames, frames, frame_stride) + 1
     return max(1, num_video_frames - span + 1)
 
 

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from ssl_video.co2 import co2_consistency
-from ssl_video.models import build_backbone, list_backbones
 from ssl_video.moco import MoCo
+from ssl_video.models import build_backbone, list_backbones
 from vos.infra.errors import UserError
 
 

@@ -10,9 +10,9 @@ from PIL import Image
 from tests.helpers.vos_clips import TINY, moving_square_frames, write_frame_folder
 from vos.cli import main
 from vos.infra.errors import UserError
+from vos.infra.video_reader import open_video
 from vos.segment import (ObjectMemory, SegmentConfig, StreamedSegmentation, VideoSegmenter, chunk_batches,
                          write_segmentation)
-from vos.infra.video_reader import open_video
 
 
 def segmenter(size, **options):

@@ -12,9 +12,9 @@ from PIL import Image
 
 import vos.cli
 from vos.infra.errors import UserError
+from vos.infra.video_reader import open_video
 from vos.palette import davis_palette, read_label_png
 from vos.synth import make_synthetic_dataset, plan_sequence, render_frame, sequence_rngs
-from vos.infra.video_reader import open_video
 
 T, K, SIZE = 8, 3, (64, 96)
 

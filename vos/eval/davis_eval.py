@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vos.infra.errors import UserError
 from vos.eval import metrics
 from vos.eval.davis import GroundTruth, load_ground_truth, load_results, read_sequence_list, select_sequences
 from vos.eval.workers import map_jobs
+from vos.infra.errors import UserError
 
 MAX_PROPOSALS = 20             # official unsupervised limit
 MAX_PROPOSALS_PER_FRAME = 300  # the SSL-UVOS copy's limit (per-frame matching)

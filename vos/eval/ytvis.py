@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from vos.infra.errors import UserError
 from vos.eval.davis import load_results
 from vos.eval.object_metrics import VideoScores, score_video, summarize
 from vos.eval.workers import map_jobs
+from vos.infra.errors import UserError
 from vos.palette import read_label_png
 
 

@@ -109,6 +109,14 @@ def _selected_count(total: int, stride: int, max_frames: int | None) -> int:
     return count if max_frames is None else min(count, max_frames)
 
 
+def fitting_stride(num_frames: int, clip_frames: int, stride: int) -> int:
+    """``stride``, reduced (down to 1) so that a clip of ``clip_frames`` frames taken every
+    ``stride`` frames fits in a video of ``num_frames`` frames; a one-frame clip keeps it."""
+    if clip_frames <= 1:
+        return stride
+    return max(1, min(stride, (num_frames - 1) // (clip_frames - 1)))
+
+
 class VideoSource(abc.ABC):
     """Frames of one video after stride/max_frames selection.
 

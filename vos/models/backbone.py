@@ -35,6 +35,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from vos.infra.checkpoints import load_state_strict
 from vos.infra.errors import UserError
 from vos.infra.fileio import load_torch_file
 
@@ -327,16 +328,7 @@ def load_backbone_weights(vit: nn.Module, path: str | Path) -> None:
     from timm.models.vision_transformer import checkpoint_filter_fn
 
     state = checkpoint_filter_fn({k: state[k] for k in matched}, vit)
-    missing = sorted(set(expected) - set(state))
-    if missing:
-        raise UserError(f"{path}: {len(missing)} backbone weight(s) missing, e.g. {', '.join(missing[:4])}; "
-                       "the file does not match this --backbone")
-    wrong = [k for k in expected if state[k].shape != expected[k].shape]
-    if wrong:
-        k = wrong[0]
-        raise UserError(f"{path}: weight {k} has shape {tuple(state[k].shape)}, the backbone expects "
-                       f"{tuple(expected[k].shape)}; the file does not match this --backbone")
-    vit.load_state_dict(state, strict=True)
+    load_state_strict(vit, state, "this --backbone", path)
 
 
 def build_backbone(name: str = "dino_vits16", weights: str | None = None) -> DinoKeyBackbone:

@@ -24,10 +24,10 @@ import torchvision.transforms.v2.functional as TF
 from vos.infra.distributed import DistContext, barrier, shard
 from vos.infra.errors import UserError
 from vos.infra.fileio import atomic_path, atomic_write_text
-from vos.models.backbone import IMAGENET_MEAN, IMAGENET_STD, DinoKeyBackbone
 from vos.infra.progress import progress_bar
+from vos.infra.video_reader import discover_videos, fitting_stride, open_video
+from vos.models.backbone import IMAGENET_MEAN, IMAGENET_STD, DinoKeyBackbone
 from vos.train.config import AugmentConfig
-from vos.infra.video_reader import discover_videos, open_video
 
 log = logging.getLogger(__name__)
 
@@ -47,21 +47,15 @@ def resolve_video_root(data: str | Path) -> Path:
 
 
 def clip_indices(length: int, frames: int, gap: int, centre: int) -> list[int]:
-    """Frame indices of a clip centred on ``centre``; ``gap`` must already fit (see ``effective_gap``)."""
+    """Frame indices of a clip centred on ``centre``; ``gap`` must already fit
+    (:func:`vos.infra.video_reader.fitting_stride`)."""
     first = centre - (frames - 1) // 2 * gap
     return [first + i * gap for i in range(frames)]
 
 
-def effective_gap(length: int, frames: int, gap: int) -> int:
-    """``gap``, reduced so that ``frames`` frames fit in a video of ``length`` frames (at least 1)."""
-    if frames == 1:
-        return gap
-    return max(1, min(gap, (length - 1) // (frames - 1)))
-
-
 def sample_clip_indices(length: int, frames: int, gap: int, generator: torch.Generator) -> list[int]:
     """A random clip of a video with ``length >= frames`` frames (uniform over valid centres)."""
-    g = effective_gap(length, frames, gap)
+    g = fitting_stride(length, frames, gap)
     lo = (frames - 1) // 2 * g
     hi = length - 1 - (frames - 1 - (frames - 1) // 2) * g
     centre = int(torch.randint(lo, hi + 1, (1,), generator=generator))

@@ -23,19 +23,20 @@ import yaml
 import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel
 
+from vos.infra.checkpoints import check_resume_settings, load_checkpoint_dict
 from vos.infra.config import config_to_dict
 from vos.infra.distributed import DistContext, all_gather_objects, all_reduce_sum, barrier, cleanup, init_distributed
 from vos.infra.errors import UserError
-from vos.infra.fileio import atomic_torch_save, atomic_write_text, load_torch_file
+from vos.infra.fileio import atomic_torch_save, atomic_write_text
 from vos.infra.outputs import check_run_dir, remove_stale_temporaries, write_marker
+from vos.infra.progress import progress_bar
+from vos.infra.training_log import TrainingLog
 from vos.models.backbone import build_backbone, model_input_size, weights_tag
 from vos.models.block import SpatioTemporalBlock, block_checkpoint, resolve_block
-from vos.infra.progress import progress_bar
 from vos.segment_config import check_resolution
 from vos.train.config import RESUMABLE_CHANGES, TrainConfig
 from vos.train.data import ClipSampler, FeatureCache, TrainingVideos, check_clip_fits, hash_seed
 from vos.train.losses import motion_consistency_loss, semantic_consistency_loss, strip_cls
-from vos.infra.training_log import TrainingLog
 
 CHECKPOINT_NAME = "last.pt"
 CONFIG_NAME = "config.yaml"
@@ -94,26 +95,6 @@ def training_losses(block: nn.Module, tokens: torch.Tensor, query_idx: torch.Ten
     return {"loss": total, "semantic": semantic, "motion": motion}
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
-    flat = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            flat.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            flat[f"{prefix}{k}"] = v
-    return flat
-
-
-def check_resumable(saved: dict, current: dict, path: Path) -> None:
-    """Refuse to resume a run under settings that would make it a different run."""
-    a, b = _flatten(saved), _flatten(current)
-    changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in RESUMABLE_CHANGES)
-    if changed:
-        k = changed[0]
-        raise UserError(f"{path}: cannot resume with changed settings ({', '.join(changed)}; e.g. {k} was "
-                       f"{a.get(k)!r}, now {b.get(k)!r}); drop those options or start a new --out")
-
-
 def _validate(cfg: TrainConfig) -> None:
     if not cfg.data:
         raise UserError("no training data given; pass --data DIR (frame folders, videos or a DAVIS root)")
@@ -132,13 +113,6 @@ def _validate(cfg: TrainConfig) -> None:
 def _gather_rng(data_gen: torch.Generator, ctx: DistContext) -> list[dict]:
     """Every process's RNG states, indexed by rank (collective: all processes call it)."""
     return all_gather_objects({"torch": torch.get_rng_state(), "data": data_gen.get_state()}, ctx)
-
-
-def _load_checkpoint(path: Path) -> dict:
-    ckpt = load_torch_file(path, "a checkpoint of `vos train` (start a new --out)")
-    if not isinstance(ckpt, dict):
-        raise UserError(f"{path} holds a {type(ckpt).__name__}, not a checkpoint of `vos train`; start a new --out")
-    return ckpt
 
 
 def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
@@ -170,10 +144,10 @@ def _train(cfg: TrainConfig, resume: bool, ctx: DistContext) -> TrainResult:
     if resume:
         if not ckpt_path.is_file():
             raise UserError(f"{ckpt_path}: nothing to resume; run without --resume to start training")
-        ckpt = _load_checkpoint(ckpt_path)
+        ckpt = load_checkpoint_dict(ckpt_path, "a checkpoint of `vos train` (start a new --out)")
         if "optimizer" not in ckpt:
             raise UserError(f"{ckpt_path}: holds a block but no training state; it cannot be resumed")
-        check_resumable(ckpt["config"], config_to_dict(cfg), ckpt_path)
+        check_resume_settings(ckpt["config"], config_to_dict(cfg), ckpt_path, RESUMABLE_CHANGES)
         if len(ckpt["rng"]) != ctx.world_size:
             raise UserError(f"{ckpt_path}: the run used {len(ckpt['rng'])} process(es), this one has "
                            f"{ctx.world_size}; resume with the same number of processes")

@@ -26,8 +26,8 @@ from vos.cluster import DEFAULT_SETTINGS, cluster_streaming
 from vos.cluster.fast import _neighbourhood_average
 from vos.cluster.kl_search import (close_pairs, exact_rows, float32_distances, nearest, pairwise_kl, rows32,
                                    self_close_pairs, self_float32_distances, self_pairwise_kl)
-from vos.segment import SegmentConfig, VideoSegmenter
 from vos.infra.video_reader import open_video
+from vos.segment import SegmentConfig, VideoSegmenter
 
 
 @pytest.mark.parametrize("num_keys", [12, 400])

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from tests.helpers.davis_reference import make_davis_root, random_blobs, ref_evaluate, write_results
-from vos.infra.errors import UserError
 from vos.eval import evaluate_davis
+from vos.infra.errors import UserError
 from vos.palette import write_label_png
 
 SHAPE = (48, 80)

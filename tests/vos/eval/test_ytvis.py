@@ -9,8 +9,8 @@ from pycocotools import mask as mask_utils
 from sklearn.metrics import adjusted_rand_score
 
 from tests.helpers.davis_reference import make_davis_root, random_blobs, write_results
-from vos.infra.errors import UserError
 from vos.eval import evaluate_davis, evaluate_synth, evaluate_ytvis
+from vos.infra.errors import UserError
 from vos.palette import write_label_png
 
 H, W = 24, 32

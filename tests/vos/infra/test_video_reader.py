@@ -315,3 +315,15 @@ def test_video_without_a_decodable_frame_is_an_error(tmp_path, backend):
     assert "cut.mp4" in message
     if backend != "decord":
         assert "no frame of this video can be decoded (its header announces 12)" in message
+
+
+@pytest.mark.parametrize("num_frames, clip_frames, stride, expected", [
+    (100, 3, 4, 4),  # fits as asked
+    (9, 3, 4, 4),    # frames 0, 4, 8: just fits
+    (8, 3, 4, 3),    # (8 - 1) // 2
+    (3, 3, 4, 1),    # only consecutive frames fit
+    (2, 5, 2, 1),    # nothing fits: stride 1 (the clip samplers then repeat the last frame)
+    (5, 1, 4, 4),    # a one-frame clip keeps the stride
+])
+def test_fitting_stride(num_frames, clip_frames, stride, expected):
+    assert video_reader.fitting_stride(num_frames, clip_frames, stride) == expected

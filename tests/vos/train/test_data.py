@@ -10,7 +10,7 @@ from vos.infra.errors import UserError
 from vos.models.backbone import build_backbone
 from vos.train.config import AugmentConfig
 from vos.train.data import (ClipSampler, FeatureCache, PhotometricParams, TrainingVideos, apply_photometric,
-                            clip_indices, effective_gap, frame_tokens, normalize, resize_frames,
+                            clip_indices, frame_tokens, normalize, resize_frames,
                             resolve_video_root, sample_clip_indices)
 
 CTX = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
@@ -25,12 +25,6 @@ def backbone():
 def test_clip_indices_centred_with_gap():
     assert clip_indices(20, 3, 4, centre=10) == [6, 10, 14]
     assert clip_indices(20, 4, 2, centre=10) == [8, 10, 12, 14]
-
-
-@pytest.mark.parametrize("length,frames,gap,expected", [(100, 3, 4, 4), (9, 3, 4, 4), (8, 3, 4, 3), (3, 3, 4, 1),
-                                                        (5, 1, 4, 4)])
-def test_gap_is_reduced_for_short_videos(length, frames, gap, expected):
-    assert effective_gap(length, frames, gap) == expected
 
 
 def test_sampled_clips_stay_inside_the_video_and_cover_all_centres():

@@ -112,7 +112,7 @@ def test_cli_trains_and_vos_segment_loads_the_checkpoint(data, tmp_path, capsys)
     assert main(argv) == 2
     assert "already holds a run; pass --resume" in capsys.readouterr().err
     assert main(["train", "--out", str(out), "--resume", "--frames", "4"]) == 2
-    assert "cannot resume with changed settings (frames" in capsys.readouterr().err
+    assert "cannot resume with different settings (frames: 3 -> 4)" in capsys.readouterr().err
     # --resume alone takes the saved config; extending the run is allowed
     assert main(["train", "--out", str(out), "--resume", "--iterations", "3"]) == 0
     assert torch.load(out / "last.pt", weights_only=True)["step"] == 3
