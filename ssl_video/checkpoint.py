@@ -18,7 +18,6 @@ import torch
 from vos.infra.checkpoints import check_resume_settings, load_checkpoint_dict, load_state_strict
 from vos.infra.distributed import DistContext, all_gather_objects
 from vos.infra.errors import UserError
-from vos.infra.outputs import check_run_dir
 
 # Options that may change between an interrupted run and its resumption (they do not change results).
 RESUME_MAY_DIFFER = {"workers", "data_root", "split_dir", "pretrained"}
@@ -58,16 +57,6 @@ def restore_rng_states(states: list[dict[str, Any]], ctx: DistContext, path: Pat
         raise UserError(f"{path} was written by {len(states)} process(es); resume it with the same number "
                        f"of processes (now {ctx.world_size}) to continue exactly")
     set_rng_state(states[ctx.rank])
-
-
-def prepare_out_dir(out_dir: Path, resume: bool, command: str) -> Path | None:
-    """The checkpoint to resume from, or None for a fresh run; refuses to overwrite a finished one,
-    and a folder that is not empty and not a run of ``command`` (see :func:`vos.infra.outputs.check_run_dir`)."""
-    check_run_dir(out_dir, command, resume)
-    last = out_dir / "last.pt"
-    if last.exists() and not resume:
-        raise UserError(f"{last} already exists; pass --resume to continue that run or choose another --out")
-    return last if (resume and last.exists()) else None
 
 
 CHECKPOINT_KINDS = "a checkpoint of `ssl-video pretrain` or `ssl-video finetune`"

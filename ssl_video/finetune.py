@@ -27,7 +27,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
-from ssl_video.checkpoint import gather_rng_states, prepare_out_dir, restore_training_state, seed_everything
+from ssl_video.checkpoint import gather_rng_states, restore_training_state, seed_everything
 from ssl_video.config import FinetuneConfig
 from ssl_video.data.clips import LabeledClips, MultiClipVideos, normalize_clips
 from ssl_video.data.config import ClipDataConfig
@@ -40,7 +40,7 @@ from vos.infra.distributed import (DistContext, all_gather_objects, all_reduce_s
                              init_distributed, shard)
 from vos.infra.errors import UserError
 from vos.infra.fileio import atomic_torch_save, atomic_write_text
-from vos.infra.outputs import remove_stale_temporaries, write_marker
+from vos.infra.outputs import RUN_CHECKPOINT, remove_stale_temporaries, run_checkpoint, write_marker
 from vos.infra.progress import progress_bar
 from vos.infra.training_log import TrainingLog
 
@@ -174,7 +174,7 @@ def finetune(cfg: FinetuneConfig, out_dir: str | Path, resume: bool = False) -> 
 
 
 def _finetune(cfg: FinetuneConfig, out_dir: Path, resume: bool, ctx: DistContext) -> dict:
-    resume_from = prepare_out_dir(out_dir, resume, COMMAND)
+    resume_from = run_checkpoint(out_dir, COMMAND, resume)
     seed_everything(cfg.seed)  # identical initial classifier in every process
     train_set, test_set, train_eval_set, classes = _datasets(cfg)
     model, arch = build_classifier(cfg, len(classes))
@@ -193,10 +193,10 @@ def _finetune(cfg: FinetuneConfig, out_dir: Path, resume: bool, ctx: DistContext
     if ctx.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         write_marker(out_dir, COMMAND)
-        remove_stale_temporaries(out_dir / "last.pt")  # left by a process killed while saving
+        remove_stale_temporaries(out_dir / RUN_CHECKPOINT)  # left by a process killed while saving
         atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
     log = TrainingLog(out_dir, start_step=step, enabled=ctx.is_main)
-    last_path = out_dir / "last.pt"
+    last_path = out_dir / RUN_CHECKPOINT
     mode = "linear" if cfg.linear else "finetune"
     t0 = time.time()
     for epoch in range(start_epoch, cfg.epochs):

@@ -19,7 +19,7 @@ import yaml
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from ssl_video.checkpoint import gather_rng_states, prepare_out_dir, restore_training_state, seed_everything
+from ssl_video.checkpoint import gather_rng_states, restore_training_state, seed_everything
 from ssl_video.config import PretrainConfig
 from ssl_video.data.clips import PretrainClips, check_color_options, check_videos, normalize_clips
 from ssl_video.data.splits import load_items
@@ -29,7 +29,7 @@ from vos.infra.config import config_to_dict
 from vos.infra.distributed import DistContext, all_reduce_sum, barrier, cleanup, init_distributed
 from vos.infra.errors import UserError
 from vos.infra.fileio import atomic_torch_save, atomic_write_text
-from vos.infra.outputs import remove_stale_temporaries, write_marker
+from vos.infra.outputs import RUN_CHECKPOINT, remove_stale_temporaries, run_checkpoint, write_marker
 from vos.infra.progress import progress_bar
 from vos.infra.training_log import TrainingLog
 
@@ -126,7 +126,7 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, resume: bool = False,
 
 def _pretrain(cfg: PretrainConfig, out_dir: Path, resume: bool, dataset: Dataset | None, ctx: DistContext) -> dict:
     check_config(cfg, ctx.world_size)
-    resume_from = prepare_out_dir(out_dir, resume, COMMAND)  # checks only; nothing is written yet
+    resume_from = run_checkpoint(out_dir, COMMAND, resume)  # checks only; nothing is written yet
     if dataset is None:  # every video opened before anything is written or trained; every process
         dataset = build_dataset(cfg)  # checks them all, so that all stop alike
         check_videos(dataset.items, cfg.workers, report=ctx.is_main)
@@ -149,10 +149,10 @@ def _pretrain(cfg: PretrainConfig, out_dir: Path, resume: bool, dataset: Dataset
     if ctx.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         write_marker(out_dir, COMMAND)
-        remove_stale_temporaries(out_dir / "last.pt")  # left by a process killed while saving
+        remove_stale_temporaries(out_dir / RUN_CHECKPOINT)  # left by a process killed while saving
         atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
     log = TrainingLog(out_dir, start_step=step, enabled=ctx.is_main)
-    last_path = out_dir / "last.pt"
+    last_path = out_dir / RUN_CHECKPOINT
     epoch_loss = float("nan")
     saved_epoch = start_epoch
     t0 = time.time()

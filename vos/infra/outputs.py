@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -28,6 +29,7 @@ from vos.infra.errors import UserError
 from vos.infra.fileio import atomic_write_text
 
 MARKER = ".vos-output.json"  # inside every result folder and run folder a command writes
+RUN_CHECKPOINT = "last.pt"  # the checkpoint of a training run, in its run folder
 
 
 def resolve_path(path: Path) -> Path:
@@ -115,7 +117,8 @@ def replace_output_dir(partial: Path, folder: Path, command: str, overwrite: boo
 
 def check_run_dir(folder: Path, command: str, resume: bool = False) -> None:
     """A training run's folder: new, empty, a run of ``command`` (marker), or, with ``resume``, a
-    folder holding ``last.pt`` (runs written before markers existed). Also checks writability."""
+    folder without marker holding :data:`RUN_CHECKPOINT` (runs written before markers existed).
+    Also checks writability."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise UserError(f"--out {folder} is a file, not a folder; choose another --out")
@@ -125,10 +128,27 @@ def check_run_dir(folder: Path, command: str, resume: bool = False) -> None:
     marker = read_marker(folder)
     if marker is not None and marker["command"] == command:
         return
-    if resume and (folder / "last.pt").is_file():
+    if marker is None and resume and (folder / RUN_CHECKPOINT).is_file():
         return
     raise UserError(f"--out {folder} is not empty and holds no `{command}` run (no {MARKER}); "
-                   "choose a new or empty --out")
+                    "choose a new or empty --out")
+
+
+def run_checkpoint(folder: Path, command: str, resume: bool) -> Optional[Path]:
+    """The checkpoint a training run in ``folder`` continues from, or None for a new run.
+
+    The folder must pass :func:`check_run_dir`. Without ``resume`` an existing checkpoint is never
+    overwritten. With ``resume`` and no checkpoint yet, the run starts anew with a warning, as
+    DINO's and MoCo's training scripts do: one command line serves both the first submission of a
+    preemptible job and every restart."""
+    check_run_dir(folder, command, resume)
+    path = Path(folder) / RUN_CHECKPOINT
+    if path.exists() and not resume:
+        raise UserError(f"{path} already exists; pass --resume to continue that run or choose another --out")
+    if resume and not path.exists():
+        warnings.warn(f"--resume: {path} does not exist yet; starting a new run")
+        return None
+    return path if resume else None
 
 
 def json_keys_owned(keys: Sequence[str] = (), prefix: str | None = None) -> Callable[[Path], bool]:

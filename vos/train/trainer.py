@@ -28,7 +28,7 @@ from vos.infra.config import config_to_dict
 from vos.infra.distributed import DistContext, all_gather_objects, all_reduce_sum, barrier, cleanup, init_distributed
 from vos.infra.errors import UserError
 from vos.infra.fileio import atomic_torch_save, atomic_write_text
-from vos.infra.outputs import check_run_dir, remove_stale_temporaries, write_marker
+from vos.infra.outputs import RUN_CHECKPOINT, remove_stale_temporaries, run_checkpoint, write_marker
 from vos.infra.progress import progress_bar
 from vos.infra.training_log import TrainingLog
 from vos.models.backbone import build_backbone, model_input_size, weights_tag
@@ -38,7 +38,6 @@ from vos.train.config import RESUMABLE_CHANGES, TrainConfig
 from vos.train.data import ClipSampler, FeatureCache, TrainingVideos, check_clip_fits, hash_seed
 from vos.train.losses import motion_consistency_loss, semantic_consistency_loss, strip_cls
 
-CHECKPOINT_NAME = "last.pt"
 CONFIG_NAME = "config.yaml"
 COMMAND = "vos train"  # the marker of its run folders
 LOSS_NAMES = ("loss", "semantic", "motion")
@@ -138,22 +137,16 @@ def _load_initial_block(block: SpatioTemporalBlock, cfg: TrainConfig) -> None:
 
 def _train(cfg: TrainConfig, resume: bool, ctx: DistContext) -> TrainResult:
     out = Path(cfg.out)
-    ckpt_path = out / CHECKPOINT_NAME
+    ckpt_path = out / RUN_CHECKPOINT
     ckpt = None
-    check_run_dir(out, COMMAND, resume)
-    if resume:
-        if not ckpt_path.is_file():
-            raise UserError(f"{ckpt_path}: nothing to resume; run without --resume to start training")
+    if run_checkpoint(out, COMMAND, resume) is not None:
         ckpt = load_checkpoint_dict(ckpt_path, "a checkpoint of `vos train` (start a new --out)")
         if "optimizer" not in ckpt:
             raise UserError(f"{ckpt_path}: holds a block but no training state; it cannot be resumed")
         check_resume_settings(ckpt["config"], config_to_dict(cfg), ckpt_path, RESUMABLE_CHANGES)
         if len(ckpt["rng"]) != ctx.world_size:
             raise UserError(f"{ckpt_path}: the run used {len(ckpt['rng'])} process(es), this one has "
-                           f"{ctx.world_size}; resume with the same number of processes")
-    elif ckpt_path.exists():
-        raise UserError(f"{ckpt_path}: this folder already holds a run; pass --resume to continue it "
-                       "or choose another --out")
+                            f"{ctx.world_size}; resume with the same number of processes")
 
     backbone = build_backbone(cfg.backbone, cfg.weights).to(ctx.device)
     size = model_input_size(tuple(cfg.resolution), backbone.patch_size)

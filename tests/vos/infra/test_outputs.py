@@ -288,6 +288,27 @@ def test_run_folder_rules():
             check_run_dir(run, "vos train")
 
 
+def test_run_checkpoint_rules(tmp_path):
+    """Both packages' training runs: a new run never overwrites a checkpoint; --resume continues
+    from it, or starts a new run (with a warning) where there is none yet."""
+    from vos.infra.errors import UserError
+    from vos.infra.outputs import run_checkpoint, write_marker
+
+    run = tmp_path / "run"
+    assert run_checkpoint(run, "vos train", resume=False) is None
+    with pytest.warns(UserWarning, match=r"--resume: .*last.pt does not exist yet; starting a new run"):
+        assert run_checkpoint(run, "vos train", resume=True) is None
+    run.mkdir()
+    write_marker(run, "vos train")
+    (run / "last.pt").write_bytes(b"weights")
+    with pytest.raises(UserError, match=r"last.pt already exists; pass --resume to continue that run"):
+        run_checkpoint(run, "vos train", resume=False)
+    assert run_checkpoint(run, "vos train", resume=True) == run / "last.pt"
+    with pytest.raises(UserError, match="holds no `ssl-video pretrain` run"):  # another command's run
+        run_checkpoint(run, "ssl-video pretrain", resume=True)
+    assert (run / "last.pt").read_bytes() == b"weights"
+
+
 @pytest.mark.parametrize("argv,owned", [
     (["vos", "eval", "davis", "--davis-root", "{tmp}/none", "--results", "{tmp}", "--json", "{json}"],
      {"J&F-Mean": 0.5, "J-Mean": 0.5, "J-Recall": 0.5, "J-Decay": 0, "F-Mean": 0.5, "F-Recall": 0.5, "F-Decay": 0}),

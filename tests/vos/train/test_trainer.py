@@ -110,7 +110,7 @@ def test_cli_trains_and_vos_segment_loads_the_checkpoint(data, tmp_path, capsys)
     assert len(pngs) == 8 and read_label_png(pngs[0]).shape == SIZE
     # the same out again without --resume is refused; --resume with a changed recipe too
     assert main(argv) == 2
-    assert "already holds a run; pass --resume" in capsys.readouterr().err
+    assert "last.pt already exists; pass --resume" in capsys.readouterr().err
     assert main(["train", "--out", str(out), "--resume", "--frames", "4"]) == 2
     assert "cannot resume with different settings (frames: 3 -> 4)" in capsys.readouterr().err
     # --resume alone takes the saved config; extending the run is allowed
