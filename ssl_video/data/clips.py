@@ -42,7 +42,8 @@ class VideoFile:
 
     Read through :func:`vos.infra.video_reader.open_video` (decord, else PyAV; one decoder thread, as
     DataLoader workers are the parallelism), so both packages share its rules: frames upright by
-    the display rotation, and a file cut short gives the frames that decode, with a warning.
+    the display rotation, a file cut short gives the frames that decode, with a warning, and
+    frames decord fails on are read with PyAV.
     """
 
     def __init__(self, path) -> None:
@@ -57,15 +58,7 @@ class VideoFile:
     def get(self, indices: Sequence[int]) -> np.ndarray:
         """Frames at ``indices`` as uint8 (N, H, W, 3) RGB (each distinct index decoded once)."""
         uniq, inverse = np.unique(np.asarray(indices, dtype=np.int64), return_inverse=True)
-        try:
-            frames = self._source.read_frames(uniq.tolist())
-        except UserError:
-            if self._source.backend != "decord":
-                raise
-            # decord 0.6 mis-decodes some frames of files whose last frame it decodes
-            self._source = open_video(self.path, backend="pyav", threads=1)
-            frames = self._source.read_frames(uniq.tolist())
-        return frames[inverse]
+        return self._source.read_frames(uniq.tolist())[inverse]
 
 
 class _OpenEach(Dataset):

@@ -233,11 +233,16 @@ class DecordSource(VideoSource):
     display rotation itself. Opening checks the frame count against the container's header and
     decodes the last frame: decord 0.6 opens some files it then mis-decodes (e.g. small MPEG-4
     frames come out with the wrong buffer size), and cut-short files give it fewer frames than
-    announced or an undecodable last frame; all of these raise UserError here, before any work."""
+    announced or an undecodable last frame; all of these raise UserError here, before any work.
+
+    With ``pyav_fallback`` (``open_video(backend="auto")``), frames that decord fails on later are
+    read with PyAV, from then on for the whole file, with a warning: decord 0.6 also mis-decodes
+    some frames of files whose last frame it decodes."""
 
     backend = "decord"
 
-    def __init__(self, path: Path, stride: int = 1, max_frames: int | None = None, threads: int = 0):
+    def __init__(self, path: Path, stride: int = 1, max_frames: int | None = None, threads: int = 0,
+                 pyav_fallback: bool = False):
         import decord  # optional: only present on x86_64
 
         try:
@@ -253,14 +258,30 @@ class DecordSource(VideoSource):
             raise UserError(f"{path}: decord finds {total} of the {announced} frames the header announces (cut short "
                            "or damaged); backend='pyav' (or 'auto') reads the frames that decode")
         super().__init__(path, total, height, width, fps, stride, max_frames)
+        self.threads = threads
+        self._pyav: PyAVSource | None = None  # the reader after a fallback
+        self.pyav_fallback = False  # a file whose last frame decord cannot decode is refused, not read with PyAV
         self._read_source_frames([total - 1])
+        self.pyav_fallback = pyav_fallback
 
     def _read_source_frames(self, source_indices: list[int]) -> np.ndarray:
+        if self._pyav is None:
+            try:
+                return self._decord_frames(source_indices)
+            except UserError as exc:
+                if not self.pyav_fallback:
+                    raise
+                warnings.warn(f"{exc}; reading {self.path} with PyAV from now on")
+                self._pyav = PyAVSource(self.path, threads=self.threads)
+                self.backend = "pyav"
+        return self._pyav._read_source_frames(source_indices)
+
+    def _decord_frames(self, source_indices: list[int]) -> np.ndarray:
         try:
             frames = self.reader.get_batch(source_indices).asnumpy()
         except Exception as exc:
             raise UserError(f"{self.path}: decord failed on frames {source_indices[0]}..{source_indices[-1]} "
-                           f"({_decord_message(exc)}); try backend='pyav' or re-encode the video") from exc
+                            f"({_decord_message(exc)}); try backend='pyav' or re-encode the video") from exc
         return self._check_shape(frames, f"frame {source_indices[0]}")
 
 
@@ -422,7 +443,8 @@ def open_video(path: str | os.PathLike, stride: int = 1, max_frames: int | None 
     """Open a video file or a folder of frames.
 
     ``backend`` applies to video files: "decord", "pyav", or "auto" (decord when it is installed
-    and can decode the file's last frame, else PyAV). Frame folders are always read with PIL
+    and can decode the file's last frame, else PyAV; frames decord fails on later are read with
+    PyAV, with a warning). Frame folders are always read with PIL
     (backend "pil"). ``threads``: decoder threads (0: the decoder's automatic choice; 1 suits
     DataLoader workers, which are the parallelism there).
 
@@ -449,7 +471,7 @@ def open_video(path: str | os.PathLike, stride: int = 1, max_frames: int | None 
         return DecordSource(path, stride, max_frames, threads)
     if decord_available():
         try:
-            return DecordSource(path, stride, max_frames, threads)
+            return DecordSource(path, stride, max_frames, threads, pyav_fallback=True)
         except UserError:
             pass  # PyAV opens more containers than decord, counts what decodes and diagnoses precisely
     return PyAVSource(path, stride, max_frames, threads)

@@ -89,6 +89,31 @@ def test_auto_falls_back_to_pyav_when_decord_misdecodes(tmp_path):
     assert video.read_frames([0, 5]).shape == (2, 48, 48, 3)
 
 
+@needs_decord
+def test_frames_decord_fails_on_later_are_read_with_pyav(mp4):
+    """A file whose last frame decord decodes, and a later read it fails on: with backend "auto" the
+    frames come from PyAV, from then on, with a warning; with backend "decord" it is an error."""
+    expected = open_video(mp4, backend="pyav").read_frames(range(10))
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("[12:00:00] /src/video_reader.cc:151: Check failed: buffer size")
+
+    strict = open_video(mp4, backend="decord")
+    strict.reader.get_batch = failing
+    with pytest.raises(UserError, match=r"clip.mp4: decord failed on frames 2..4 \(Check failed: buffer size\)"):
+        strict.read_frames([2, 3, 4])
+
+    video = open_video(mp4)
+    assert video.backend == "decord"
+    np.testing.assert_array_equal(video.read_frames([0, 1]), expected[[0, 1]])
+    video.reader.get_batch = failing
+    with pytest.warns(UserWarning, match=r"decord failed on frames 2..4 .*; reading .*clip.mp4 with PyAV from now on"):
+        frames = video.read_frames([2, 3, 4])
+    assert video.backend == "pyav"
+    np.testing.assert_array_equal(frames, expected[[2, 3, 4]])
+    np.testing.assert_array_equal(np.concatenate(list(video.iter_chunks(4))), expected)
+
+
 def test_missing_decord_means_pyav(mp4, monkeypatch):
     monkeypatch.setitem(sys.modules, "decord", None)  # makes `import decord` raise ImportError
     assert open_video(mp4).backend == "pyav"
