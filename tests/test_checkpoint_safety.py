@@ -11,7 +11,6 @@ import torch
 from ssl_video.checkpoint import load_checkpoint, rng_state, set_rng_state
 from ssl_video.cli import main as ssl_main
 from ssl_video.models import build_backbone
-from ssl_video.synth import make_synth_dataset
 from tests.helpers.vos_clips import TINY, moving_square_frames, write_mp4
 from vos.cli import main as vos_main
 from vos.infra.errors import UserError
@@ -40,10 +39,8 @@ def evil_checkpoint(path: Path, marker: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synth")
-    make_synth_dataset(root, classes=2, videos_per_class=3, frames=8, size=32, seed=1, progress=False)
-    return root
+def synth(ssl_synth_data):
+    return ssl_synth_data(classes=2, videos_per_class=3, frames=8, seed=1)
 
 
 def run(cli, capsys, argv):

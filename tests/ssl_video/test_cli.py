@@ -7,17 +7,14 @@ import pytest
 import torch
 
 from ssl_video.cli import main
-from ssl_video.synth import make_synth_dataset
 from tests.helpers.paths import REPO_ROOT
 
 CLIP = ["--frames", "4", "--frame-stride", "1", "--crop", "32", "--workers", "0"]
 
 
 @pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synth")
-    make_synth_dataset(root, classes=2, videos_per_class=6, frames=8, size=32, seed=1, progress=False)
-    return root
+def synth(ssl_synth_data):
+    return ssl_synth_data(classes=2, videos_per_class=6, frames=8, seed=1)
 
 
 def _data(root):
@@ -181,12 +178,11 @@ def test_finetune_resume_matches_uninterrupted(synth, pretrained, tmp_path, monk
     assert (tmp_path / "cut" / "results.json").read_text() == (tmp_path / "full" / "results.json").read_text()
 
 
-def test_pretrain_checks_every_video_before_the_first_step(tmp_path, monkeypatch, capsys):
+def test_pretrain_checks_every_video_before_the_first_step(tmp_path, monkeypatch, capsys, ssl_synth_copy):
     import ssl_video.pretrain as pretrain_mod
     from tests.helpers.video_files import cut_video, decodable_frames
 
-    root = tmp_path / "data"
-    make_synth_dataset(root, classes=2, videos_per_class=6, frames=8, size=32, seed=1, progress=False)
+    root = ssl_synth_copy(classes=2, videos_per_class=6, frames=8, seed=1)  # its videos get damaged below
     steps = []
     real_step = pretrain_mod.train_step
     monkeypatch.setattr(pretrain_mod, "train_step", lambda *a, **k: steps.append(1) or real_step(*a, **k))

@@ -12,7 +12,6 @@ import torch
 
 from ssl_video.finetune import FinetuneConfig, VideoClassifier, _datasets, evaluate
 from ssl_video.models import build_backbone
-from ssl_video.synth import make_synth_dataset
 from tests.helpers.paths import REPO_ROOT
 
 
@@ -55,9 +54,8 @@ def test_two_process_pretrain_keeps_ranks_identical(tmp_path):
 
 
 @pytest.mark.slow
-def test_two_process_finetune_trains_in_sync_and_tests_every_video(tmp_path):
-    data = tmp_path / "data"
-    make_synth_dataset(data, classes=2, videos_per_class=6, frames=8, size=32, seed=1, progress=False)
+def test_two_process_finetune_trains_in_sync_and_tests_every_video(tmp_path, ssl_synth_data):
+    data = ssl_synth_data(classes=2, videos_per_class=6, frames=8, seed=1)
     stdout = run_torchrun(["finetune", str(data), str(tmp_path)], tmp_path)
     assert stdout.count("finetune: done") == 1 and stdout.count("video_top1") == 1  # one process reports
     # 8 training videos / (2 processes x batch 2) = 2 steps per epoch

@@ -11,18 +11,15 @@ from ssl_video.data.clips import MultiClipVideos, VideoFile, normalize_clips
 from ssl_video.data.splits import load_items
 from ssl_video.evaluation import FAME_EVAL_SETTINGS, checkpoint_settings, fame_clip_starts
 from ssl_video.pretrained import load_backbone, read_weights
-from ssl_video.synth import make_synth_dataset
 from tests.helpers.fame_release import fixture, seeded_tensors
 
 CLIP = ["--frames", "4", "--frame-stride", "1", "--crop", "32", "--workers", "0"]
 
 
 @pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synth")
+def synth(ssl_synth_data):
     # classInd order MoveRight, MoveLeft, MoveUp, ...: not the sorted order of the names
-    make_synth_dataset(root, classes=3, videos_per_class=6, frames=12, size=32, seed=5, progress=False)
-    return root
+    return ssl_synth_data(classes=3, videos_per_class=6, frames=12, seed=5)
 
 
 def _data(root):

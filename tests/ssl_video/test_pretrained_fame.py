@@ -16,7 +16,6 @@ from ssl_video.cli import main
 from ssl_video.evaluation import classifier_from_weights
 from ssl_video.models.i3d import I3D, fame_key, same_padding
 from ssl_video.pretrained import load_backbone, read_weights
-from ssl_video.synth import make_synth_dataset
 from tests.helpers.fame_release import (fame_i3d_finetuned_checkpoint, fame_i3d_moco_checkpoint, fixture,
                                         seeded_clips, summary)
 from vos.infra.errors import UserError
@@ -136,10 +135,8 @@ def test_project_checkpoint_with_wrong_shapes_is_a_one_line_error(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synth")
-    make_synth_dataset(root, classes=3, videos_per_class=4, frames=10, size=32, seed=3, progress=False)
-    return root
+def synth(ssl_synth_data):
+    return ssl_synth_data(classes=3, videos_per_class=4, frames=10, seed=3)
 
 
 def _data(root, frames="8", crop="32"):

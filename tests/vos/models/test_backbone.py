@@ -12,9 +12,8 @@ from vos.models.backbone import (backbone_spec, build_backbone, model_input_size
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    with pytest.warns(UserWarning, match="random weights"):
-        return build_backbone("test_vit_tiny16", "random")
+def tiny(tiny_random_backbone):
+    return tiny_random_backbone
 
 
 def test_keys_are_the_last_blocks_key_projection(tiny):

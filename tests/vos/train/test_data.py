@@ -7,19 +7,17 @@ import torch
 from tests.helpers.vos_train import SIZE, make_frame_folders
 from vos.infra.distributed import DistContext
 from vos.infra.errors import UserError
-from vos.models.backbone import build_backbone
 from vos.train.config import AugmentConfig
 from vos.train.data import (ClipSampler, FeatureCache, PhotometricParams, TrainingVideos, apply_photometric,
-                            clip_indices, frame_tokens, normalize, resize_frames,
-                            resolve_video_root, sample_clip_indices)
+                            clip_indices, frame_tokens, normalize, resize_frames, resolve_video_root,
+                            sample_clip_indices)
 
 CTX = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
 
 
 @pytest.fixture(scope="module")
-def backbone():
-    with pytest.warns(UserWarning, match="random weights"):
-        return build_backbone("test_vit_tiny16", "random")
+def backbone(tiny_random_backbone):
+    return tiny_random_backbone
 
 
 def test_clip_indices_centred_with_gap():
