@@ -26,8 +26,8 @@ TRIM_THRESHOLD_BYTES = 2 ** 30
 # The heap grows by at least this much at a time (fewer brk calls).
 TOP_PAD_BYTES = 64 * 2 ** 20
 # One heap for all threads: the clustering's window workers (vos.cluster.window_workers) would otherwise
-# get heaps of their own, each keeping its own freed memory (~60 MiB more peak at T = 50 on two
-# workers). Their allocations are few and large, so sharing the heap's lock costs nothing measurable.
+# get heaps of their own, each keeping its own freed memory (measured: docs/decisions/0002-keep-freed-memory.md).
+# Their allocations are few and large, so the threads rarely wait for the shared heap's lock.
 ARENA_MAX = 1
 
 

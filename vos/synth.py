@@ -292,7 +292,7 @@ def render_frame(plan: SequencePlan, t: int) -> tuple[np.ndarray, np.ndarray, np
         centre = obj.centres[t]
         # 4 fractional bits: sub-pixel motion moves the mask smoothly.
         polygon = np.rint((obj.outline @ rotation.T + centre) * 16).astype(np.int32)
-        # Draw and warp only inside the object's bounding box (clipped to the view): ~10x less work.
+        # Draw and warp only inside the object's bounding box (clipped to the view), not the whole frame.
         x0, y0 = np.maximum(polygon.min(axis=0) // 16, 0)
         x1, y1 = np.minimum(polygon.max(axis=0) // 16 + 2, [w, h])
         if x0 >= x1 or y0 >= y1:
