@@ -57,3 +57,16 @@ def test_no_code_here_uses_the_former_import_paths():
             if module in FORMER_PATHS:
                 users.setdefault(module, set()).update(files)
     assert {m: sorted(f) for m, f in users.items()} == {}
+
+
+def test_no_command_imports_another():
+    """Command modules are thin layers over the library: what two commands share lives in a
+    library module (ssl_video's commands share ``ssl_video.commands.common``, which is no command)."""
+    from ssl_video.cli import COMMANDS as SSL_VIDEO_COMMANDS
+    from vos.cli import COMMANDS as VOS_COMMANDS
+
+    commands = set(VOS_COMMANDS.values()) | set(SSL_VIDEO_COMMANDS.values())
+    for folder in ("vos/commands", "ssl_video/commands"):
+        for module, files in imported_modules(folder).items():
+            importers = {f.removesuffix(".py").replace("/", ".") for f in files}
+            assert module not in commands or importers <= {module}, (module, sorted(importers))
