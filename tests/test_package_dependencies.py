@@ -7,7 +7,8 @@ import ast
 from tests.helpers.paths import REPO_ROOT
 
 # kept for users' scripts and imported only by tests/vos/infra/test_former_paths.py, through importlib
-FORMER_PATHS = {"vos.errors", "vos.config", "vos.distributed", "vos.video_io"}
+FORMER_PATHS = {"vos.errors", "vos.config", "vos.distributed", "vos.video_io", "vos.fileio", "vos.progress",
+                "vos.training_log", "vos.config_flags", "vos.outputs"}
 
 
 def imported_modules(folder: str) -> dict[str, set[str]]:

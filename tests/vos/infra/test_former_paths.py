@@ -7,9 +7,15 @@ import sys
 import pytest
 
 import vos.infra.config
+import vos.infra.config_flags
 import vos.infra.distributed
+import vos.infra.fileio
+import vos.infra.outputs
+import vos.infra.progress
+import vos.infra.training_log
 import vos.infra.video_reader
 import vos.infra.video_writer
+import vos.segment_outputs
 from vos.infra.errors import UserError
 
 
@@ -27,6 +33,14 @@ def _import_fresh(name: str):
                                                 "cleanup"]),
     ("vos.video_io", vos.infra.video_reader, ["open_video", "discover_videos", "VideoSource", "VIDEO_SUFFIXES",
                                               "decord_available", "natural_key"]),
+    ("vos.fileio", vos.infra.fileio, ["atomic_path", "atomic_write_text", "atomic_torch_save", "load_torch_file"]),
+    ("vos.progress", vos.infra.progress, ["progress_bar", "LOG_INTERVAL_S"]),
+    ("vos.training_log", vos.infra.training_log, ["TrainingLog"]),
+    ("vos.config_flags", vos.infra.config_flags, ["config_field", "add_config_arguments", "config_overrides"]),
+    ("vos.outputs", vos.infra.outputs, ["MARKER", "check_writable", "check_output_dir", "replace_output_dir",
+                                        "check_run_dir", "json_keys_owned", "check_output_file",
+                                        "remove_stale_temporaries"]),
+    ("vos.outputs", vos.segment_outputs, ["check_segment_jobs", "segment_result_owned", "SEGMENT_COMMAND"]),
 ])
 def test_former_module_paths_give_the_same_objects(old, new, names):
     module = _import_fresh(old)
