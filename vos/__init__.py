@@ -7,4 +7,4 @@ frames is clustered hierarchically (symmetric-KL distance) into object masks.
 configs, torch.distributed, logs, video reading and writing, output rules, the CLI driver).
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
