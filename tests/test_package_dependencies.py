@@ -3,24 +3,37 @@
 of the repository uses the former import paths that are kept for users' scripts."""
 
 import ast
+from pathlib import Path
 
 from tests.helpers.paths import REPO_ROOT
 
 # kept for users' scripts and imported only by tests/vos/infra/test_former_paths.py, through importlib
 FORMER_PATHS = {"vos.errors", "vos.config", "vos.distributed", "vos.video_io", "vos.fileio", "vos.progress",
-                "vos.training_log", "vos.config_flags", "vos.outputs"}
+                "vos.training_log", "vos.config_flags", "vos.outputs", "vos.overlay.Mp4Writer",
+                "vos.overlay.available_mp4_codec", "vos.overlay.MP4_CODECS", "vos.train.data.effective_gap"}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO_ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 def imported_modules(folder: str) -> dict[str, set[str]]:
-    """{module imported: files below ``folder`` importing it}, every absolute import statement;
-    ``from a import b`` counts as importing ``a`` and ``a.b`` (b may be a module)."""
+    """{module imported: files below ``folder`` importing it}, every import statement; relative
+    imports are resolved, and ``from a import b`` counts as importing ``a`` and ``a.b`` (b may be a
+    module, or a name that a former path provides)."""
     found: dict[str, set[str]] = {}
     for path in sorted((REPO_ROOT / folder).rglob("*.py")):
+        package = _module_name(path).split(".")
+        if path.name != "__init__.py":
+            package = package[:-1]
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.Import):
                 names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.ImportFrom):
+                base = package[:len(package) - node.level + 1] if node.level else []
+                module = ".".join(base + ([node.module] if node.module else []))
+                names = [module, *(f"{module}.{a.name}" for a in node.names)]
             else:
                 names = []
             for name in names:
@@ -71,3 +84,19 @@ def test_no_command_imports_another():
         for module, files in imported_modules(folder).items():
             importers = {f.removesuffix(".py").replace("/", ".") for f in files}
             assert module not in commands or importers <= {module}, (module, sorted(importers))
+
+
+def test_the_scan_resolves_relative_imports_and_former_names(tmp_path, monkeypatch):
+    """The scan sees what the rules above look for: a relative import out of vos.infra, and a
+    name that moved."""
+    import tests.test_package_dependencies as scan
+
+    (tmp_path / "vos" / "infra").mkdir(parents=True)
+    (tmp_path / "vos" / "infra" / "progress.py").write_text("from ..segment import VideoJob\nfrom . import errors\n")
+    (tmp_path / "tools").mkdir()
+    (tmp_path / "tools" / "bench.py").write_text("from vos.overlay import Mp4Writer\n")
+    monkeypatch.setattr(scan, "REPO_ROOT", tmp_path)
+    assert scan.imported_modules("vos/infra") == {
+        "vos.segment": {"vos/infra/progress.py"}, "vos.segment.VideoJob": {"vos/infra/progress.py"},
+        "vos.infra": {"vos/infra/progress.py"}, "vos.infra.errors": {"vos/infra/progress.py"}}
+    assert "vos.overlay.Mp4Writer" in scan.imported_modules("tools")

@@ -1,8 +1,12 @@
-"""Former import path of :mod:`vos.infra.config_flags`, kept so that existing scripts keep working."""
+"""Former import path of :mod:`vos.infra.config_flags`, kept so that existing scripts keep working.
 
+``vos.config_flags`` *is* that module (not a copy of its names), so that a name a script patches through
+the old path takes effect."""
+
+import sys
 import warnings
 
-from vos.infra.config_flags import (SCALARS, add_config_arguments, config_field, config_overrides,  # noqa: F401
-                                    flag_dest, flag_name)
+import vos.infra.config_flags
 
 warnings.warn("vos.config_flags is deprecated; import from vos.infra.config_flags", DeprecationWarning, stacklevel=2)
+sys.modules[__name__] = vos.infra.config_flags

@@ -1,8 +1,12 @@
-"""Former import path of :mod:`vos.infra.distributed`, kept so that existing scripts keep working."""
+"""Former import path of :mod:`vos.infra.distributed`, kept so that existing scripts keep working.
 
+``vos.distributed`` *is* that module (not a copy of its names), so that a name a script patches through
+the old path takes effect."""
+
+import sys
 import warnings
 
-from vos.infra.distributed import (DistContext, all_gather_objects, all_reduce_sum, barrier,  # noqa: F401
-                                   broadcast_buffers, cleanup, init_distributed, shard)
+import vos.infra.distributed
 
 warnings.warn("vos.distributed is deprecated; import from vos.infra.distributed", DeprecationWarning, stacklevel=2)
+sys.modules[__name__] = vos.infra.distributed

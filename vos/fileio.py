@@ -1,7 +1,12 @@
-"""Former import path of :mod:`vos.infra.fileio`, kept so that existing scripts keep working."""
+"""Former import path of :mod:`vos.infra.fileio`, kept so that existing scripts keep working.
 
+``vos.fileio`` *is* that module (not a copy of its names), so that a name a script patches through
+the old path takes effect."""
+
+import sys
 import warnings
 
-from vos.infra.fileio import atomic_path, atomic_torch_save, atomic_write_text, load_torch_file  # noqa: F401
+import vos.infra.fileio
 
 warnings.warn("vos.fileio is deprecated; import from vos.infra.fileio", DeprecationWarning, stacklevel=2)
+sys.modules[__name__] = vos.infra.fileio

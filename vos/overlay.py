@@ -67,13 +67,23 @@ def blend(frame: np.ndarray, labels: np.ndarray, alpha: float = 0.5, contours: b
     return out
 
 
+class _Mp4Writer(video_writer.VideoWriter):
+    """``vos.overlay.Mp4Writer`` of version 0.1: an mp4 container whatever the file name."""
+
+    def __init__(self, path, fps: float, codec: str | None = None, crf: int = 18, comment: str | None = None):
+        super().__init__(path, fps, codec=codec, crf=crf, comment=comment, container="mp4")
+
+
 # names that moved to vos.infra.video_writer, still importable from here
-_MOVED = {"Mp4Writer": "VideoWriter", "available_mp4_codec": "available_mp4_codec", "MP4_CODECS": "MP4_CODECS"}
+_MOVED = {"Mp4Writer": (_Mp4Writer, "VideoWriter"),
+          "available_mp4_codec": (video_writer.available_mp4_codec, "available_mp4_codec"),
+          "MP4_CODECS": (video_writer.MP4_CODECS, "MP4_CODECS")}
 
 
 def __getattr__(name: str):
     if name in _MOVED:
-        warnings.warn(f"vos.overlay.{name} is deprecated; use vos.infra.video_writer.{_MOVED[name]}",
+        value, new_name = _MOVED[name]
+        warnings.warn(f"vos.overlay.{name} is deprecated; use vos.infra.video_writer.{new_name}",
                       DeprecationWarning, stacklevel=2)
-        return getattr(video_writer, _MOVED[name])
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,7 +1,12 @@
-"""Former import path of :mod:`vos.infra.progress`, kept so that existing scripts keep working."""
+"""Former import path of :mod:`vos.infra.progress`, kept so that existing scripts keep working.
 
+``vos.progress`` *is* that module (not a copy of its names), so that a name a script patches through
+the old path takes effect."""
+
+import sys
 import warnings
 
-from vos.infra.progress import LOG_INTERVAL_S, progress_bar  # noqa: F401
+import vos.infra.progress
 
 warnings.warn("vos.progress is deprecated; import from vos.infra.progress", DeprecationWarning, stacklevel=2)
+sys.modules[__name__] = vos.infra.progress

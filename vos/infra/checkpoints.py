@@ -24,16 +24,17 @@ def load_checkpoint_dict(path: Path, expected: str, allow_numpy_arrays: bool = F
 
 def load_state_strict(module: nn.Module, state: dict[str, torch.Tensor], what: str, path: Path) -> None:
     """``module.load_state_dict(state)`` with a one-line UserError naming ``path`` when the names or
-    shapes do not fit; ``what`` names the module in that message."""
+    shapes do not fit (the first four missing and unexpected names, the first wrong shape);
+    ``what`` names the module in that message."""
     expected = module.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     wrong = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
     problems = []
     if missing:
-        problems.append(f"{len(missing)} weight(s) missing, e.g. {missing[0]}")
+        problems.append(f"{len(missing)} weight(s) missing, e.g. {', '.join(missing[:4])}")
     if unexpected:
-        problems.append(f"{len(unexpected)} unexpected, e.g. {unexpected[0]}")
+        problems.append(f"{len(unexpected)} unexpected, e.g. {', '.join(unexpected[:4])}")
     if wrong:
         k = wrong[0]
         problems.append(f"{len(wrong)} of another shape, e.g. {k} {tuple(state[k].shape)} "

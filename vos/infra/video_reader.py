@@ -104,6 +104,11 @@ def _check_stride(stride: int, max_frames: int | None) -> None:
         raise UserError(f"max_frames must be a positive integer or None, got {max_frames!r}")
 
 
+def _check_chunk_size(chunk_size: int) -> None:
+    if chunk_size < 1:
+        raise UserError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+
+
 def _selected_count(total: int, stride: int, max_frames: int | None) -> int:
     count = math.ceil(total / stride)
     return count if max_frames is None else min(count, max_frames)
@@ -154,8 +159,7 @@ class VideoSource(abc.ABC):
 
     def iter_chunks(self, chunk_size: int) -> Iterator[np.ndarray]:
         """Yield consecutive selected frames as uint8 RGB arrays (n, H, W, 3), n <= chunk_size."""
-        if chunk_size < 1:
-            raise UserError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+        _check_chunk_size(chunk_size)
         for start in range(0, self.num_frames, chunk_size):
             yield self.read_frames(range(start, min(start + chunk_size, self.num_frames)))
 
@@ -266,23 +270,36 @@ class DecordSource(VideoSource):
 
     def _read_source_frames(self, source_indices: list[int]) -> np.ndarray:
         if self._pyav is None:
-            try:
-                return self._decord_frames(source_indices)
-            except UserError as exc:
-                if not self.pyav_fallback:
-                    raise
-                warnings.warn(f"{exc}; reading {self.path} with PyAV from now on")
-                self._pyav = PyAVSource(self.path, threads=self.threads)
-                self.backend = "pyav"
+            frames, problem = self._decord_frames(source_indices)
+            if problem is None:
+                return frames
+            if not self.pyav_fallback:
+                raise UserError(f"{problem}; try backend='pyav' or re-encode the video")
+            warnings.warn(f"{problem}; reading the file with PyAV from now on")
+            self._pyav = PyAVSource(self.path, threads=self.threads)
+            self.backend = "pyav"
         return self._pyav._read_source_frames(source_indices)
 
-    def _decord_frames(self, source_indices: list[int]) -> np.ndarray:
+    def _decord_frames(self, source_indices: list[int]) -> tuple[np.ndarray | None, str | None]:
+        """(frames, None), or (None, what went wrong) when decord fails or returns frames of another size."""
         try:
             frames = self.reader.get_batch(source_indices).asnumpy()
-        except Exception as exc:
-            raise UserError(f"{self.path}: decord failed on frames {source_indices[0]}..{source_indices[-1]} "
-                            f"({_decord_message(exc)}); try backend='pyav' or re-encode the video") from exc
-        return self._check_shape(frames, f"frame {source_indices[0]}")
+        except Exception as exc:  # decord raises bare RuntimeErrors/DECORDErrors for anything
+            return None, (f"{self.path}: decord failed on frames {source_indices[0]}..{source_indices[-1]} "
+                          f"({_decord_message(exc)})")
+        if frames.shape[1:] != (self.height, self.width, 3):
+            return None, (f"{self.path}: decord decoded frame {source_indices[0]} as {frames.shape[1:3]}, expected "
+                          f"{(self.height, self.width)}")
+        return frames, None
+
+    def iter_chunks(self, chunk_size: int) -> Iterator[np.ndarray]:
+        _check_chunk_size(chunk_size)
+        for start in range(0, self.num_frames, chunk_size):
+            if self._pyav is not None:
+                # after a fallback, the remaining frames in one sequential decode (not one per chunk)
+                yield from self._pyav.decode_chunks(self.source_indices[start:].tolist(), chunk_size)
+                return
+            yield self.read_frames(range(start, min(start + chunk_size, self.num_frames)))
 
 
 def _announced_frames(path: Path) -> int:
@@ -411,10 +428,14 @@ class PyAVSource(VideoSource):
 
     def iter_chunks(self, chunk_size: int) -> Iterator[np.ndarray]:
         # One sequential decode for the whole video instead of one per chunk.
-        if chunk_size < 1:
-            raise UserError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+        _check_chunk_size(chunk_size)
+        yield from self.decode_chunks(self.source_indices.tolist(), chunk_size)
+
+    def decode_chunks(self, source_indices: list[int], chunk_size: int) -> Iterator[np.ndarray]:
+        """Original frames ``source_indices`` (increasing) in chunks of ``chunk_size``, decoded in
+        one pass from the start of the file."""
         chunk = []
-        for index, frame in self._decode(set(self.source_indices.tolist())):
+        for index, frame in self._decode(set(source_indices)):
             chunk.append(frame)
             if len(chunk) == chunk_size:
                 yield self._check_shape(np.stack(chunk), f"frame {index}")

@@ -39,7 +39,8 @@ def available_mp4_codec() -> str:
 class VideoWriter:
     """Write RGB uint8 frames one by one into a video file, atomically.
 
-    The container follows the suffix of ``path`` (:data:`CONTAINER_FORMATS`). Frames go to a
+    The container follows the suffix of ``path`` (:data:`CONTAINER_FORMATS`), unless ``container``
+    names an FFmpeg format (e.g. ``"mp4"``) for any file name. Frames go to a
     temporary file beside ``path``; :meth:`close` renames it to ``path``. If an exception leaves the
     ``with`` block, the temporary file is removed and ``path`` is untouched. Odd frame sizes are
     padded by one replicated row/column (yuv420p needs even sizes).
@@ -55,11 +56,12 @@ class VideoWriter:
     """
 
     def __init__(self, path: str | os.PathLike, fps: float, codec: str | None = None, crf: int = 18,
-                 bit_rate: int | None = None, threads: int | None = None, comment: str | None = None):
+                 bit_rate: int | None = None, threads: int | None = None, comment: str | None = None,
+                 container: str | None = None):
         import av
 
         self.path = Path(path)
-        container_format = CONTAINER_FORMATS.get(self.path.suffix.lower())
+        container_format = container or CONTAINER_FORMATS.get(self.path.suffix.lower())
         if container_format is None:
             raise UserError(f"{self.path}: cannot write a video with suffix '{self.path.suffix}'; "
                             f"use one of {', '.join(CONTAINER_FORMATS)}")
@@ -84,7 +86,7 @@ class VideoWriter:
                 self._stream.codec_context.thread_count = threads
         except Exception as exc:  # unknown codec name, unwritable folder
             self.abort()
-            raise UserError(f"{self.path}: cannot start the {self.codec} encoder ({exc})") from exc
+            raise UserError(f"{self.path}: cannot start the {self.codec} encoder for {container_format} ({exc})") from exc
 
     def _configure(self, height: int, width: int) -> None:
         """Frame size and quality, known at the first frame."""

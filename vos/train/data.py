@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
@@ -274,3 +275,12 @@ def check_clip_fits(grid: tuple[int, int], loss_cfg) -> None:
                            f"{patches} patches of a {grid[0]}x{grid[1]} frame; raise --resolution or lower them")
     if loss_cfg.queries > patches:
         raise UserError(f"loss.queries={loss_cfg.queries} exceeds the {patches} patches per frame")
+
+
+def __getattr__(name: str):
+    # vos.train.data.effective_gap of version 0.1, still importable from here
+    if name == "effective_gap":
+        warnings.warn("vos.train.data.effective_gap is deprecated; use vos.infra.video_reader.fitting_stride",
+                      DeprecationWarning, stacklevel=2)
+        return lambda length, frames, gap: fitting_stride(length, frames, gap)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

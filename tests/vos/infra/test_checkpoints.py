@@ -41,3 +41,10 @@ def test_a_file_without_a_dict_is_refused(tmp_path):
         load_checkpoint_dict(tmp_path / "list.pt", "a checkpoint of X")
     torch.save({"a": torch.ones(1)}, tmp_path / "dict.pt")
     assert load_checkpoint_dict(tmp_path / "dict.pt", "a checkpoint of X")["a"].item() == 1
+
+
+def test_strict_loading_names_up_to_four_missing_weights():
+    model = nn.Sequential(*(nn.Linear(2, 2) for _ in range(3)))
+    with pytest.raises(UserError, match=r"w.pt: the weights do not fit the model \(6 weight\(s\) missing, "
+                                        r"e.g. 0.weight, 0.bias, 1.weight, 1.bias\)$"):
+        load_state_strict(model, {}, "the model", Path("w.pt"))

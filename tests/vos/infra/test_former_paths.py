@@ -4,6 +4,7 @@ warns once that it is deprecated and gives the very objects of the new path."""
 import importlib
 import sys
 
+import numpy as np
 import pytest
 
 import vos.infra.config
@@ -16,6 +17,7 @@ import vos.infra.training_log
 import vos.infra.video_reader
 import vos.infra.video_writer
 import vos.segment_outputs
+from tests.helpers.video_files import needs_decord, write_video
 from vos.infra.errors import UserError
 
 
@@ -26,26 +28,35 @@ def _import_fresh(name: str):
         return importlib.import_module(name)
 
 
-@pytest.mark.parametrize("old, new, names", [
-    ("vos.config", vos.infra.config, ["load_config", "config_to_dict"]),
-    ("vos.distributed", vos.infra.distributed, ["DistContext", "init_distributed", "shard", "barrier",
-                                                "all_reduce_sum", "all_gather_objects", "broadcast_buffers",
-                                                "cleanup"]),
-    ("vos.video_io", vos.infra.video_reader, ["open_video", "discover_videos", "VideoSource", "VIDEO_SUFFIXES",
-                                              "decord_available", "natural_key"]),
-    ("vos.fileio", vos.infra.fileio, ["atomic_path", "atomic_write_text", "atomic_torch_save", "load_torch_file"]),
-    ("vos.progress", vos.infra.progress, ["progress_bar", "LOG_INTERVAL_S"]),
-    ("vos.training_log", vos.infra.training_log, ["TrainingLog"]),
-    ("vos.config_flags", vos.infra.config_flags, ["config_field", "add_config_arguments", "config_overrides"]),
-    ("vos.outputs", vos.infra.outputs, ["MARKER", "check_writable", "check_output_dir", "replace_output_dir",
-                                        "check_run_dir", "json_keys_owned", "check_output_file",
-                                        "remove_stale_temporaries"]),
-    ("vos.outputs", vos.segment_outputs, ["check_segment_jobs", "segment_result_owned", "SEGMENT_COMMAND"]),
+@pytest.mark.parametrize("old, new", [
+    ("vos.config", vos.infra.config), ("vos.config_flags", vos.infra.config_flags),
+    ("vos.distributed", vos.infra.distributed), ("vos.fileio", vos.infra.fileio), ("vos.progress", vos.infra.progress),
+    ("vos.training_log", vos.infra.training_log), ("vos.video_io", vos.infra.video_reader),
 ])
-def test_former_module_paths_give_the_same_objects(old, new, names):
+def test_former_module_paths_are_the_new_modules(old, new):
+    """The old path is the module itself, so that patching through it reaches the code that runs."""
     module = _import_fresh(old)
-    for name in names:
-        assert getattr(module, name) is getattr(new, name)
+    assert module is new and sys.modules[old] is new
+    assert importlib.import_module(old) is new  # (and once imported, it does not warn again)
+
+
+@needs_decord
+def test_a_name_patched_through_a_former_path_takes_effect(tmp_path, monkeypatch):
+    """0.1's tools/bench_ssl.py forced PyAV this way."""
+    video_io = _import_fresh("vos.video_io")
+    path = write_video(tmp_path / "clip.mp4", 3)
+    monkeypatch.setattr(video_io, "decord_available", lambda: False)
+    assert video_io.open_video(path).backend == "pyav"
+
+
+def test_former_outputs_path_gives_the_same_objects():
+    module = _import_fresh("vos.outputs")
+    for new, names in ((vos.infra.outputs, ["MARKER", "check_writable", "check_output_dir", "replace_output_dir",
+                                            "check_run_dir", "json_keys_owned", "check_output_file",
+                                            "remove_stale_temporaries"]),
+                       (vos.segment_outputs, ["check_segment_jobs", "segment_result_owned", "SEGMENT_COMMAND"])):
+        for name in names:
+            assert getattr(module, name) is getattr(new, name)
 
 
 def test_vos_error_is_the_user_error(tmp_path):
@@ -55,12 +66,26 @@ def test_vos_error_is_the_user_error(tmp_path):
         vos.infra.video_reader.open_video(tmp_path / "missing.mp4")
 
 
-def test_former_overlay_names_give_the_video_writer():
+def test_former_overlay_names_give_the_video_writer(tmp_path):
     import vos.overlay
 
     with pytest.deprecated_call(match="vos.overlay.Mp4Writer is deprecated"):
-        assert vos.overlay.Mp4Writer is vos.infra.video_writer.VideoWriter
+        mp4_writer = vos.overlay.Mp4Writer
+    assert issubclass(mp4_writer, vos.infra.video_writer.VideoWriter)
     with pytest.deprecated_call(match="available_mp4_codec"):
         assert vos.overlay.available_mp4_codec is vos.infra.video_writer.available_mp4_codec
     with pytest.raises(AttributeError, match="no attribute 'NoSuchName'"):
         vos.overlay.NoSuchName
+    # as in 0.1, Mp4Writer writes an mp4 container whatever the file name
+    for name in ("overlay.m4v", "overlay", "overlay.avi"):
+        with mp4_writer(tmp_path / name, fps=10, codec="mpeg4") as writer:
+            writer.write(np.zeros((16, 16, 3), np.uint8))
+        assert (tmp_path / name).read_bytes()[4:8] == b"ftyp", name  # the first box of an mp4 file
+
+
+def test_former_effective_gap_is_the_fitting_stride():
+    import vos.train.data
+
+    with pytest.deprecated_call(match="effective_gap is deprecated; use vos.infra.video_reader.fitting_stride"):
+        effective_gap = vos.train.data.effective_gap
+    assert [effective_gap(8, 3, 4), effective_gap(length=100, frames=3, gap=4)] == [3, 4]

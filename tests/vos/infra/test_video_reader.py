@@ -100,18 +100,49 @@ def test_frames_decord_fails_on_later_are_read_with_pyav(mp4):
 
     strict = open_video(mp4, backend="decord")
     strict.reader.get_batch = failing
-    with pytest.raises(UserError, match=r"clip.mp4: decord failed on frames 2..4 \(Check failed: buffer size\)"):
+    with pytest.raises(UserError, match=r"clip.mp4: decord failed on frames 2..4 \(Check failed: buffer size\); "
+                                        r"try backend='pyav' or re-encode the video$"):
         strict.read_frames([2, 3, 4])
 
     video = open_video(mp4)
     assert video.backend == "decord"
     np.testing.assert_array_equal(video.read_frames([0, 1]), expected[[0, 1]])
     video.reader.get_batch = failing
-    with pytest.warns(UserWarning, match=r"decord failed on frames 2..4 .*; reading .*clip.mp4 with PyAV from now on"):
+    with pytest.warns(UserWarning, match=r"clip.mp4: decord failed on frames 2..4 \(Check failed: buffer size\); "
+                                         r"reading the file with PyAV from now on$"):
         frames = video.read_frames([2, 3, 4])
     assert video.backend == "pyav"
     np.testing.assert_array_equal(frames, expected[[2, 3, 4]])
     np.testing.assert_array_equal(np.concatenate(list(video.iter_chunks(4))), expected)
+
+
+@needs_decord
+@pytest.mark.parametrize("stride, max_frames", [(1, None), (2, None), (3, 3)])
+def test_after_a_fallback_the_remaining_chunks_take_one_decode(mp4, monkeypatch, stride, max_frames):
+    """decord fails on the second chunk: the rest of the video comes from one sequential PyAV
+    decode, not one decode from the start per chunk, and the frames are the selected ones."""
+    expected = np.concatenate(list(open_video(mp4, stride, max_frames, backend="pyav").iter_chunks(2)))
+    video = open_video(mp4, stride, max_frames)
+    real, calls = video.reader.get_batch, []
+
+    def fails_after_the_first_chunk(indices):
+        calls.append(indices)
+        if len(calls) > 1:
+            raise RuntimeError("mis-decoded")
+        return real(indices)
+
+    video.reader.get_batch = fails_after_the_first_chunk
+    decodes = []
+    real_decode = video_reader.PyAVSource._decode
+    monkeypatch.setattr(video_reader.PyAVSource, "_decode", lambda self, wanted: decodes.append(sorted(wanted)) or
+                        real_decode(self, wanted))
+    with pytest.warns(UserWarning, match="reading the file with PyAV from now on"):
+        chunks = list(video.iter_chunks(2))
+    np.testing.assert_array_equal(np.concatenate(chunks), expected)
+    # the failed chunk is read once, then everything after it in a single decode
+    rest = [int(i) for i in video.source_indices[4:]]
+    assert decodes[1:] == ([rest] if rest else [])
+    assert decodes[0] == [int(i) for i in video.source_indices[2:4]]
 
 
 def test_missing_decord_means_pyav(mp4, monkeypatch):

@@ -57,7 +57,7 @@ def test_writer_rejects_bad_frames(tmp_path):
         VideoWriter(tmp_path / "fps.mp4", fps=0)
     with pytest.raises(UserError, match=r"cannot write a video with suffix '\.gif'; use one of \.mp4, \.avi"):
         VideoWriter(tmp_path / "clip.gif", fps=10)
-    with pytest.raises(UserError, match="cannot start the no-such-codec encoder"):
+    with pytest.raises(UserError, match="cannot start the no-such-codec encoder for mp4"):
         VideoWriter(tmp_path / "codec.mp4", fps=10, codec="no-such-codec")
     assert list(tmp_path.iterdir()) == []
 
