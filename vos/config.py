@@ -1,12 +1,7 @@
-"""Former import path of :mod:`vos.infra.config`, kept so that existing scripts keep working.
-
-``vos.config`` *is* that module (not a copy of its names), so that a name a script patches through
-the old path takes effect."""
-
-import sys
-import warnings
+"""Former import path of :mod:`vos.infra.config` (version 0.1). It *is* that module, so that a name
+a script patches through the former path takes effect."""
 
 import vos.infra.config
+from vos._former_paths import alias_module
 
-warnings.warn("vos.config is deprecated; import from vos.infra.config", DeprecationWarning, stacklevel=2)
-sys.modules[__name__] = vos.infra.config
+alias_module(__name__, vos.infra.config)

@@ -1,12 +1,7 @@
-"""Former import path of :mod:`vos.infra.distributed`, kept so that existing scripts keep working.
-
-``vos.distributed`` *is* that module (not a copy of its names), so that a name a script patches through
-the old path takes effect."""
-
-import sys
-import warnings
+"""Former import path of :mod:`vos.infra.distributed` (version 0.1). It *is* that module, so that a name
+a script patches through the former path takes effect."""
 
 import vos.infra.distributed
+from vos._former_paths import alias_module
 
-warnings.warn("vos.distributed is deprecated; import from vos.infra.distributed", DeprecationWarning, stacklevel=2)
-sys.modules[__name__] = vos.infra.distributed
+alias_module(__name__, vos.infra.distributed)

@@ -1,11 +1,8 @@
-"""Former import path of :mod:`vos.infra.errors`, kept so that existing scripts keep working.
+"""Former import path of :mod:`vos.infra.errors` (version 0.1). ``VosError`` is
+:class:`vos.infra.errors.UserError` under its former name: ``except VosError`` catches every user
+error of both packages."""
 
-``VosError`` is :class:`vos.infra.errors.UserError` under its former name: ``except VosError``
-catches every user error of both packages.
-"""
-
-import warnings
-
+from vos._former_paths import warn_moved
 from vos.infra.errors import UserError as VosError  # noqa: F401
 
-warnings.warn("vos.errors is deprecated; import UserError from vos.infra.errors", DeprecationWarning, stacklevel=2)
+warn_moved(__name__, "import UserError from vos.infra.errors")

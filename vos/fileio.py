@@ -1,12 +1,7 @@
-"""Former import path of :mod:`vos.infra.fileio`, kept so that existing scripts keep working.
-
-``vos.fileio`` *is* that module (not a copy of its names), so that a name a script patches through
-the old path takes effect."""
-
-import sys
-import warnings
+"""Former import path of :mod:`vos.infra.fileio` (version 0.1). It *is* that module, so that a name
+a script patches through the former path takes effect."""
 
 import vos.infra.fileio
+from vos._former_paths import alias_module
 
-warnings.warn("vos.fileio is deprecated; import from vos.infra.fileio", DeprecationWarning, stacklevel=2)
-sys.modules[__name__] = vos.infra.fileio
+alias_module(__name__, vos.infra.fileio)

@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import os
-import warnings
 
 import cv2
 import numpy as np
 
+from vos._former_paths import moved_names
 from vos.infra import video_writer
 from vos.infra.errors import UserError
 from vos.palette import davis_palette
@@ -75,15 +75,7 @@ class _Mp4Writer(video_writer.VideoWriter):
 
 
 # names that moved to vos.infra.video_writer, still importable from here
-_MOVED = {"Mp4Writer": (_Mp4Writer, "VideoWriter"),
-          "available_mp4_codec": (video_writer.available_mp4_codec, "available_mp4_codec"),
-          "MP4_CODECS": (video_writer.MP4_CODECS, "MP4_CODECS")}
-
-
-def __getattr__(name: str):
-    if name in _MOVED:
-        value, new_name = _MOVED[name]
-        warnings.warn(f"vos.overlay.{name} is deprecated; use vos.infra.video_writer.{new_name}",
-                      DeprecationWarning, stacklevel=2)
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = moved_names(__name__, {
+    "Mp4Writer": (_Mp4Writer, "vos.infra.video_writer.VideoWriter"),
+    "available_mp4_codec": (video_writer.available_mp4_codec, "vos.infra.video_writer.available_mp4_codec"),
+    "MP4_CODECS": (video_writer.MP4_CODECS, "vos.infra.video_writer.MP4_CODECS")})

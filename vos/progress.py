@@ -1,12 +1,7 @@
-"""Former import path of :mod:`vos.infra.progress`, kept so that existing scripts keep working.
-
-``vos.progress`` *is* that module (not a copy of its names), so that a name a script patches through
-the old path takes effect."""
-
-import sys
-import warnings
+"""Former import path of :mod:`vos.infra.progress` (version 0.1). It *is* that module, so that a name
+a script patches through the former path takes effect."""
 
 import vos.infra.progress
+from vos._former_paths import alias_module
 
-warnings.warn("vos.progress is deprecated; import from vos.infra.progress", DeprecationWarning, stacklevel=2)
-sys.modules[__name__] = vos.infra.progress
+alias_module(__name__, vos.infra.progress)

@@ -1,12 +1,7 @@
-"""Former import path of :mod:`vos.infra.training_log`, kept so that existing scripts keep working.
-
-``vos.training_log`` *is* that module (not a copy of its names), so that a name a script patches through
-the old path takes effect."""
-
-import sys
-import warnings
+"""Former import path of :mod:`vos.infra.training_log` (version 0.1). It *is* that module, so that a name
+a script patches through the former path takes effect."""
 
 import vos.infra.training_log
+from vos._former_paths import alias_module
 
-warnings.warn("vos.training_log is deprecated; import from vos.infra.training_log", DeprecationWarning, stacklevel=2)
-sys.modules[__name__] = vos.infra.training_log
+alias_module(__name__, vos.infra.training_log)

@@ -1,12 +1,7 @@
-"""Former import path of :mod:`vos.infra.video_reader`, kept so that existing scripts keep working.
-
-``vos.video_io`` *is* that module (not a copy of its names), so that a name a script patches through
-the old path takes effect."""
-
-import sys
-import warnings
+"""Former import path of :mod:`vos.infra.video_reader` (version 0.1). It *is* that module, so that a name
+a script patches through the former path takes effect."""
 
 import vos.infra.video_reader
+from vos._former_paths import alias_module
 
-warnings.warn("vos.video_io is deprecated; import from vos.infra.video_reader", DeprecationWarning, stacklevel=2)
-sys.modules[__name__] = vos.infra.video_reader
+alias_module(__name__, vos.infra.video_reader)

@@ -143,12 +143,14 @@ def run_checkpoint(folder: Path, command: str, resume: bool) -> Optional[Path]:
     preemptible job and every restart."""
     check_run_dir(folder, command, resume)
     path = Path(folder) / RUN_CHECKPOINT
-    if path.exists() and not resume:
-        raise UserError(f"{path} already exists; pass --resume to continue that run or choose another --out")
-    if resume and not path.exists():
+    if not resume:
+        if path.exists():
+            raise UserError(f"{path} already exists; pass --resume to continue that run or choose another --out")
+        return None
+    if not path.exists():
         warnings.warn(f"--resume: {path} does not exist yet; starting a new run")
         return None
-    return path if resume else None
+    return path
 
 
 def json_keys_owned(keys: Sequence[str] = (), prefix: str | None = None) -> Callable[[Path], bool]:

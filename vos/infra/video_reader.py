@@ -232,6 +232,9 @@ class FrameFolderSource(VideoSource):
         return self._check_shape(np.stack(frames), f"frame {self.files[source_indices[0]].name}")
 
 
+_DECORD_ADVICE = "; try backend='pyav' or re-encode the video"
+
+
 class DecordSource(VideoSource):
     """A video file decoded with decord (random access, batched ``get_batch``). decord applies the
     display rotation itself. Opening checks the frame count against the container's header and
@@ -263,10 +266,11 @@ class DecordSource(VideoSource):
                            "or damaged); backend='pyav' (or 'auto') reads the frames that decode")
         super().__init__(path, total, height, width, fps, stride, max_frames)
         self.threads = threads
-        self._pyav: PyAVSource | None = None  # the reader after a fallback
-        self.pyav_fallback = False  # a file whose last frame decord cannot decode is refused, not read with PyAV
-        self._read_source_frames([total - 1])
         self.pyav_fallback = pyav_fallback
+        self._pyav: PyAVSource | None = None  # the reader after a fallback
+        _, problem = self._decord_frames([total - 1])
+        if problem is not None:  # refused here, so that open_video(backend="auto") reads the file with PyAV
+            raise UserError(problem + _DECORD_ADVICE)
 
     def _read_source_frames(self, source_indices: list[int]) -> np.ndarray:
         if self._pyav is None:
@@ -274,7 +278,7 @@ class DecordSource(VideoSource):
             if problem is None:
                 return frames
             if not self.pyav_fallback:
-                raise UserError(f"{problem}; try backend='pyav' or re-encode the video")
+                raise UserError(problem + _DECORD_ADVICE)
             warnings.warn(f"{problem}; reading the file with PyAV from now on")
             self._pyav = PyAVSource(self.path, threads=self.threads)
             self.backend = "pyav"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
@@ -22,6 +21,7 @@ import torch
 import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 
+from vos._former_paths import moved_names
 from vos.infra.distributed import DistContext, barrier, shard
 from vos.infra.errors import UserError
 from vos.infra.fileio import atomic_path, atomic_write_text
@@ -277,10 +277,6 @@ def check_clip_fits(grid: tuple[int, int], loss_cfg) -> None:
         raise UserError(f"loss.queries={loss_cfg.queries} exceeds the {patches} patches per frame")
 
 
-def __getattr__(name: str):
-    # vos.train.data.effective_gap of version 0.1, still importable from here
-    if name == "effective_gap":
-        warnings.warn("vos.train.data.effective_gap is deprecated; use vos.infra.video_reader.fitting_stride",
-                      DeprecationWarning, stacklevel=2)
-        return lambda length, frames, gap: fitting_stride(length, frames, gap)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# vos.train.data.effective_gap of version 0.1, still importable from here
+__getattr__ = moved_names(__name__, {"effective_gap": (lambda length, frames, gap: fitting_stride(length, frames, gap),
+                                                       "vos.infra.video_reader.fitting_stride")})
