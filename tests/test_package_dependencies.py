@@ -8,7 +8,8 @@ from pathlib import Path
 from tests.helpers.paths import REPO_ROOT
 
 # kept for users' scripts and imported only by tests/vos/infra/test_former_paths.py, through importlib
-FORMER_PATHS = {"vos.errors", "vos.config", "vos.distributed", "vos.video_io", "vos.fileio", "vos.progress",
+FORMER_PATHS = {"vos.compat", "vos.masks", "vos.overlay", "vos.segment_config", "vos.segment_outputs",
+                "vos.errors", "vos.config", "vos.distributed", "vos.video_io", "vos.fileio", "vos.progress",
                 "vos.training_log", "vos.config_flags", "vos.outputs", "vos.overlay.Mp4Writer",
                 "vos.overlay.available_mp4_codec", "vos.overlay.MP4_CODECS", "vos.train.data.effective_gap"}
 

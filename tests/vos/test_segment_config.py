@@ -1,4 +1,4 @@
-"""The backbone input size rule of `vos segment` (vos.segment_config.input_resolution)."""
+"""The backbone input size rule of `vos segment` (vos.segment.config.input_resolution)."""
 
 import math
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from vos.infra.errors import UserError
-from vos.segment_config import DEFAULT_RESOLUTION, SegmentConfig, input_resolution
+from vos.segment.config import DEFAULT_RESOLUTION, SegmentConfig, input_resolution
 
 
 @pytest.mark.parametrize("frame,expected", [

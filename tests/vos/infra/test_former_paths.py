@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 
 import vos.infra.config
 import vos.infra.config_flags
@@ -17,9 +18,16 @@ import vos.infra.progress
 import vos.infra.training_log
 import vos.infra.video_reader
 import vos.infra.video_writer
-import vos.segment_outputs
+from vos._former_paths import MOVED_MODULES
+import vos.segment.outputs
 from tests.helpers.video_files import needs_decord, write_video
 from vos.infra.errors import UserError
+
+
+def _import_fresh_quiet(name: str):
+    """Import ``name`` anew (its warning is the caller's to check)."""
+    sys.modules.pop(name, None)
+    return importlib.import_module(name)
 
 
 def _import_fresh(name: str):
@@ -57,9 +65,35 @@ def test_former_outputs_path_gives_the_same_objects():
     for new, names in ((vos.infra.outputs, ["MARKER", "check_writable", "check_output_dir", "replace_output_dir",
                                             "check_run_dir", "json_keys_owned", "check_output_file",
                                             "remove_stale_temporaries"]),
-                       (vos.segment_outputs, ["check_segment_jobs", "segment_result_owned", "SEGMENT_COMMAND"])):
+                       (vos.segment.outputs, ["check_segment_jobs", "segment_result_owned", "SEGMENT_COMMAND"])):
         for name in names:
             assert getattr(module, name) is getattr(new, name)
+
+
+@pytest.mark.parametrize("old, new", sorted(MOVED_MODULES.items()))
+def test_former_module_paths_of_0_2_are_the_segment_package_modules(old, new):
+    """vos.compat, vos.masks, vos.overlay, vos.segment_config and vos.segment_outputs moved into
+    vos.segment in 0.3: the old path warns once and *is* the new module."""
+    with pytest.deprecated_call(match=rf"{old} is deprecated and will be removed in version 0.4; import from {new}"):
+        module = _import_fresh_quiet(old)
+    assert module is importlib.import_module(new) and sys.modules[old] is module
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once imported, it does not warn again
+        assert importlib.import_module(old) is module
+
+
+def test_a_name_patched_through_a_moved_path_takes_effect(monkeypatch):
+    from vos.segment.objects import clusters_to_objects
+
+    with pytest.deprecated_call():
+        masks = _import_fresh_quiet("vos.masks")
+    labels = torch.tensor([[[0, 0, 0], [0, 1, 0], [0, 0, 0]]])  # cluster 0 on the border, 1 in the centre
+    centroids = torch.full((2, 4), 0.25)
+    assert clusters_to_objects(labels, centroids)[0, 1, 1] == 1  # the centre is the object
+    centre_only = torch.zeros(3, 3, dtype=torch.bool)
+    centre_only[1, 1] = True
+    monkeypatch.setattr(masks, "border_mask", lambda h, w: centre_only)
+    assert clusters_to_objects(labels, centroids)[0, 1, 1] == 0  # now the centre "is on the border": background
 
 
 def test_vos_error_is_the_user_error(tmp_path):
@@ -70,15 +104,15 @@ def test_vos_error_is_the_user_error(tmp_path):
 
 
 def test_former_overlay_names_give_the_video_writer(tmp_path):
-    import vos.overlay
+    overlay = importlib.import_module("vos.segment.overlay")
 
-    with pytest.deprecated_call(match="vos.overlay.Mp4Writer is deprecated"):
-        mp4_writer = vos.overlay.Mp4Writer
+    with pytest.deprecated_call(match="Mp4Writer is deprecated"):
+        mp4_writer = overlay.Mp4Writer
     assert issubclass(mp4_writer, vos.infra.video_writer.VideoWriter)
     with pytest.deprecated_call(match="available_mp4_codec"):
-        assert vos.overlay.available_mp4_codec is vos.infra.video_writer.available_mp4_codec
+        assert overlay.available_mp4_codec is vos.infra.video_writer.available_mp4_codec
     with pytest.raises(AttributeError, match="no attribute 'NoSuchName'"):
-        vos.overlay.NoSuchName
+        overlay.NoSuchName
     # as in 0.1, Mp4Writer writes an mp4 container whatever the file name
     for name in ("overlay.m4v", "overlay", "overlay.avi"):
         with mp4_writer(tmp_path / name, fps=10, codec="mpeg4") as writer:

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Optional
 
-from vos.compat import COMPAT_MODES, conventions
+from vos.segment.conventions import COMPAT_MODES, conventions
 from vos.infra.config_flags import config_field
 from vos.infra.errors import UserError
 from vos.models import BACKBONE_NAMES, WEIGHTS_DEFAULT_HELP, WEIGHTS_HELP
