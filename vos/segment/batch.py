@@ -82,7 +82,6 @@ def segment_videos(input_path: str | Path, out: str | Path = "vos_output", confi
     from vos.segment.outputs import check_segment_jobs
 
     config = config or SegmentConfig()
-    config.validate()
     input_path, out = Path(input_path), Path(out)
     videos = discover_videos(input_path)
     batch = not (len(videos) == 1 and videos[0] == input_path)

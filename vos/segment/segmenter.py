@@ -53,7 +53,6 @@ class VideoSegmenter:
     """Holds the frozen backbone and the block; segments one :class:`VideoSource` at a time."""
 
     def __init__(self, config: SegmentConfig, device: torch.device | str = "cpu"):
-        config.validate()
         self.config = config
         self.device = torch.device(device)
         self.conventions = conventions(config.compat)
