@@ -9,9 +9,9 @@ configs, torch.distributed, logs, video reading and writing, output rules, the C
 
 import sys
 
-from vos._former_paths import MovedModules
+from vos._former_paths import FormerPaths
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
-if not any(isinstance(finder, MovedModules) for finder in sys.meta_path):
-    sys.meta_path.append(MovedModules())  # the former module paths (vos._former_paths)
+if not any(isinstance(finder, FormerPaths) for finder in sys.meta_path):
+    sys.meta_path.append(FormerPaths())  # the former module paths (vos._former_paths)

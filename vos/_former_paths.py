@@ -1,5 +1,9 @@
-"""Import paths that moved (docs/architecture.md, former import paths; CHANGELOG.md): the former
-modules and names stay importable, for a release, and warn once where the code lives now."""
+"""Import paths that moved (docs/architecture.md, former import paths; CHANGELOG.md).
+
+The modules of version 0.2 that moved into the :mod:`vos.segment` package in 0.3 stay importable
+until 0.4: importing one warns (DeprecationWarning) where the code lives now. The paths of 0.1,
+deprecated in 0.2, are removed in 0.3: importing one fails with the path to use instead.
+"""
 
 from __future__ import annotations
 
@@ -8,35 +12,8 @@ import importlib.util
 import sys
 import warnings
 from importlib.machinery import ModuleSpec
-from types import ModuleType
-from typing import Any, Callable, Mapping
 
-
-def warn_moved(old: str, advice: str) -> None:
-    """The DeprecationWarning of a former path ``old``; ``advice`` says where to import from now."""
-    warnings.warn(f"{old} is deprecated; {advice}", DeprecationWarning, stacklevel=3)
-
-
-def alias_module(old: str, new: ModuleType) -> None:
-    """Called by the former module ``old`` as it is imported: from now on ``old`` *is* ``new``, so a
-    name a script patches through the former path reaches the code that runs."""
-    warn_moved(old, f"import from {new.__name__}")
-    sys.modules[old] = new
-
-
-def moved_names(module: str, moved: Mapping[str, tuple[Any, str]]) -> Callable[[str], Any]:
-    """A module-level ``__getattr__`` for ``module``: ``moved[name] = (value, where it lives now)``."""
-    def __getattr__(name: str) -> Any:
-        if name not in moved:
-            raise AttributeError(f"module {module!r} has no attribute {name!r}")
-        value, new = moved[name]
-        warnings.warn(f"{module}.{name} is deprecated; use {new}", DeprecationWarning, stacklevel=2)
-        return value
-
-    return __getattr__
-
-
-# Modules of version 0.2 that moved into the vos.segment package in 0.3, to be removed in 0.4.
+# Modules of version 0.2 that moved in 0.3, to be removed in 0.4: former path -> module now.
 MOVED_MODULES = {
     "vos.compat": "vos.segment.conventions",
     "vos.masks": "vos.segment.objects",
@@ -44,15 +21,31 @@ MOVED_MODULES = {
     "vos.segment_config": "vos.segment.config",
     "vos.segment_outputs": "vos.segment.outputs",
 }
+# Modules of version 0.1, deprecated in 0.2 and removed in 0.3: former path -> what to import instead.
+REMOVED_MODULES = {
+    "vos.errors": "vos.infra.errors (VosError is UserError)",
+    "vos.config": "vos.infra.config",
+    "vos.config_flags": "vos.infra.config_flags",
+    "vos.distributed": "vos.infra.distributed",
+    "vos.fileio": "vos.infra.fileio",
+    "vos.progress": "vos.infra.progress",
+    "vos.training_log": "vos.infra.training_log",
+    "vos.video_io": "vos.infra.video_reader",
+    "vos.outputs": "vos.infra.outputs (vos segment's checks: vos.segment.outputs)",
+}
 
 
-class MovedModules:
-    """Finds the modules of :data:`MOVED_MODULES` (installed last in ``sys.meta_path`` by
-    ``vos/__init__.py``, so it is asked only for names that exist nowhere else): importing one warns
-    and gives the module at its new path, under both names, so that a name a script patches through
-    the former path reaches the code that runs."""
+class FormerPaths:
+    """Finds the former module paths above. ``vos/__init__.py`` puts it last in ``sys.meta_path``,
+    so it is asked only about names no other finder has found; it answers for these names only.
+
+    A moved module is the new module under its former name too, so that a name a script patches
+    through the former path reaches the code that runs."""
 
     def find_spec(self, name: str, path=None, target=None) -> ModuleSpec | None:
+        if name in REMOVED_MODULES:
+            raise ModuleNotFoundError(f"{name} was removed in version 0.3; import from {REMOVED_MODULES[name]} "
+                                      "(CHANGELOG.md)", name=name)
         return importlib.util.spec_from_loader(name, self) if name in MOVED_MODULES else None
 
     def create_module(self, spec: ModuleSpec) -> None:
