@@ -197,9 +197,9 @@ def test_negative_attention_cache_is_a_cli_error(tmp_path, capsys):
 
 
 def test_without_a_usable_bound_everything_is_float64(monkeypatch):
-    # K u >= 1/4 has no useful bound (K >= 2^22 in float32): the bound's factor is then infinite
-    assert math.isinf(vos.cluster.kl_search.float32_cross_error(2 ** 22))
-    monkeypatch.setattr(vos.cluster.kl_search, "float32_cross_error", lambda num_keys: math.inf)
+    # a float32 sum of n >= 2^22 terms (n u >= 1/4) has no useful bound: the factor is then infinite
+    assert math.isinf(vos.cluster.kl_search.float32_cross_error(2 ** 22, block_keys=2 ** 22))
+    monkeypatch.setattr(vos.cluster.kl_search, "float32_cross_error", lambda *args, **kwargs: math.inf)
     rows = rows_of(20, 12, 7)
     rows[0] = torch.nn.functional.one_hot(torch.tensor(3), 12).double()  # c_00 = 0: 0 * inf must not be nan
     dist = rows32(rows)
