@@ -310,3 +310,21 @@ def test_set_sums_from_window_attention_equal_the_float64_rows_sums(density, buf
         assert np.array_equal(buffer.reshape(-1)[:1200].reshape(30, 40), attention.double().numpy())  # used
     torch.testing.assert_close(_sum_rows(sets, rows32(attention.double() / sums[:, None]), max_density), expected,
                                rtol=1e-14, atol=1e-15)
+
+
+def test_tiled_cross_products_are_the_blocked_sums_and_keep_the_bound(monkeypatch):
+    """tiled_cross_products computes cross_products' sums (float32 per key block, added in float64)
+    tile by tile, both within the certified bound; with blocks the certified bound holds and is far tighter than one float32 sum."""
+    from vos.cluster.kl_search import cross_products, float32_cross_error, tiled_cross_products
+    monkeypatch.setattr(vos.cluster.kl_search, "PRODUCT_TILE_ROWS", 7)  # several tiles, a partial one
+    num_keys = 3 * vos.cluster.kl_search.FLOAT32_BLOCK_KEYS + 40  # a partial last key block
+    rows = rows_of(30, num_keys, 4, 3.0)
+    dist = rows32(rows)
+    exact = rows @ exact_rows(rows).log_p.T
+    bound = float32_cross_error(num_keys) * exact.abs() + 1e-12
+    # the same block sums, each a float32 product whose order BLAS may choose by the operands' shape
+    for products in (tiled_cross_products(dist.p32, dist.log_p32), cross_products(dist.p32, dist.log_p32)):
+        assert ((products - exact).abs() <= bound).all()
+    d32, margin = self_float32_distances(dist)
+    assert ((d32 - self_pairwise_kl(exact_rows(rows))).abs() <= margin).all()
+    assert float32_cross_error(12_000) * 40 < float32_cross_error(12_000, block_keys=12_000)
