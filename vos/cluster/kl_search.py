@@ -627,10 +627,40 @@ def dense_self_close_pairs(a: Float32Rows, tau: float, settings: ClusterSettings
 
 
 def _full_product_self_close_pairs(a: Float32Rows, tau: float, settings: ClusterSettings) -> torch.Tensor:
-    """:func:`self_close_pairs` by the dense float32 products, without pruning."""
-    dist, margin = self_float32_distances(a)
-    close = _repair_borderline(dist, margin, tau, a, a, settings)
-    return self_pairwise_kl(exact_rows_of(a)) <= tau if close is None else close
+    """:func:`self_close_pairs` by the dense float32 products, without pruning: the decisions of
+    ``self_float32_distances`` repaired (:func:`_repair_borderline`), computed tile by tile.
+
+    For a pair of row tiles I <= J, the products c_IJ and c_JI give the distances of the tile
+    (I, J) and, transposed, of (J, I): every product of the full matrix is computed once, as in
+    ``cross + cross.T``, while only PRODUCT_TILE_ROWS^2 distances are held at a time (not the
+    M x M float64 matrices: 415 MB each at M = 7,200). Borderline pairs are collected with
+    i <= j, decided in float64 once and mirrored.
+    """
+    num_rows, tile = a.p32.shape[0], PRODUCT_TILE_ROWS
+    close = torch.empty(num_rows, num_rows, dtype=torch.bool)
+    borderline = []  # (i, j) with i <= j, from every tile
+    for r0 in range(0, num_rows, tile):
+        rows = slice(r0, min(r0 + tile, num_rows))
+        for c0 in range(r0, num_rows, tile):
+            cols = slice(c0, min(c0 + tile, num_rows))
+            cross = tiled_cross_products(a.p32[rows], a.log_p32[cols])  # c_ij
+            cross_sum = cross + (cross.T if c0 == r0 else tiled_cross_products(a.p32[cols], a.log_p32[rows]).T)
+            entropies = a.neg_entropy32[rows, None] + a.neg_entropy32[None, cols]
+            dist = entropies - cross_sum
+            margin = _float32_margin(cross_sum, entropies, a.p32.shape[1])
+            decided = dist <= tau
+            close[rows, cols] = decided
+            close[cols, rows] = decided.T
+            i, j = ((dist - tau).abs_() <= margin).nonzero(as_tuple=True)
+            upper = (r0 + i) <= (c0 + j)
+            borderline.append(torch.stack([r0 + i[upper], c0 + j[upper]]))
+    i, j = torch.cat(borderline, 1)
+    if 2 * i.numel() > settings.repair_max_fraction * num_rows * num_rows:
+        return self_pairwise_kl(exact_rows_of(a)) <= tau
+    decided = float64_pair_distances(a, a, i, j, settings) <= tau  # d(i, j) = d(j, i) in float64 too
+    close[i, j] = decided
+    close[j, i] = decided
+    return close
 
 
 def _repair_borderline(dist: torch.Tensor, margin: torch.Tensor, tau: float, a: Float32Rows, b: Float32Rows,

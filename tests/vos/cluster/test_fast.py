@@ -328,3 +328,20 @@ def test_tiled_cross_products_are_the_blocked_sums_and_keep_the_bound(monkeypatc
     d32, margin = self_float32_distances(dist)
     assert ((d32 - self_pairwise_kl(exact_rows(rows))).abs() <= margin).all()
     assert float32_cross_error(12_000) * 40 < float32_cross_error(12_000, block_keys=12_000)
+
+
+def test_tiled_self_close_pairs_give_float64_decisions(monkeypatch):
+    """The dense self path, computed by pairs of row tiles (several, one partial), decides every
+    pair as the float64 distances do, at thresholds that float32 alone gets wrong."""
+    from vos.cluster.kl_search import _full_product_self_close_pairs
+    monkeypatch.setattr(vos.cluster.kl_search, "PRODUCT_TILE_ROWS", 7)
+    rows = rows_of(40, 12, 2)
+    dist = rows32(rows)
+    d64 = self_pairwise_kl(exact_rows(rows))
+    d32, _ = self_float32_distances(dist)
+    plain_float32_wrong = 0
+    for tau in adversarial_taus(d64):
+        expected = d64 <= tau
+        assert torch.equal(_full_product_self_close_pairs(dist, tau, DEFAULT_SETTINGS), expected), tau
+        plain_float32_wrong += int((d32 <= tau).ne(expected).sum())
+    assert plain_float32_wrong > 0
