@@ -51,7 +51,7 @@ class ClusterSettings:
     key_group_sample_rows: int = 256
     key_group_iterations: int = 4
     # Windows in flight at most with several threads: each holds a window's attention, its
-    # float32 maps and a float64 buffer, so memory grows with the workers.
+    # float32 maps and its averaged rows, so memory grows with the workers.
     max_window_workers: int = 4
 
 
