@@ -34,7 +34,7 @@ from vos.cluster.kl_search import (Float32Rows, Rows32, WindowTerms, attention_r
                                    learn_key_groups, nearest, rows32, self_sparse_close_pairs, sparse_close_pairs,
                                    take, window_terms)
 from vos.cluster.reference import MAX_MERGE_ROUNDS
-from vos.cluster.settings import DEFAULT_SETTINGS, ClusterSettings
+from vos.cluster.settings import DEFAULT_SETTINGS, ClusterSettings, window_worker_limit
 from vos.cluster.window_workers import window_workers
 
 __all__ = ["ClusterResult", "cluster_streaming"]
@@ -520,7 +520,8 @@ def cluster_streaming(window_attention: WindowAttention, num_frames: int, tau: f
     # round of the next hierarchies in window order, as they come (the same greedy walk, see
     # _StreamingGreedy)
     first_round, known = _StreamingGreedy(tau, settings), []
-    with window_workers(threads, settings.max_window_workers) as pool:
+    max_workers = window_worker_limit(settings, window * patches_keys[0], patches_keys[1])  # M K of a full window
+    with window_workers(threads, max_workers) as pool:
         for terms, centroids, leaders in pool.in_order(first_hierarchy, spans):
             known.append(terms)
             first_round.add(centroids, leaders)
@@ -541,7 +542,7 @@ def cluster_streaming(window_attention: WindowAttention, num_frames: int, tau: f
         rows = attention_rows_again(attention, terms)
         labels[t0:t1] = nearest(rows, centroid_dist, settings).view(t1 - t0, -1)  # windows write disjoint rows
 
-    with window_workers(threads, settings.max_window_workers) as pool:
+    with window_workers(threads, max_workers) as pool:
         for _ in pool.in_order(assign, zip(spans, known)):
             pass
 

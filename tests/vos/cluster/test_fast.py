@@ -345,3 +345,24 @@ def test_tiled_self_close_pairs_give_float64_decisions(monkeypatch):
         assert torch.equal(_full_product_self_close_pairs(dist, tau, DEFAULT_SETTINGS), expected), tau
         plain_float32_wrong += int((d32 <= tau).ne(expected).sum())
     assert plain_float32_wrong > 0
+
+
+def test_window_workers_fit_the_window_memory(monkeypatch):
+    """Fewer windows are in flight when their memory would exceed window_memory_bytes (at least
+    one); the partition does not change."""
+    import dataclasses
+
+    import vos.cluster.fast
+    from vos.cluster.settings import WINDOW_BYTES_PER_ENTRY, window_worker_limit
+    settings = dataclasses.replace(DEFAULT_SETTINGS, max_window_workers=4, window_memory_bytes=3 * 2 ** 30)
+    assert window_worker_limit(settings, 1800, 3000) == 4  # ViT-S/16, T = 50: 130 MB a window
+    assert window_worker_limit(settings, 7200, 12_000) == 1  # ViT-S/8, T = 50: 2.1 GB a window
+    assert window_worker_limit(dataclasses.replace(settings, window_memory_bytes=1), 6, 5) == 1
+    attention, _ = structured_attention(9, 16, 48, 3, 20.0, seed=5)
+    asked = []
+    real = vos.cluster.fast.window_workers
+    monkeypatch.setattr(vos.cluster.fast, "window_workers", lambda threads, most: asked.append(most) or real(threads, most))
+    small = dataclasses.replace(DEFAULT_SETTINGS, window_memory_bytes=2 * WINDOW_BYTES_PER_ENTRY * 3 * 16 * 48)
+    labels = cluster_streaming(lambda t0, t1: attention[t0:t1], 9, threads=4, settings=small).labels
+    assert asked == [2, 2]
+    assert torch.equal(labels, cluster_streaming(lambda t0, t1: attention[t0:t1], 9, threads=1).labels)
