@@ -130,12 +130,14 @@ def timeline_svg(track: ObjectTrack, switches: list[dict]) -> str:
         for row, k in enumerate(ids):
             edges, peak = lane_profile(track.areas[:, k])
             height = 0.8 * peak / max(peak.max(), 1.0)
+            present = peak > 0
             x = np.repeat(edges, 2)[1:-1]                                       # step outline
             y = np.repeat(height, 2)
-            poly = ax.fill_between(x, row + 0.4, row + 0.4 - y, color=palette[k % 256], linewidth=0)
+            # one polygon per run of presence: where the object is absent the lane is empty
+            poly = ax.fill_between(x, row + 0.4, row + 0.4 - y, where=np.repeat(present, 2),
+                                   color=palette[k % 256], linewidth=0)
             poly.set_gid(f"lane-{k}")
-            present = peak > 0                                                  # a thin bar where present
-            for a, b in _runs(present):
+            for a, b in _runs(present):                                         # a thin bar where present
                 ax.plot([edges[a], edges[b]], [row + 0.45, row + 0.45], color=palette[k % 256], linewidth=2,
                         solid_capstyle="butt")
         for s in switches:
