@@ -87,7 +87,15 @@ def test_finetune_trains_backbone_and_retrieve_reports_recalls(synth, pretrained
     pre = torch.load(ckpt, weights_only=False)["model"]
     ft = torch.load(tmp_path / "ft" / "last.pt", weights_only=False)["model"]
     assert not torch.equal(ft["backbone.stem.0.weight"], pre["encoder_q.backbone.stem.0.weight"])
-    assert json.loads((tmp_path / "ft" / "results.json").read_text()).keys() == {"video_top1", "video_top5", "clip_top1"}
+    results = json.loads((tmp_path / "ft" / "results.json").read_text())
+    assert results.keys() == {"video_top1", "video_top5", "clip_top1"}
+    rows = (tmp_path / "ft" / "predictions.csv").read_text().splitlines()
+    assert rows[0] == "video,label,predicted" and len(rows) == 1 + 4  # the 4 test videos
+    correct = sum(label == predicted for _, label, predicted in (r.split(",") for r in rows[1:]))
+    assert 100.0 * correct / 4 == pytest.approx(results["video_top1"])
+    assert main(["report", str(tmp_path / "ft"), "--out", str(tmp_path / "report")]) == 0
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert 'id="loss-0"' in page and 'id="confusion-matrix"' in page
 
     rc = main(["retrieve", *_data(synth), "--pretrained", ckpt, "--clips-per-video", "2",
                "--json", str(tmp_path / "r.json")])

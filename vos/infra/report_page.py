@@ -195,10 +195,14 @@ def _titled_groups(svg: str, gid_prefix: str, titles: Sequence[str]) -> str:
 
 
 def line_chart(series: dict[str, tuple[Sequence[float], Sequence[float]]], xlabel: str, ylabel: str,
-               log_y: bool = False, gid_prefix: str = "line-") -> str:
+               log_y: bool = False, gid_prefix: str = "line-", integer_x: bool = False) -> str:
     """One line per ``name -> (x, y)``; line ``i`` is the SVG group ``<gid_prefix><i>``."""
     def draw(fig):
+        from matplotlib.ticker import MaxNLocator
+
         ax = fig.add_subplot()
+        if integer_x:  # epochs, steps
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         for i, (name, (x, y)) in enumerate(series.items()):
             (line,) = ax.plot(x, y, label=name, linewidth=1.4, marker="o" if len(x) <= 30 else None, markersize=3)
             line.set_gid(f"{gid_prefix}{i}")
@@ -209,7 +213,7 @@ def line_chart(series: dict[str, tuple[Sequence[float], Sequence[float]]], xlabe
         ax.grid(alpha=0.3)
         if len(series) > 1:
             ax.legend(frameon=False)
-    return plotted(draw, 6.0, 3.0)
+    return plotted(draw, 5.0, 2.8)
 
 
 def matrix_chart(matrix: np.ndarray, labels: Sequence[str], xlabel: str, ylabel: str) -> str:

@@ -112,7 +112,7 @@ def curves(log: dict[str, np.ndarray]) -> list[dict]:
         if "epoch" in log:
             series = {c: per_epoch(log, c) for c in accuracies}
             plots.append({"title": "Accuracy per epoch", "svg": line_chart(series, "epoch", "accuracy",
-                                                                           gid_prefix="acc-")})
+                                                                           gid_prefix="acc-", integer_x=True)})
         else:
             plots.append({"title": "Accuracy", "svg": line_chart({c: (step, log[c]) for c in accuracies}, "step",
                                                                  "accuracy", gid_prefix="acc-")})
