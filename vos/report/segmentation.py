@@ -59,15 +59,23 @@ class ObjectTrack:
         return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2])]
 
 
-def frame_statistics(labels: np.ndarray, n_labels: int) -> tuple[np.ndarray, np.ndarray]:
-    """Areas (n_labels,) and centroids (n_labels, 2) (y, x; NaN where absent) of one label map (H, W)."""
-    flat = labels.ravel().astype(np.int64)
-    ys, xs = np.divmod(np.arange(flat.size), labels.shape[1])
+def frame_statistics(labels: np.ndarray, n_labels: int, coords: tuple[np.ndarray, np.ndarray] | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Areas (n_labels,) and centroids (n_labels, 2) (y, x; NaN where absent) of one label map (H, W).
+    ``coords``: :func:`pixel_coordinates` of its shape, when computed once for many frames."""
+    ys, xs = coords if coords is not None else pixel_coordinates(labels.shape)
+    flat = labels.ravel()
     areas = np.bincount(flat, minlength=n_labels)[:n_labels].astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         cy = np.bincount(flat, weights=ys, minlength=n_labels)[:n_labels] / areas
         cx = np.bincount(flat, weights=xs, minlength=n_labels)[:n_labels] / areas
     return areas, np.stack([cy, cx], axis=1)
+
+
+def pixel_coordinates(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column (float64, flattened) of every pixel of an (H, W) map."""
+    ys, xs = np.indices(shape, dtype=np.float64)
+    return ys.ravel(), xs.ravel()
 
 
 def read_track(folder: Path, progress: bool = True) -> ObjectTrack:
@@ -77,12 +85,13 @@ def read_track(folder: Path, progress: bool = True) -> ObjectTrack:
         raise UserError(f"{folder}: no label PNGs; give a result folder written by `vos segment`")
     first = read_label_png(pngs[0])
     areas, centroids = [], []
+    coords = pixel_coordinates(first.shape)
     for path in progress_bar(pngs, desc=f"report {folder.name}", unit="frame", disable=not progress, leave=False):
         labels = first if path == pngs[0] else read_label_png(path)
         if labels.shape != first.shape:
             raise UserError(f"{path}: label map of {labels.shape[1]}x{labels.shape[0]} (WxH) in a video of "
                            f"{first.shape[1]}x{first.shape[0]}; the folder mixes two results")
-        a, c = frame_statistics(labels, 256)
+        a, c = frame_statistics(labels, 256, coords)
         areas.append(a)
         centroids.append(c)
     areas, centroids = np.stack(areas), np.stack(centroids)                     # T 256, T 256 2
@@ -143,8 +152,9 @@ def timeline_svg(track: ObjectTrack, switches: list[dict]) -> str:
         for s in switches:
             row = ids.index(s["to"])
             ax.axvline(s["frame"], color="#b3261e", linestyle="--", linewidth=0.8)
-            ax.annotate(f"{s['from']}→{s['to']}", (s["frame"], row - 0.45), color="#b3261e", fontsize=7,
-                        ha="left", va="bottom", xytext=(2, 0), textcoords="offset points")
+            ax.annotate(f"{s['from']}→{s['to']}", (s["frame"], row), color="#b3261e", fontsize=7, ha="right",
+                        va="center", xytext=(-3, 0), textcoords="offset points",
+                        bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.85})
         ax.set_yticks(range(len(ids)), [f"id {k}" for k in ids])
         ax.set_ylim(len(ids) - 0.5, -0.55)
         ax.set_xlim(0, t)
