@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import sys
 import tempfile
@@ -104,11 +105,22 @@ def long_segment_output(out: Path, frames: int, size: tuple[int, int]) -> Path:
     return out
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (the scoring workers): comparable across
+    loads of a shared machine, where wall time is not."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def timed(fn) -> dict:
+    wall, cpu = time.perf_counter(), cpu_seconds()
+    fn()
+    return {"seconds": round(time.perf_counter() - wall, 2), "cpu_seconds": round(cpu_seconds() - cpu, 2)}
+
+
 def timed_report(path: Path, out: Path, **kwargs) -> dict:
-    start = time.perf_counter()
-    write_vos_report(path, out, progress=False, **kwargs)
-    seconds = time.perf_counter() - start
-    return {"seconds": round(seconds, 2), "megabytes": round(folder_megabytes(out), 2),
+    times = timed(lambda: write_vos_report(path, out, progress=False, **kwargs))
+    return {**times, "megabytes": round(folder_megabytes(out), 2),
             "files": sum(1 for p in out.rglob("*") if p.is_file())}
 
 
@@ -126,14 +138,13 @@ def main() -> int:
         root = merged_synth_root(base, tuple(args.size))
         perturbed_results(root, base / "results")
         frames = sum(len(list(p.glob("*.png"))) for p in (base / "results").iterdir())
-        start = time.perf_counter()  # the scores alone, as `vos eval synth` computes them
-        evaluate_synth(root, base / "results", workers=args.workers, progress=False)
-        scoring = time.perf_counter() - start
+        # the scores alone, as `vos eval synth` computes them
+        scoring = timed(lambda: evaluate_synth(root, base / "results", workers=args.workers, progress=False))
         numbers = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}",
                    "load_average_before": [round(x, 2) for x in os.getloadavg()],
                    "evaluation": {"sequences": len(list((base / "results").iterdir())), "frames": frames,
                                   "size": f"{args.size[1]}x{args.size[0]}", "workers": args.workers,
-                                  "vos_eval_synth_seconds": round(scoring, 2),
+                                  "vos_eval_synth": scoring,
                                   **timed_report(base / "results", keep / "evaluation",
                                                  evaluation=EvaluationSource(davis_root=root), workers=args.workers)}}
         if args.long_frames:

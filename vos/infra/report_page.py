@@ -121,7 +121,7 @@ def thumbnail(image: np.ndarray, width: int = THUMB_WIDTH) -> np.ndarray:
 
 
 def colorize(labels: np.ndarray, palette: np.ndarray, image: np.ndarray | None = None,
-             alpha: float = 0.7, dim: float = 0.45) -> np.ndarray:
+             alpha: float = 0.85, dim: float = 0.35) -> np.ndarray:
     """Label map (H, W) in ``palette`` colours (K, 3). Over ``image`` (H, W, 3): objects blended with
     ``alpha``, the background dimmed to ``dim`` of its brightness, so that the masks stand out."""
     colours = palette[np.minimum(labels, len(palette) - 1)].astype(np.float32)   # H W 3
@@ -183,7 +183,7 @@ def bar_chart(labels: Sequence[str], values: Sequence[float], xlabel: str, gid_p
         for i, v in enumerate(values):
             ax.text(min(v, xlim[1]) + 0.01 * (xlim[1] - xlim[0]), i, f"{v:.3f}", va="center", fontsize=7)
     height = 0.6 + 0.2 * max(len(labels), 1)
-    svg = plotted(draw, 7.0, height)
+    svg = plotted(draw, 5.0, height)
     return _titled_groups(svg, gid_prefix, [f"{label}: {v:.3f}" for label, v in zip(labels, values)])
 
 

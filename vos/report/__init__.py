@@ -38,7 +38,7 @@ class EvaluationSource:
 
 def recognise(path: Path, evaluation: EvaluationSource | None = None) -> str:
     """The kind of ``path`` (one of :data:`KINDS`), or one line saying why it is none."""
-    from vos.report.segmentation import SEGMENT_COMMAND, segment_folders
+    from vos.report.segmentation import segment_folders
     from vos.synth import MANIFEST
 
     if not path.is_dir():
@@ -56,10 +56,10 @@ def recognise(path: Path, evaluation: EvaluationSource | None = None) -> str:
         return "train"
     if segment_folders(path):
         return "segment"
+    if command in (REPORT_COMMAND, "ssl-video report"):
+        raise UserError(f"{path} is a report already; give the folder it was made from")
     if command and command.startswith("ssl-video"):
         raise UserError(f"{path} is a run of `{command}`; its report is `ssl-video report {path} --out DIR`")
-    if command == SEGMENT_COMMAND or command == REPORT_COMMAND:
-        raise UserError(f"{path} is a report already; give the folder it was made from")
     if command:
         raise UserError(f"{path} was written by `{command}`, which has no report; give a folder written by "
                        "`vos segment` or `vos train`, or a results folder with --davis-root/--root")

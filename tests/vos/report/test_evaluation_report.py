@@ -129,3 +129,31 @@ def test_an_existing_folder_that_is_no_report_is_kept(scored, report, tmp_path, 
     assert main(["report", str(results), "--davis-root", str(root), "--out", str(again), "--workers", "1",
                  "--quiet"]) == 0
     assert not (again / "assets" / "stale.jpg").exists() and (again / "index.html").is_file()
+
+
+def test_a_youtube_vis_report_has_fg_ari_per_video_worst_first(tmp_path):
+    """Two videos of two objects: results equal to the ground truth (FG-ARI 1) and results that merge
+    both objects into one segment (FG-ARI 0: one predicted cluster explains nothing of two)."""
+    from PIL import Image
+
+    root, results = tmp_path / "ytvis", tmp_path / "results"
+    truth = np.zeros((24, 32), dtype=np.uint8)
+    truth[2:10, 2:12], truth[12:22, 16:30] = 1, 2
+    for video, predicted in (("exact", truth), ("merged", (truth > 0).astype(np.uint8))):
+        for sub in ("Annotations", "JPEGImages"):
+            (root / sub / video).mkdir(parents=True)
+        (results / video).mkdir(parents=True)
+        for frame in ("00000", "00005"):
+            write_label_png(root / "Annotations" / video / f"{frame}.png", truth)
+            Image.fromarray(np.full((24, 32, 3), 90, np.uint8)).save(root / "JPEGImages" / video / f"{frame}.jpg")
+            write_label_png(results / video / f"{frame}.png", predicted)
+    assert main(["report", str(results), "--root", str(root), "--out", str(tmp_path / "report"), "--workers", "1",
+                 "--quiet"]) == 0
+    data = page_data(tmp_path / "report")
+    assert data["score"] == "FG-ARI"
+    # merged: the one segment (220 px) is matched to the larger object (140 px) for mIoU, the smaller one
+    # (80 px) gets IoU 0; mBO lets both objects take it
+    assert [(s["name"], s["FG-ARI"], s["mIoU"], s["mBO"]) for s in data["sequences"]] == [
+        ("merged", 0.0, pytest.approx(0.5 * 140 / 220), pytest.approx(0.5 * (80 + 140) / 220)),
+        ("exact", 1.0, 1.0, 1.0)]
+    assert len(list((tmp_path / "report" / "assets").glob("strip_*.jpg"))) == 2
