@@ -1,4 +1,4 @@
-"""Write an HTML report of an ssl-video run: OUT/index.html and its files in OUT/assets/, opening offline.
+"""Write an HTML report of an ssl-video run: DIR/index.html and its files in DIR/assets/, opening offline.
 
   ssl-video report RUN --out DIR
 

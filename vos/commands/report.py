@@ -1,4 +1,4 @@
-"""Write an HTML report of what vos wrote: OUT/index.html and its files in OUT/assets/, opening offline.
+"""Write an HTML report of what vos wrote: DIR/index.html and its files in DIR/assets/, opening offline.
 
   vos report SEGMENT_OUT --out DIR                       vos segment output (one video or a batch)
   vos report RESULTS --davis-root ROOT --out DIR         results scored as vos eval davis / vos eval synth

@@ -154,9 +154,9 @@ def _segmentation_builder(path: Path, progress: bool, command_line: str):
     folders = segment_folders(path)
     marker = read_marker(folders[0]) or {}
     settings = marker.get("settings") or {}
-    videos = ", ".join(str((read_marker(f) or {}).get("video", "?")) for f in folders[:3])
+    videos = ", ".join(f.name for f in folders[:5])
     provenance = Provenance(f"vos segment output ({len(folders)} video{'s' if len(folders) > 1 else ''}: "
-                            f"{videos}{', …' if len(folders) > 3 else ''})", path, command="vos segment",
+                            f"{videos}{', …' if len(folders) > 5 else ''})", path, command="vos segment",
                             settings=settings, written=newest_mtime(f / MARKER for f in folders),
                             report_command=command_line or REPORT_COMMAND)
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from vos.infra.errors import UserError
 from vos.infra.progress import progress_bar
-from vos.infra.report_page import (ReportAssets, bar_chart, colorize, thumbnail)
+from vos.infra.report_page import ReportAssets, bar_chart, colorize, thumbnail
 from vos.infra.video_reader import to_rgb_uint8
 from vos.palette import davis_palette, read_label_png
 
@@ -207,7 +207,7 @@ def evaluation_page(data: EvaluationData, provenance) -> str:
     scores = [r.score for r in data.sequences]
     chart = bar_chart(names, [s if np.isfinite(s) else 0.0 for s in scores], f"{data.score_name} per sequence",
                       "seq-bar-", colour=score_colour)
-    columns = [c for c in data.sequences[0].columns] if data.sequences else []
+    columns = list(data.sequences[0].columns) if data.sequences else []
     page_data = {"score": data.score_name, "global": dict(zip(data.global_columns, data.global_values)),
                  "sequences": [{"name": r.name, "score": None if not np.isfinite(r.score) else r.score,
                                 **{k: (v if np.isfinite(v) else None) for k, v in r.columns.items()}}

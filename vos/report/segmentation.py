@@ -182,8 +182,8 @@ def run_summary(marker: dict, track: ObjectTrack) -> dict:
         chosen = settings.get("mode", "auto")
         auto_chunked = settings.get("compat") is None and frames > settings.get("full_max_frames", frames)
         mode = "chunked" if chosen == "chunked" or (chosen == "auto" and auto_chunked) else "full"
-    summary = {"frames": frames, "objects": len(track.ids), "mode": mode or "unknown",
-               "size": f"{track.width}x{track.height}"}
+    summary = {"video": marker.get("video", "unknown"), "frames": frames, "objects": len(track.ids),
+               "mode": mode or "unknown", "size": f"{track.width}x{track.height}"}
     if settings.get("key_every"):
         rule = conventions(settings.get("compat")).key_frame_rule
         pieces = [frames] if mode != "chunked" else [min(settings["chunk_frames"], frames - s)
