@@ -43,6 +43,20 @@ def test_pretrain_writes_checkpoint_logs_and_summary(pretrained):
     assert any(p.name.startswith("events.") for p in (pretrained / "run" / "tensorboard").iterdir())
 
 
+def test_the_report_of_a_pretrain_run_has_its_logged_curves(pretrained, tmp_path, capsys):
+    import csv
+
+    assert main(["report", str(pretrained / "run"), "--out", str(tmp_path / "report")]) == 0
+    assert "ssl-video pretrain report" in capsys.readouterr().out
+    page = (tmp_path / "report" / "index.html").read_text()
+    data = json.loads(page[page.index('id="report-data">') + len('id="report-data">'):page.rindex("</script>")])
+    with (pretrained / "run" / "log.csv").open(newline="") as f:
+        logged = list(csv.DictReader(f))
+    assert data["kind"] == "ssl-video pretrain"
+    assert data["log"]["loss_co2"] == [float(row["loss_co2"]) for row in logged] and len(logged) == 4
+    assert "Accuracy per epoch" in page and "Learning rate" in page  # acc_pos per epoch; lr over steps
+
+
 def test_pretrain_color_flags_reach_the_dataset(synth, tmp_path, monkeypatch):
     import yaml
 
