@@ -2,7 +2,7 @@
 training runs; see docs/report.md.
 
 :func:`write_vos_report` recognises the kind of folder, gathers its numbers and writes
-``OUT/index.html`` with its assets (:mod:`vos.infra.report_page`).
+``DIR/index.html`` with its assets (:mod:`vos.infra.report_page`).
 """
 
 from __future__ import annotations
