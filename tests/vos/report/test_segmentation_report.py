@@ -11,8 +11,8 @@ from tests.helpers.vos_clips import TINY, moving_square_frames, write_frame_fold
 from vos.cli import main
 from vos.infra.outputs import write_marker
 from vos.palette import write_label_png
-from vos.report.segmentation import (ObjectTrack, id_switches, lane_profile, read_track, run_summary,
-                                     timeline_svg)
+from vos.report.segmentation import (ObjectTrack, frame_statistics, id_switches, lane_profile, read_track,
+                                     run_summary, timeline_svg)
 
 T, H, W = 40, 48, 64
 SWITCH = 20  # id 1 becomes id 2 here (the same square goes on moving)
@@ -60,6 +60,24 @@ def test_the_track_finds_the_id_switch_and_the_vanishing_object(segment_out):
     switches = id_switches(track)
     assert [(s["from"], s["to"], s["frame"]) for s in switches] == [(1, 2, SWITCH)]
     assert switches[0]["distance"] == pytest.approx(1 / np.hypot(H, W))  # moved one column
+
+
+def test_frame_statistics_and_lane_profile_equal_their_plain_definitions():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 5, (17, 23)).astype(np.uint8)
+    labels[labels == 3] = 0  # an absent label
+    areas, centroids = frame_statistics(labels, 6)
+    for k in range(6):
+        ys, xs = np.nonzero(labels == k)
+        assert areas[k] == len(ys)
+        if len(ys):
+            assert centroids[k] == pytest.approx([ys.mean(), xs.mean()], abs=1e-12)
+        else:
+            assert np.isnan(centroids[k]).all()
+    lane = rng.random(2513) * (rng.random(2513) < 0.1)
+    edges, peak = lane_profile(lane, bins=100)
+    assert peak.tolist() == [lane[a:b].max() for a, b in zip(edges[:-1], edges[1:])]
+    assert edges[0] == 0 and edges[-1] == 2513 and (np.diff(edges) >= 25).all()
 
 
 def test_the_summary_is_the_runs(segment_out):
