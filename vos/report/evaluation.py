@@ -34,6 +34,7 @@ class SequenceScores:
     objects: list[dict] = field(default_factory=list)  # per-object rows (DAVIS)
     strip: str = ""                           # the strip's image path in the report
     strip_frames: list[str] = field(default_factory=list)
+    strip_note: str = ""                      # what the strip could not show
 
 
 @dataclass
@@ -81,15 +82,15 @@ def read_image(path: Path) -> np.ndarray:
         return to_rgb_uint8(image)
 
 
-def frame_image(folder: Path, frame: str, shape_hw: tuple[int, int]) -> np.ndarray:
-    """The frame ``folder/<frame>.jpg`` (or .png), or grey when the dataset has no image for it."""
+def frame_image(folder: Path, frame: str, shape_hw: tuple[int, int]) -> np.ndarray | None:
+    """The frame ``folder/<frame>.jpg`` (or .png) at the annotation's size, or None."""
     for suffix in (".jpg", ".jpeg", ".png"):
         path = folder / f"{frame}{suffix}"
         if path.is_file():
             image = read_image(path)
             if image.shape[:2] == tuple(shape_hw):
                 return image
-    return np.full((*shape_hw, 3), 128, dtype=np.uint8)
+    return None
 
 
 def strip_image(images: list[np.ndarray], truths: list[np.ndarray], predictions: list[np.ndarray],
@@ -196,6 +197,10 @@ def add_strips(data: EvaluationData, assets: ReportAssets, images_root: Path, tr
                                   max(int(p.max()) for p in predictions))
             predictions = [lut[p].astype(np.uint8) for p in predictions]
         images = [frame_image(images_root / row.name, name, t.shape) for name, t in zip(names, truths)]
+        if any(image is None for image in images):
+            row.strip_note = f"no image of some frames in {images_root / row.name}: grey instead"
+        images = [np.full((*t.shape, 3), 128, np.uint8) if image is None else image
+                  for image, t in zip(images, truths)]
         row.strip = assets.jpeg(f"strip_{row.name}", strip_image(images, truths, predictions, palette))
         row.strip_frames = names
 

@@ -145,7 +145,8 @@ def test_a_youtube_vis_report_has_fg_ari_per_video_worst_first(tmp_path):
         (results / video).mkdir(parents=True)
         for frame in ("00000", "00005"):
             write_label_png(root / "Annotations" / video / f"{frame}.png", truth)
-            Image.fromarray(np.full((24, 32, 3), 90, np.uint8)).save(root / "JPEGImages" / video / f"{frame}.jpg")
+            if (video, frame) != ("merged", "00005"):  # a frame without its image: grey, and the page says so
+                Image.fromarray(np.full((24, 32, 3), 90, np.uint8)).save(root / "JPEGImages" / video / f"{frame}.jpg")
             write_label_png(results / video / f"{frame}.png", predicted)
     assert main(["report", str(results), "--root", str(root), "--out", str(tmp_path / "report"), "--workers", "1",
                  "--quiet"]) == 0
@@ -157,3 +158,5 @@ def test_a_youtube_vis_report_has_fg_ari_per_video_worst_first(tmp_path):
         ("merged", 0.0, pytest.approx(0.5 * 140 / 220), pytest.approx(0.5 * (80 + 140) / 220)),
         ("exact", 1.0, 1.0, 1.0)]
     assert len(list((tmp_path / "report" / "assets").glob("strip_*.jpg"))) == 2
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert page.count("grey instead") == 1 and f"{root / 'JPEGImages' / 'merged'}: grey instead" in page
