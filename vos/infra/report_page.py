@@ -34,7 +34,7 @@ WEBP_QUALITY = 70
 # matplotlib settings of every plot: text stays text (a smaller page, searchable labels) and the
 # SVG ids do not depend on the process (the same data gives the same page)
 _SVG_RC = {"svg.fonttype": "none", "svg.hashsalt": "vos-report", "font.size": 9,
-           "font.family": "DejaVu Sans", "axes.spines.top": False, "axes.spines.right": False}
+           "font.family": "sans-serif", "axes.spines.top": False, "axes.spines.right": False}
 PALETTE_NEUTRAL = "#4c72b0"
 
 
