@@ -24,8 +24,8 @@ from vos.infra.progress import progress_bar
 from vos.infra.report_page import ReportAssets, colorize, plotted, thumbnail
 from vos.infra.video_reader import natural_key
 from vos.palette import davis_palette, read_label_png
+from vos.segment.outputs import SEGMENT_COMMAND
 
-SEGMENT_COMMAND = "vos segment"  # the marker of its result folders (vos.segment_outputs)
 TIMELINE_BINS = 800        # most columns of a timeline lane
 SWITCH_GAP = 2             # frames between one id's last and another's first appearance of an id switch
 SWITCH_DISTANCE = 0.15     # centroid distance of an id switch, as a share of the frame diagonal
@@ -172,8 +172,8 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
 
 def run_summary(marker: dict, track: ObjectTrack) -> dict:
     """Frames, objects, mode, chunks, key frames, seconds and frames/s of one ``vos segment`` result."""
-    from vos.segment import key_frame_indices
-    from vos.compat import conventions
+    from vos.segment.attention import key_frame_indices
+    from vos.segment.conventions import conventions
 
     settings = marker.get("settings") or {}
     frames = len(track.frames)
