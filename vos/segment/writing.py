@@ -32,10 +32,10 @@ def write_segmentation(seg: Segmentation | StreamedSegmentation, source: VideoSo
 
     PNGs go to ``<out_dir>.partial`` first; the folder is renamed to ``out_dir`` once complete, so
     an interrupted run never leaves a folder that looks finished. The result carries the marker
-    :data:`vos.infra.outputs.MARKER` (video, frame count, ``settings``); an existing ``out_dir`` is
-    replaced only if it is an earlier result (or with ``overwrite``), see :mod:`vos.infra.outputs`. A
-    :class:`StreamedSegmentation` is computed here, chunk by chunk, each chunk written before the
-    next is computed (its own progress drives the bar).
+    :data:`vos.infra.outputs.MARKER` (video, frame count, ``settings``, mode, seconds per stage); an
+    existing ``out_dir`` is replaced only if it is an earlier result (or with ``overwrite``), see
+    :mod:`vos.infra.outputs`. A :class:`StreamedSegmentation` is computed here, chunk by chunk, each
+    chunk written before the next is computed (its own progress drives the bar).
     """
     from vos.infra.outputs import replace_output_dir
     from vos.infra.video_writer import VideoWriter
@@ -66,6 +66,9 @@ def write_segmentation(seg: Segmentation | StreamedSegmentation, source: VideoSo
                     writer.write(blend(next(frames_iter), label))
                 t += 1
             write_seconds += time.perf_counter() - start
-    replace_output_dir(partial, out_dir, SEGMENT_COMMAND, overwrite, owned=segment_result_owned(source.path),
-                       video=str(Path(source.path).resolve()), frames=source.num_frames, settings=settings or {})
     seg.timings["write"] = write_seconds
+    # mode and seconds per stage are for `vos report`'s summary of the run
+    replace_output_dir(partial, out_dir, SEGMENT_COMMAND, overwrite, owned=segment_result_owned(source.path),
+                       video=str(Path(source.path).resolve()), frames=source.num_frames, settings=settings or {},
+                       mode="chunked" if isinstance(seg, StreamedSegmentation) else "full",
+                       timings={k: round(v, 3) for k, v in seg.timings.items()})
