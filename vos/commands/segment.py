@@ -3,7 +3,8 @@
 INPUT is a video file (mp4, avi, mov, webm, mkv), a folder of frames (00000.jpg …), or a folder of
 several of either. Results: OUT/<video name>/<frame>.png with 0 = background, 1..n = objects, and
 the marker OUT/<video name>/.vos-output.json. An existing OUT/<video name> is replaced only when it
-holds that marker (an earlier result); anything else (results of 0.1 too) needs --overwrite. Outputs
+holds that marker (an earlier result); anything else (a result written before markers existed too) needs
+--overwrite. Outputs
 inside the input, or inside a dataset's JPEGImages or Annotations* folders, are refused.
 Under torchrun, each process segments its own share of the videos (one device each).
 """

@@ -140,8 +140,8 @@ def check_output_dir(folder: Path, command: str, overwrite: bool = False, flag: 
         return "ours"
     if overwrite:
         return "overwrite"
-    raise UserError(f"{folder} already exists and holds no {MARKER} of `{command}`, so it is not its result "
-                    f"(results of 0.1 have none); pass --overwrite to replace it, or choose another {flag}")
+    raise UserError(f"{folder} already exists and holds no {MARKER} of `{command}`, so it is not its result; "
+                    f"pass --overwrite to replace it (an earlier result without marker too), or choose another {flag}")
 
 
 def replace_output_dir(partial: Path, folder: Path, command: str, overwrite: bool = False, **info) -> None:

@@ -30,7 +30,7 @@ def check_partial_folder(out_dir: Path) -> None:
             partial.is_dir() and not partial.is_symlink() and not any(partial.iterdir())):
         return
     raise UserError(f"{partial} exists and holds no {MARKER} of `{SEGMENT_COMMAND}`, which writes {out_dir.name} "
-                    "there first; move it away (or delete it if it is an unfinished result of 0.1 or 0.2)")
+                    "there first; move it away (or delete it if it is an unfinished result of 0.2 or earlier)")
 
 
 def start_partial_result(out_dir: Path, video: Path) -> Path:

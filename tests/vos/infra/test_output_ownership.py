@@ -159,13 +159,13 @@ def test_out_dot_beside_a_frame_dump_keeps_the_frames(tmp_path, capsys, monkeypa
 
 
 def old_result(folder: Path, frames: int = 4) -> Path:
-    """A result of `vos segment` 0.1: DAVIS indexed PNGs, no marker."""
+    """A result of `vos segment` written before markers existed: DAVIS indexed PNGs, no marker."""
     for t in range(frames):
         write_label_png(folder / f"{t:05d}.png", label_map(t))
     return folder
 
 
-def test_result_of_0_1_is_replaced_only_with_overwrite(tmp_path, capsys):
+def test_result_without_marker_is_replaced_only_with_overwrite(tmp_path, capsys):
     video = write_mp4(tmp_path / "clip.mp4", moving_square_frames(4, (48, 64)))
     old_result(tmp_path / "out" / "clip")
     before = tree(tmp_path)
@@ -173,7 +173,7 @@ def test_result_of_0_1_is_replaced_only_with_overwrite(tmp_path, capsys):
         code, output = segment(capsys, video, "--out", tmp_path / "out", *extra)
         line = error_line(output)
         assert code == 2 and "pass --overwrite to replace it" in line
-        assert ("--skip-existing" in line) if extra else ("(results of 0.1 have none)" in line)
+        assert ("--skip-existing" in line) if extra else ("(an earlier result without marker too)" in line)
         assert tree(tmp_path) == before
     code, output = segment(capsys, video, "--out", tmp_path / "out", "--overwrite")
     assert code == 0 and f"--overwrite: replacing {tmp_path / 'out' / 'clip'}" in output
@@ -263,3 +263,20 @@ def test_skip_existing_skips_only_finished_results_of_the_same_video(tmp_path, c
     (out / "b" / "0003.png").unlink()  # an empty folder holds nothing to lose: written
     code, output = segment(capsys, videos, "--out", out, "--skip-existing")
     assert code == 0 and "a: skipped" in output and "b: 3 frames" in output
+
+
+def test_resume_takes_a_folder_without_marker_only_with_our_checkpoint(tmp_path, capsys):
+    """Run folders: a folder without marker is resumed only when its last.pt is a `vos train`
+    checkpoint (a run of 0.1); a user's folder that happens to hold a last.pt is left as it is."""
+    import torch
+
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save({"model": torch.zeros(3)}, run / "last.pt")  # another program's checkpoint
+    (run / "notes.txt").write_text("my notes")
+    before = tree(tmp_path)
+    code = main(["train", "--data", str(tmp_path), "--out", str(run), *TINY, "--resume"])
+    captured = capsys.readouterr()
+    line = error_line(captured.out + captured.err)
+    assert code == 2 and str(run / "last.pt") in line and "vos train" in line
+    assert tree(tmp_path) == before
