@@ -81,7 +81,7 @@ def segment_videos(input_path: str | Path, out: str | Path = "vos_output", confi
     """
     from vos.infra.distributed import all_reduce_sum, cleanup, init_distributed, shard
     from vos.infra.video_reader import discover_videos, open_video
-    from vos.segment.outputs import check_segment_jobs, is_finished_result
+    from vos.segment.outputs import check_segment_jobs
 
     config = config or SegmentConfig()
     input_path, out = Path(input_path), Path(out)
@@ -92,8 +92,7 @@ def segment_videos(input_path: str | Path, out: str | Path = "vos_output", confi
     ctx = init_distributed(device)
     try:
         mine = shard(jobs, ctx)
-        todo = [job for job in mine if not (skip_existing and is_finished_result(job.out_dir, job.video, overwrite))]
-        check_segment_jobs(todo, input_path, batch, overwrite, announce=tqdm.write)
+        todo = check_segment_jobs(mine, input_path, batch, overwrite, announce=tqdm.write, skip_existing=skip_existing)
         summaries = [VideoSummary(job.name, 0, 0, 0.0, job.out_dir, skipped=True) for job in mine if job not in todo]
         for summary in summaries:
             tqdm.write(summary.line())

@@ -46,29 +46,23 @@ def start_partial_result(out_dir: Path, video: Path) -> Path:
     return partial
 
 
-def is_finished_result(out_dir: Path, video: Path, overwrite: bool = False) -> bool:
-    """``--skip-existing``: is ``out_dir`` a finished result of ``vos segment`` for ``video`` (the same
-    file or frame folder)? Absent, empty, unfinished or another video's result: False (it is
-    written, under the usual rules). A folder we did not write is an error, not "done", unless
-    ``overwrite`` (then False: it is replaced)."""
-    check_outside_datasets(out_dir, "--out")  # before the advice below, which --overwrite would not follow
-    if not out_dir.exists() or (out_dir.is_dir() and not any(out_dir.iterdir())):
-        return False
-    marker = read_marker(out_dir)
-    if marker is None or marker["command"] != SEGMENT_COMMAND:
-        if overwrite:
-            return False
-        raise UserError(f"--skip-existing: {out_dir} exists but holds no {MARKER} of `{SEGMENT_COMMAND}`, so it is "
-                        "not a finished result; move it away, pass --overwrite to replace it, or choose another --out")
-    return marker.get("finished", True) is True and marker.get("video") == str(resolve_path(video))
+def is_finished_result(out_dir: Path, video: Path) -> bool:
+    """Does ``out_dir`` hold a finished result of ``vos segment`` for ``video`` (the same file or
+    frame folder)? Only its marker says so (markers of 0.2 have no ``finished``: written when done)."""
+    marker = read_marker(out_dir) if out_dir.is_dir() else None
+    return (marker is not None and marker["command"] == SEGMENT_COMMAND and marker.get("finished", True) is True
+            and marker.get("video") == str(resolve_path(video)))
 
 
 def check_segment_jobs(jobs: Sequence, input_path: Path, batch: bool, overwrite: bool = False,
-                       announce: Callable[[str], None] = print) -> None:
+                       announce: Callable[[str], None] = print, skip_existing: bool = False) -> list:
     """Preflight of ``vos segment`` for jobs with ``video``, ``out_dir`` and ``overlay`` (see
-    :class:`vos.segment.VideoJob`): every result folder and overlay is outside the inputs, writable,
-    and new or ours (or ``overwrite``). Stale temporaries of the overlays are removed;
-    ``announce`` receives one line per earlier result that will be replaced."""
+    :class:`vos.segment.VideoJob`): every result folder and overlay is outside the inputs and outside
+    a dataset's frames and annotations, writable, and new or ours (or ``overwrite``). Returns the
+    jobs to run: with ``skip_existing``, those whose folder holds no finished result of the same
+    video (:func:`is_finished_result`); a folder we did not write is refused as always, never taken
+    for done. Stale temporaries of the overlays are removed; ``announce`` receives one line per
+    earlier result that will be replaced."""
     input_path = resolve_path(input_path)
     videos = {resolve_path(job.video) for job in jobs}
 
@@ -84,10 +78,14 @@ def check_segment_jobs(jobs: Sequence, input_path: Path, batch: bool, overwrite:
             return f"lies in the input folder {input_path} (the next run would take it for a video)"
         return None
 
+    todo = []
     for job in jobs:
         problem = conflict(job.out_dir)
         if problem:
             raise UserError(f"--out: the result folder {job.out_dir} {problem}; choose an --out outside the input")
+        if skip_existing and is_finished_result(job.out_dir, job.video):
+            continue
+        todo.append(job)
         state = check_output_dir(job.out_dir, SEGMENT_COMMAND, overwrite)
         check_partial_folder(job.out_dir)
         if state == "ours":
@@ -105,3 +103,4 @@ def check_segment_jobs(jobs: Sequence, input_path: Path, batch: bool, overwrite:
         check_output_file(job.overlay, "--overlay", is_our_overlay, f"an overlay written by `{SEGMENT_COMMAND}`",
                           overwrite)
         remove_stale_temporaries(job.overlay)
+    return todo

@@ -149,12 +149,12 @@ def test_out_dot_beside_a_frame_dump_keeps_the_frames(tmp_path, capsys, monkeypa
     ffmpeg_dump(tmp_path / "clip", pattern)
     before = tree(tmp_path)
     monkeypatch.chdir(tmp_path)
-    code, output = segment(capsys, "clip.mp4", "--out", ".")
-    line = error_line(output)
-    assert code == 2 and "clip already exists and holds no .vos-output.json" in line and "--overwrite" in line
-    code, output = segment(capsys, "clip.mp4", "--out", ".", "--skip-existing")
-    line = error_line(output)
-    assert code == 2 and line.startswith("vos segment: error: --skip-existing: clip exists") and "not a finished result" in line
+    for extra in ([], ["--skip-existing"]):  # never "done" either
+        code, output = segment(capsys, "clip.mp4", "--out", ".", *extra)
+        line = error_line(output)
+        assert code == 2 and "clip already exists and holds no .vos-output.json" in line and "--overwrite" in line
+    code, output = segment(capsys, "clip", "--out", ".", "--skip-existing")  # the frames as input: OUT/clip is it
+    assert code == 2 and "is an input video" in error_line(output)
     assert tree(tmp_path) == before
 
 
@@ -172,8 +172,7 @@ def test_result_without_marker_is_replaced_only_with_overwrite(tmp_path, capsys)
     for extra in ([], ["--skip-existing"]):
         code, output = segment(capsys, video, "--out", tmp_path / "out", *extra)
         line = error_line(output)
-        assert code == 2 and "pass --overwrite to replace it" in line
-        assert ("--skip-existing" in line) if extra else ("(an earlier result without marker too)" in line)
+        assert code == 2 and "pass --overwrite to replace it (an earlier result without marker too)" in line
         assert tree(tmp_path) == before
     code, output = segment(capsys, video, "--out", tmp_path / "out", "--overwrite")
     assert code == 0 and f"--overwrite: replacing {tmp_path / 'out' / 'clip'}" in output
@@ -255,8 +254,8 @@ def test_skip_existing_skips_only_finished_results_of_the_same_video(tmp_path, c
     before = tree(tmp_path)
     code, output = segment(capsys, videos, "--out", out, "--skip-existing")
     line = error_line(output)
-    assert code == 2 and f"--skip-existing: {out / 'b'} exists but holds no {MARKER}" in line
-    assert "move it away, pass --overwrite to replace it, or choose another --out" in line
+    assert code == 2 and f"{out / 'b'} already exists and holds no {MARKER} of `vos segment`" in line
+    assert "pass --overwrite to replace it" in line and "choose another --out" in line
     assert tree(tmp_path) == before
     (out / "b" / "0001.png").unlink()
     (out / "b" / "0002.png").unlink()
