@@ -1,7 +1,7 @@
 """A folder is `vos segment`'s only when it carries its marker: ground truth of a DAVIS or
-YouTube-VOS root, an ffmpeg frame dump, a result of 0.1 without marker or a user's `x.partial` are
-never taken for an earlier result. Every refused case leaves every file byte-identical and writes
-nothing."""
+YouTube-VOS root, an ffmpeg frame dump, a result written before markers existed or a user's
+`x.partial` are never taken for an earlier result. Every refused case leaves every file
+byte-identical and writes nothing."""
 
 import json
 import os
@@ -12,44 +12,23 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import vos.infra.video_reader
 import vos.segment.writing
 from tests.helpers.paths import SHARED_DATA
 from tests.helpers.vos_clips import TINY, moving_square_frames, write_frame_folder, write_mp4
+from tests.vos.infra.test_outputs import error_line, no_decoding, segment  # noqa: F401 (no_decoding: a fixture)
 from vos.cli import main
 from vos.infra.errors import UserError
 from vos.infra.outputs import MARKER, dataset_folder
 from vos.palette import write_label_png
 from vos.segment.outputs import start_partial_result
 
-FAST = TINY + ["--resolution", "32", "48", "--key-every", "3"]
 REAL_MASKS = SHARED_DATA / "davis17-val-masks"
-
-
-def segment(capsys, *args):
-    code = main(["segment", *map(str, args), *FAST])
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
-
-
-def error_line(output: str) -> str:
-    lines = [line for line in output.splitlines() if "error:" in line]
-    assert len(lines) == 1 and "Traceback" not in output, output
-    return lines[0]
 
 
 def tree(folder: Path) -> dict[str, bytes | None]:
     """Every file (its bytes) and folder (None) under ``folder``: equal trees mean nothing was
     changed, removed or added."""
     return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None) for p in sorted(folder.rglob("*"))}
-
-
-@pytest.fixture
-def no_decoding(monkeypatch):
-    """Fail the test if a video is opened: refusals must come before any decoding."""
-    def refuse(*args, **kwargs):
-        raise AssertionError("a video was opened before the outputs were checked")
-    monkeypatch.setattr(vos.infra.video_reader, "open_video", refuse)
 
 
 def label_map(seed: int, size=(48, 64)) -> np.ndarray:
