@@ -119,7 +119,7 @@ def check_outside_datasets(target: Path, flag: str) -> None:
     top = dataset_folder(target)
     if top is not None:
         what = "frames" if top.name == "JPEGImages" else "ground-truth annotations"
-        raise UserError(f"{flag} {target} lies inside {top}, the {what} of the dataset {top.parent}; "
+        raise UserError(f"{flag}: {target} lies inside {top}, the {what} of the dataset {top.parent}; "
                         f"choose a {flag} outside the dataset (--overwrite does not lift this)")
 
 
