@@ -123,11 +123,13 @@ def check_outside_datasets(target: Path, flag: str) -> None:
                         f"choose a {flag} outside the dataset (--overwrite does not lift this)")
 
 
-def check_output_dir(folder: Path, command: str, overwrite: bool = False, flag: str = "--out") -> str:
+def check_output_dir(folder: Path, command: str, overwrite: bool = False, flag: str = "--out",
+                     writes: Callable[[Path], bool] | None = None) -> str:
     """May ``command`` replace ``folder``? Returns "new" (absent or empty), "ours" (its own earlier
-    result: the marker of ``command``) or "overwrite" (foreign, ``overwrite`` given); raises
-    :class:`UserError` for anything else, and for a folder inside a dataset's frames or annotations.
-    Also checks that the location is writable."""
+    result: the marker of ``command``, and with ``writes``, every entry one that ``command`` writes,
+    so that a file the user added to a result is not deleted with it) or "overwrite" (anything
+    else, ``overwrite`` given); raises :class:`UserError` otherwise, and for a folder inside a
+    dataset's frames or annotations. Also checks that the location is writable."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{flag} {folder} is a file, not a folder; move it away or choose another {flag}")
@@ -136,20 +138,26 @@ def check_output_dir(folder: Path, command: str, overwrite: bool = False, flag: 
     if not folder.exists() or not any(folder.iterdir()):
         return "new"
     marker = read_marker(folder)
-    if marker is not None and marker["command"] == command:
+    ours = marker is not None and marker["command"] == command
+    added = next((entry for entry in folder.iterdir() if not writes(entry)), None) if ours and writes else None
+    if ours and added is None:
         return "ours"
     if overwrite:
         return "overwrite"
+    if added is not None:
+        raise UserError(f"{folder} is an earlier result of `{command}` but also holds {added.name}, which `{command}` "
+                        f"does not write; move that away, pass --overwrite to replace the folder, or choose another {flag}")
     raise UserError(f"{folder} already exists and holds no {MARKER} of `{command}`, so it is not its result; "
                     f"pass --overwrite to replace it (an earlier result without marker too), or choose another {flag}")
 
 
-def replace_output_dir(partial: Path, folder: Path, command: str, overwrite: bool = False, **info) -> None:
+def replace_output_dir(partial: Path, folder: Path, command: str, overwrite: bool = False,
+                       writes: Callable[[Path], bool] | None = None, **info) -> None:
     """Finish a result written into ``partial``: mark it as ``command``'s finished result, then put it
     at ``folder``, replacing an earlier result only under the rules of :func:`check_output_dir`."""
     write_marker(partial, command, finished=True, **info)
     if folder.exists() or folder.is_symlink():
-        check_output_dir(folder, command, overwrite)
+        check_output_dir(folder, command, overwrite, writes=writes)
         if folder.is_symlink():
             folder.unlink()
         else:

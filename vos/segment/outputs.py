@@ -3,6 +3,7 @@ decoded, by the rules of :mod:`vos.infra.outputs` that every command follows."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -13,6 +14,14 @@ from vos.infra.outputs import (MARKER, check_output_dir, check_output_file, chec
 from vos.segment.overlay import is_our_overlay
 
 SEGMENT_COMMAND = "vos segment"
+_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp\.(png|json)")  # vos.infra.fileio.atomic_path's, left by a kill
+
+
+def is_result_file(entry: Path) -> bool:
+    """An entry `vos segment` writes into a result folder: a PNG, the marker, or a temporary of
+    either. Anything else was put there by someone else and is not deleted with the result."""
+    return entry.is_file() and not entry.is_symlink() and (
+        entry.suffix == ".png" or entry.name == MARKER or _TEMPORARY.fullmatch(entry.name) is not None)
 
 
 def partial_folder(out_dir: Path) -> Path:
@@ -22,15 +31,17 @@ def partial_folder(out_dir: Path) -> Path:
 
 def check_partial_folder(out_dir: Path) -> None:
     """``<out_dir>.partial`` is absent, empty, or an unfinished result of ours (its marker is written
-    when it is made); anything else is the user's and is never replaced, with ``--overwrite`` neither."""
+    when it is made; nothing but :func:`is_result_file` entries); anything else is the user's and is
+    never replaced, with ``--overwrite`` neither."""
     partial = partial_folder(out_dir)
     if not (partial.exists() or partial.is_symlink()):
         return
-    if marked_by(partial, SEGMENT_COMMAND) is not None or (
-            partial.is_dir() and not partial.is_symlink() and not any(partial.iterdir())):
+    if partial.is_dir() and not partial.is_symlink() and (not any(partial.iterdir()) or (
+            marked_by(partial, SEGMENT_COMMAND) is not None and all(map(is_result_file, partial.iterdir())))):
         return
-    raise UserError(f"{partial} exists and holds no {MARKER} of `{SEGMENT_COMMAND}`, which writes {out_dir.name} "
-                    "there first; move it away (or delete it if it is an unfinished result of 0.2 or earlier)")
+    raise UserError(f"{partial} exists and is not an unfinished result of `{SEGMENT_COMMAND}` (no {MARKER}, or files "
+                    f"it does not write), which writes {out_dir.name} there first; move it away (or delete it if "
+                    "it is an unfinished result of 0.2 or earlier)")
 
 
 def start_partial_result(out_dir: Path, video: Path) -> Path:
@@ -86,7 +97,7 @@ def check_segment_jobs(jobs: Sequence, input_path: Path, batch: bool, overwrite:
         if skip_existing and is_finished_result(job.out_dir, job.video):
             continue
         todo.append(job)
-        state = check_output_dir(job.out_dir, SEGMENT_COMMAND, overwrite)
+        state = check_output_dir(job.out_dir, SEGMENT_COMMAND, overwrite, writes=is_result_file)
         check_partial_folder(job.out_dir)
         if state == "ours":
             announce(f"{SEGMENT_COMMAND}: replacing earlier result in {job.out_dir}")

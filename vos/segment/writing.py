@@ -39,7 +39,7 @@ def write_segmentation(seg: Segmentation | StreamedSegmentation, source: VideoSo
     """
     from vos.infra.outputs import replace_output_dir
     from vos.infra.video_writer import VideoWriter
-    from vos.segment.outputs import SEGMENT_COMMAND, start_partial_result
+    from vos.segment.outputs import SEGMENT_COMMAND, is_result_file, start_partial_result
     from vos.segment.overlay import OVERLAY_COMMENT, blend
 
     write_seconds = 0.0
@@ -64,6 +64,6 @@ def write_segmentation(seg: Segmentation | StreamedSegmentation, source: VideoSo
                     writer.write(blend(next(frames_iter), label))
                 t += 1
             write_seconds += time.perf_counter() - start
-    replace_output_dir(partial, out_dir, SEGMENT_COMMAND, overwrite,
+    replace_output_dir(partial, out_dir, SEGMENT_COMMAND, overwrite, writes=is_result_file,
                        video=str(Path(source.path).resolve()), frames=source.num_frames, settings=settings or {})
     seg.timings["write"] = write_seconds

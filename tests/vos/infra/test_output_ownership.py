@@ -197,7 +197,7 @@ def test_a_users_partial_folder_is_never_touched(tmp_path, capsys, no_decoding):
     for extra in ([], ["--overwrite"], ["--skip-existing"]):
         code, output = segment(capsys, video, "--out", tmp_path / "out", *extra)
         line = error_line(output)
-        assert code == 2 and "clip.partial exists and holds no .vos-output.json" in line and "move it away" in line
+        assert code == 2 and "clip.partial exists and is not an unfinished result" in line and "move it away" in line
         assert tree(tmp_path) == before
     # the library call checks it too, before removing anything
     with pytest.raises(UserError, match="clip.partial exists"):
@@ -207,6 +207,34 @@ def test_a_users_partial_folder_is_never_touched(tmp_path, capsys, no_decoding):
         start_partial_result(tmp_path / "out" / "clip", video)
     assert tree(tmp_path / "out") == {**{k[4:]: v for k, v in before.items() if k.startswith("out/")},
                                       f"clip.partial/{MARKER}": b'{"command": "vos train"}'}
+
+
+def test_files_added_to_a_result_are_not_deleted_with_it(tmp_path, capsys, monkeypatch):
+    video = write_mp4(tmp_path / "clip.mp4", moving_square_frames(4, (48, 64)))
+    out = tmp_path / "out"
+    assert segment(capsys, video, "--out", out)[0] == 0
+    (out / "clip" / "notes.txt").write_text("frame 3 looks wrong")
+    before = tree(tmp_path)
+    for extra in ([], ["--skip-existing"]):  # (skipped, so kept, with --skip-existing)
+        code, output = segment(capsys, video, "--out", out, *extra)
+        if extra:
+            assert code == 0 and "clip: skipped" in output
+        else:
+            line = error_line(output)
+            assert code == 2 and "is an earlier result of `vos segment` but also holds notes.txt" in line
+            assert "move that away, pass --overwrite to replace the folder" in line
+        assert tree(tmp_path) == before
+    # an interrupted run's folder with a file added to it is not removed either
+    with monkeypatch.context() as patch:
+        interrupt_after(patch, 1)
+        assert segment(capsys, video, "--out", tmp_path / "out2")[0] == 130
+    (tmp_path / "out2" / "clip.partial" / "notes.txt").write_text("mine")
+    before = tree(tmp_path)
+    code, output = segment(capsys, video, "--out", tmp_path / "out2")
+    assert code == 2 and "clip.partial exists and is not an unfinished result" in error_line(output)
+    assert tree(tmp_path) == before
+    code, output = segment(capsys, video, "--out", out, "--overwrite")
+    assert code == 0 and not (out / "clip" / "notes.txt").exists()
 
 
 def test_skip_existing_skips_only_finished_results_of_the_same_video(tmp_path, capsys):
