@@ -145,8 +145,9 @@ def check_output_dir(folder: Path, command: str, overwrite: bool = False, flag: 
     if overwrite:
         return "overwrite"
     if added is not None:
-        raise UserError(f"{folder} is an earlier result of `{command}` but also holds {added.name}, which `{command}` "
-                        f"does not write; move that away, pass --overwrite to replace the folder, or choose another {flag}")
+        raise UserError(f"{folder} is an earlier result of `{command}` but also holds {added.name}, which "
+                        f"`{command}` does not write; move that away, pass --overwrite to replace the folder, "
+                        f"or choose another {flag}")
     raise UserError(f"{folder} already exists and holds no {MARKER} of `{command}`, so it is not its result; "
                     f"pass --overwrite to replace it (an earlier result without marker too), or choose another {flag}")
 
