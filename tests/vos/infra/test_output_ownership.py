@@ -286,3 +286,16 @@ def test_resume_takes_a_folder_without_marker_only_with_our_checkpoint(tmp_path,
     line = error_line(captured.out + captured.err)
     assert code == 2 and str(run / "last.pt") in line and "vos train" in line
     assert tree(tmp_path) == before
+
+
+@pytest.mark.parametrize("manifest", ["[1, 2]", '"options"', "{not json", '{"classes": []}'])
+def test_ssl_synth_never_takes_a_users_synth_json_for_its_manifest(tmp_path, capsys, manifest):
+    from ssl_video.cli import main as ssl_main
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "synth.json").write_text(manifest)
+    before = tree(tmp_path)
+    code = ssl_main(["synth", str(tmp_path / "data")])
+    captured = capsys.readouterr()
+    assert code == 2 and "is not a synth manifest; choose another OUT" in error_line(captured.out + captured.err)
+    assert tree(tmp_path) == before
