@@ -118,7 +118,7 @@ def test_an_existing_folder_that_is_no_report_is_kept(scored, report, tmp_path, 
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")
     assert main(["report", str(results), "--davis-root", str(root), "--out", str(foreign), "--quiet"]) == 2
-    assert "was not written by `vos report`" in capsys.readouterr().err
+    assert "holds no .vos-output.json of `vos report`" in capsys.readouterr().err
     assert (foreign / "notes.txt").read_text() == "keep me"
     inside = results / "report"
     assert main(["report", str(results), "--davis-root", str(root), "--out", str(inside), "--quiet"]) == 2
