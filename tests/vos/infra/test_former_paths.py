@@ -48,6 +48,7 @@ def test_a_name_patched_through_a_former_path_takes_effect(tmp_path, monkeypatch
     """0.1's tools/bench_ssl.py forced PyAV this way."""
     video_io = _import_fresh("vos.video_io")
     path = write_video(tmp_path / "clip.mp4", 3)
+    monkeypatch.setattr(video_io, "torchcodec_available", lambda: False)  # a name 0.1 did not have
     monkeypatch.setattr(video_io, "decord_available", lambda: False)
     assert video_io.open_video(path).backend == "pyav"
 

@@ -1,4 +1,4 @@
-"""vos.infra.video_reader: video files (decord / PyAV), frame folders, batch discovery, stride, errors."""
+"""vos.infra.video_reader: video files (torchcodec / decord / PyAV), frame folders, batch discovery, stride, errors."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.helpers.paths import SHARED_DATA
 from tests.helpers.video_files import (DECODERS, cut_video, decodable_frames, decoded_index, frame_pattern,
-                                       needs_decord, write_video)
+                                       needs_decord, needs_torchcodec, write_video)
 from vos.infra import video_reader
 from vos.infra.errors import UserError
 from vos.infra.video_reader import discover_videos, natural_key, open_video
@@ -20,9 +21,32 @@ CONTAINERS = [("clip.mp4", "libx264"), ("clip.avi", "mpeg4"), ("clip.mov", "mpeg
               ("clip.mkv", "libx264")]
 
 
+RANDOM_ACCESS = [pytest.param("torchcodec", marks=needs_torchcodec), pytest.param("decord", marks=needs_decord)]
+BIG_BUCK_BUNNY = SHARED_DATA / "real-videos" / "bigbuckbunny.mp4"
+
+
 @pytest.fixture(scope="module")
 def mp4(tmp_path_factory):
     return write_video(tmp_path_factory.mktemp("video") / "clip.mp4", 10)
+
+
+@pytest.fixture
+def without_torchcodec(monkeypatch):
+    """open_video(backend="auto") as on a machine where torchcodec cannot load."""
+    monkeypatch.setattr(video_reader, "torchcodec_available", lambda: False)
+
+
+def break_decoder(video, failing) -> None:
+    """Make the batch reads of a torchcodec or decord source call ``failing`` instead."""
+    if video.backend == "torchcodec":
+        video.decoder.get_frames_at = failing
+    else:
+        video.reader.get_batch = failing
+
+
+def decoder_batches(video):
+    """The batch read of a torchcodec or decord source (bound method)."""
+    return video.decoder.get_frames_at if video.backend == "torchcodec" else video.reader.get_batch
 
 
 def save_frames(folder, frames, suffix=".png", names=None):
@@ -59,21 +83,50 @@ def test_decord_and_pyav_agree(tmp_path, filename, codec):
     assert np.abs(a - b).mean() < 1.0
 
 
-@needs_decord
-def test_auto_prefers_decord_and_falls_back_to_pyav(mp4, monkeypatch):
-    assert open_video(mp4).backend == "decord"
-    import decord
+@needs_torchcodec
+@pytest.mark.parametrize("filename,codec", CONTAINERS)
+def test_torchcodec_equals_pyav(tmp_path, filename, codec):
+    """The same FFmpeg decode and RGB conversion: equal frames, not just close ones."""
+    path = write_video(tmp_path / filename, 6, codec=codec)
+    by_torchcodec, by_pyav = open_video(path, backend="torchcodec"), open_video(path, backend="pyav")
+    assert by_torchcodec.num_frames == by_pyav.num_frames == 6
+    np.testing.assert_array_equal(np.concatenate(list(by_torchcodec.iter_chunks(4))),
+                                  np.concatenate(list(by_pyav.iter_chunks(4))))
 
+
+@needs_torchcodec
+@pytest.mark.skipif(not BIG_BUCK_BUNNY.exists(), reason="real video ../shared/data/real-videos/bigbuckbunny.mp4 absent")
+def test_torchcodec_equals_pyav_on_a_real_h264_video():
+    """Real 720p H.264 (B-frames, 132 frames): every third frame, and a random-access read out of order."""
+    by_torchcodec = open_video(BIG_BUCK_BUNNY, stride=3, backend="torchcodec")
+    by_pyav = open_video(BIG_BUCK_BUNNY, stride=3, backend="pyav")
+    assert (by_torchcodec.num_frames, by_torchcodec.height, by_torchcodec.width, by_torchcodec.fps) == (44, 720, 1280,
+                                                                                                       25 / 3)
+    expected = np.concatenate(list(by_pyav.iter_chunks(16)))
+    np.testing.assert_array_equal(np.concatenate(list(by_torchcodec.iter_chunks(16))), expected)
+    np.testing.assert_array_equal(by_torchcodec.read_frames([40, 3, 3, 17]), expected[[40, 3, 3, 17]])
+
+
+def test_auto_tries_torchcodec_then_decord_then_pyav(mp4, monkeypatch):
     def unreadable(*args, **kwargs):
         raise RuntimeError("cannot open")
 
-    monkeypatch.setattr(decord, "VideoReader", unreadable)
+    if video_reader.torchcodec_available():
+        assert open_video(mp4).backend == "torchcodec"
+        import torchcodec.decoders
+
+        monkeypatch.setattr(torchcodec.decoders, "VideoDecoder", unreadable)
+    if video_reader.decord_available():
+        assert open_video(mp4).backend == "decord"
+        import decord
+
+        monkeypatch.setattr(decord, "VideoReader", unreadable)
     video = open_video(mp4)
     assert video.backend == "pyav" and video.num_frames == 10
 
 
 @needs_decord
-def test_auto_falls_back_to_pyav_when_decord_misdecodes(tmp_path):
+def test_auto_falls_back_to_pyav_when_decord_misdecodes(tmp_path, without_torchcodec):
     """decord 0.6 opens a 48x48 MPEG-4 file but cannot decode its frames (buffer size check)."""
     from vos.infra.video_writer import VideoWriter
 
@@ -89,26 +142,31 @@ def test_auto_falls_back_to_pyav_when_decord_misdecodes(tmp_path):
     assert video.read_frames([0, 5]).shape == (2, 48, 48, 3)
 
 
-@needs_decord
-def test_frames_decord_fails_on_later_are_read_with_pyav(mp4):
-    """A file whose last frame decord decodes, and a later read it fails on: with backend "auto" the
-    frames come from PyAV, from then on, with a warning; with backend "decord" it is an error."""
+@pytest.mark.parametrize("backend", RANDOM_ACCESS)
+def test_frames_a_random_access_backend_fails_on_later_are_read_with_pyav(mp4, monkeypatch, backend):
+    """A file the backend opens, and a later read it fails on: with backend "auto" the frames
+    come from PyAV, from then on, with a warning; with the backend named it is an error."""
+    if backend == "decord":
+        monkeypatch.setattr(video_reader, "torchcodec_available", lambda: False)
     expected = open_video(mp4, backend="pyav").read_frames(range(10))
+    cause = {"decord": ("[12:00:00] /src/video_reader.cc:151: Check failed: buffer size", "Check failed: buffer size"),
+             "torchcodec": ("decode_av_frame, /src/SingleStreamDecoder.cpp:1493, Could not push packet",
+                            "Could not push packet")}[backend]
 
     def failing(*args, **kwargs):
-        raise RuntimeError("[12:00:00] /src/video_reader.cc:151: Check failed: buffer size")
+        raise RuntimeError(cause[0])
 
-    strict = open_video(mp4, backend="decord")
-    strict.reader.get_batch = failing
-    with pytest.raises(UserError, match=r"clip.mp4: decord failed on frames 2..4 \(Check failed: buffer size\); "
+    strict = open_video(mp4, backend=backend)
+    break_decoder(strict, failing)
+    with pytest.raises(UserError, match=rf"clip.mp4: {backend} failed on frames 2..4 \({cause[1]}\); "
                                         r"try backend='pyav' or re-encode the video$"):
         strict.read_frames([2, 3, 4])
 
     video = open_video(mp4)
-    assert video.backend == "decord"
+    assert video.backend == backend
     np.testing.assert_array_equal(video.read_frames([0, 1]), expected[[0, 1]])
-    video.reader.get_batch = failing
-    with pytest.warns(UserWarning, match=r"clip.mp4: decord failed on frames 2..4 \(Check failed: buffer size\); "
+    break_decoder(video, failing)
+    with pytest.warns(UserWarning, match=rf"clip.mp4: {backend} failed on frames 2..4 \({cause[1]}\); "
                                          r"reading the file with PyAV from now on$"):
         frames = video.read_frames([2, 3, 4])
     assert video.backend == "pyav"
@@ -116,14 +174,17 @@ def test_frames_decord_fails_on_later_are_read_with_pyav(mp4):
     np.testing.assert_array_equal(np.concatenate(list(video.iter_chunks(4))), expected)
 
 
-@needs_decord
+@pytest.mark.parametrize("backend", RANDOM_ACCESS)
 @pytest.mark.parametrize("stride, max_frames", [(1, None), (2, None), (3, 3)])
-def test_after_a_fallback_the_remaining_chunks_take_one_decode(mp4, monkeypatch, stride, max_frames):
-    """decord fails on the second chunk: the rest of the video comes from one sequential PyAV
+def test_after_a_fallback_the_remaining_chunks_take_one_decode(mp4, monkeypatch, backend, stride, max_frames):
+    """The backend fails on the second chunk: the rest of the video comes from one sequential PyAV
     decode, not one decode from the start per chunk, and the frames are the selected ones."""
+    if backend == "decord":
+        monkeypatch.setattr(video_reader, "torchcodec_available", lambda: False)
     expected = np.concatenate(list(open_video(mp4, stride, max_frames, backend="pyav").iter_chunks(2)))
     video = open_video(mp4, stride, max_frames)
-    real, calls = video.reader.get_batch, []
+    assert video.backend == backend
+    real, calls = decoder_batches(video), []
 
     def fails_after_the_first_chunk(indices):
         calls.append(indices)
@@ -131,7 +192,7 @@ def test_after_a_fallback_the_remaining_chunks_take_one_decode(mp4, monkeypatch,
             raise RuntimeError("mis-decoded")
         return real(indices)
 
-    video.reader.get_batch = fails_after_the_first_chunk
+    break_decoder(video, fails_after_the_first_chunk)
     decodes = []
     real_decode = video_reader.PyAVSource._decode
     monkeypatch.setattr(video_reader.PyAVSource, "_decode", lambda self, wanted: decodes.append(sorted(wanted)) or
@@ -145,11 +206,40 @@ def test_after_a_fallback_the_remaining_chunks_take_one_decode(mp4, monkeypatch,
     assert decodes[0] == [int(i) for i in video.source_indices[2:4]]
 
 
-def test_missing_decord_means_pyav(mp4, monkeypatch):
+def test_missing_decord_means_pyav(mp4, monkeypatch, without_torchcodec):
     monkeypatch.setitem(sys.modules, "decord", None)  # makes `import decord` raise ImportError
     assert open_video(mp4).backend == "pyav"
     with pytest.raises(UserError, match="decord is not installed.*backend='pyav'"):
         open_video(mp4, backend="decord")
+
+
+class _FFmpegLibrariesMissing:
+    """An import hook that fails loading torchcodec's decoders as torchcodec does when no FFmpeg
+    library of a version it supports is on the machine (RuntimeError at import)."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "torchcodec.decoders" or name.startswith("torchcodec.decoders."):
+            raise RuntimeError("Could not load libtorchcodec. Likely causes: FFmpeg is not installed")
+        return None
+
+
+@pytest.mark.parametrize("cause", ["not installed", "FFmpeg libraries missing"])
+def test_torchcodec_that_cannot_load_is_skipped_by_auto_and_named_when_asked_for(mp4, monkeypatch, cause):
+    for name in [m for m in sys.modules if m == "torchcodec" or m.startswith("torchcodec.")]:
+        monkeypatch.delitem(sys.modules, name)
+    if cause == "not installed":
+        monkeypatch.setitem(sys.modules, "torchcodec", None)  # `import torchcodec...` raises ImportError
+    else:
+        monkeypatch.setattr(sys, "meta_path", [_FFmpegLibrariesMissing(), *sys.meta_path])
+    video_reader.torchcodec_available.cache_clear()
+    try:
+        assert not video_reader.torchcodec_available()
+        assert open_video(mp4).backend == ("decord" if video_reader.decord_available() else "pyav")
+        message = one_line_error(open_video, mp4, backend="torchcodec")
+        assert "torchcodec cannot be loaded on this machine (pip install torchcodec, and FFmpeg" in message
+        assert "use backend='pyav' (or 'auto')" in message
+    finally:
+        video_reader.torchcodec_available.cache_clear()  # the next test sees this machine again
 
 
 @pytest.mark.parametrize("backend", DECODERS)
@@ -260,7 +350,7 @@ def test_bad_video_files(tmp_path, backend):
     assert empty.stat().st_size > 0
     message = one_line_error(open_video, empty, backend=backend)
     assert "empty.mp4" in message
-    if backend != "decord":  # decord cannot tell why; PyAV's diagnosis is used by "auto"
+    if backend in ("auto", "pyav"):  # torchcodec and decord cannot tell why; "auto" ends with PyAV's diagnosis
         assert "no video stream (no frames)" in message
 
 
@@ -336,13 +426,15 @@ def cut_avi(tmp_path_factory):
     return cut, expected
 
 
-@pytest.mark.parametrize("backend", ["auto", "pyav"])
+@pytest.mark.parametrize("backend", ["auto", pytest.param("torchcodec", marks=needs_torchcodec), "pyav"])
 def test_cut_short_video_gives_the_frames_that_decode_with_a_warning(cut_avi, backend):
     path, expected = cut_avi
     with pytest.warns(UserWarning, match=rf"cut.avi: only {expected} of the 12 frames its header announces can be "
                                          rf"decoded \(cut short or damaged\); using those {expected}"):
         video = open_video(path, backend=backend)
-    assert video.backend == "pyav" and video.num_frames == expected
+    # "auto": torchcodec where it loads (it counts as PyAV does); decord refuses the file
+    auto = "torchcodec" if video_reader.torchcodec_available() else "pyav"
+    assert video.backend == (auto if backend == "auto" else backend) and video.num_frames == expected
     frames = np.concatenate(list(video.iter_chunks(8)))
     assert [decoded_index(f) for f in frames] == list(range(expected))
     assert decoded_index(video.read_frames([expected - 1])[0]) == expected - 1
