@@ -16,6 +16,9 @@ from vos.infra.config import load_config
 from vos.infra.config_flags import add_config_arguments, config_overrides
 from vos.segment_config import SegmentConfig
 
+# vos.infra.video_reader.BACKENDS, spelled out so that --help does not import the reader
+BACKENDS = ("auto", "torchcodec", "decord", "pyav")
+
 HELP = "segment videos into object masks (DAVIS PNGs)"
 
 
@@ -32,8 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "of vos segment (by default those are refused; earlier results are replaced)")
     parser.add_argument("--skip-existing", action="store_true",
                         help="skip videos whose result folder exists (resume an interrupted batch)")
-    parser.add_argument("--backend", choices=["auto", "decord", "pyav"], default="auto",
-                        help="video decoder (default: decord, PyAV where decord fails)")
+    parser.add_argument("--backend", choices=BACKENDS, default="auto",
+                        help="video decoder (default: torchcodec where it loads, else decord, else PyAV; PyAV for "
+                             "frames the first two fail on; see docs/io.md)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                         help="where the backbone, the attention and the clustering run: auto = the GPU if there "
                              "is one (clustering with the plain torch reference there), else the CPU (clustering "
