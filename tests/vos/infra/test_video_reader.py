@@ -475,3 +475,44 @@ def test_video_without_a_decodable_frame_is_an_error(tmp_path, backend):
 ])
 def test_fitting_stride(num_frames, clip_frames, stride, expected):
     assert video_reader.fitting_stride(num_frames, clip_frames, stride) == expected
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
+
+
+@needs_decord
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the resident set size from /proc")
+def test_decord_source_does_not_decode_the_rest_of_the_file_between_reads(tmp_path):
+    """decord 0.6 alone keeps decoding the rest of the file into memory after a read returns: a
+    plain VideoReader grows by frames of the file while nobody reads; a DecordSource stops that."""
+    import time
+
+    import decord
+
+    from vos.infra.video_writer import VideoWriter
+
+    path = tmp_path / "long.mp4"  # 240 frames of 480x640: 0.9 MiB per RGB frame, 220 MiB in all
+    ramp = np.linspace(0, 150, 640).astype(np.uint8)[None, :, None]
+    with VideoWriter(path, fps=25) as writer:
+        for i in range(240):
+            writer.write(np.broadcast_to(ramp + i % 100, (480, 640, 3)).copy())
+    plain = decord.VideoReader(str(path), num_threads=1)
+    before = _rss_mib()
+    plain.get_batch(list(range(8))).asnumpy()
+    deadline = time.monotonic() + 30
+    while _rss_mib() - before < 60 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    grown = _rss_mib() - before
+    waited = 30 - (deadline - time.monotonic())
+    del plain
+    assert grown >= 60, "decord no longer decodes ahead: the read-ahead stop of DecordSource may be dropped"
+
+    video = open_video(path, backend="decord", threads=1)
+    before = _rss_mib()
+    first = video.read_frames(range(8))
+    time.sleep(waited)  # as long as the plain reader took to grow
+    assert _rss_mib() - before < 30 + first.nbytes / 2 ** 20
+    np.testing.assert_array_equal(video.read_frames(range(8, 16)),
+                                  open_video(path, backend="pyav").read_frames(range(8, 16)))
