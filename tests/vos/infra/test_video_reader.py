@@ -179,10 +179,11 @@ def test_frames_a_random_access_backend_fails_on_later_are_read_with_pyav(mp4, m
 def test_after_a_fallback_the_remaining_chunks_take_one_decode(mp4, monkeypatch, backend, stride, max_frames):
     """The backend fails on the second chunk: the rest of the video comes from one sequential PyAV
     decode, not one decode from the start per chunk, and the frames are the selected ones."""
-    if backend == "decord":
-        monkeypatch.setattr(video_reader, "torchcodec_available", lambda: False)
     expected = np.concatenate(list(open_video(mp4, stride, max_frames, backend="pyav").iter_chunks(2)))
-    video = open_video(mp4, stride, max_frames)
+    if backend == "decord":  # as "auto" opens it, but reading its chunks with decord (as "decord" does)
+        video = video_reader.DecordSource(mp4, stride, max_frames, pyav_fallback=True)
+    else:
+        video = open_video(mp4, stride, max_frames)
     assert video.backend == backend
     real, calls = decoder_batches(video), []
 
@@ -204,6 +205,28 @@ def test_after_a_fallback_the_remaining_chunks_take_one_decode(mp4, monkeypatch,
     rest = [int(i) for i in video.source_indices[4:]]
     assert decodes[1:] == ([rest] if rest else [])
     assert decodes[0] == [int(i) for i in video.source_indices[2:4]]
+
+
+@needs_decord
+@pytest.mark.parametrize("stride, max_frames", [(1, None), (3, 3)])
+def test_auto_reads_the_chunks_of_a_decord_source_in_one_pyav_decode(mp4, monkeypatch, without_torchcodec, stride,
+                                                                     max_frames):
+    """decord bounds its memory only by decoding again from the key frame at every read: "auto"
+    reads a sequential pass with PyAV (bounded and fast) and keeps decord for reads by index."""
+    expected = np.concatenate(list(open_video(mp4, stride, max_frames, backend="pyav").iter_chunks(2)))
+    video = open_video(mp4, stride, max_frames)
+    assert video.backend == "decord"
+    batches = []
+    real = video.reader.get_batch
+    video.reader.get_batch = lambda indices: batches.append(list(indices)) or real(indices)
+    decodes = []
+    real_decode = video_reader.PyAVSource._decode
+    monkeypatch.setattr(video_reader.PyAVSource, "_decode", lambda self, wanted: decodes.append(sorted(wanted)) or
+                        real_decode(self, wanted))
+    np.testing.assert_array_equal(np.concatenate(list(video.iter_chunks(2))), expected)
+    assert batches == [] and decodes == [video.source_indices.tolist()]
+    np.testing.assert_array_equal(video.read_frames([len(expected) - 1, 0]), expected[[-1, 0]])
+    assert batches == [[int(video.source_indices[-1]), 0]]
 
 
 def test_missing_decord_means_pyav(mp4, monkeypatch, without_torchcodec):

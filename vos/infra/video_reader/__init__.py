@@ -42,8 +42,9 @@ def open_video(path: str | os.PathLike, stride: int = 1, max_frames: int | None 
 
     ``backend`` applies to video files: "torchcodec", "decord", "pyav", or "auto": torchcodec where
     it imports and its FFmpeg libraries load and it opens the file, else decord where it is
-    installed and decodes the file's last frame, else PyAV; frames torchcodec or decord fail on
-    later are read with PyAV, with a warning. Frame folders are always read with PIL (backend
+    installed and decodes the file's last frame (for reads by index; its ``iter_chunks`` is one
+    sequential PyAV decode, see :class:`DecordSource`), else PyAV; frames torchcodec or decord fail
+    on later are read with PyAV, with a warning. Frame folders are always read with PIL (backend
     "pil"). ``threads``: decoder threads (0: the decoder's automatic choice; 1 suits DataLoader
     workers, which are the parallelism there).
 
@@ -80,7 +81,7 @@ def open_video(path: str | os.PathLike, stride: int = 1, max_frames: int | None 
             pass  # decord or PyAV may open it; PyAV counts what decodes and diagnoses precisely
     if decord_available():
         try:
-            return DecordSource(path, stride, max_frames, threads, pyav_fallback=True)
+            return DecordSource(path, stride, max_frames, threads, pyav_fallback=True, sequential_with_pyav=True)
         except UserError:
             pass
     return PyAVSource(path, stride, max_frames, threads)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 from vos.infra.errors import UserError
-from vos.infra.video_reader.pyav_source import announced_frames
+from vos.infra.video_reader.pyav_source import PyAVSource, announced_frames
 from vos.infra.video_reader.random_access import RandomAccessSource
+from vos.infra.video_reader.source import check_chunk_size
 
 
 class DecordSource(RandomAccessSource):
@@ -19,7 +21,9 @@ class DecordSource(RandomAccessSource):
     and cut-short files give it fewer frames than announced or an undecodable last frame; all of
     these raise UserError here, before any work. With ``pyav_fallback``, frames decord fails on
     later are read with PyAV (:class:`RandomAccessSource`): decord 0.6 also mis-decodes some frames
-    of files whose last frame it decodes.
+    of files whose last frame it decodes. With ``sequential_with_pyav`` (also set by
+    ``open_video(backend="auto")``), ``iter_chunks`` is one sequential PyAV decode and decord reads
+    only the frames asked for by index (``read_frames``): see below.
 
     Memory: to return the first frame of a read, decord 0.6 queues the file's packets ahead of its
     background decoding thread without a bound (``VideoReader::NextFrameImpl`` pushes a packet each
@@ -27,12 +31,14 @@ class DecordSource(RandomAccessSource):
     frames after the read has returned, up to the end of the file: a reader left open between
     reads grows by a frame's size (2.8 MB at 720p) per frame of the file. Every read here therefore
     ends with :meth:`_stop_read_ahead`, which stops that thread and frees its queues; the cost is
-    that the next read decodes again from the key frame before it (see docs/io.md)."""
+    that the next read decodes again from the key frame before it, which makes a sequential pass
+    re-decode, chunk after chunk, the frames since the last key frame (8x slower than PyAV on a 720p
+    video with one key frame every 250 frames; docs/benchmarks.md)."""
 
     backend = "decord"
 
     def __init__(self, path: Path, stride: int = 1, max_frames: int | None = None, threads: int = 0,
-                 pyav_fallback: bool = False):
+                 pyav_fallback: bool = False, sequential_with_pyav: bool = False):
         import decord  # optional: only present on x86_64
 
         try:
@@ -49,9 +55,18 @@ class DecordSource(RandomAccessSource):
                            "or damaged); backend='pyav' (or 'auto') reads the frames that decode")
         super().__init__(path, total, height, width, fps, stride, max_frames)
         self._init_fallback(threads, pyav_fallback)
+        self.sequential_with_pyav = sequential_with_pyav
         _, problem = self._decode_checked([total - 1])
         if problem is not None:  # refused here, so that open_video(backend="auto") reads the file with PyAV
             raise UserError(problem + self.advice)
+
+    def iter_chunks(self, chunk_size: int) -> Iterator[np.ndarray]:
+        if not self.sequential_with_pyav:
+            yield from super().iter_chunks(chunk_size)
+            return
+        check_chunk_size(chunk_size)
+        reader = self._pyav or PyAVSource(self.path, threads=self.threads)
+        yield from reader.decode_chunks(self.source_indices.tolist(), chunk_size)
 
     def _decode_batch(self, source_indices: list[int]) -> tuple[np.ndarray | None, str | None]:
         try:
