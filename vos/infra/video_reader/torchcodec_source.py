@@ -11,7 +11,7 @@ import numpy as np
 
 from vos.infra.errors import UserError
 from vos.infra.video_reader.random_access import RandomAccessSource
-from vos.infra.video_reader.source import warn_short_video
+from vos.infra.video_reader.source import FRAME_FOLDER_FPS, warn_short_video
 
 
 class TorchCodecSource(RandomAccessSource):
@@ -52,8 +52,8 @@ class TorchCodecSource(RandomAccessSource):
                                "the file is damaged: re-encode or remove it")
             if total < announced:
                 warn_short_video(path, total, announced)
-        super().__init__(path, total, meta.height, meta.width, float(meta.average_fps or 0) or 24.0, stride,
-                         max_frames)
+        fps = meta.average_fps or FRAME_FOLDER_FPS  # no rate in the file: the usual one, as PyAVSource does
+        super().__init__(path, total, meta.height, meta.width, float(fps), stride, max_frames)
         self._init_fallback(threads, pyav_fallback)
 
     def _count_decodable(self, indexed: int) -> int:
