@@ -2,6 +2,7 @@
 
     python tools/bench_decode.py VIDEO [VIDEO ...] [--synthetic] [--frames 121] [--chunk 8] [--pause 0.1]
                                  [--clips 20] [--clip-frames 16] [--clip-stride 2] [--backends torchcodec decord pyav]
+                                 [--patterns chunks clips]
 
 For each video and backend (``open_video(path, backend=...)``), each in a fresh process:
 
@@ -112,6 +113,7 @@ def main() -> None:
     parser.add_argument("--synthetic", action="store_true", help="also a 480x854 vos synth video")
     parser.add_argument("--synthetic-frames", type=int, default=300)
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
+    parser.add_argument("--patterns", nargs="+", default=["chunks", "clips"], choices=["chunks", "clips"])
     parser.add_argument("--frames", type=int, default=121, help="chunks: the first FRAMES frames")
     parser.add_argument("--chunk", type=int, default=8, help="chunks: frames per chunk (vos segment --batch-frames)")
     parser.add_argument("--pause", type=float, default=0.1, help="chunks: seconds of 'work' after each chunk")
@@ -139,7 +141,7 @@ def main() -> None:
         for video in videos:
             probe = open_video(video, backend="pyav")
             label = f"{video.name} ({probe.num_frames} frames, {probe.height}x{probe.width})"
-            for pattern in ("chunks", "clips"):
+            for pattern in args.patterns:
                 for backend in args.backends:
                     result = measure(args, video, backend, pattern)
                     if isinstance(result, str):

@@ -91,14 +91,15 @@ def test_backends_agree_with_pyav(tmp_path, filename, codec, backend):
 @needs_torchcodec
 @pytest.mark.skipif(not BIG_BUCK_BUNNY.exists(), reason="real video ../shared/data/real-videos/bigbuckbunny.mp4 absent")
 def test_torchcodec_equals_pyav_on_a_real_h264_video():
-    """Real 720p H.264 (B-frames, 132 frames): every third frame, and a random-access read out of order."""
-    by_torchcodec = open_video(BIG_BUCK_BUNNY, stride=3, backend="torchcodec")
-    by_pyav = open_video(BIG_BUCK_BUNNY, stride=3, backend="pyav")
-    assert (by_torchcodec.num_frames, by_torchcodec.height, by_torchcodec.width, by_torchcodec.fps) == (44, 720, 1280,
+    """Real 720p H.264 (B-frames, 132 frames): every third of the first 60 frames, and a
+    random-access read out of order."""
+    by_torchcodec = open_video(BIG_BUCK_BUNNY, stride=3, max_frames=20, backend="torchcodec")
+    by_pyav = open_video(BIG_BUCK_BUNNY, stride=3, max_frames=20, backend="pyav")
+    assert (by_torchcodec.num_frames, by_torchcodec.height, by_torchcodec.width, by_torchcodec.fps) == (20, 720, 1280,
                                                                                                        25 / 3)
-    expected = np.concatenate(list(by_pyav.iter_chunks(16)))
-    np.testing.assert_array_equal(np.concatenate(list(by_torchcodec.iter_chunks(16))), expected)
-    np.testing.assert_array_equal(by_torchcodec.read_frames([40, 3, 3, 17]), expected[[40, 3, 3, 17]])
+    expected = np.concatenate(list(by_pyav.iter_chunks(8)))
+    np.testing.assert_array_equal(np.concatenate(list(by_torchcodec.iter_chunks(8))), expected)
+    np.testing.assert_array_equal(by_torchcodec.read_frames([19, 3, 3, 11]), expected[[19, 3, 3, 11]])
 
 
 def test_auto_tries_torchcodec_then_decord_then_pyav(mp4, monkeypatch):
