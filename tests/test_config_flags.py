@@ -117,7 +117,7 @@ def test_a_field_without_help_is_an_error_when_the_parser_is_built():
 
 # every command with a config dataclass: (cli module, command, config class, arguments it requires)
 COMMANDS = [
-    ("vos.cli", "segment", "vos.segment_config.SegmentConfig", ["clip.mp4"]),
+    ("vos.cli", "segment", "vos.segment.config.SegmentConfig", ["clip.mp4"]),
     ("vos.cli", "train", "vos.train.config.TrainConfig", []),
     ("ssl_video.cli", "pretrain", "ssl_video.config.PretrainConfig", ["--out", "run"]),
     ("ssl_video.cli", "finetune", "ssl_video.config.FinetuneConfig", ["--out", "run"]),

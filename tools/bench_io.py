@@ -21,7 +21,7 @@ import torch
 
 from vos.infra.video_reader import open_video
 from vos.infra.video_writer import VideoWriter, available_mp4_codec
-from vos.overlay import blend
+from vos.segment.overlay import blend
 from vos.palette import read_label_png
 from vos.synth import make_synthetic_dataset
 

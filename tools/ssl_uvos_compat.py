@@ -110,7 +110,7 @@ def position_embedding_difference(checkpoint: str, frames: str, resolution: tupl
     from timm.layers import resample_abs_pos_embed
 
     import vos.models.backbone as backbone_module
-    from vos.compat import conventions
+    from vos.segment.conventions import conventions
     from vos.models.backbone import build_backbone, dino_pos_embed, model_input_size, preprocess_frames
     from vos.infra.video_reader import open_video
 

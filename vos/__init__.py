@@ -7,4 +7,11 @@ frames is clustered hierarchically (symmetric-KL distance) into object masks.
 configs, torch.distributed, logs, video reading and writing, output rules, the CLI driver).
 """
 
-__version__ = "0.2.0"
+import sys
+
+from vos._former_paths import FormerPaths
+
+__version__ = "0.3.0"
+
+if not any(isinstance(finder, FormerPaths) for finder in sys.meta_path):
+    sys.meta_path.append(FormerPaths())  # the former module paths (vos._former_paths)

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from tests.helpers.vos_clips import moving_square_frames, write_frame_folder, write_mp4
 from vos.cli import main
-from vos.compat import KINETICS_MEAN, KINETICS_STD, conventions
+from vos.segment.conventions import KINETICS_MEAN, KINETICS_STD, conventions
 from vos.infra.errors import UserError
 from vos.models.backbone import build_backbone, dino_pos_embed, preprocess_frames
 from vos.models.block import SpatioTemporalBlock, read_block_checkpoint, resolve_block

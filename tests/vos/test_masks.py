@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from vos.infra.errors import UserError
-from vos.masks import border_mask, clusters_to_objects
+from vos.segment.objects import border_mask, clusters_to_objects
 
 
 def onehot_centroids(n):

@@ -1,4 +1,4 @@
-"""vos.overlay: palette blending and contours."""
+"""vos.segment.overlay: palette blending and contours."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vos.infra.errors import UserError
-from vos.overlay import blend, object_contours
+from vos.segment.overlay import blend, object_contours
 from vos.palette import davis_palette
 
 

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-import vos.segment
+import vos.segment.segmenter
 from tests.helpers.paths import REPO_ROOT
 from tests.helpers.vos_clips import TINY, moving_square_frames, write_frame_folder, write_mp4
 from vos.cli import main
@@ -163,7 +163,7 @@ def test_windowed_attention_equals_rows_of_the_full_attention(block_rows):
 
 
 class TickingClock:
-    """Stands in for the time module of vos.segment: each clock advances one second per reading, so
+    """Stands in for the time module of vos.segment.segmenter: each clock advances one second per reading, so
     the timings count the timed intervals whatever the machine's speed."""
 
     def __init__(self):
@@ -188,7 +188,7 @@ def test_keys_come_from_the_key_frames_across_backbone_batches(tmp_path, monkeyp
     segmenter = VideoSegmenter(SegmentConfig(backbone="test_vit_tiny16", weights="random", resolution=(48, 64),
                                              key_every=3, batch_frames=3))
     timings = dict.fromkeys(("decode", "backbone", "backbone_cpu", "cluster", "cluster_cpu"), 0.0)
-    monkeypatch.setattr(vos.segment, "time", TickingClock())
+    monkeypatch.setattr(vos.segment.segmenter, "time", TickingClock())
     queries, keys, grid = segmenter._queries_and_keys(source, tqdm(disable=True), timings)
     monkeypatch.undo()
     with torch.no_grad():

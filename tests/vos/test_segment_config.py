@@ -1,12 +1,13 @@
-"""The backbone input size rule of `vos segment` (vos.segment_config.input_resolution)."""
+"""The settings of `vos segment` (vos.segment.config): the backbone input size rule, and where they are checked."""
 
+import dataclasses
 import math
 
 import pytest
 import torch
 
 from vos.infra.errors import UserError
-from vos.segment_config import DEFAULT_RESOLUTION, SegmentConfig, input_resolution
+from vos.segment.config import DEFAULT_RESOLUTION, SegmentConfig, input_resolution
 
 
 @pytest.mark.parametrize("frame,expected", [
@@ -55,3 +56,21 @@ def test_segment_uses_the_rule_per_video(tmp_path, frame_size, grid):
     with torch.no_grad():
         objects = segmenter.segment(source).objects
     assert tuple(objects.shape) == (2, *grid)  # T h w on the patch grid: portrait stays portrait
+
+
+def test_settings_are_checked_once_where_they_enter_the_library(tmp_path, monkeypatch):
+    """A SegmentConfig is checked when made (defaults < --config file < flags, or code, or
+    dataclasses.replace); segmenting with it checks nothing again."""
+    from tests.helpers.vos_clips import moving_square_frames, write_frame_folder
+    from vos.infra.config import load_config
+    from vos.segment import segment_videos
+
+    with pytest.raises(UserError, match="--key-every must be >= 1, got 0"):
+        load_config(SegmentConfig, overrides={"key_every": 0})
+    with pytest.raises(UserError, match="--tau must be > 0, got 0.0"):
+        dataclasses.replace(SegmentConfig(), tau=0.0)
+    config = SegmentConfig(backbone="test_vit_tiny16", weights="random", resolution=(32, 48), key_every=2)
+    monkeypatch.setattr(SegmentConfig, "validate", lambda self: pytest.fail("the settings were checked again"))
+    folder = write_frame_folder(tmp_path / "clip", moving_square_frames(3, (32, 48)))
+    (summary,) = segment_videos(folder, tmp_path / "out", config, device="cpu")
+    assert summary.frames == 3 and len(list((tmp_path / "out" / "clip").glob("*.png"))) == 3

@@ -14,7 +14,7 @@ import argparse
 
 from vos.infra.config import load_config
 from vos.infra.config_flags import add_config_arguments, config_overrides
-from vos.segment_config import SegmentConfig
+from vos.segment.config import SegmentConfig
 
 # vos.infra.video_reader.BACKENDS, spelled out so that --help does not import the reader
 BACKENDS = ("auto", "torchcodec", "decord", "pyav")

@@ -21,7 +21,6 @@ import torch
 import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 
-from vos._former_paths import moved_names
 from vos.infra.distributed import DistContext, barrier, shard
 from vos.infra.errors import UserError
 from vos.infra.fileio import atomic_path, atomic_write_text
@@ -276,7 +275,3 @@ def check_clip_fits(grid: tuple[int, int], loss_cfg) -> None:
     if loss_cfg.queries > patches:
         raise UserError(f"loss.queries={loss_cfg.queries} exceeds the {patches} patches per frame")
 
-
-# vos.train.data.effective_gap of version 0.1, still importable from here
-__getattr__ = moved_names(__name__, {"effective_gap": (lambda length, frames, gap: fitting_stride(length, frames, gap),
-                                                       "vos.infra.video_reader.fitting_stride")})

@@ -33,7 +33,7 @@ from vos.infra.progress import progress_bar
 from vos.infra.training_log import TrainingLog
 from vos.models.backbone import build_backbone, model_input_size, weights_tag
 from vos.models.block import SpatioTemporalBlock, block_checkpoint, resolve_block
-from vos.segment_config import check_resolution
+from vos.segment.config import check_resolution
 from vos.train.config import RESUMABLE_CHANGES, TrainConfig
 from vos.train.data import ClipSampler, FeatureCache, TrainingVideos, check_clip_fits, hash_seed
 from vos.train.losses import motion_consistency_loss, semantic_consistency_loss, strip_cls

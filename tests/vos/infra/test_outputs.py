@@ -11,7 +11,7 @@ from tests.helpers.paths import REPO_ROOT
 from tests.helpers.vos_clips import TINY, moving_square_frames, write_frame_folder, write_mp4
 from vos.cli import main
 from vos.infra.outputs import MARKER, check_writable, is_within, remove_stale_temporaries, stale_temporaries
-from vos.overlay import is_our_overlay
+from vos.segment.overlay import is_our_overlay
 
 FAST = TINY + ["--resolution", "32", "48", "--key-every", "3"]
 
@@ -365,7 +365,7 @@ def test_synth_outputs_check_writability_first(tmp_path, capsys):
                                      ((2048, 2048), True), ((4096, 1024), True), ((0, 10), False)])
 def test_resolution_is_bounded(size, ok):
     from vos.infra.errors import UserError
-    from vos.segment_config import check_resolution
+    from vos.segment.config import check_resolution
 
     if ok:
         check_resolution(size)

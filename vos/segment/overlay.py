@@ -8,8 +8,6 @@ import os
 import cv2
 import numpy as np
 
-from vos._former_paths import moved_names
-from vos.infra import video_writer
 from vos.infra.errors import UserError
 from vos.palette import davis_palette
 
@@ -66,16 +64,3 @@ def blend(frame: np.ndarray, labels: np.ndarray, alpha: float = 0.5, contours: b
         out[object_contours(labels)] = 0
     return out
 
-
-class _Mp4Writer(video_writer.VideoWriter):
-    """``vos.overlay.Mp4Writer`` of version 0.1: an mp4 container whatever the file name."""
-
-    def __init__(self, path, fps: float, codec: str | None = None, crf: int = 18, comment: str | None = None):
-        super().__init__(path, fps, codec=codec, crf=crf, comment=comment, container="mp4")
-
-
-# names that moved to vos.infra.video_writer, still importable from here
-__getattr__ = moved_names(__name__, {
-    "Mp4Writer": (_Mp4Writer, "vos.infra.video_writer.VideoWriter"),
-    "available_mp4_codec": (video_writer.available_mp4_codec, "vos.infra.video_writer.available_mp4_codec"),
-    "MP4_CODECS": (video_writer.MP4_CODECS, "vos.infra.video_writer.MP4_CODECS")})

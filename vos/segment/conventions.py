@@ -1,7 +1,7 @@
 """Inference conventions: this toolkit's defaults, and the SSL-UVOS release's (``--compat ssl-uvos``).
 
 Each convention is data consumed by :func:`vos.models.backbone.preprocess_frames` (normalisation,
-resize) and :func:`vos.segment.key_frame_indices` (key frame rule). ``docs/ssl_uvos_compat.md``
+resize) and :func:`vos.segment.attention.key_frame_indices` (key frame rule). ``docs/ssl_uvos_compat.md``
 lists every difference between the two modes and the reason for each default.
 """
 

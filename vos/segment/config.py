@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Optional
 
-from vos.compat import COMPAT_MODES, conventions
+from vos.segment.conventions import COMPAT_MODES, conventions
 from vos.infra.config_flags import config_field
 from vos.infra.errors import UserError
 from vos.models import BACKBONE_NAMES, WEIGHTS_DEFAULT_HELP, WEIGHTS_HELP
@@ -72,7 +72,8 @@ def describe_resolution(resolution: Optional[tuple[int, int]]) -> str:
 
 @dataclass
 class SegmentConfig:
-    """Settings of `vos segment`; each field is also a flag (vos.infra.config_flags), its help written here."""
+    """Settings of `vos segment`; each field is also a flag (vos.infra.config_flags), its help written here.
+    Checked when made (:meth:`validate`); a field changed afterwards is not checked again."""
 
     backbone: Optional[str] = config_field(
         None, help="frozen DINO ViT", choices=BACKBONE_NAMES,
@@ -121,7 +122,13 @@ class SegmentConfig:
         help="chunked mode: cosine similarity of object prototypes from which a chunk's object takes an "
              "existing id rather than a new one")
 
+    def __post_init__(self) -> None:
+        # the one check of the settings, where they enter the library: every SegmentConfig (from
+        # defaults, a --config file and flags, code, or dataclasses.replace) is valid once made
+        self.validate()
+
     def validate(self) -> None:
+        """A one-line error for the first setting out of its range."""
         if self.mode not in SEGMENT_MODES:
             raise UserError(f"--mode must be one of {', '.join(SEGMENT_MODES)}, got {self.mode!r}")
         if not -1 <= self.link_similarity <= 1:
@@ -137,4 +144,5 @@ class SegmentConfig:
             check_resolution(tuple(self.resolution))
         if not self.tau > 0:
             raise UserError(f"--tau must be > 0, got {self.tau}")
-        conventions(self.compat)  # an unknown mode is an error
+        if self.compat is not None:  # None is this toolkit's (checking it would import torch)
+            conventions(self.compat)  # an unknown mode is an error

@@ -10,7 +10,7 @@ from typing import Callable, Optional, Sequence
 from vos.infra.errors import UserError
 from vos.infra.outputs import (MARKER, resolve_path, check_output_dir, check_output_file, is_within,
                                remove_stale_temporaries)
-from vos.overlay import is_our_overlay
+from vos.segment.overlay import is_our_overlay
 
 SEGMENT_COMMAND = "vos segment"
 _FRAME_NUMBER_PNG = re.compile(r"\d+\.png")

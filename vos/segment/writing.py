@@ -1,0 +1,74 @@
+"""Writing a segmentation: the label maps upsampled to the frame size, one DAVIS indexed PNG per
+frame (and the overlay video), in a folder that takes its final name only once complete."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from vos.infra.video_reader import VideoSource
+from vos.palette import write_label_png
+from vos.segment.chunked import StreamedSegmentation
+from vos.segment.segmenter import Segmentation
+
+
+def upsample_labels(objects: torch.Tensor, height: int, width: int) -> np.ndarray:
+    """Nearest-neighbour upsampling of (n, h, w) label maps to (n, height, width) uint8."""
+    up = F.interpolate(objects[:, None].float(), size=(height, width), mode="nearest")
+    return up[:, 0].to(torch.uint8).numpy()
+
+
+def write_segmentation(seg: Segmentation | StreamedSegmentation, source: VideoSource, out_dir: Path,
+                       overlay: Path | None = None, progress: tqdm | None = None, chunk: int = 16,
+                       overwrite: bool = False, settings: dict | None = None) -> None:
+    """Write ``out_dir/<frame name>.png`` for every frame (and the overlay mp4), atomically per video.
+
+    PNGs go to ``<out_dir>.partial`` first; the folder is renamed to ``out_dir`` once complete, so
+    an interrupted run never leaves a folder that looks finished. The result carries the marker
+    :data:`vos.infra.outputs.MARKER` (video, frame count, ``settings``, mode, seconds per stage); an
+    existing ``out_dir`` is replaced only if it is an earlier result (or with ``overwrite``), see
+    :mod:`vos.infra.outputs`. A :class:`StreamedSegmentation` is computed here, chunk by chunk, each
+    chunk written before the next is computed (its own progress drives the bar).
+    """
+    from vos.infra.outputs import replace_output_dir
+    from vos.infra.video_writer import VideoWriter
+    from vos.segment.outputs import SEGMENT_COMMAND, segment_result_owned
+    from vos.segment.overlay import OVERLAY_COMMENT, blend
+
+    write_seconds = 0.0
+    partial = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    names = source.frame_names
+    if isinstance(seg, StreamedSegmentation):
+        label_chunks = seg.label_chunks()
+    else:
+        bar = progress if progress is not None else tqdm(disable=True)
+        bar.set_postfix_str("writing", refresh=False)
+        label_chunks = (seg.objects[t0:t0 + chunk] for t0 in range(0, source.num_frames, chunk))
+    with contextlib.ExitStack() as stack:
+        writer = stack.enter_context(VideoWriter(overlay, fps=source.fps, comment=OVERLAY_COMMENT)) if overlay else None
+        frames_iter = (frame for frames in source.iter_chunks(chunk) for frame in frames) if writer else None
+        t = 0
+        for objects in label_chunks:
+            start = time.perf_counter()
+            labels = upsample_labels(objects, source.height, source.width)
+            for label in labels:
+                write_label_png(partial / f"{names[t]}.png", label)
+                if writer:
+                    writer.write(blend(next(frames_iter), label))
+                t += 1
+            write_seconds += time.perf_counter() - start
+    seg.timings["write"] = write_seconds
+    # mode and seconds per stage are for `vos report`'s summary of the run
+    replace_output_dir(partial, out_dir, SEGMENT_COMMAND, overwrite, owned=segment_result_owned(source.path),
+                       video=str(Path(source.path).resolve()), frames=source.num_frames, settings=settings or {},
+                       mode="chunked" if isinstance(seg, StreamedSegmentation) else "full",
+                       timings={k: round(v, 3) for k, v in seg.timings.items()})
