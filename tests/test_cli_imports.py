@@ -34,6 +34,8 @@ def test_help_exits_zero_without_torch():
 
 def test_spelled_out_choices_match_the_library():
     from vos.commands import eval as eval_command
+    from vos.commands import segment as segment_command
+    from vos.infra.video_reader import BACKENDS
     from vos.models import BACKBONE_NAMES
     from vos.eval.davis import TASKS
     from vos.eval.davis_eval import MATCHINGS
@@ -41,3 +43,4 @@ def test_spelled_out_choices_match_the_library():
 
     assert BACKBONE_NAMES == tuple(BACKBONES)
     assert eval_command.TASKS == TASKS and eval_command.MATCHINGS == MATCHINGS
+    assert segment_command.BACKENDS == BACKENDS

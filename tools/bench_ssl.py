@@ -49,11 +49,15 @@ def timed(fn, repeats: int) -> float:
     return (time.perf_counter() - start) / repeats
 
 
+AUTO_ORDER = ("torchcodec", "decord", "pyav")  # the backends open_video(backend="auto") tries
+
+
 def bench_decoding(items, frames: int, stride: int, backend: str) -> float:
-    """Clips per second of opening a video and decoding one clip, single process."""
-    saved = video_reader.decord_available
-    if backend == "pyav":
-        video_reader.decord_available = lambda: False  # open_video then reads with PyAV
+    """Clips per second of opening a video and decoding one clip, single process, through
+    ``VideoFile`` (backend "auto") with the backends "auto" tries before ``backend`` made unavailable."""
+    earlier = {name: getattr(video_reader, f"{name}_available") for name in AUTO_ORDER[:AUTO_ORDER.index(backend)]}
+    for name in earlier:
+        setattr(video_reader, f"{name}_available", lambda: False)
     try:
         def one_pass():
             for it in items:
@@ -61,7 +65,8 @@ def bench_decoding(items, frames: int, stride: int, backend: str) -> float:
                 video.get(clip_indices(len(video), frames, stride, 0))
         return len(items) / timed(one_pass, 1)
     finally:
-        video_reader.decord_available = saved
+        for name, available in earlier.items():
+            setattr(video_reader, f"{name}_available", available)
 
 
 def bench_loader(dataset, batch_size: int, workers: int, clips_per_item: int) -> float:
@@ -99,8 +104,8 @@ def run_data(args: argparse.Namespace) -> None:
     print(f"# clips: {args.frames} frames at stride {args.frame_stride}, crop {args.crop}")
     print("| measurement | throughput |")
     print("|---|---|")
-    for backend in ("decord", "pyav"):
-        if backend == "decord" and not video_reader.decord_available():
+    for backend in AUTO_ORDER:
+        if backend != "pyav" and not getattr(video_reader, f"{backend}_available")():
             continue
         rate = bench_decoding(items, args.frames, args.frame_stride, backend)
         print(f"| decode one clip per video, {backend}, 1 process | {rate:.1f} clips/s |")

@@ -9,9 +9,9 @@ so that the clip fits, and when even stride 1 does not fit the last frame is rep
 clamped, never looped: a loop would jump back in time and fake a burst of motion, which FAME's
 frame differences would pick up as foreground).
 
-Decoding goes through :mod:`vos.infra.video_reader` (decord, PyAV where decord is missing or fails; one thread
-per reader, so DataLoader workers provide the parallelism), with its rules for display rotation and
-for files cut short.
+Decoding goes through :mod:`vos.infra.video_reader` (torchcodec where it loads, else decord, else PyAV; PyAV
+for frames the first two fail on; one thread per reader, so DataLoader workers provide the
+parallelism), with its rules for display rotation and for files cut short.
 """
 
 from __future__ import annotations
@@ -40,10 +40,10 @@ KINETICS_STD = (0.22803, 0.22145, 0.216989)
 class VideoFile:
     """Random access to the frames of one video: ``len(v)`` and ``v.get(indices)`` -> (N, H, W, 3).
 
-    Read through :func:`vos.infra.video_reader.open_video` (decord, else PyAV; one decoder thread, as
-    DataLoader workers are the parallelism), so both packages share its rules: frames upright by
-    the display rotation, a file cut short gives the frames that decode, with a warning, and
-    frames decord fails on are read with PyAV.
+    Read through :func:`vos.infra.video_reader.open_video` (``backend="auto"``: torchcodec, else decord,
+    else PyAV; one decoder thread, as DataLoader workers are the parallelism), so both packages
+    share its rules: frames upright by the display rotation, a file cut short gives the frames that
+    decode, with a warning, and frames torchcodec or decord fail on are read with PyAV.
     """
 
     def __init__(self, path) -> None:

@@ -9,11 +9,14 @@ import av
 import numpy as np
 import pytest
 
-from vos.infra.video_reader import decord_available
+from vos.infra.video_reader import decord_available, torchcodec_available
 
 # decord ships wheels for x86_64 only; elsewhere its tests are skipped and PyAV is used.
 needs_decord = pytest.mark.skipif(not decord_available(), reason="decord is not installed")
-DECODERS = [pytest.param("decord", marks=needs_decord), "pyav"]
+# torchcodec is an optional extra and needs FFmpeg's shared libraries (`.ci/run` installs both).
+needs_torchcodec = pytest.mark.skipif(not torchcodec_available(),
+                                      reason="torchcodec is not installed or its FFmpeg libraries do not load")
+DECODERS = [pytest.param("torchcodec", marks=needs_torchcodec), pytest.param("decord", marks=needs_decord), "pyav"]
 
 
 def frame_pattern(index: int, height: int = 48, width: int = 64) -> np.ndarray:

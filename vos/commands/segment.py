@@ -17,6 +17,9 @@ from vos.infra.config import load_config
 from vos.infra.config_flags import add_config_arguments, config_overrides
 from vos.segment.config import SegmentConfig
 
+# vos.infra.video_reader.BACKENDS, spelled out so that --help does not import the reader
+BACKENDS = ("auto", "torchcodec", "decord", "pyav")
+
 HELP = "segment videos into object masks (DAVIS PNGs)"
 
 
@@ -34,8 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-existing", action="store_true",
                         help="skip videos whose folder holds a finished result of vos segment for the same video "
                              "(resume an interrupted batch); a folder it did not write is an error")
-    parser.add_argument("--backend", choices=["auto", "decord", "pyav"], default="auto",
-                        help="video decoder (default: decord, PyAV where decord fails)")
+    parser.add_argument("--backend", choices=BACKENDS, default="auto",
+                        help="video decoder (default: torchcodec where it loads, else decord, else PyAV; PyAV for "
+                             "frames the first two fail on; see docs/io.md)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                         help="where the backbone, the attention and the clustering run: auto = the GPU if there "
                              "is one (clustering with the plain torch reference there), else the CPU (clustering "

@@ -41,15 +41,18 @@ def test_uniform_clip_starts():
 
 
 # ------------------------------------------------------------------------------------- decoding
-@pytest.mark.parametrize("backend", ["decord", "pyav"])
+@pytest.mark.parametrize("backend", ["torchcodec", "decord", "pyav"])
 def test_video_file_decodes_the_requested_frames(tmp_path, monkeypatch, backend):
-    import vos.infra.video_reader
+    """VideoFile reads through open_video(backend="auto"): each backend "auto" may pick."""
+    import vos.infra.video_reader as video_reader
 
     path = write_index_video(tmp_path / "v.avi", 20, height=24, width=40)
-    if backend == "pyav":
-        monkeypatch.setattr(vos.infra.video_reader, "decord_available", lambda: False)
-    elif not vos.infra.video_reader.decord_available():
-        pytest.skip("decord is not installed")
+    available = {"torchcodec": video_reader.torchcodec_available, "decord": video_reader.decord_available}
+    if backend in available and not available[backend]():
+        pytest.skip(f"{backend} is not installed or does not load")
+    order = ["torchcodec", "decord", "pyav"]  # what "auto" tries
+    for earlier in order[:order.index(backend)]:
+        monkeypatch.setattr(video_reader, f"{earlier}_available", lambda: False)
     video = VideoFile(path)
     assert video._source.backend == backend
     assert len(video) == 20

@@ -1,4 +1,4 @@
-"""vos.infra.video_reader: video files (decord / PyAV), frame folders, batch discovery, stride, errors."""
+"""vos.infra.video_reader: video files (torchcodec / decord / PyAV), frame folders, batch discovery, stride, errors."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.helpers.paths import SHARED_DATA
 from tests.helpers.video_files import (DECODERS, cut_video, decodable_frames, decoded_index, frame_pattern,
-                                       needs_decord, write_video)
+                                       needs_decord, needs_torchcodec, write_video)
 from vos.infra import video_reader
 from vos.infra.errors import UserError
 from vos.infra.video_reader import discover_videos, natural_key, open_video
@@ -20,9 +21,32 @@ CONTAINERS = [("clip.mp4", "libx264"), ("clip.avi", "mpeg4"), ("clip.mov", "mpeg
               ("clip.mkv", "libx264")]
 
 
+RANDOM_ACCESS = [pytest.param("torchcodec", marks=needs_torchcodec), pytest.param("decord", marks=needs_decord)]
+BIG_BUCK_BUNNY = SHARED_DATA / "real-videos" / "bigbuckbunny.mp4"
+
+
 @pytest.fixture(scope="module")
 def mp4(tmp_path_factory):
     return write_video(tmp_path_factory.mktemp("video") / "clip.mp4", 10)
+
+
+@pytest.fixture
+def without_torchcodec(monkeypatch):
+    """open_video(backend="auto") as on a machine where torchcodec cannot load."""
+    monkeypatch.setattr(video_reader, "torchcodec_available", lambda: False)
+
+
+def break_decoder(video, failing) -> None:
+    """Make the batch reads of a torchcodec or decord source call ``failing`` instead."""
+    if video.backend == "torchcodec":
+        video.decoder.get_frames_at = failing
+    else:
+        video.reader.get_batch = failing
+
+
+def decoder_batches(video):
+    """The batch read of a torchcodec or decord source (bound method)."""
+    return video.decoder.get_frames_at if video.backend == "torchcodec" else video.reader.get_batch
 
 
 def save_frames(folder, frames, suffix=".png", names=None):
@@ -47,33 +71,57 @@ def test_containers_decode_to_the_encoded_frames(tmp_path, filename, codec, back
         assert np.abs(frame.astype(int) - frame_pattern(i)).mean() < 4
 
 
-@needs_decord
+@pytest.mark.parametrize("backend", RANDOM_ACCESS)
 @pytest.mark.parametrize("filename,codec", CONTAINERS)
-def test_decord_and_pyav_agree(tmp_path, filename, codec):
+def test_backends_agree_with_pyav(tmp_path, filename, codec, backend):
+    """torchcodec decodes and converts to RGB as PyAV does: equal frames. decord converts with its
+    own filter graph: within about one grey level."""
     path = write_video(tmp_path / filename, 6, codec=codec)
-    by_decord, by_pyav = open_video(path, backend="decord"), open_video(path, backend="pyav")
-    assert by_decord.num_frames == by_pyav.num_frames == 6
-    a = np.concatenate(list(by_decord.iter_chunks(4))).astype(int)
+    video, by_pyav = open_video(path, backend=backend), open_video(path, backend="pyav")
+    assert video.num_frames == by_pyav.num_frames == 6
+    a = np.concatenate(list(video.iter_chunks(4))).astype(int)
     b = np.concatenate(list(by_pyav.iter_chunks(4))).astype(int)
     assert a.shape == b.shape
-    assert np.abs(a - b).mean() < 1.0
+    if backend == "torchcodec":
+        np.testing.assert_array_equal(a, b)
+    else:
+        assert np.abs(a - b).mean() < 1.0
 
 
-@needs_decord
-def test_auto_prefers_decord_and_falls_back_to_pyav(mp4, monkeypatch):
-    assert open_video(mp4).backend == "decord"
-    import decord
+@needs_torchcodec
+@pytest.mark.skipif(not BIG_BUCK_BUNNY.exists(), reason="real video ../shared/data/real-videos/bigbuckbunny.mp4 absent")
+def test_torchcodec_equals_pyav_on_a_real_h264_video():
+    """Real 720p H.264 (B-frames, 132 frames): every third of the first 60 frames, and a
+    random-access read out of order."""
+    by_torchcodec = open_video(BIG_BUCK_BUNNY, stride=3, max_frames=20, backend="torchcodec")
+    by_pyav = open_video(BIG_BUCK_BUNNY, stride=3, max_frames=20, backend="pyav")
+    assert (by_torchcodec.num_frames, by_torchcodec.height, by_torchcodec.width, by_torchcodec.fps) == (20, 720, 1280,
+                                                                                                       25 / 3)
+    expected = np.concatenate(list(by_pyav.iter_chunks(8)))
+    np.testing.assert_array_equal(np.concatenate(list(by_torchcodec.iter_chunks(8))), expected)
+    np.testing.assert_array_equal(by_torchcodec.read_frames([19, 3, 3, 11]), expected[[19, 3, 3, 11]])
 
+
+def test_auto_tries_torchcodec_then_decord_then_pyav(mp4, monkeypatch):
     def unreadable(*args, **kwargs):
         raise RuntimeError("cannot open")
 
-    monkeypatch.setattr(decord, "VideoReader", unreadable)
+    if video_reader.torchcodec_available():
+        assert open_video(mp4).backend == "torchcodec"
+        import torchcodec.decoders
+
+        monkeypatch.setattr(torchcodec.decoders, "VideoDecoder", unreadable)
+    if video_reader.decord_available():
+        assert open_video(mp4).backend == "decord"
+        import decord
+
+        monkeypatch.setattr(decord, "VideoReader", unreadable)
     video = open_video(mp4)
     assert video.backend == "pyav" and video.num_frames == 10
 
 
 @needs_decord
-def test_auto_falls_back_to_pyav_when_decord_misdecodes(tmp_path):
+def test_auto_falls_back_to_pyav_when_decord_misdecodes(tmp_path, without_torchcodec):
     """decord 0.6 opens a 48x48 MPEG-4 file but cannot decode its frames (buffer size check)."""
     from vos.infra.video_writer import VideoWriter
 
@@ -89,26 +137,31 @@ def test_auto_falls_back_to_pyav_when_decord_misdecodes(tmp_path):
     assert video.read_frames([0, 5]).shape == (2, 48, 48, 3)
 
 
-@needs_decord
-def test_frames_decord_fails_on_later_are_read_with_pyav(mp4):
-    """A file whose last frame decord decodes, and a later read it fails on: with backend "auto" the
-    frames come from PyAV, from then on, with a warning; with backend "decord" it is an error."""
+@pytest.mark.parametrize("backend", RANDOM_ACCESS)
+def test_frames_a_random_access_backend_fails_on_later_are_read_with_pyav(mp4, monkeypatch, backend):
+    """A file the backend opens, and a later read it fails on: with backend "auto" the frames
+    come from PyAV, from then on, with a warning; with the backend named it is an error."""
+    if backend == "decord":
+        monkeypatch.setattr(video_reader, "torchcodec_available", lambda: False)
     expected = open_video(mp4, backend="pyav").read_frames(range(10))
+    cause = {"decord": ("[12:00:00] /src/video_reader.cc:151: Check failed: buffer size", "Check failed: buffer size"),
+             "torchcodec": ("decode_av_frame, /src/SingleStreamDecoder.cpp:1493, Could not push packet",
+                            "Could not push packet")}[backend]
 
     def failing(*args, **kwargs):
-        raise RuntimeError("[12:00:00] /src/video_reader.cc:151: Check failed: buffer size")
+        raise RuntimeError(cause[0])
 
-    strict = open_video(mp4, backend="decord")
-    strict.reader.get_batch = failing
-    with pytest.raises(UserError, match=r"clip.mp4: decord failed on frames 2..4 \(Check failed: buffer size\); "
+    strict = open_video(mp4, backend=backend)
+    break_decoder(strict, failing)
+    with pytest.raises(UserError, match=rf"clip.mp4: {backend} failed on frames 2..4 \({cause[1]}\); "
                                         r"try backend='pyav' or re-encode the video$"):
         strict.read_frames([2, 3, 4])
 
     video = open_video(mp4)
-    assert video.backend == "decord"
+    assert video.backend == backend
     np.testing.assert_array_equal(video.read_frames([0, 1]), expected[[0, 1]])
-    video.reader.get_batch = failing
-    with pytest.warns(UserWarning, match=r"clip.mp4: decord failed on frames 2..4 \(Check failed: buffer size\); "
+    break_decoder(video, failing)
+    with pytest.warns(UserWarning, match=rf"clip.mp4: {backend} failed on frames 2..4 \({cause[1]}\); "
                                          r"reading the file with PyAV from now on$"):
         frames = video.read_frames([2, 3, 4])
     assert video.backend == "pyav"
@@ -116,14 +169,18 @@ def test_frames_decord_fails_on_later_are_read_with_pyav(mp4):
     np.testing.assert_array_equal(np.concatenate(list(video.iter_chunks(4))), expected)
 
 
-@needs_decord
+@pytest.mark.parametrize("backend", RANDOM_ACCESS)
 @pytest.mark.parametrize("stride, max_frames", [(1, None), (2, None), (3, 3)])
-def test_after_a_fallback_the_remaining_chunks_take_one_decode(mp4, monkeypatch, stride, max_frames):
-    """decord fails on the second chunk: the rest of the video comes from one sequential PyAV
+def test_after_a_fallback_the_remaining_chunks_take_one_decode(mp4, monkeypatch, backend, stride, max_frames):
+    """The backend fails on the second chunk: the rest of the video comes from one sequential PyAV
     decode, not one decode from the start per chunk, and the frames are the selected ones."""
     expected = np.concatenate(list(open_video(mp4, stride, max_frames, backend="pyav").iter_chunks(2)))
-    video = open_video(mp4, stride, max_frames)
-    real, calls = video.reader.get_batch, []
+    if backend == "decord":  # as "auto" opens it, but reading its chunks with decord (as "decord" does)
+        video = video_reader.DecordSource(mp4, stride, max_frames, pyav_fallback=True)
+    else:
+        video = open_video(mp4, stride, max_frames)
+    assert video.backend == backend
+    real, calls = decoder_batches(video), []
 
     def fails_after_the_first_chunk(indices):
         calls.append(indices)
@@ -131,7 +188,7 @@ def test_after_a_fallback_the_remaining_chunks_take_one_decode(mp4, monkeypatch,
             raise RuntimeError("mis-decoded")
         return real(indices)
 
-    video.reader.get_batch = fails_after_the_first_chunk
+    break_decoder(video, fails_after_the_first_chunk)
     decodes = []
     real_decode = video_reader.PyAVSource._decode
     monkeypatch.setattr(video_reader.PyAVSource, "_decode", lambda self, wanted: decodes.append(sorted(wanted)) or
@@ -145,11 +202,62 @@ def test_after_a_fallback_the_remaining_chunks_take_one_decode(mp4, monkeypatch,
     assert decodes[0] == [int(i) for i in video.source_indices[2:4]]
 
 
-def test_missing_decord_means_pyav(mp4, monkeypatch):
+@needs_decord
+@pytest.mark.parametrize("stride, max_frames", [(1, None), (3, 3)])
+def test_auto_reads_the_chunks_of_a_decord_source_in_one_pyav_decode(mp4, monkeypatch, without_torchcodec, stride,
+                                                                     max_frames):
+    """decord bounds its memory only by decoding again from the key frame at every read: "auto"
+    reads a sequential pass with PyAV (bounded and fast) and keeps decord for reads by index."""
+    expected = np.concatenate(list(open_video(mp4, stride, max_frames, backend="pyav").iter_chunks(2)))
+    video = open_video(mp4, stride, max_frames)
+    assert video.backend == "decord"
+    batches = []
+    real = video.reader.get_batch
+    video.reader.get_batch = lambda indices: batches.append(list(indices)) or real(indices)
+    decodes = []
+    real_decode = video_reader.PyAVSource._decode
+    monkeypatch.setattr(video_reader.PyAVSource, "_decode", lambda self, wanted: decodes.append(sorted(wanted)) or
+                        real_decode(self, wanted))
+    np.testing.assert_array_equal(np.concatenate(list(video.iter_chunks(2))), expected)
+    assert batches == [] and decodes == [video.source_indices.tolist()]
+    np.testing.assert_array_equal(video.read_frames([len(expected) - 1, 0]), expected[[-1, 0]])
+    assert batches == [[int(video.source_indices[-1]), 0]]
+
+
+def test_missing_decord_means_pyav(mp4, monkeypatch, without_torchcodec):
     monkeypatch.setitem(sys.modules, "decord", None)  # makes `import decord` raise ImportError
     assert open_video(mp4).backend == "pyav"
     with pytest.raises(UserError, match="decord is not installed.*backend='pyav'"):
         open_video(mp4, backend="decord")
+
+
+class _FFmpegLibrariesMissing:
+    """An import hook that fails loading torchcodec's decoders as torchcodec does when no FFmpeg
+    library of a version it supports is on the machine (RuntimeError at import)."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "torchcodec.decoders" or name.startswith("torchcodec.decoders."):
+            raise RuntimeError("Could not load libtorchcodec. Likely causes: FFmpeg is not installed")
+        return None
+
+
+@pytest.mark.parametrize("cause", ["not installed", "FFmpeg libraries missing"])
+def test_torchcodec_that_cannot_load_is_skipped_by_auto_and_named_when_asked_for(mp4, monkeypatch, cause):
+    for name in [m for m in sys.modules if m == "torchcodec" or m.startswith("torchcodec.")]:
+        monkeypatch.delitem(sys.modules, name)
+    if cause == "not installed":
+        monkeypatch.setitem(sys.modules, "torchcodec", None)  # `import torchcodec...` raises ImportError
+    else:
+        monkeypatch.setattr(sys, "meta_path", [_FFmpegLibrariesMissing(), *sys.meta_path])
+    video_reader.torchcodec_available.cache_clear()
+    try:
+        assert not video_reader.torchcodec_available()
+        assert open_video(mp4).backend == ("decord" if video_reader.decord_available() else "pyav")
+        message = one_line_error(open_video, mp4, backend="torchcodec")
+        assert "torchcodec cannot be loaded on this machine (pip install torchcodec, and FFmpeg" in message
+        assert "use backend='pyav' (or 'auto')" in message
+    finally:
+        video_reader.torchcodec_available.cache_clear()  # the next test sees this machine again
 
 
 @pytest.mark.parametrize("backend", DECODERS)
@@ -260,7 +368,7 @@ def test_bad_video_files(tmp_path, backend):
     assert empty.stat().st_size > 0
     message = one_line_error(open_video, empty, backend=backend)
     assert "empty.mp4" in message
-    if backend != "decord":  # decord cannot tell why; PyAV's diagnosis is used by "auto"
+    if backend in ("auto", "pyav"):  # torchcodec and decord cannot tell why; "auto" ends with PyAV's diagnosis
         assert "no video stream (no frames)" in message
 
 
@@ -336,13 +444,15 @@ def cut_avi(tmp_path_factory):
     return cut, expected
 
 
-@pytest.mark.parametrize("backend", ["auto", "pyav"])
+@pytest.mark.parametrize("backend", ["auto", pytest.param("torchcodec", marks=needs_torchcodec), "pyav"])
 def test_cut_short_video_gives_the_frames_that_decode_with_a_warning(cut_avi, backend):
     path, expected = cut_avi
     with pytest.warns(UserWarning, match=rf"cut.avi: only {expected} of the 12 frames its header announces can be "
                                          rf"decoded \(cut short or damaged\); using those {expected}"):
         video = open_video(path, backend=backend)
-    assert video.backend == "pyav" and video.num_frames == expected
+    # "auto": torchcodec where it loads (it counts as PyAV does); decord refuses the file
+    auto = "torchcodec" if video_reader.torchcodec_available() else "pyav"
+    assert video.backend == (auto if backend == "auto" else backend) and video.num_frames == expected
     frames = np.concatenate(list(video.iter_chunks(8)))
     assert [decoded_index(f) for f in frames] == list(range(expected))
     assert decoded_index(video.read_frames([expected - 1])[0]) == expected - 1
@@ -383,3 +493,44 @@ def test_video_without_a_decodable_frame_is_an_error(tmp_path, backend):
 ])
 def test_fitting_stride(num_frames, clip_frames, stride, expected):
     assert video_reader.fitting_stride(num_frames, clip_frames, stride) == expected
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
+
+
+@needs_decord
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the resident set size from /proc")
+def test_decord_source_does_not_decode_the_rest_of_the_file_between_reads(tmp_path):
+    """decord 0.6 alone keeps decoding the rest of the file into memory after a read returns: a
+    plain VideoReader grows by frames of the file while nobody reads; a DecordSource stops that."""
+    import time
+
+    import decord
+
+    from vos.infra.video_writer import VideoWriter
+
+    path = tmp_path / "long.mp4"  # 240 frames of 480x640: 0.9 MiB per RGB frame, 220 MiB in all
+    ramp = np.linspace(0, 150, 640).astype(np.uint8)[None, :, None]
+    with VideoWriter(path, fps=25) as writer:
+        for i in range(240):
+            writer.write(np.broadcast_to(ramp + i % 100, (480, 640, 3)).copy())
+    plain = decord.VideoReader(str(path), num_threads=1)
+    before = _rss_mib()
+    plain.get_batch(list(range(8))).asnumpy()
+    deadline = time.monotonic() + 30
+    while _rss_mib() - before < 60 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    grown = _rss_mib() - before
+    waited = 30 - (deadline - time.monotonic())
+    del plain
+    assert grown >= 60, "decord no longer decodes ahead: the read-ahead stop of DecordSource may be dropped"
+
+    video = open_video(path, backend="decord", threads=1)
+    before = _rss_mib()
+    first = video.read_frames(range(8))
+    time.sleep(waited)  # as long as the plain reader took to grow
+    assert _rss_mib() - before < 30 + first.nbytes / 2 ** 20
+    np.testing.assert_array_equal(video.read_frames(range(8, 16)),
+                                  open_video(path, backend="pyav").read_frames(range(8, 16)))
