@@ -205,7 +205,7 @@ def describe_vit_weights(state: dict[str, torch.Tensor]) -> str:
 
 
 def infer_backbone(state: dict[str, torch.Tensor]) -> str | None:
-    """The backbone whose weights ``state`` (timm/DINO key names) holds: every weight present with
+    """The backbone whose weights ``state`` (timm key names) holds: every weight present with
     its shape (the position embeddings may be of any square grid, see load_backbone_weights), and
     nothing else. None when no backbone fits. (Head counts do not show in the shapes; the known
     backbones differ in width, so they are told apart anyway.)"""
@@ -213,8 +213,9 @@ def infer_backbone(state: dict[str, torch.Tensor]) -> str | None:
         shapes = backbone_shapes(name)
         if set(state) != set(shapes):
             continue
-        if all(tuple(state[k].shape) == shape for k, shape in shapes.items() if k != "pos_embed") and \
-                state["pos_embed"].ndim == 3 and state["pos_embed"].shape[-1] == shapes["pos_embed"][-1]:
+        pos_fits = "pos_embed" not in shapes or (  # DINOv3 has none (rotary embeddings)
+            state["pos_embed"].ndim == 3 and state["pos_embed"].shape[-1] == shapes["pos_embed"][-1])
+        if all(tuple(state[k].shape) == shape for k, shape in shapes.items() if k != "pos_embed") and pos_fits:
             return name
     return None
 
