@@ -75,7 +75,7 @@ class SegmentConfig:
     """Settings of `vos segment`; each field is also a flag (vos.infra.config_flags), its help written here."""
 
     backbone: Optional[str] = config_field(
-        None, help="frozen DINO ViT", choices=BACKBONE_NAMES,
+        None, help="frozen ViT backbone (DINO, DINOv2, DINOv3; see docs/backbones.md)", choices=BACKBONE_NAMES,
         default_help=f"the --block checkpoint's, else {DEFAULT_BACKBONE}")
     weights: Optional[str] = config_field(
         None, metavar="PATH|random", help=WEIGHTS_HELP, default_help=WEIGHTS_DEFAULT_HELP)
