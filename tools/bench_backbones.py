@@ -6,16 +6,16 @@ Each backbone runs in a process of its own (so that its peak resident memory is 
 with one frame and with ``--batch`` frames per call, keys only (``with_cls=False``, as `vos segment`
 calls it). Per frame: wall and process CPU seconds (the fastest of ``--repeat`` timed calls of
 ``--batch`` frames, after the memory-measuring first call), and activation memory: the growth of
-the peak resident memory from 1 to ``--batch`` frames, divided by ``--batch`` - 1. Prints a
-Markdown table and the load average.
+the peak resident memory (reset once the model is built, Linux only) from 1 to ``--batch``
+frames, divided by ``--batch`` - 1. Prints a Markdown table and the load average.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import gc
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -23,6 +23,22 @@ import warnings
 
 DEFAULT_BACKBONES = ("dino_vits16", "dino_vitb16", "dino_vits8", "dino_vitb8", "dinov2_vits14", "dinov2_vits14_reg",
                      "dinov2_vitb14", "dinov2_vitb14_reg", "dinov3_vits16", "dinov3_vitb16")
+
+
+def _status_mib(field: str) -> float:
+    """A memory figure of this process from /proc/self/status (VmRSS: now, VmHWM: peak), in MiB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def _reset_peak_rss() -> float:
+    """Reset the peak resident memory (VmHWM) to the current one (Linux: clear_refs 5); returns it."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    return _status_mib("VmRSS")
 
 
 def measure(name: str, resolution: tuple[int, int], batch: int, repeat: int, threads: int) -> dict:
@@ -37,9 +53,10 @@ def measure(name: str, resolution: tuple[int, int], batch: int, repeat: int, thr
         backbone = build_backbone(name, "random")
     size = model_input_size(resolution, backbone.patch_size)
     images = torch.randn(batch, 3, *size)
-    loaded_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    gc.collect()
+    loaded_mib = _reset_peak_rss()  # the model's initialisation may have peaked higher than its forward
     backbone(images, with_cls=False)  # the first call: its peak is the one measured
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mib = _status_mib("VmHWM")
     walls, cpus = [], []
     for _ in range(repeat):
         w0, c0 = time.perf_counter(), time.process_time()
