@@ -68,9 +68,9 @@ CHUNKED_BLOCK = re.compile(r"^blocks\.\d+\.(\d+)\.")
 
 
 def official_to_timm(state: dict, where: str) -> dict:
-    """An official DINOv2 state dict (recognised by its ``mask_token``) with timm's key names; other
-    states are returned as they are."""
-    if "mask_token" not in state:
+    """An official DINOv2 state dict (recognised by its ``mask_token`` or ``register_tokens``) with
+    timm's key names; other states are returned as they are."""
+    if "mask_token" not in state and "register_tokens" not in state:
         return state
     out = {CHUNKED_BLOCK.sub(r"blocks.\1.", k): v for k, v in state.items() if k != "mask_token"}
     if "register_tokens" in out:

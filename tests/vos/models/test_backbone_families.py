@@ -152,6 +152,8 @@ def test_official_dinov2_register_layout_converts_to_timms():
     torch.testing.assert_close(out["cls_token"], state["cls_token"] + state["pos_embed"][:, :1])
     assert torch.equal(out["pos_embed"], state["pos_embed"][:, 1:])
     assert torch.equal(out["blocks.1.mlp.fc1.weight"], state["blocks.1.mlp.fc1.weight"])
+    without_mask_token = dinov2_to_timm({k: v for k, v in state.items() if k != "mask_token"}, "file")
+    assert torch.equal(without_mask_token["reg_token"], state["register_tokens"])
     timm_state = {"cls_token": torch.zeros(1, 1, 4)}
     assert dinov2_to_timm(timm_state, "file") is timm_state  # timm's layout passes as it is
 
