@@ -2,20 +2,21 @@
 
     OMP_NUM_THREADS=2 python tools/bench_backbones.py --resolution 320 480 --batch 4 --repeat 2 --threads 2
 
-Each backbone runs in a process of its own (so that its peak resident memory is its own), twice:
-with one frame and with ``--batch`` frames per call, keys only (``with_cls=False``, as `vos segment`
-calls it). Per frame: wall and process CPU seconds (the fastest of ``--repeat`` timed calls of
-``--batch`` frames, after the memory-measuring first call), and activation memory: the growth of
-the peak resident memory (reset once the model is built, Linux only) from 1 to ``--batch``
-frames, divided by ``--batch`` - 1. Prints a Markdown table and the load average.
+Each backbone runs in a process of its own (so that its peak resident memory is its own), keys
+only (``with_cls=False``, as `vos segment` calls it). Per frame: wall and process CPU seconds (the
+fastest of ``--repeat`` timed calls of ``--batch`` frames, after a first call). Memory: the
+process's peak resident memory (building the model, the runtime, the activations of ``--batch``
+frames). Activations per frame are not given: the resident memory does not isolate them (memory
+freed after building the model is reused by the forward). Prints a Markdown table and the load
+average.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import gc
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -23,22 +24,6 @@ import warnings
 
 DEFAULT_BACKBONES = ("dino_vits16", "dino_vitb16", "dino_vits8", "dino_vitb8", "dinov2_vits14", "dinov2_vits14_reg",
                      "dinov2_vitb14", "dinov2_vitb14_reg", "dinov3_vits16", "dinov3_vitb16")
-
-
-def _status_mib(field: str) -> float:
-    """A memory figure of this process from /proc/self/status (VmRSS: now, VmHWM: peak), in MiB."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
-def _reset_peak_rss() -> float:
-    """Reset the peak resident memory (VmHWM) to the current one (Linux: clear_refs 5); returns it."""
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-    return _status_mib("VmRSS")
 
 
 def measure(name: str, resolution: tuple[int, int], batch: int, repeat: int, threads: int) -> dict:
@@ -53,10 +38,8 @@ def measure(name: str, resolution: tuple[int, int], batch: int, repeat: int, thr
         backbone = build_backbone(name, "random")
     size = model_input_size(resolution, backbone.patch_size)
     images = torch.randn(batch, 3, *size)
-    gc.collect()
-    loaded_mib = _reset_peak_rss()  # the model's initialisation may have peaked higher than its forward
-    backbone(images, with_cls=False)  # the first call: its peak is the one measured
-    peak_mib = _status_mib("VmHWM")
+    backbone(images, with_cls=False)  # a first call, untimed
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     walls, cpus = [], []
     for _ in range(repeat):
         w0, c0 = time.perf_counter(), time.process_time()
@@ -66,7 +49,7 @@ def measure(name: str, resolution: tuple[int, int], batch: int, repeat: int, thr
     params = sum(p.numel() for p in backbone.parameters())
     grid = (size[0] // backbone.patch_size, size[1] // backbone.patch_size)
     return {"name": name, "size": size, "patches": grid[0] * grid[1], "params_m": params / 1e6,
-            "loaded_mib": loaded_mib, "peak_mib": peak_mib, "wall_s": min(walls) / batch, "cpu_s": min(cpus) / batch}
+            "peak_mib": peak_mib, "wall_s": min(walls) / batch, "cpu_s": min(cpus) / batch}
 
 
 def run_single(name: str, args, batch: int) -> dict:
@@ -80,7 +63,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbones", nargs="+", default=list(DEFAULT_BACKBONES))
     parser.add_argument("--resolution", type=int, nargs=2, default=(320, 480), metavar=("H", "W"))
-    parser.add_argument("--batch", type=int, default=4, help="frames per call (at least 2)")
+    parser.add_argument("--batch", type=int, default=4, help="frames per call")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--single", default=None, help=argparse.SUPPRESS)
@@ -88,17 +71,13 @@ def main() -> None:
     if args.single is not None:
         print(json.dumps(measure(args.single, tuple(args.resolution), args.batch, args.repeat, args.threads)))
         return
-    if args.batch < 2:
-        parser.error("--batch must be at least 2 (memory per frame is the growth from 1 frame)")
     print(f"load average before: {os.getloadavg()[0]:.1f}", flush=True)
-    print("| backbone | input | patches | params M | s/frame wall (CPU) | activations MiB/frame | "
-          f"peak RSS MiB ({args.batch} frames) |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"| backbone | input | patches | params M | s/frame wall (CPU) | peak RSS MiB ({args.batch} frames per call) |")
+    print("|---|---|---|---|---|---|")
     for name in args.backbones:
-        one, many = run_single(name, args, 1), run_single(name, args, args.batch)
-        per_frame = (many["peak_mib"] - one["peak_mib"]) / (args.batch - 1)
-        print(f"| `{name}` | {many['size'][0]}×{many['size'][1]} | {many['patches']} | {many['params_m']:.1f} | "
-              f"{many['wall_s']:.2f} ({many['cpu_s']:.2f}) | {per_frame:.0f} | {many['peak_mib']:.0f} |", flush=True)
+        r = run_single(name, args, args.batch)
+        print(f"| `{name}` | {r['size'][0]}×{r['size'][1]} | {r['patches']} | {r['params_m']:.1f} | "
+              f"{r['wall_s']:.2f} ({r['cpu_s']:.2f}) | {r['peak_mib']:.0f} |", flush=True)
     print(f"load average after: {os.getloadavg()[0]:.1f} (1-minute), {os.getloadavg()[1]:.1f} (5-minute)")
 
 
