@@ -109,7 +109,7 @@ def position_embedding_difference(checkpoint: str, frames: str, resolution: tupl
     sin-cos embedding of DINO's 28 x 28 grid with unit-variance channels."""
     from timm.layers import resample_abs_pos_embed
 
-    import vos.models.backbone as backbone_module
+    import vos.models.dino as dino_module  # where DinoKeyBackbone looks dino_pos_embed up
     from vos.segment.conventions import conventions
     from vos.models.backbone import build_backbone, dino_pos_embed, model_input_size, preprocess_frames
     from vos.infra.video_reader import open_video
@@ -140,12 +140,12 @@ def position_embedding_difference(checkpoint: str, frames: str, resolution: tupl
     images = preprocess_frames(source.read_frames(range(source.num_frames)), size,
                                normalisation=conv.normalisation, resize=conv.resize)
     dino_keys = torch.cat([backbone(images[i:i + 4], with_cls=False).keys for i in range(0, len(images), 4)])
-    original = backbone_module.dino_pos_embed
-    backbone_module.dino_pos_embed = timm_pos_embed
+    original = dino_module.dino_pos_embed
+    dino_module.dino_pos_embed = timm_pos_embed
     try:
         timm_keys = torch.cat([backbone(images[i:i + 4], with_cls=False).keys for i in range(0, len(images), 4)])
     finally:
-        backbone_module.dino_pos_embed = original
+        dino_module.dino_pos_embed = original
     result["keys_rel_diff_checkpoint"] = relative(timm_keys, dino_keys)
     result["grid"] = f"{grid[0]}x{grid[1]}"
     return result

@@ -1,33 +1,28 @@
-"""Frozen DINO ViT backbones (timm) that return the last block's attention keys per patch.
+"""Frozen self-supervised ViT backbones (timm) that return the last block's attention keys per patch.
 
-The features the method uses are the **keys** of the last attention layer (heads concatenated,
-``C`` = embed dim) for every patch, plus the CLS token of the last (normed) layer output. They
-are computed from the patch tokens entering the last block (the blocks run one by one):
-its ``norm1`` and ``attn.qkv``, whose output is laid out (B, N, 3, heads, head_dim), so the keys
-are the middle third; this works with fused attention too. Position embeddings are adapted to the
-input's patch grid as DINO's own ``interpolate_pos_encoding`` does (:func:`dino_pos_embed`), not
-by timm's resampling: the official DINO weights define their features through DINO's code.
+One registry, :data:`BACKBONES`, over the families, one per module as in timm: DINO
+(vos.models.dino), DINOv2 with and without registers (vos.models.dinov2) and DINOv3
+(vos.models.dinov3). Every one returns the last attention layer's keys of the patch tokens
+(vos.models.vit_keys) with position handling as its official code does it.
 
 Weights, in order of precedence:
-* ``weights=None``: the official DINO weights through timm's pretrained mechanism (downloaded once,
+* ``weights=None``: the official weights through timm's pretrained mechanism (downloaded once,
   cached by huggingface_hub). When the hub cannot be reached (one quick connection attempt), the
   cached copy is used, and without one the error comes at once instead of after a minute of retries.
 * ``weights="random"``: a seeded random initialisation (tests and benchmarks only).
-* ``weights=PATH``: a local file: the official DINO backbone file (timm key names), the official
-  *full* DINO checkpoint (teacher weights; ``module.``/``backbone.`` stripped, DINO head dropped),
-  a timm / safetensors state dict, or the SSL-UVOS release checkpoint (its ``encoder.*``). Every
-  backbone key must be present, with this backbone's shape (position embeddings: any square grid).
+* ``weights=PATH``: a local file: the official backbone file of the family, in its own key format
+  (DINO: timm's names; DINOv2 and DINOv3: converted by their modules), the official *full* training
+  checkpoint (teacher weights; ``module.``/``backbone.`` stripped, heads dropped), a timm /
+  safetensors state dict, or the SSL-UVOS release checkpoint (its ``encoder.*``). Every backbone
+  key must be present, with this backbone's shape (position embeddings: any square grid).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import math
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import timm
@@ -35,9 +30,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from vos.infra.checkpoints import load_state_strict
 from vos.infra.errors import UserError
 from vos.infra.fileio import load_torch_file
+from vos.models import dino, dinov2, dinov3
+from vos.models.dino import DinoKeyBackbone, dino_pos_embed  # noqa: F401  (public import paths)
+from vos.models.vit_keys import BackboneSpec, Family, KeyBackbone, KeyFeatures  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -48,25 +45,9 @@ RANDOM_WEIGHTS_SEED = 0
 RELEASE_ENCODER_PREFIX = "encoder."
 
 
-@dataclass(frozen=True)
-class BackboneSpec:
-    timm_name: str
-    patch_size: int
-    official_file: str | None  # the official DINO backbone file, for messages (None: no weights exist)
-    timm_kwargs: dict = field(default_factory=dict)
-
-
-BACKBONES: dict[str, BackboneSpec] = {
-    "dino_vits16": BackboneSpec("vit_small_patch16_224.dino", 16, "dino_deitsmall16_pretrain.pth"),
-    "dino_vits8": BackboneSpec("vit_small_patch8_224.dino", 8, "dino_deitsmall8_pretrain.pth"),
-    "dino_vitb16": BackboneSpec("vit_base_patch16_224.dino", 16, "dino_vitbase16_pretrain.pth"),
-    "dino_vitb8": BackboneSpec("vit_base_patch8_224.dino", 8, "dino_vitbase8_pretrain.pth"),
-    # A 2-block, 64-d ViT with the DINO layout: random weights only, for tests and quick experiments.
-    "test_vit_tiny16": BackboneSpec("vit_small_patch16_224", 16, None,
-                                    dict(embed_dim=64, depth=2, num_heads=4)),
-    # The same with patch 8, as the SSL-UVOS release's ViT-S/8 (tests of that format).
-    "test_vit_tiny8": BackboneSpec("vit_small_patch8_224", 8, None, dict(embed_dim=64, depth=2, num_heads=4)),
-}
+# Every backbone, by family (one module each); vos.models.BACKBONE_NAMES spells the names out.
+BACKBONES: dict[str, BackboneSpec] = {**dino.BACKBONES, **dinov2.BACKBONES, **dinov3.BACKBONES}
+FAMILIES: dict[str, Family] = {"dino": dino.FAMILY, "dinov2": dinov2.FAMILY, "dinov3": dinov3.FAMILY}
 
 
 def backbone_spec(name: str) -> BackboneSpec:
@@ -76,76 +57,12 @@ def backbone_spec(name: str) -> BackboneSpec:
 
 
 def official_url(name: str) -> str | None:
-    cfg = timm.models.get_pretrained_cfg(backbone_spec(name).timm_name)
+    """Where the official file of ``name`` can be downloaded by hand (for messages)."""
+    spec = backbone_spec(name)
+    if spec.official_url is not None:
+        return spec.official_url
+    cfg = timm.models.get_pretrained_cfg(spec.timm_name)
     return getattr(cfg, "url", None) if cfg is not None else None
-
-
-class KeyFeatures(NamedTuple):
-    keys: torch.Tensor  # B HW C  last-layer attention keys of the patches (heads concatenated)
-    cls: torch.Tensor | None  # B C  last-layer (normed) CLS token; None when not asked for
-    grid: tuple[int, int]  # (h, w) patch grid
-
-
-class DinoKeyBackbone(nn.Module):
-    """A frozen ViT that maps normalised images (B, 3, H, W) to :class:`KeyFeatures`."""
-
-    def __init__(self, vit: nn.Module, patch_size: int):
-        super().__init__()
-        self.vit = vit
-        self.patch_size = patch_size
-        self.dim = vit.embed_dim
-        self.requires_grad_(False)
-        self.eval()
-
-    def train(self, mode: bool = True):
-        # Always frozen: dropout and the like stay in eval mode whatever the caller does.
-        return super().train(False)
-
-    @torch.no_grad()
-    def forward(self, images: torch.Tensor, with_cls: bool = True) -> KeyFeatures:
-        """Keys of the last block: its LayerNorm and key projection applied to the patch tokens that
-        enter it (both act on each token alone). ``with_cls=False`` stops there: the last block's
-        attention and MLP and the final norm only shape the CLS output, so they are skipped (1/12
-        of ViT-S's blocks); with the CLS token the key projection of the patches runs once more
-        than inside the block (~1% of the forward). Position embeddings are resampled to the input's
-        patch grid as DINO does (:func:`dino_pos_embed`), not as timm does."""
-        B, _, H, W = images.shape
-        if H % self.patch_size or W % self.patch_size:
-            raise UserError(f"input size {H}x{W} is not a multiple of the patch size {self.patch_size}")
-        vit = self.vit
-        patches = vit.patch_embed(images)  # B h w C (dynamic image size) or B hw C
-        grid = (H // self.patch_size, W // self.patch_size)
-        x = torch.cat([vit.cls_token.expand(B, -1, -1), patches.reshape(B, grid[0] * grid[1], -1)], dim=1)
-        x = vit.norm_pre(vit.patch_drop(vit.pos_drop(x + dino_pos_embed(vit.pos_embed, grid))))  # B 1+hw C
-        for blk in vit.blocks[:-1]:
-            x = blk(x)
-        last = vit.blocks[-1]
-        keys = last.attn.qkv(last.norm1(x[:, 1:]))[..., self.dim : 2 * self.dim]  # B HW C
-        cls = vit.norm(last(x))[:, 0] if with_cls else None  # B C
-        return KeyFeatures(keys=keys, cls=cls, grid=grid)
-
-
-def dino_pos_embed(pos_embed: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
-    """DINO's position embeddings (1, 1+n·n, C), trained on an n x n patch grid, for a (h, w) grid:
-    (1, 1+h·w, C), computed as DINO's ``interpolate_pos_encoding`` computes them.
-
-    The patch embeddings are upsampled bicubically (a = -0.75, half-pixel centres) with the scale
-    factors (h + 0.1) / n and (w + 0.1) / n, which also set the sampling positions: output row i
-    samples the source at (i + 0.5) · n / (h + 0.1) - 0.5, not at (i + 0.5) · n / h - 0.5 as a
-    resize to a given size (timm's ``resample_abs_pos_embed``, which also antialiases) would. The
-    n x n grid itself is returned unchanged. The CLS embedding is kept as is.
-    """
-    n = math.isqrt(pos_embed.shape[1] - 1)
-    if n * n != pos_embed.shape[1] - 1:
-        raise UserError(f"position embeddings of {pos_embed.shape[1] - 1} patches are not a square grid")
-    h, w = grid
-    if (h, w) == (n, n):
-        return pos_embed
-    C = pos_embed.shape[-1]
-    square = pos_embed[:, 1:].reshape(1, n, n, C).permute(0, 3, 1, 2)  # 1 C n n
-    resized = F.interpolate(square, scale_factor=((h + 0.1) / n, (w + 0.1) / n), mode="bicubic",
-                            align_corners=False)  # 1 C h w
-    return torch.cat([pos_embed[:, :1], resized.permute(0, 2, 3, 1).reshape(1, h * w, C)], dim=1)
 
 
 def model_input_size(resolution: tuple[int, int], patch_size: int) -> tuple[int, int]:
@@ -288,7 +205,7 @@ def describe_vit_weights(state: dict[str, torch.Tensor]) -> str:
 
 
 def infer_backbone(state: dict[str, torch.Tensor]) -> str | None:
-    """The backbone whose weights ``state`` (timm/DINO key names) holds: every weight present with
+    """The backbone whose weights ``state`` (timm key names) holds: every weight present with
     its shape (the position embeddings may be of any square grid, see load_backbone_weights), and
     nothing else. None when no backbone fits. (Head counts do not show in the shapes; the known
     backbones differ in width, so they are told apart anyway.)"""
@@ -296,42 +213,47 @@ def infer_backbone(state: dict[str, torch.Tensor]) -> str | None:
         shapes = backbone_shapes(name)
         if set(state) != set(shapes):
             continue
-        if all(tuple(state[k].shape) == shape for k, shape in shapes.items() if k != "pos_embed") and \
-                state["pos_embed"].ndim == 3 and state["pos_embed"].shape[-1] == shapes["pos_embed"][-1]:
+        pos_fits = "pos_embed" not in shapes or (  # DINOv3 has none (rotary embeddings)
+            state["pos_embed"].ndim == 3 and state["pos_embed"].shape[-1] == shapes["pos_embed"][-1])
+        if all(tuple(state[k].shape) == shape for k, shape in shapes.items() if k != "pos_embed") and pos_fits:
             return name
     return None
 
 
-def load_backbone_weights(vit: nn.Module, path: str | Path) -> None:
-    """Load a local checkpoint into ``vit``; every backbone key must be found, with the right shape."""
+def load_backbone_weights(vit: nn.Module, path: str | Path, family: str = "dino") -> None:
+    """Load a local checkpoint into ``vit`` (a model of ``family``); every backbone key must be found,
+    with the right shape."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: weights file not found (pass --weights PATH to a DINO checkpoint, or omit it to download)")
+        raise UserError(f"{path}: weights file not found (pass --weights PATH to a backbone checkpoint, or omit it "
+                       "to download)")
     raw = _read_state_dict(path)
     if not isinstance(raw, dict):
         raise UserError(f"{path}: expected a state dict or a checkpoint dict, got {type(raw).__name__}")
-    state = backbone_state_dict(raw)
+    load_backbone_state(vit, backbone_state_dict(raw), family, str(path))
+
+
+def load_backbone_state(vit: nn.Module, state: dict[str, torch.Tensor], family: str, where: str) -> None:
+    """Load backbone weights (timm's or the family's official key names) into ``vit``; ``where``
+    names their origin in errors."""
+    state = FAMILIES[family].official_to_timm(state, where)
     expected = vit.state_dict()
     matched = set(state) & set(expected)
     if not matched:
-        raise UserError(f"{path}: no backbone weights found (none of its {len(state)} tensors matches a ViT key "
-                       "such as 'blocks.0.attn.qkv.weight'); is this a DINO ViT checkpoint?")
+        raise UserError(f"{where}: no backbone weights found (none of its {len(state)} tensors matches a ViT key "
+                       "such as 'blocks.0.attn.qkv.weight'); is this a ViT backbone checkpoint?")
     # Every weight but the position embeddings must have this backbone's shape as stored: timm's
-    # filter below would silently resample a patch kernel of another size (a patch-8 file loaded
+    # filter would silently resample a patch kernel of another size (a patch-8 file loaded
     # as a patch-16 backbone).
     for k in sorted(matched - {"pos_embed"}):
         if state[k].shape != expected[k].shape:
-            raise UserError(f"{path}: weight {k} has shape {tuple(state[k].shape)}, the backbone expects "
+            raise UserError(f"{where}: weight {k} has shape {tuple(state[k].shape)}, the backbone expects "
                            f"{tuple(expected[k].shape)}; the file ({describe_vit_weights(state)}) does not match "
                            "this --backbone")
-    # timm's filter resamples position embeddings to this model's grid.
-    from timm.models.vision_transformer import checkpoint_filter_fn
-
-    state = checkpoint_filter_fn({k: state[k] for k in matched}, vit)
-    load_state_strict(vit, state, "this --backbone", path)
+    FAMILIES[family].load_state(vit, state, where)
 
 
-def build_backbone(name: str = "dino_vits16", weights: str | None = None) -> DinoKeyBackbone:
+def build_backbone(name: str = "dino_vits16", weights: str | None = None) -> KeyBackbone:
     """Build the frozen key extractor ``name`` with ``weights`` (None: official, 'random', or a path)."""
     spec = backbone_spec(name)
     if weights == "random":
@@ -342,11 +264,11 @@ def build_backbone(name: str = "dino_vits16", weights: str | None = None) -> Din
             vit = _create_vit(spec, pretrained=False)
     elif weights is not None:
         vit = _create_vit(spec, pretrained=False)
-        load_backbone_weights(vit, weights)
+        load_backbone_weights(vit, weights, spec.family)
     else:
         if spec.official_file is None:
             raise UserError(f"backbone {name} has no official weights; use --weights random or --weights PATH")
-        way_out = (f"download {official_url(name)} ({spec.official_file}) and pass --weights PATH, or run "
+        way_out = (f"download {spec.official_file} from {official_url(name)} and pass --weights PATH, or run "
                    "with --weights random for a smoke test (random backbone, meaningless masks)")
         if hub_reachable():
             try:
@@ -361,7 +283,7 @@ def build_backbone(name: str = "dino_vits16", weights: str | None = None) -> Din
                 raise UserError(f"cannot reach {host}:{port} to download the official weights of {name} (offline?) "
                                f"and they are not in the local cache; {way_out}")
             vit = _create_vit(spec, pretrained=True, cached_file=cached)
-    return DinoKeyBackbone(vit, spec.patch_size)
+    return FAMILIES[spec.family].key_backbone(vit, spec.patch_size)
 
 
 def weights_tag(weights: str | None) -> str:

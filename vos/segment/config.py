@@ -76,7 +76,7 @@ class SegmentConfig:
     Checked when made (:meth:`validate`); a field changed afterwards is not checked again."""
 
     backbone: Optional[str] = config_field(
-        None, help="frozen DINO ViT", choices=BACKBONE_NAMES,
+        None, help="frozen ViT backbone (DINO, DINOv2, DINOv3; see docs/backbones.md)", choices=BACKBONE_NAMES,
         default_help=f"the --block checkpoint's, else {DEFAULT_BACKBONE}")
     weights: Optional[str] = config_field(
         None, metavar="PATH|random", help=WEIGHTS_HELP, default_help=WEIGHTS_DEFAULT_HELP)

@@ -80,7 +80,7 @@ class TrainConfig:
                                 "(JPEGImages/480p)")
     out: str = config_field("", metavar="DIR", help="run folder: checkpoints (last.pt), config.yaml, log.csv, "
                                                     "tensorboard/")
-    backbone: str = config_field("dino_vits16", choices=BACKBONE_NAMES, help="frozen DINO ViT")
+    backbone: str = config_field("dino_vits16", choices=BACKBONE_NAMES, help="frozen ViT backbone (DINO, DINOv2, DINOv3; see docs/backbones.md)")
     weights: Optional[str] = config_field(
         None, metavar="PATH|random", help=WEIGHTS_HELP, default_help=WEIGHTS_DEFAULT_HELP)
     init_block: Optional[str] = config_field(

@@ -26,7 +26,7 @@ from vos.infra.errors import UserError
 from vos.infra.fileio import atomic_path, atomic_write_text
 from vos.infra.progress import progress_bar
 from vos.infra.video_reader import discover_videos, fitting_stride, open_video
-from vos.models.backbone import IMAGENET_MEAN, IMAGENET_STD, DinoKeyBackbone
+from vos.models.backbone import IMAGENET_MEAN, IMAGENET_STD, KeyBackbone
 from vos.train.config import AugmentConfig
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ def normalize(images: torch.Tensor) -> torch.Tensor:
     return (images - mean) / std
 
 
-def frame_tokens(backbone: DinoKeyBackbone, images: torch.Tensor) -> torch.Tensor:
+def frame_tokens(backbone: KeyBackbone, images: torch.Tensor) -> torch.Tensor:
     """Normalised images (T, 3, H, W) -> per-frame tokens (T, 1+P, C) on the backbone's device: CLS, then
     the patch keys."""
     feats = backbone(images.to(next(backbone.parameters()).device))
@@ -179,7 +179,7 @@ class FeatureCache:
     with; a cache built for other settings is refused rather than silently reused.
     """
 
-    def __init__(self, folder: str | Path, videos: TrainingVideos, backbone: DinoKeyBackbone, backbone_name: str,
+    def __init__(self, folder: str | Path, videos: TrainingVideos, backbone: KeyBackbone, backbone_name: str,
                  weights_tag: str, size: tuple[int, int], variants: int, augment: AugmentConfig, seed: int,
                  ctx: DistContext):
         if variants < 1:
@@ -209,7 +209,7 @@ class FeatureCache:
     def _path(self, index: int) -> Path:
         return self.folder / f"{index:06d}.npy"
 
-    def _fill(self, index: int, video, backbone: DinoKeyBackbone, size: tuple[int, int],
+    def _fill(self, index: int, video, backbone: KeyBackbone, size: tuple[int, int],
               augment: AugmentConfig, seed: int) -> None:
         params = [None] + [PhotometricParams.draw(augment, torch.Generator().manual_seed(
             hash_seed(seed, index, v))) for v in range(1, self.variants)]
@@ -242,7 +242,7 @@ def hash_seed(*values: int) -> int:
 class ClipSampler:
     """Draws batches of clip tokens (B, T, 1+P, C) from the videos, through the cache if there is one."""
 
-    def __init__(self, videos: TrainingVideos, backbone: DinoKeyBackbone, size: tuple[int, int], frames: int,
+    def __init__(self, videos: TrainingVideos, backbone: KeyBackbone, size: tuple[int, int], frames: int,
                  gap: int, augment: AugmentConfig, cache: FeatureCache | None = None):
         self.videos, self.backbone, self.size = videos, backbone, size
         self.frames, self.gap, self.augment, self.cache = frames, gap, augment, cache
