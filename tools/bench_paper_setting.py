@@ -10,6 +10,11 @@ The block is a checkpoint in the SSL-UVOS release's format with seeded random we
 (``tools/ssl_uvos_compat.py checkpoint``): the release's own file cannot be downloaded here.
 
     python tools/bench_paper_setting.py VIDEO --frames 25 50 100 --threads 2
+    python tools/bench_paper_setting.py VIDEO --frames 50 --threads 1 --stages
+
+``--stages`` times the first clustering window's stages instead (process CPU seconds): the
+attention over the key frames, the lower bound, the float32 distances, the float64 repair of
+borderline pairs, the neighbour sums, and the greedy grouping, with the counts that drive them.
 """
 
 from __future__ import annotations
@@ -62,6 +67,63 @@ def run_one(video: str, frames: int, threads: int, resolution: tuple[int, int], 
             "digest": hashlib.md5(seg.objects.numpy().tobytes()).hexdigest()[:12]}
 
 
+def window_stages(video: str, frames: int, threads: int, resolution: tuple[int, int], seed: int) -> dict:
+    """CPU seconds of the stages of the first clustering window (frames 0-2) of the setting."""
+    import torch
+
+    sys.path.insert(0, str(REPO / "tools"))
+    from ssl_uvos_compat import release_checkpoint
+
+    import vos.cluster.fast as fast
+    import vos.cluster.kl_search as kl_search
+    from vos.cluster.settings import DEFAULT_SETTINGS
+    from vos.infra.video_reader import open_video
+    from vos.memory import keep_freed_memory
+    from vos.segment import SegmentConfig, VideoSegmenter
+    from vos.segment.attention import attention_over_keys
+
+    torch.set_num_threads(threads)
+    keep_freed_memory()
+    with tempfile.TemporaryDirectory() as tmp:
+        block = Path(tmp) / "checkpoint_dino-s-8.pth"
+        torch.save(release_checkpoint(seed, 0.1), block)
+        segmenter = VideoSegmenter(SegmentConfig(block=str(block), compat="ssl-uvos", resolution=resolution,
+                                                 max_frames=frames))
+    source = open_video(video, max_frames=frames)
+    timings = {"decode": 0.0, "backbone": 0.0, "cluster": 0.0, "backbone_cpu": 0.0, "cluster_cpu": 0.0}
+    queries, keys, _ = segmenter._queries_and_keys(source, _NoProgress(), timings)
+    seconds: dict[str, float] = {}
+
+    def timed(name, function):
+        def run(*args, **kwargs):
+            start = time.process_time()
+            result = function(*args, **kwargs)
+            seconds[name] = seconds.get(name, 0.0) + time.process_time() - start
+            return result
+        return run
+
+    attention = timed("attention", attention_over_keys)(queries[0:3], keys).reshape(-1, keys.shape[1])
+    sums = fast._row_sums(attention, 0, queries.shape[2])
+    key_groups = kl_search.learn_key_groups(attention, sums)
+    rows = kl_search.attention_rows(attention, sums, key_groups)
+    for name in ("_upper_candidates", "float64_pair_distances", "tiled_cross_products"):
+        setattr(kl_search, name, timed(name, getattr(kl_search, name)))
+    fast._sum_rows = timed("neighbour_sums", fast._sum_rows)
+    averaged = timed("averaging", fast._neighbourhood_average)(rows, 1.0, DEFAULT_SETTINGS)
+    averages = kl_search.rows32(averaged.rows, key_groups)
+    groups = timed("greedy", fast._greedy_group_in_place)(averages, 1.0, averaged.counts, key_groups, DEFAULT_SETTINGS)
+    return {"frames": frames, "rows": attention.shape[0], "keys": attention.shape[1],
+            "distinct_averages": averaged.rows.shape[0], "groups": groups.numel(),
+            **{f"{name}_cpu_s": round(value, 2) for name, value in seconds.items()}}
+
+
+class _NoProgress:
+    """The progress bar interface, doing nothing."""
+
+    def update(self, n):
+        pass
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("video")
@@ -69,8 +131,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--resolution", type=int, nargs=2, default=[320, 480])
     parser.add_argument("--seed", type=int, default=0, help="seed of the release-format checkpoint's weights")
+    parser.add_argument("--stages", action="store_true", help="time the first window's stages (see above)")
     parser.add_argument("--single", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.stages:
+        for frames in args.frames:
+            print(json.dumps(window_stages(args.video, frames, args.threads, tuple(args.resolution), args.seed)))
+        return
     if args.single is not None:
         print(json.dumps(run_one(args.video, args.single, args.threads, tuple(args.resolution), args.seed)))
         return
