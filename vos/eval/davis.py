@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from vos.infra.errors import UserError
+from vos.infra.fileio import read_text_file
 from vos.palette import read_label_png
 
 TASKS = ("unsupervised", "semi-supervised")
@@ -52,7 +53,7 @@ def read_sequence_list(davis_root: str | os.PathLike, year: int, subset: str) ->
     if not path.is_file():
         raise UserError(f"{path}: sequence list not found; is {davis_root} a DAVIS root "
                        f"(ImageSets/, Annotations*/) and does it have the {year} {subset!r} set?")
-    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    names = [line.strip() for line in read_text_file(path, "a sequence list").splitlines() if line.strip()]
     if not names:
         raise UserError(f"{path}: the sequence list is empty")
     return names

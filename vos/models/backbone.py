@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from vos.infra.checkpoints import load_state_strict
 from vos.infra.errors import UserError
 from vos.infra.fileio import load_torch_file
+from vos.infra.schema import Anything, MapOf, check
 
 log = logging.getLogger(__name__)
 
@@ -235,16 +236,24 @@ def cached_official_file(spec: BackboneSpec) -> str | None:
     return None
 
 
+WEIGHT_FILES = "DINO/timm backbone weights (.pth or .safetensors)"
+
+
 def _read_state_dict(path: Path) -> dict:
+    """The dict of string keys that a weights file holds (its layout is sorted out by
+    backbone_state_dict); a one-line UserError for anything else."""
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
         try:
             return load_file(str(path))
-        except Exception as exc:
-            raise UserError(f"{path}: not a readable safetensors file ({exc})") from exc
+        except Exception as exc:  # safetensors raises its own error type and OSError; all are the file's
+            cut = "IncompleteBuffer" in str(exc) or "incomplete" in str(exc).lower()
+            raise UserError(f"{path}: damaged: cut short; copy or download it again" if cut else
+                            f"{path}: not a readable safetensors file ({str(exc).splitlines()[0][:160]})") from None
     # The official full DINO checkpoint pickles its argparse.Namespace of training arguments.
-    return load_torch_file(path, "DINO/timm backbone weights (.pth or .safetensors)", safe_globals=[argparse.Namespace])
+    raw = load_torch_file(path, WEIGHT_FILES, safe_globals=[argparse.Namespace])
+    return check(raw, MapOf(Anything()), path, f"expected {WEIGHT_FILES}")
 
 
 def backbone_state_dict(checkpoint: dict) -> dict[str, torch.Tensor]:
@@ -259,8 +268,8 @@ def backbone_state_dict(checkpoint: dict) -> dict[str, torch.Tensor]:
             checkpoint = checkpoint[wrapper]
     state = {}
     for key, value in checkpoint.items():
-        if not isinstance(value, torch.Tensor):
-            continue
+        if not isinstance(value, torch.Tensor) or not isinstance(key, str):
+            continue  # optimiser states, training arguments and the like
         for prefix in ("module.", "_orig_mod.", "backbone."):
             if key.startswith(prefix):
                 key = key[len(prefix):]
@@ -307,10 +316,7 @@ def load_backbone_weights(vit: nn.Module, path: str | Path) -> None:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: weights file not found (pass --weights PATH to a DINO checkpoint, or omit it to download)")
-    raw = _read_state_dict(path)
-    if not isinstance(raw, dict):
-        raise UserError(f"{path}: expected a state dict or a checkpoint dict, got {type(raw).__name__}")
-    state = backbone_state_dict(raw)
+    state = backbone_state_dict(_read_state_dict(path))
     expected = vit.state_dict()
     matched = set(state) & set(expected)
     if not matched:
@@ -324,6 +330,12 @@ def load_backbone_weights(vit: nn.Module, path: str | Path) -> None:
             raise UserError(f"{path}: weight {k} has shape {tuple(state[k].shape)}, the backbone expects "
                            f"{tuple(expected[k].shape)}; the file ({describe_vit_weights(state)}) does not match "
                            "this --backbone")
+    if "pos_embed" in matched:
+        pos, width = state["pos_embed"], expected["pos_embed"].shape[-1]
+        grid = math.isqrt(max(pos.shape[1] - 1, 0)) if pos.ndim == 3 else 0
+        if pos.ndim != 3 or pos.shape[0] != 1 or pos.shape[2] != width or grid < 1 or grid * grid != pos.shape[1] - 1:
+            raise UserError(f"{path}: weight pos_embed has shape {tuple(pos.shape)}, the backbone expects (1, 1 + n*n, "
+                           f"{width}) for a square grid of n x n patches; the file is damaged or of another model")
     # timm's filter resamples position embeddings to this model's grid.
     from timm.models.vision_transformer import checkpoint_filter_fn
 
