@@ -161,7 +161,7 @@ def test_cli_errors_for_files_of_neither_format_and_truncated_files(synth, relea
     cases = [(["finetune", "--pretrained", str(tmp_path / "other.pt"), "--arch", "i3d", "--out", str(tmp_path / "o")],
               "other.pt: not a supported checkpoint; expected a checkpoint of `ssl-video pretrain`"),
              (["retrieve", "--pretrained", str(tmp_path / "truncated.pth.tar"), "--arch", "i3d"],
-              "truncated.pth.tar is not a PyTorch file"),
+              "truncated.pth.tar: damaged: cut short"),
              (["finetune", "--pretrained", str(release / "checkpoint_0199.pth.tar"), "--arch", "r3d_18",
                "--out", str(tmp_path / "o")], "--arch r3d_18 does not match the i3d backbone"),
              (["test", "--checkpoint", str(release / "checkpoint_0199.pth.tar")],
@@ -173,7 +173,7 @@ def test_cli_errors_for_files_of_neither_format_and_truncated_files(synth, relea
         err = capsys.readouterr().err
         assert rc == 2, argv
         assert message in err and err.count("\n") == 1, err
-    assert "not a checkpoint of `ssl-video pretrain` or `ssl-video finetune`, or FAME" in _last_error(main, ["retrieve", *_data(synth), "--pretrained",
+    assert "(expected a checkpoint of `ssl-video pretrain` or `ssl-video finetune`, or FAME" in _last_error(main, ["retrieve", *_data(synth), "--pretrained",
                                                              str(tmp_path / "truncated.pth.tar")], capsys)
 
 
