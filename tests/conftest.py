@@ -46,3 +46,18 @@ def tiny_random_backbone():
 
     with pytest.warns(UserWarning, match="random weights"):
         return build_backbone("test_vit_tiny16", "random")
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("fuzz", "fuzzing of the file readers (tests/fuzz)")
+    group.addoption("--fuzz-examples", type=int, default=None, metavar="N",
+                    help="damaged files per reader (default: each reader's small CI budget)")
+    group.addoption("--fuzz-report", action="store_true",
+                    help="print a table of the mutations each reader survived (for docs/io.md)")
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if config.getoption("--fuzz-report"):
+        from tests.fuzz.harness import report_table
+
+        terminalreporter.write_line(report_table())

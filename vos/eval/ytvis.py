@@ -85,6 +85,10 @@ def load_json_annotations(path: str | os.PathLike) -> dict:
         raise UserError(f"{path}: not a YouTube-VIS annotation file (needs 'videos' and 'annotations')")
     check(data, _JSON_ANNOTATIONS, path, "the file is damaged or not the official YouTube-VIS JSON")
     names = json_video_names(data)
+    for video, name in zip(data["videos"], names):
+        if not name or any(Path(f).parent.name != name for f in video["file_names"]):
+            raise UserError(f"{path}: video {video['id']}: its file_names are not all in one folder "
+                           f"({video['file_names'][0]!r}, ...); the file is damaged")
     if len(set(names)) != len(names):
         twice = next(n for n in names if names.count(n) > 1)
         raise UserError(f"{path}: two videos have the frames of folder {twice!r}; the file is damaged")
@@ -215,5 +219,9 @@ def evaluate_ytvis(root: str | os.PathLike, results_dir: str | os.PathLike, anno
         available = sorted(p.name for p in folder.iterdir() if p.is_dir())
         kind, source = "png", os.fspath(folder)
     names = choose_videos(available, n_videos, video_list, source)
+    missing = [name for name in names if not os.path.isdir(os.path.join(results_dir, name))]
+    if missing:
+        raise UserError(f"{results_dir}: no results for {len(missing)} of the {len(names)} video(s) of {source}, e.g. "
+                       f"{missing[0]!r}; write one folder of indexed PNGs per video")
     jobs = [(kind, source, os.fspath(results_dir), name) for name in names]
     return run_video_jobs("ytvis", jobs, workers, progress)
