@@ -209,7 +209,7 @@ def read_block_checkpoint(path: str | Path, flag: str = "--block") -> BlockCheck
     if not path.is_file():
         raise UserError(f"{flag} {path}: block checkpoint not found; {_NOT_FOUND.get(flag, _NOT_FOUND['--block'])}")
     ckpt = load_torch_file(path, EXPECTED_FORMATS)
-    if isinstance(ckpt, dict) and ckpt.get("format") == BLOCK_FORMAT:
+    if _is_block_file(ckpt):
         return check_block_file(path, ckpt)
     model_state = ckpt.get("model_state_dict") if isinstance(ckpt, dict) else None
     if not (isinstance(model_state, dict) and any(isinstance(k, str) and k.startswith(RELEASE_BLOCK_PREFIX)
@@ -218,13 +218,18 @@ def read_block_checkpoint(path: str | Path, flag: str = "--block") -> BlockCheck
     return _read_release(path, check(ckpt, _RELEASE_FILE, path, _DAMAGED))
 
 
+def _is_block_file(ckpt) -> bool:
+    return isinstance(ckpt, dict) and isinstance(ckpt.get("format"), str) and ckpt["format"] == BLOCK_FORMAT
+
+
 def check_block_file(path: Path, ckpt) -> BlockCheckpoint:
     """The block of a checkpoint of this toolkit's format (``ckpt``, loaded from ``path``), checked:
     version, sizes, backbone and every weight; a one-line UserError names what does not fit."""
-    if not isinstance(ckpt, dict) or ckpt.get("format") != BLOCK_FORMAT:
+    if not _is_block_file(ckpt):
         raise UserError(f"{path}: not a block checkpoint (no format {BLOCK_FORMAT!r}); {_DAMAGED}")
-    if ckpt.get("version") != BLOCK_VERSION:
-        raise UserError(f"{path}: block checkpoint version {ckpt.get('version')!r} is not supported "
+    version = check(ckpt, Dict({"version": Int()}), path, _DAMAGED)["version"]
+    if version != BLOCK_VERSION:
+        raise UserError(f"{path}: block checkpoint version {version} is not supported "
                        f"(this vos reads version {BLOCK_VERSION})")
     from vos.models.backbone import BACKBONES
 
