@@ -207,7 +207,7 @@ def read_block_checkpoint(path: str | Path, flag: str = "--block") -> BlockCheck
     for a missing file, what to pass as ``flag`` instead."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{flag} {path}: block checkpoint not found; {_NOT_FOUND.get(flag, _NOT_FOUND['--block'])}")
+        raise UserError(f"{path}: block checkpoint not found; {_NOT_FOUND.get(flag, _NOT_FOUND['--block'])}")
     ckpt = load_torch_file(path, EXPECTED_FORMATS)
     if _is_block_file(ckpt):
         return check_block_file(path, ckpt)
