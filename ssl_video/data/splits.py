@@ -202,7 +202,7 @@ def _folder_items(root: Path) -> list[VideoItem]:
 
 
 def _check_exist(items: list[VideoItem], dataset: str) -> None:
-    missing = [it.path for it in items if not it.path.is_file()]
+    missing = [it.path for it in items if not os.path.isfile(it.path)]  # False for names too long to exist
     if missing:
         raise UserError(f"{len(missing)} of {len(items)} {dataset} videos listed in the split files are "
                        f"missing, e.g. {missing[0]}; check --data-root")

@@ -57,7 +57,8 @@ def read_sequence_list(davis_root: str | os.PathLike, year: int, subset: str, ta
     names = [line.strip() for line in read_text_file(path, "a sequence list").splitlines() if line.strip()]
     if not names:
         raise UserError(f"{path}: the sequence list is empty")
-    bad = next((n for n in names if not n.isprintable() or "/" in n or "\\" in n or n in (".", "..")), None)
+    bad = next((n for n in names if not n.isprintable() or "/" in n or "\\" in n or n in (".", "..")
+                or len(n.encode()) > 255), None)  # 255 bytes: the longest file name
     if bad is not None:
         raise UserError(f"{path}: {bad!r} is not a sequence name (one folder name per line); the list is damaged")
     if task is not None:
