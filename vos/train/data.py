@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tokenize
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
@@ -264,7 +265,7 @@ def _cached_array_problem(path: Path, shape: tuple[int, ...]) -> str | None:
                 np.lib.format.read_array_header_2_0
             found, fortran_order, dtype = read_header(f)
             data_offset = f.tell()
-    except (ValueError, SyntaxError, OSError) as exc:  # numpy's errors for a header that is not one
+    except (ValueError, SyntaxError, tokenize.TokenError, OSError) as exc:  # numpy's, for a header that is not one
         return f"damaged: not a numpy array file ({str(exc).splitlines()[0][:80]})"
     if dtype != np.float16 or tuple(found) != shape or fortran_order:
         return f"holds a {dtype} array of shape {tuple(found)}, expected float16 {shape}"
