@@ -10,7 +10,6 @@ instances overlap, the later annotation wins. Results are ``<results>/<video>/<f
 from __future__ import annotations
 
 import functools
-import json
 import math
 import os
 import warnings

@@ -11,7 +11,7 @@ from torch import nn
 
 from vos.infra.errors import UserError
 from vos.infra.fileio import load_torch_file
-from vos.infra.schema import Dict, Spec, Tensor, check, describe, like
+from vos.infra.schema import Dict, Satisfies, Spec, check, describe, like
 
 
 def load_checkpoint_dict(path: Path, expected: str, allow_numpy_arrays: bool = False) -> dict:
@@ -100,9 +100,21 @@ def check_training_state(ckpt: dict, optimizer: torch.optim.Optimizer, scheduler
     check(ckpt, spec, path, advice)
 
 
-def torch_rng_state_spec() -> Tensor:
-    """A torch CPU generator's state (``torch.get_rng_state()``, ``Generator.get_state()``)."""
-    return Tensor(shape=tuple(torch.get_rng_state().shape), dtype=torch.uint8)
+def torch_rng_state_spec() -> Spec:
+    """A torch CPU generator's state (``torch.get_rng_state()``, ``Generator.get_state()``): a uint8
+    tensor of its size that a generator accepts (torch checks the content too)."""
+    shape = tuple(torch.get_rng_state().shape)
+
+    def accepted(value) -> bool:
+        if not (isinstance(value, torch.Tensor) and value.dtype == torch.uint8 and tuple(value.shape) == shape):
+            return False
+        try:
+            torch.Generator().set_state(value)
+        except RuntimeError:  # "Invalid mt19937 state"
+            return False
+        return True
+
+    return Satisfies(accepted, f"a torch RNG state (a uint8 tensor of shape {shape} that torch accepts)")
 
 
 def flatten_settings(settings: dict, prefix: str = "") -> dict:
