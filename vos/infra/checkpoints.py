@@ -11,7 +11,7 @@ from torch import nn
 
 from vos.infra.errors import UserError
 from vos.infra.fileio import load_torch_file
-from vos.infra.schema import Dict, Satisfies, Spec, check, describe, like
+from vos.infra.schema import Dict, Satisfies, Spec, check, describe, like, with_article
 
 
 def load_checkpoint_dict(path: Path, expected: str, allow_numpy_arrays: bool = False) -> dict:
@@ -42,8 +42,8 @@ def check_state_dict(expected: dict[str, torch.Tensor], state: dict, what: str, 
     if not_tensor:
         k = not_tensor[0]
         kind = "floating-point" if expected[k].is_floating_point() else str(expected[k].dtype).replace("torch.", "")
-        problems.append(f"{len(not_tensor)} of another type, e.g. {k} is {describe(state[k])} where a {kind} "
-                        "tensor is expected")
+        problems.append(f"{len(not_tensor)} of another type, e.g. {k} is {describe(state[k])} where "
+                        f"{with_article(kind)} tensor is expected")
     if wrong:
         k = wrong[0]
         problems.append(f"{len(wrong)} of another shape, e.g. {k} {tuple(state[k].shape)} "

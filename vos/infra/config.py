@@ -35,6 +35,8 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
             raise UserError(f"{where}: expected a mapping, got {value!r}")
         return _build(annotation, value, where)
     try:
+        if annotation is str and isinstance(value, os.PathLike):  # paths given in code
+            return os.fspath(value)
         if annotation is float and isinstance(value, (int, float, str)) and not isinstance(value, bool):
             return float(value)
         if annotation is int and isinstance(value, (int, str)) and not isinstance(value, bool):

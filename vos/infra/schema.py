@@ -30,11 +30,16 @@ def describe(value: Any) -> str:
     if value is None:
         return "None"
     if type(value).__name__ == "Tensor":
-        return f"a {str(value.dtype).replace('torch.', '')} tensor of shape {tuple(value.shape)}"
+        return f"{with_article(str(value.dtype).replace('torch.', ''))} tensor of shape {tuple(value.shape)}"
     if type(value).__name__ == "ndarray":
         return f"a {value.dtype} array of shape {value.shape}"
     name = type(value).__name__
     return f"an {name}" if name[:1] in "aeiou" else f"a {name}"
+
+
+def with_article(word: str) -> str:
+    """``word`` with its indefinite article ('an int64', 'a uint8', 'a float32')."""
+    return f"an {word}" if word.startswith("int") else f"a {word}"
 
 
 class Spec:
@@ -123,13 +128,13 @@ class Tensor(Spec):
         self.shape = None if shape is None else tuple(shape)
         self.ndim = len(self.shape) if self.shape is not None else ndim
         self.floating, self.dtype = floating, dtype
-        kind = (str(dtype).replace("torch.", "") + " " if dtype is not None
-                else "floating-point " if floating else "")
+        kind = with_article(str(dtype).replace("torch.", "") + " tensor" if dtype is not None
+                  else "floating-point tensor" if floating else "tensor")
         if self.shape is not None:
             dims = ", ".join("any" if s is None else str(s) for s in self.shape)
-            self.what = f"a {kind}tensor of shape ({dims}{',' if len(self.shape) == 1 else ''})"
+            self.what = f"{kind} of shape ({dims}{',' if len(self.shape) == 1 else ''})"
         else:
-            self.what = f"a {kind}tensor" + (f" with {ndim} dimension(s)" if ndim is not None else "")
+            self.what = kind + (f" with {ndim} dimension(s)" if ndim is not None else "")
 
     def problem(self, value, where):
         import torch
