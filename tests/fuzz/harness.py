@@ -34,7 +34,7 @@ from vos.infra.errors import UserError
 
 # How many examples per reader in CI (the whole fuzz suite well under a minute on 2 cores); a longer
 # run: pytest tests/fuzz --fuzz-examples 500
-DEFAULT_EXAMPLES = 30
+DEFAULT_EXAMPLES = 20
 
 # outcomes per reader: "refused" (one-line UserError) or "accepted" (read without error)
 OUTCOMES: dict[str, Counter] = defaultdict(Counter)
