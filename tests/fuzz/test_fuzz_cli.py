@@ -107,8 +107,10 @@ def test_vos_train_resume_and_config(tmp_path, frames, capsys):
     line = one_line_error(vos_main, ["train", "--out", run, "--resume"], capsys, str(run / "last.pt"))
     assert "['rng'][0]['torch'] is a uint8 tensor of shape (100,), expected a torch RNG state (a uint8 tensor of " \
         "shape (5056,) that torch accepts)" in line
+    assert snapshot(run) == before
     ckpt["rng"][0]["torch"] = torch.zeros(5056, dtype=torch.uint8)  # the right size, but no state torch accepts
     torch.save(ckpt, run / "last.pt")
+    before = snapshot(run)
     line = one_line_error(vos_main, ["train", "--out", run, "--resume"], capsys, str(run / "last.pt"))
     assert "['rng'][0]['torch'] is a uint8 tensor of shape (5056,), expected a torch RNG state" in line
     assert snapshot(run) == before
