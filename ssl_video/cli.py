@@ -16,6 +16,7 @@ COMMANDS: dict[str, str] = {
     "finetune": "ssl_video.commands.finetune",
     "retrieve": "ssl_video.commands.retrieve",
     "test": "ssl_video.commands.test",
+    "report": "ssl_video.commands.report",
 }
 
 

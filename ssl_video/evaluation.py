@@ -35,7 +35,7 @@ from tqdm import tqdm
 from ssl_video.config import PROTOCOLS, EvaluateConfig
 from ssl_video.data.clips import VideoFile
 from ssl_video.data.splits import VideoItem
-from ssl_video.finetune import VideoClassifier, evaluation_datasets, evaluation_results
+from ssl_video.finetune import PREDICTIONS_CSV, VideoClassifier, evaluation_datasets, evaluation_results
 from ssl_video.models import build_backbone
 from ssl_video.pretrained import CheckpointWeights, read_weights
 from vos.infra.checkpoints import load_state_strict
@@ -145,7 +145,7 @@ def evaluate_checkpoint(cfg: EvaluateConfig, out_dir: str | Path | None = None,
                         weights: CheckpointWeights | None = None) -> dict:
     """Results of ``finetune``'s test step for the fine-tuned ``cfg.checkpoint``: ``{"video_top1",
     "video_top5", "clip_top1"}`` (+ ``"train_video_top1"`` with ``eval_train``), percent; with
-    ``out_dir`` also ``out_dir/results.json``. ``weights`` is the checkpoint if already read.
+    ``out_dir`` also ``out_dir/results.json`` and ``out_dir/predictions.csv``. ``weights`` is the checkpoint if already read.
     Under torchrun the processes share the videos and all return the same results."""
     if cfg.checkpoint is None:
         raise UserError("give --checkpoint FILE (a fine-tuned checkpoint)")
@@ -164,7 +164,10 @@ def evaluate_checkpoint(cfg: EvaluateConfig, out_dir: str | Path | None = None,
     ctx = init_distributed()
     try:
         t0 = time.time()
-        results = evaluation_results(model.to(ctx.device), test_set, train_eval_set, cfg.workers, ctx)
+        if out_dir is not None and ctx.is_main:
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+        results = evaluation_results(model.to(ctx.device), test_set, train_eval_set, cfg.workers, ctx,
+                                     None if out_dir is None else Path(out_dir) / PREDICTIONS_CSV, classes)
     finally:
         cleanup(ctx)
     if ctx.is_main:

@@ -102,8 +102,9 @@ def clip_outputs(fn, loader: DataLoader, desc: str, show: bool = True) -> tuple[
 
 
 def evaluate(model: VideoClassifier, dataset: Dataset, workers: int = 0, desc: str = "test",
-             ctx: DistContext | None = None) -> dict[str, float]:
-    """Video-level top-1/top-5 and clip-level top-1 (percent) of ``model`` on a MultiClipVideos dataset.
+             ctx: DistContext | None = None, predictions: bool = False):
+    """Video-level top-1/top-5 and clip-level top-1 (percent) of ``model`` on a MultiClipVideos dataset;
+    with ``predictions`` also the class each video is given (V,), as a second value.
 
     With a distributed ``ctx`` (collective: every process calls it) each process scores every
     world_size-th video and the logits of all videos are gathered, in dataset order.
@@ -118,7 +119,29 @@ def evaluate(model: VideoClassifier, dataset: Dataset, workers: int = 0, desc: s
     order = torch.tensor([i for indices, _, _ in parts for i in indices]).argsort()
     logits = torch.cat([part_logits for _, part_logits, _ in parts])[order]   # V n C, in dataset order
     labels = torch.cat([part_labels for _, _, part_labels in parts])[order]
-    return video_level_accuracy(logits, labels)
+    results = video_level_accuracy(logits, labels)
+    return (results, logits.mean(dim=1).argmax(dim=1)) if predictions else results
+
+
+PREDICTIONS_CSV = "predictions.csv"  # per test video: its class and the class the model gives it
+PREDICTIONS_HEADER = "video,label,predicted"
+
+
+def write_predictions(path: Path, items: list, predicted: torch.Tensor, classes: list[str]) -> None:
+    """``path``: CSV ``video,label,predicted`` (class names), one row per test video in dataset order;
+    the confusion matrix and per-class accuracy of ``ssl-video report`` come from it."""
+    rows = [f"{item.path.parent.name}/{item.path.name},{classes[item.label]},{classes[int(p)]}"
+            for item, p in zip(items, predicted)]
+    atomic_write_text(path, PREDICTIONS_HEADER + "\n" + "".join(row + "\n" for row in rows))
+
+
+def predictions_owned(path: Path) -> bool:
+    """``path`` is a predictions file this module wrote (it may be replaced)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.readline().rstrip("\n") == PREDICTIONS_HEADER
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def labeled_items(cfg: ClipDataConfig, subset: str) -> tuple[list, list[str]]:
@@ -144,10 +167,14 @@ def evaluation_datasets(cfg: ClipDataConfig, clips_per_video: int, eval_train: b
 
 
 def evaluation_results(model: nn.Module, test_set: Dataset, train_eval_set: Dataset | None, workers: int = 0,
-                 ctx: DistContext | None = None) -> dict[str, float]:
+                       ctx: DistContext | None = None, predictions_csv: Path | None = None,
+                       classes: list[str] | None = None) -> dict[str, float]:
     """The results of the test step: ``{"video_top1", "video_top5", "clip_top1"}`` on the held-out
-    videos, plus ``"train_video_top1"`` when ``train_eval_set`` is given (percent)."""
-    results = evaluate(model, test_set, workers, ctx=ctx)
+    videos, plus ``"train_video_top1"`` when ``train_eval_set`` is given (percent). With
+    ``predictions_csv`` (and ``classes``) the main process also writes each test video's predicted class there."""
+    results, predicted = evaluate(model, test_set, workers, ctx=ctx, predictions=True)
+    if predictions_csv is not None and (ctx or SINGLE_PROCESS).is_main:
+        write_predictions(predictions_csv, test_set.items, predicted, classes)
     if train_eval_set is not None:
         results["train_video_top1"] = evaluate(model, train_eval_set, workers, desc="train videos", ctx=ctx)["video_top1"]
     return results
@@ -162,7 +189,8 @@ def _datasets(cfg: FinetuneConfig) -> tuple[Dataset, Dataset, Dataset | None, li
 def finetune(cfg: FinetuneConfig, out_dir: str | Path, resume: bool = False) -> dict:
     """Train the classifier on the training split, test on the test split; returns the results dict
     ``{"video_top1", "video_top5", "clip_top1"}`` (percent; plus ``"train_video_top1"`` with
-    ``eval_train``) and writes it to ``out_dir/results.json``. Under torchrun every process
+    ``eval_train``) and writes it to ``out_dir/results.json`` (each test video's predicted class to
+    ``out_dir/predictions.csv``). Under torchrun every process
     returns the same results."""
     if cfg.epochs < 1 or cfg.batch_size < 1 or not 0.0 <= cfg.dropout < 1.0:
         raise UserError("--epochs and --batch-size must be positive and --dropout in [0, 1)")
@@ -241,7 +269,7 @@ def _finetune(cfg: FinetuneConfig, out_dir: Path, resume: bool, ctx: DistContext
         barrier(ctx)  # the checkpoint is complete before any process goes on
     log.close()
     broadcast_buffers(model, ctx)  # every process tests the checkpointed model (rank 0's BatchNorm statistics)
-    results = evaluation_results(model, test_set, train_eval_set, cfg.workers, ctx)
+    results = evaluation_results(model, test_set, train_eval_set, cfg.workers, ctx, out_dir / PREDICTIONS_CSV, classes)
     if ctx.is_main:
         atomic_write_text(out_dir / "results.json", json.dumps(results, indent=2) + "\n")
         print(f"{mode}: done in {time.time() - t0:.0f} s, test video top-1 "

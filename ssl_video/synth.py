@@ -252,7 +252,7 @@ def _check_out_dir(out: Path, manifest: dict) -> None:
     if meta.is_file():
         try:
             previous = json.loads(meta.read_text())["options"]
-        except (ValueError, KeyError) as exc:
+        except (ValueError, KeyError, TypeError) as exc:  # TypeError: JSON that is not an object
             raise UserError(f"{meta} is not a synth manifest; choose another OUT") from exc
         if previous != manifest["options"]:
             raise UserError(f"{out} holds a synthetic dataset made with other options ({previous}); "

@@ -48,6 +48,25 @@ def tiny_random_backbone():
         return build_backbone("test_vit_tiny16", "random")
 
 
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium (Playwright) for the whole session; skips, saying why, when none can be had."""
+    from tests.helpers.browser import chromium_path
+
+    playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed "
+                                         "(pip install -e '.[test]')")
+    path = chromium_path()
+    if path is None:
+        pytest.skip("no Chromium binary (apt-get install chromium, or set $CHROMIUM); .ci/run installs it")
+    with playwright_api.sync_playwright() as p:
+        try:
+            instance = p.chromium.launch(executable_path=path, args=["--no-sandbox"])
+        except Exception as exc:  # a binary that cannot start here: say so instead of failing every test
+            pytest.skip(f"Chromium at {path} does not start: {str(exc).splitlines()[0]}")
+        yield instance
+        instance.close()
+
+
 def pytest_addoption(parser):
     group = parser.getgroup("fuzz", "fuzzing of the file readers (tests/fuzz)")
     group.addoption("--fuzz-examples", type=int, default=None, metavar="N",

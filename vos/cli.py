@@ -17,6 +17,7 @@ COMMANDS = {
     "synth": "vos.commands.synth",
     "eval": "vos.commands.eval",
     "train": "vos.commands.train",
+    "report": "vos.commands.report",
 }
 
 

@@ -31,16 +31,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser, EvaluateConfig, flags={"checkpoint": {"required": True}})
     # not an EvaluateConfig field: the backbone is the checkpoint's, and --arch only checks it
     parser.add_argument("--arch", help=ARCH_HELP + "; must be the checkpoint's (default: the checkpoint's)")
-    parser.add_argument("--out", metavar="DIR", help="also write DIR/results.json")
+    parser.add_argument("--out", metavar="DIR", help="also write DIR/results.json and DIR/predictions.csv "
+                                                     "(each test video's predicted class)")
 
 
 def run(args: argparse.Namespace) -> int:
     from ssl_video.evaluation import checkpoint_settings, evaluate_checkpoint
+    from ssl_video.finetune import PREDICTIONS_CSV, predictions_owned
+    from vos.infra.outputs import check_output_file
     from ssl_video.pretrained import read_weights
 
     check_json_output(args, "test")
     if args.out is not None:
         check_json_output(args, "test", Path(args.out) / "results.json", flag="--out")
+        check_output_file(Path(args.out) / PREDICTIONS_CSV, "--out", predictions_owned,
+                          "predictions written by `ssl-video test`", args.overwrite)
     _, others = command_config_keys(EvaluateConfig)
     flags = config_overrides(args, EvaluateConfig)
     cfg = load_config(EvaluateConfig, args.config, flags, ignore_keys=others)  # --config checked before the checkpoint

@@ -43,6 +43,20 @@ def test_pretrain_writes_checkpoint_logs_and_summary(pretrained):
     assert any(p.name.startswith("events.") for p in (pretrained / "run" / "tensorboard").iterdir())
 
 
+def test_the_report_of_a_pretrain_run_has_its_logged_curves(pretrained, tmp_path, capsys):
+    import csv
+
+    assert main(["report", str(pretrained / "run"), "--out", str(tmp_path / "report")]) == 0
+    assert "ssl-video pretrain report" in capsys.readouterr().out
+    page = (tmp_path / "report" / "index.html").read_text()
+    data = json.loads(page[page.index('id="report-data">') + len('id="report-data">'):page.rindex("</script>")])
+    with (pretrained / "run" / "log.csv").open(newline="") as f:
+        logged = list(csv.DictReader(f))
+    assert data["kind"] == "ssl-video pretrain"
+    assert data["log"]["loss_co2"] == [float(row["loss_co2"]) for row in logged] and len(logged) == 4
+    assert "Accuracy per epoch" in page and "Learning rate" in page  # acc_pos per epoch; lr over steps
+
+
 def test_pretrain_color_flags_reach_the_dataset(synth, tmp_path, monkeypatch):
     import yaml
 
@@ -87,7 +101,15 @@ def test_finetune_trains_backbone_and_retrieve_reports_recalls(synth, pretrained
     pre = torch.load(ckpt, weights_only=False)["model"]
     ft = torch.load(tmp_path / "ft" / "last.pt", weights_only=False)["model"]
     assert not torch.equal(ft["backbone.stem.0.weight"], pre["encoder_q.backbone.stem.0.weight"])
-    assert json.loads((tmp_path / "ft" / "results.json").read_text()).keys() == {"video_top1", "video_top5", "clip_top1"}
+    results = json.loads((tmp_path / "ft" / "results.json").read_text())
+    assert results.keys() == {"video_top1", "video_top5", "clip_top1"}
+    rows = (tmp_path / "ft" / "predictions.csv").read_text().splitlines()
+    assert rows[0] == "video,label,predicted" and len(rows) == 1 + 4  # the 4 test videos
+    correct = sum(label == predicted for _, label, predicted in (r.split(",") for r in rows[1:]))
+    assert 100.0 * correct / 4 == pytest.approx(results["video_top1"])
+    assert main(["report", str(tmp_path / "ft"), "--out", str(tmp_path / "report")]) == 0
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert 'id="loss-0"' in page and 'id="confusion-matrix"' in page
 
     rc = main(["retrieve", *_data(synth), "--pretrained", ckpt, "--clips-per-video", "2",
                "--json", str(tmp_path / "r.json")])

@@ -35,9 +35,11 @@ def test_results_equal_finetunes_own_test_step(synth, tmp_path, eval_train):
     reported = json.loads((tmp_path / "ft" / "results.json").read_text())
     # data settings, clips per video and --eval-train... only the checkpoint: they come from its config
     rc = main(["test", "--checkpoint", str(tmp_path / "ft" / "last.pt"), "--workers", "0", *extra,
-               "--json", str(tmp_path / "test.json")])
+               "--json", str(tmp_path / "test.json"), "--out", str(tmp_path / "tested")])
     assert rc == 0
     tested = json.loads((tmp_path / "test.json").read_text())
+    # the same model and clips: each test video gets the same class as in finetune's test step
+    assert (tmp_path / "tested" / "predictions.csv").read_text() == (tmp_path / "ft" / "predictions.csv").read_text()
     assert list(tested) == list(reported)[: len(tested)]
     assert {k: tested[k] for k in ("video_top1", "video_top5", "clip_top1")} == \
         {k: reported[k] for k in ("video_top1", "video_top5", "clip_top1")}

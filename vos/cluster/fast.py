@@ -22,7 +22,6 @@ a certified lower bound. Its tunables are one :class:`vos.cluster.settings.Clust
 from __future__ import annotations
 
 import dataclasses
-import threading
 from typing import NamedTuple
 
 import numpy as np
@@ -35,7 +34,7 @@ from vos.cluster.kl_search import (Float32Rows, Rows32, WindowTerms, attention_r
                                    learn_key_groups, nearest, rows32, self_sparse_close_pairs, sparse_close_pairs,
                                    take, window_terms)
 from vos.cluster.reference import MAX_MERGE_ROUNDS
-from vos.cluster.settings import DEFAULT_SETTINGS, ClusterSettings
+from vos.cluster.settings import DEFAULT_SETTINGS, ClusterSettings, window_worker_limit
 from vos.cluster.window_workers import window_workers
 
 __all__ = ["ClusterResult", "cluster_streaming"]
@@ -62,8 +61,7 @@ class _AveragedRows(NamedTuple):
     of_row: torch.Tensor  # M int64, row i's average is rows[of_row[i]]
 
 
-def _neighbourhood_average(dist: Float32Rows, tau: float, settings: ClusterSettings = DEFAULT_SETTINGS,
-                           buffer: np.ndarray | None = None) -> _AveragedRows:
+def _neighbourhood_average(dist: Float32Rows, tau: float, settings: ClusterSettings = DEFAULT_SETTINGS) -> _AveragedRows:
     """rows: M K -> row i replaced by the L1-normalised mean of the rows j with d(i, j) <= tau.
 
     Distances are taken between the original rows, ``settings.neighbour_chunk_rows`` query rows
@@ -72,8 +70,7 @@ def _neighbourhood_average(dist: Float32Rows, tau: float, settings: ClusterSetti
     the same distribution. Rows with the same neighbour set (in the same chunk) get the very same
     average, which is returned once with its count: the greedy grouping then works on S <= M rows.
     ``dist``: the rows with their float32 copies (and key groups, for pruning), float64 rows or
-    window attention with its row sums (:func:`vos.cluster.kl_search.attention_rows`);
-    ``buffer``: float64 memory for the latter (see :func:`_sum_rows`).
+    window attention with its row sums (:func:`vos.cluster.kl_search.attention_rows`).
     """
     num_rows, chunk_rows = dist.p32.shape[0], settings.neighbour_chunk_rows
     averages, counts, of_row = [], [], torch.empty(num_rows, dtype=torch.int64)
@@ -101,7 +98,7 @@ def _neighbourhood_average(dist: Float32Rows, tau: float, settings: ClusterSetti
             keys = torch.unique(torch.cat([pairs[0] * num_rows + pairs[1], local * num_rows + local + r0]))
             sets, set_of_row = _distinct_sets(keys // num_rows, keys % num_rows, r1 - r0, num_rows)
         of_row[r0:r1] = set_of_row + sum(len(c) for c in counts)
-        averages.append(_l1_normalise_(_sum_rows(sets, dist, settings.sparse_neighbours_max_density, buffer)))
+        averages.append(_l1_normalise_(_sum_rows(sets, dist, settings.sparse_neighbours_max_density)))
         counts.append(torch.bincount(set_of_row, minlength=sets.shape[0]))
     if len(averages) == 1:  # one chunk (a window): no copy
         return _AveragedRows(averages[0], counts[0], of_row)
@@ -189,15 +186,18 @@ def _distinct_sets_exact(rows: torch.Tensor, cols: torch.Tensor, num_rows: int,
     return sets, torch.tensor(set_of_row, dtype=torch.int64)
 
 
-def _sum_rows(sets: scipy.sparse.csr_matrix, dist: Float32Rows, max_density: float,
-              buffer: np.ndarray | None = None) -> torch.Tensor:
+# Bytes of the float64 copy of the window's attention that the neighbour sums make at a time (a
+# chunk of keys): below vos.memory's mmap threshold, so malloc reuses it from chunk to chunk, and
+# a window never holds its attention whole in float64 (M x K: 691 MB at ViT-S/8, T = 50).
+NEIGHBOUR_SUM_CHUNK_BYTES = 16 * 2 ** 20
+
+
+def _sum_rows(sets: scipy.sparse.csr_matrix, dist: Float32Rows, max_density: float) -> torch.Tensor:
     """S K float64: the sum of the float64 rows (M K, ``dist.rows64()``) of every set (S M 0/1);
     sets of density up to ``max_density`` by scipy's CSR product, denser ones by a dense product.
 
-    Rows given as attention and row sums are divided inside the product (weights 1/s_j): the
-    product needs the attention in float64, which is written into ``buffer`` (at least M K
-    float64, reused from window to window) if given: a new array of that size would be larger
-    than the blocks malloc reuses (vos.memory), mapped and faulted in again for every window.
+    Rows given as attention and row sums are divided inside the product (weights 1/s_j on the
+    attention's exact float64 copy), a chunk of keys at a time (NEIGHBOUR_SUM_CHUNK_BYTES).
     """
     dense = sets.nnz > max_density * sets.shape[0] * sets.shape[1]
     if isinstance(dist, Rows32):
@@ -206,13 +206,16 @@ def _sum_rows(sets: scipy.sparse.csr_matrix, dist: Float32Rows, max_density: flo
         return torch.from_numpy(sets @ dist.p.numpy())
     inverse_sums = (1 / dist.row_sums).numpy()
     weights = scipy.sparse.csr_matrix((inverse_sums[sets.indices], sets.indices, sets.indptr), shape=sets.shape)
+    if dense:
+        weights = weights.toarray()
     raw = (dist.raw.float() if dist.raw.dtype == torch.bfloat16 else dist.raw).numpy()  # numpy has no bfloat16
-    if buffer is None or buffer.size < raw.size:
-        raw64 = raw.astype(np.float64)
-    else:
-        raw64 = buffer.reshape(-1)[:raw.size].reshape(raw.shape)
-        np.copyto(raw64, raw)
-    return torch.from_numpy((weights.toarray() if dense else weights) @ raw64)
+    num_rows, num_keys = raw.shape
+    sums = np.empty((sets.shape[0], num_keys))
+    chunk_keys = max(1, NEIGHBOUR_SUM_CHUNK_BYTES // (8 * num_rows))
+    for k0 in range(0, num_keys, chunk_keys):
+        keys = slice(k0, k0 + chunk_keys)
+        sums[:, keys] = weights @ raw[:, keys].astype(np.float64)
+    return torch.from_numpy(sums)
 
 
 def _greedy_assign(dist: Float32Rows, tau: float,
@@ -494,7 +497,6 @@ def cluster_streaming(window_attention: WindowAttention, num_frames: int, tau: f
     key_groups = learn_key_groups(attention, sums, settings)
     first_window = [(attention, sums)]  # handed to its job, then not held here any more
     del attention, sums
-    buffers = threading.local()  # per worker: float64 memory for the neighbour sums of its windows
 
     def first_hierarchy(span: tuple[int, int]) -> tuple[WindowTerms, Rows32, torch.Tensor]:
         """Averaging + greedy grouping inside the window -> (its per-row terms, kept for the
@@ -505,11 +507,9 @@ def cluster_streaming(window_attention: WindowAttention, num_frames: int, tau: f
         else:
             attention = _window_attention(window_attention, t0, t1, patches_keys)
             sums = _row_sums(attention, t0, patches_keys[0])
-        if not hasattr(buffers, "float64"):
-            buffers.float64 = np.empty(attention.shape)
         dist = attention_rows(attention, sums, key_groups)
         del attention
-        averaged = _neighbourhood_average(dist, tau, settings, buffers.float64)
+        averaged = _neighbourhood_average(dist, tau, settings)
         # the row sums and per-row terms (M G at most) are kept for the assignment pass
         known = window_terms(dist)
         del dist
@@ -520,7 +520,8 @@ def cluster_streaming(window_attention: WindowAttention, num_frames: int, tau: f
     # round of the next hierarchies in window order, as they come (the same greedy walk, see
     # _StreamingGreedy)
     first_round, known = _StreamingGreedy(tau, settings), []
-    with window_workers(threads, settings.max_window_workers) as pool:
+    max_workers = window_worker_limit(settings, window * patches_keys[0], patches_keys[1])  # M K of a full window
+    with window_workers(threads, max_workers) as pool:
         for terms, centroids, leaders in pool.in_order(first_hierarchy, spans):
             known.append(terms)
             first_round.add(centroids, leaders)
@@ -541,7 +542,7 @@ def cluster_streaming(window_attention: WindowAttention, num_frames: int, tau: f
         rows = attention_rows_again(attention, terms)
         labels[t0:t1] = nearest(rows, centroid_dist, settings).view(t1 - t0, -1)  # windows write disjoint rows
 
-    with window_workers(threads, settings.max_window_workers) as pool:
+    with window_workers(threads, max_workers) as pool:
         for _ in pool.in_order(assign, zip(spans, known)):
             pass
 

@@ -61,6 +61,17 @@ FLOAT32_ABS_SLACK = 9 * FLOAT32_UNIT_ROUNDOFF + 1e-12
 # Relative error of torch's float32 log, assumed: measured within 1.03 u (tests check <= 2 u), and
 # 8 u leaves room for other builds. The float32 logs of the distance pass are taken in float32.
 FLOAT32_LOG_ERROR = 8 * FLOAT32_UNIT_ROUNDOFF
+# Keys per block of the float32 dot products. A float32 dot product of n terms is within gamma_n of
+# the sum of its absolute terms, so the products over K keys are taken per block of this many keys
+# and the block results added in float64 (cross_products): the bound grows with the block, not
+# with K. At K = 12,000 (ViT-S/8, five key frames) it is 45 times tighter than one float32 sum,
+# and 45 times fewer pairs need their float64 distance.
+FLOAT32_BLOCK_KEYS = 256
+# Rows (and columns) per output tile of tiled_cross_products: the float64 tile (512 KiB) stays in
+# cache while the key blocks add into it.
+PRODUCT_TILE_ROWS = 256
+
+
 class ExactRows(NamedTuple):
     """float64 rows with the terms of the float64 products (:func:`pairwise_kl`)."""
 
@@ -155,8 +166,7 @@ def _float32_terms(p32: torch.Tensor, key_groups: torch.Tensor | None) -> tuple:
     if key_groups is not None:  # group sums of the clamped rows (float32 sums, error bounded in lower_bounds)
         grouped = log_p32.new_zeros(log_p32.shape[0], int(key_groups.max()) + 1).index_add_(1, key_groups, log_p32)
     log_p32.log_()
-    # numpy's row dot sums in float32 too (same bound)
-    neg_entropy32 = torch.from_numpy(np.einsum("ij,ij->i", p32.numpy(), log_p32.numpy())).double()
+    neg_entropy32 = blocked_row_dots(p32, log_p32)  # float32 sums per key block, as the products
     if grouped is None:
         return p32, log_p32, neg_entropy32, None
     # logs and entropies of the group sums in float64 (M G: cheap), then rounded for the products
@@ -248,10 +258,55 @@ def self_pairwise_kl(a: ExactRows) -> torch.Tensor:
     return (a.neg_entropy[:, None] + a.neg_entropy[None, :]) - (cross + cross.T)
 
 
-def float32_cross_error(num_keys: int) -> float:
+def key_blocks(num_keys: int) -> list[slice]:
+    """The key blocks of the float32 sums: FLOAT32_BLOCK_KEYS keys each, the last one shorter."""
+    return [slice(k0, min(k0 + FLOAT32_BLOCK_KEYS, num_keys)) for k0 in range(0, num_keys, FLOAT32_BLOCK_KEYS)]
+
+
+def blocked_row_dots(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """M float64: sum_k x_ik y_ik of float32 rows (M K), as float32 row dots per key block
+    (numpy's, in float32) added in float64; the error bound of :func:`float32_cross_error`."""
+    dots = torch.zeros(x.shape[0], dtype=torch.float64)
+    xs, ys = x.numpy(), y.numpy()
+    for block in key_blocks(x.shape[1]):
+        dots += torch.from_numpy(np.einsum("ij,ij->i", xs[:, block], ys[:, block]))
+    return dots
+
+
+def cross_products(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Nx Ny float64: x @ y.T for float32 rows x (Nx K) and y (Ny K), as float32 products over the
+    key blocks (:func:`key_blocks`) added in float64. The specification of
+    :func:`tiled_cross_products`, which computes the same sums tile by tile."""
+    return sum((x[:, block] @ y[:, block].T).double() for block in key_blocks(x.shape[1]))
+
+
+def tiled_cross_products(x: torch.Tensor, y: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`cross_products` by output tiles of PRODUCT_TILE_ROWS x PRODUCT_TILE_ROWS: each tile's
+    float64 sums stay in cache while the key blocks' float32 products (a small buffer) add into
+    them, instead of one float32 and one float64 Nx Ny matrix per key block. ``out``: an Nx Ny
+    float64 tensor (or view) to write into."""
+    out = torch.empty(x.shape[0], y.shape[0], dtype=torch.float64) if out is None else out
+    tile, blocks = PRODUCT_TILE_ROWS, key_blocks(x.shape[1])
+    buffer = torch.empty(tile * tile, dtype=torch.float32)
+    for r0 in range(0, x.shape[0], tile):
+        x_rows = x[r0:r0 + tile]
+        for c0 in range(0, y.shape[0], tile):
+            y_rows = y[c0:c0 + tile]
+            sums = out[r0:r0 + tile, c0:c0 + tile]
+            part = buffer[:x_rows.shape[0] * y_rows.shape[0]].view(x_rows.shape[0], y_rows.shape[0])
+            sums.zero_()
+            for block in blocks:
+                torch.mm(x_rows[:, block], y_rows[:, block].T, out=part)
+                sums += part
+    return out
+
+
+def float32_cross_error(num_keys: int, block_keys: int = FLOAT32_BLOCK_KEYS) -> float:
     """Factor r with |d32 - d64| <= r * S + FLOAT32_ABS_SLACK for every pair, where
-    ``d32 = e_i + e_j - c_ij - c_ji`` is assembled in float64 from four float32 dot products of
-    length K (``c_ij = sum_k p32_ik log32_jk``, ``e_i = c_ii``) and S = |e_i| + |e_j| + |c_ij| + |c_ji|.
+    ``d32 = e_i + e_j - c_ij - c_ji`` is assembled in float64 from four sums of K terms
+    (``c_ij = sum_k p32_ik log32_jk``, ``e_i = c_ii``), each a float32 dot product per block of
+    ``block_keys`` keys with the block results added in float64 (:func:`cross_products`; one
+    block: a plain float32 dot product of length K), and S = |e_i| + |e_j| + |c_ij| + |c_ji|.
 
     Every term ``p log q`` is <= 0, so each sum's absolute terms add up to its magnitude X (a
     cross-entropy or an entropy of clamped logs).
@@ -259,26 +314,30 @@ def float32_cross_error(num_keys: int) -> float:
       <= L = FLOAT32_LOG_ERROR) of q32 clamped, itself within rho of q clamped, so log32 q is
       within L |log q| + 1.01 rho (1 + L) of log q. Summed over the terms: (1 + rho)(1 + L) - 1
       of X plus 1.01 rho (1 + rho)(1 + L) (the p sum to 1);
-    * any float32 dot product of length K (any order, with or without FMA) is within
-      gamma_K = K u / (1 - K u) of the sum of its absolute terms (Higham, Accuracy and Stability of
-      Numerical Algorithms, eq. 3.5);
+    * any float32 dot product of length n (any order, with or without FMA) is within
+      gamma_n = n u / (1 - n u) of the sum of its absolute terms (Higham, Accuracy and Stability of
+      Numerical Algorithms, eq. 3.5), n = min(K, block_keys); the float64 additions of the
+      ceil(K / n) block results add gamma_(K/n)(u64) of their absolute sum (below (1 + gamma_n) X);
     * the float64 path is itself within gamma_K(u64) X of the exact value;
     * X <= (|x32| + 2.1 u) / (1 - r32) for the computed sum x32: r applies to the computed S, and
       the absolute parts (4 x 2.1 u, over 1 - r32) are within FLOAT32_ABS_SLACK.
     """
     u, u64, log_error = FLOAT32_UNIT_ROUNDOFF, FLOAT64_UNIT_ROUNDOFF, FLOAT32_LOG_ERROR
-    if num_keys * u >= 0.25:
+    length = min(num_keys, block_keys)
+    if length * u >= 0.25:
         return float("inf")  # no useful bound: every pair goes to float64
-    gamma = num_keys * u / (1 - num_keys * u)
+    gamma = length * u / (1 - length * u)
     r32 = ((1 + P32_ERROR) * (1 + log_error) - 1) * (1 + gamma) + gamma
-    r64 = num_keys * u64 / (1 - num_keys * u64)
+    float64_terms = num_keys + math.ceil(num_keys / length)  # the float64 path's, and the block additions'
+    r64 = float64_terms * u64 / (1 - float64_terms * u64) * (1 + gamma)
     return (r32 + r64) / (1 - r32)
 
 
-def _float32_margin(cross_sum: torch.Tensor, entropies: torch.Tensor, num_keys: int) -> torch.Tensor:
+def _float32_margin(cross_sum: torch.Tensor, entropies: torch.Tensor, num_keys: int,
+                    block_keys: int = FLOAT32_BLOCK_KEYS) -> torch.Tensor:
     """Bounds |d32 - d64| (see :func:`float32_cross_error`) from ``cross_sum`` = c_ij + c_ji and
     ``entropies`` = e_i + e_j (float64, any shape; both <= 0). Overwrites ``cross_sum``."""
-    factor = float32_cross_error(num_keys)
+    factor = float32_cross_error(num_keys, block_keys)
     if math.isinf(factor):  # no bound (K >= 2^22): every pair is borderline (and 0 * inf would be nan)
         return torch.full_like(cross_sum, math.inf)
     return cross_sum.add_(entropies).abs_().mul_(factor).add_(FLOAT32_ABS_SLACK)
@@ -287,15 +346,14 @@ def _float32_margin(cross_sum: torch.Tensor, entropies: torch.Tensor, num_keys: 
 def float32_distances(a: Float32Rows, b: Float32Rows) -> tuple[torch.Tensor, torch.Tensor]:
     """Na Nb float64 distances from float32 sums, and Na Nb bounds on their distance to the
     float64 (:func:`pairwise_kl`) ones."""
-    cross = (a.p32 @ b.log_p32.T).double()  # Na Nb: c32_ij
-    cross_sum = cross + (b.p32 @ a.log_p32.T).T.double()  # c_ij + c_ji
-    del cross
+    cross_sum = tiled_cross_products(a.p32, b.log_p32)  # Na Nb: c32_ij
+    cross_sum += tiled_cross_products(b.p32, a.log_p32).T  # c_ij + c_ji
     return _distances_and_margins(cross_sum, a, b)
 
 
 def self_float32_distances(a: Float32Rows) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`float32_distances` of ``a`` against itself: one product (c_ji is c_ij transposed)."""
-    cross = (a.p32 @ a.log_p32.T).double()  # Na Na: c32_ij
+    cross = tiled_cross_products(a.p32, a.log_p32)  # Na Na: c32_ij
     cross_sum = cross + cross.T  # c_ij + c_ji
     del cross
     return _distances_and_margins(cross_sum, a, a)
@@ -349,7 +407,9 @@ def sampled_float32_distances(a: Float32Rows, b: Float32Rows, rows: torch.Tensor
     del cross
     entropies = a.neg_entropy32[rows] + b.neg_entropy32[cols]
     dist = entropies - cross_sum
-    return dist, _float32_margin(cross_sum, entropies, a.p32.shape[1])
+    # sampled products are plain float32 dot products of length K (the entropies' blocked sums are
+    # within that bound too)
+    return dist, _float32_margin(cross_sum, entropies, a.p32.shape[1], block_keys=a.p32.shape[1])
 
 
 def lower_bounds(a: Float32Rows, b: Float32Rows) -> torch.Tensor:
@@ -385,7 +445,8 @@ def _bound_form(a: Float32Rows, b: Float32Rows) -> tuple[torch.Tensor, torch.Ten
     """The bound of :func:`lower_bounds` is ``entropy_a[i] + entropy_b[j] - weight * (c_ij + c_ji)``:
     (Na, Nb float32 per-row terms, weight), or None when there is no useful bound."""
     u, num_keys = FLOAT32_UNIT_ROUNDOFF, a.p32.shape[1]
-    factor = float32_cross_error(2 * a.groups.grouped32.shape[1])
+    num_sums = 2 * a.groups.grouped32.shape[1]
+    factor = float32_cross_error(num_sums, block_keys=num_sums)  # one float32 product of length 2G
     if num_keys * u >= 0.5 or math.isinf(factor):
         return None
     theta = P32_ERROR + num_keys * u / (1 - num_keys * u) * (1 + u)
@@ -566,10 +627,40 @@ def dense_self_close_pairs(a: Float32Rows, tau: float, settings: ClusterSettings
 
 
 def _full_product_self_close_pairs(a: Float32Rows, tau: float, settings: ClusterSettings) -> torch.Tensor:
-    """:func:`self_close_pairs` by the dense float32 products, without pruning."""
-    dist, margin = self_float32_distances(a)
-    close = _repair_borderline(dist, margin, tau, a, a, settings)
-    return self_pairwise_kl(exact_rows_of(a)) <= tau if close is None else close
+    """:func:`self_close_pairs` by the dense float32 products, without pruning: the decisions of
+    ``self_float32_distances`` repaired (:func:`_repair_borderline`), computed tile by tile.
+
+    For a pair of row tiles I <= J, the products c_IJ and c_JI give the distances of the tile
+    (I, J) and, transposed, of (J, I): every product of the full matrix is computed once, as in
+    ``cross + cross.T``, while only PRODUCT_TILE_ROWS^2 distances are held at a time (not the
+    M x M float64 matrices: 415 MB each at M = 7,200). Borderline pairs are collected with
+    i <= j, decided in float64 once and mirrored.
+    """
+    num_rows, tile = a.p32.shape[0], PRODUCT_TILE_ROWS
+    close = torch.empty(num_rows, num_rows, dtype=torch.bool)
+    borderline = []  # (i, j) with i <= j, from every tile
+    for r0 in range(0, num_rows, tile):
+        rows = slice(r0, min(r0 + tile, num_rows))
+        for c0 in range(r0, num_rows, tile):
+            cols = slice(c0, min(c0 + tile, num_rows))
+            cross = tiled_cross_products(a.p32[rows], a.log_p32[cols])  # c_ij
+            cross_sum = cross + (cross.T if c0 == r0 else tiled_cross_products(a.p32[cols], a.log_p32[rows]).T)
+            entropies = a.neg_entropy32[rows, None] + a.neg_entropy32[None, cols]
+            dist = entropies - cross_sum
+            margin = _float32_margin(cross_sum, entropies, a.p32.shape[1])
+            decided = dist <= tau
+            close[rows, cols] = decided
+            close[cols, rows] = decided.T
+            i, j = ((dist - tau).abs_() <= margin).nonzero(as_tuple=True)
+            upper = (r0 + i) <= (c0 + j)
+            borderline.append(torch.stack([r0 + i[upper], c0 + j[upper]]))
+    i, j = torch.cat(borderline, 1)
+    if 2 * i.numel() > settings.repair_max_fraction * num_rows * num_rows:
+        return self_pairwise_kl(exact_rows_of(a)) <= tau
+    decided = float64_pair_distances(a, a, i, j, settings) <= tau  # d(i, j) = d(j, i) in float64 too
+    close[i, j] = decided
+    close[j, i] = decided
+    return close
 
 
 def _repair_borderline(dist: torch.Tensor, margin: torch.Tensor, tau: float, a: Float32Rows, b: Float32Rows,

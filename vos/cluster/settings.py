@@ -51,8 +51,26 @@ class ClusterSettings:
     key_group_sample_rows: int = 256
     key_group_iterations: int = 4
     # Windows in flight at most with several threads: each holds a window's attention, its
-    # float32 maps and a float64 buffer, so memory grows with the workers.
+    # float32 maps and its averaged rows, so memory grows with the workers.
     max_window_workers: int = 4
+    # Memory the windows in flight may take together: fewer workers run when one window's share
+    # (about WINDOW_BYTES_PER_ENTRY bytes per attention entry: its attention, float32 logs,
+    # averaged rows and their float32 copies) times the workers would exceed it. At ViT-S/8
+    # (M = 7,200 rows, K = 12,000 keys at T = 50) a window takes about 2 GB: one worker.
+    window_memory_bytes: int = 2 ** 30
+
+
+# Bytes a window in flight holds per entry of its M x K attention (see window_memory_bytes):
+# float32 attention and logs (8), float64 averaged rows with float32 copies and logs (16, for
+# up to M distinct averages).
+WINDOW_BYTES_PER_ENTRY = 24
+
+
+def window_worker_limit(settings: ClusterSettings, num_rows: int, num_keys: int) -> int:
+    """Windows in flight at most: ``max_window_workers``, fewer when their memory
+    (WINDOW_BYTES_PER_ENTRY per entry) would exceed ``window_memory_bytes``; at least one."""
+    per_window = WINDOW_BYTES_PER_ENTRY * num_rows * num_keys
+    return max(1, min(settings.max_window_workers, settings.window_memory_bytes // per_window))
 
 
 DEFAULT_SETTINGS = ClusterSettings()

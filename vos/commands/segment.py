@@ -2,9 +2,10 @@
 
 INPUT is a video file (mp4, avi, mov, webm, mkv), a folder of frames (00000.jpg …), or a folder of
 several of either. Results: OUT/<video name>/<frame>.png with 0 = background, 1..n = objects, and
-the marker OUT/<video name>/.vos-output.json. An existing OUT/<video name> is replaced only when it is
-an earlier result (marker, or only frame PNGs); anything else needs --overwrite. Outputs inside the
-input are refused.
+the marker OUT/<video name>/.vos-output.json. An existing OUT/<video name> is replaced only when it
+holds that marker (an earlier result); anything else (a result written before markers existed too) needs
+--overwrite. Outputs
+inside the input, or inside a dataset's JPEGImages or Annotations* folders, are refused.
 Under torchrun, each process segments its own share of the videos (one device each).
 """
 
@@ -31,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="replace existing result folders and overlays even if they are not earlier results "
                              "of vos segment (by default those are refused; earlier results are replaced)")
     parser.add_argument("--skip-existing", action="store_true",
-                        help="skip videos whose result folder exists (resume an interrupted batch)")
+                        help="skip videos whose folder holds a finished result of vos segment for the same video "
+                             "(resume an interrupted batch); a folder it did not write is an error")
     parser.add_argument("--backend", choices=["auto", "decord", "pyav"], default="auto",
                         help="video decoder (default: decord, PyAV where decord fails)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",

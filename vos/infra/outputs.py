@@ -5,10 +5,13 @@ Rules shared by every command of ``vos`` and ``ssl-video``:
 - an output never is, contains or lies inside an input (a video file, a frame folder, a folder of
   videos): writing there would replace or pollute the input;
 - an existing output is replaced only when it is recognisably this command's own earlier result:
-  a result folder carries a marker file :data:`MARKER` (``{"command": ..., ...}``) written with it;
+  a result folder carries a marker file :data:`MARKER` (``{"command": ..., ...}``) written with it
+  (what a folder holds never makes it ours: numbered PNGs are also ground truth and frame dumps);
   a JSON file holds the keys the command writes; an overlay mp4 carries the command's comment tag.
   Anything else is replaced only with ``--overwrite``; otherwise a one-line error names the
   location and the way out;
+- a result folder never lies inside the frames or annotations of a dataset (:func:`dataset_folder`),
+  with ``--overwrite`` neither: those folders hold the ground truth;
 - every output location is checked for writability first (a probe file is created and removed in
   the folder that will receive it), so that an unwritable ``--out`` fails before any frame is
   decoded, not after the work is done.
@@ -81,33 +84,81 @@ def write_marker(folder: Path, command: str, **info) -> None:
     atomic_write_text(Path(folder) / MARKER, json.dumps({"command": command, **info}, indent=1, default=str) + "\n")
 
 
+def marked_by(folder: Path, command: str) -> Optional[dict]:
+    """The marker of ``folder`` if ``command`` wrote it (a real folder, not a symlink to one), else None."""
+    folder = Path(folder)
+    if folder.is_symlink() or not folder.is_dir():
+        return None
+    marker = read_marker(folder)
+    return marker if marker is not None and marker["command"] == command else None
+
+
+def is_dataset_root(folder: Path) -> bool:
+    """A dataset in the DAVIS / YouTube-VOS layout: ``JPEGImages`` beside an ``Annotations*`` folder."""
+    try:
+        return (folder / "JPEGImages").is_dir() and any(
+            entry.name.startswith("Annotations") and entry.is_dir() for entry in folder.iterdir())
+    except OSError:
+        return False
+
+
+def dataset_folder(path: Path) -> Optional[Path]:
+    """The ``JPEGImages`` or ``Annotations*`` folder of a dataset root (:func:`is_dataset_root`) that
+    ``path`` is or lies in, or None. Checked on the path as given and with symlinks resolved, since
+    datasets are often linked into place."""
+    path = Path(path).expanduser()
+    for candidate in dict.fromkeys((Path(os.path.abspath(path)), resolve_path(path))):
+        for top in (candidate, *candidate.parents):
+            if (top.name == "JPEGImages" or top.name.startswith("Annotations")) and is_dataset_root(top.parent):
+                return top
+    return None
+
+
+def check_outside_datasets(target: Path, flag: str) -> None:
+    """Refuse an output inside a dataset's frames or ground truth (see :func:`dataset_folder`)."""
+    top = dataset_folder(target)
+    if top is not None:
+        what = "frames" if top.name == "JPEGImages" else "ground-truth annotations"
+        raise UserError(f"{flag}: {target} lies inside {top}, the {what} of the dataset {top.parent}; "
+                        f"choose a {flag} outside the dataset (--overwrite does not lift this)")
+
+
 def check_output_dir(folder: Path, command: str, overwrite: bool = False, flag: str = "--out",
-                     owned: Callable[[Path], bool] | None = None) -> str:
+                     writes: Callable[[Path], bool] | None = None) -> str:
     """May ``command`` replace ``folder``? Returns "new" (absent or empty), "ours" (its own earlier
-    result: marker of ``command``, or ``owned(folder)``) or "overwrite" (foreign, ``overwrite`` given);
-    raises :class:`UserError` for anything else. Also checks that the location is writable."""
+    result: the marker of ``command``, and with ``writes``, every entry one that ``command`` writes,
+    so that a file the user added to a result is not deleted with it) or "overwrite" (anything
+    else, ``overwrite`` given); raises :class:`UserError` otherwise, and for a folder inside a
+    dataset's frames or annotations. Also checks that the location is writable."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{flag} {folder} is a file, not a folder; move it away or choose another {flag}")
+    check_outside_datasets(folder, flag)
     check_writable(folder, flag)
     if not folder.exists() or not any(folder.iterdir()):
         return "new"
     marker = read_marker(folder)
-    if (marker is not None and marker["command"] == command) or (owned is not None and owned(folder)):
+    ours = marker is not None and marker["command"] == command
+    added = next((entry for entry in folder.iterdir() if not writes(entry)), None) if ours and writes else None
+    if ours and added is None:
         return "ours"
     if overwrite:
         return "overwrite"
-    raise UserError(f"{folder} already exists and was not written by `{command}` (no {MARKER}); "
-                   f"pass --overwrite to replace it, or choose another {flag}")
+    if added is not None:
+        raise UserError(f"{folder} is an earlier result of `{command}` but also holds {added.name}, which "
+                        f"`{command}` does not write; move that away, pass --overwrite to replace the folder, "
+                        f"or choose another {flag}")
+    raise UserError(f"{folder} already exists and holds no {MARKER} of `{command}`, so it is not its result; "
+                    f"pass --overwrite to replace it (an earlier result without marker too), or choose another {flag}")
 
 
 def replace_output_dir(partial: Path, folder: Path, command: str, overwrite: bool = False,
-                       owned: Callable[[Path], bool] | None = None, **info) -> None:
-    """Finish a result written into ``partial``: mark it as ``command``'s, then put it at ``folder``,
-    replacing an earlier result only under the rules of :func:`check_output_dir`."""
-    write_marker(partial, command, **info)
+                       writes: Callable[[Path], bool] | None = None, **info) -> None:
+    """Finish a result written into ``partial``: mark it as ``command``'s finished result, then put it
+    at ``folder``, replacing an earlier result only under the rules of :func:`check_output_dir`."""
+    write_marker(partial, command, finished=True, **info)
     if folder.exists() or folder.is_symlink():
-        check_output_dir(folder, command, overwrite, owned=owned)
+        check_output_dir(folder, command, overwrite, writes=writes)
         if folder.is_symlink():
             folder.unlink()
         else:

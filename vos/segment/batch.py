@@ -69,8 +69,10 @@ def segment_videos(input_path: str | Path, out: str | Path = "vos_output", confi
     """Segment a video, a frame folder, or every video of a folder into ``out/<name>/*.png``.
 
     Before any frame is decoded, every result folder and overlay is checked (:mod:`vos.infra.outputs`):
-    outside the input, writable, and new or an earlier result of ours; ``overwrite`` replaces
-    other existing folders and files.
+    outside the input and outside a dataset's frames and annotations, writable, and new or an
+    earlier result of ours (its marker); ``overwrite`` replaces other existing folders and files.
+    ``skip_existing`` skips the videos whose folder holds our finished result of the same video;
+    a folder we did not write is an error then, not "done".
 
     ``device``: ``auto`` (a GPU if there is one), ``cpu`` or ``cuda``. Under torchrun each process
     segments its own share of the videos on its own device; returns the summaries of this
@@ -90,8 +92,7 @@ def segment_videos(input_path: str | Path, out: str | Path = "vos_output", confi
     ctx = init_distributed(device)
     try:
         mine = shard(jobs, ctx)
-        todo = [job for job in mine if not (skip_existing and job.out_dir.is_dir())]
-        check_segment_jobs(todo, input_path, batch, overwrite, announce=tqdm.write)
+        todo = check_segment_jobs(mine, input_path, batch, overwrite, announce=tqdm.write, skip_existing=skip_existing)
         summaries = [VideoSummary(job.name, 0, 0, 0.0, job.out_dir, skipped=True) for job in mine if job not in todo]
         for summary in summaries:
             tqdm.write(summary.line())

@@ -4,7 +4,6 @@ frame (and the overlay video), in a folder that takes its final name only once c
 from __future__ import annotations
 
 import contextlib
-import shutil
 import time
 from pathlib import Path
 
@@ -30,22 +29,21 @@ def write_segmentation(seg: Segmentation | StreamedSegmentation, source: VideoSo
                        overwrite: bool = False, settings: dict | None = None) -> None:
     """Write ``out_dir/<frame name>.png`` for every frame (and the overlay mp4), atomically per video.
 
-    PNGs go to ``<out_dir>.partial`` first; the folder is renamed to ``out_dir`` once complete, so
-    an interrupted run never leaves a folder that looks finished. The result carries the marker
-    :data:`vos.infra.outputs.MARKER` (video, frame count, ``settings``); an existing ``out_dir`` is
+    PNGs go to ``<out_dir>.partial`` first, marked from its creation as unfinished (an earlier one
+    is removed only if it is ours); the folder is renamed to ``out_dir`` once complete, so an
+    interrupted run never leaves a folder that looks finished. The result carries the marker
+    :data:`vos.infra.outputs.MARKER` (finished, video, frame count, ``settings``, mode, seconds per stage); an existing ``out_dir`` is
     replaced only if it is an earlier result (or with ``overwrite``), see :mod:`vos.infra.outputs`. A
     :class:`StreamedSegmentation` is computed here, chunk by chunk, each chunk written before the
     next is computed (its own progress drives the bar).
     """
     from vos.infra.outputs import replace_output_dir
     from vos.infra.video_writer import VideoWriter
-    from vos.segment.outputs import SEGMENT_COMMAND, segment_result_owned
+    from vos.segment.outputs import SEGMENT_COMMAND, is_result_file, start_partial_result
     from vos.segment.overlay import OVERLAY_COMMENT, blend
 
     write_seconds = 0.0
-    partial = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
+    partial = start_partial_result(out_dir, source.path)
     names = source.frame_names
     if isinstance(seg, StreamedSegmentation):
         label_chunks = seg.label_chunks()
@@ -66,6 +64,9 @@ def write_segmentation(seg: Segmentation | StreamedSegmentation, source: VideoSo
                     writer.write(blend(next(frames_iter), label))
                 t += 1
             write_seconds += time.perf_counter() - start
-    replace_output_dir(partial, out_dir, SEGMENT_COMMAND, overwrite, owned=segment_result_owned(source.path),
-                       video=str(Path(source.path).resolve()), frames=source.num_frames, settings=settings or {})
     seg.timings["write"] = write_seconds
+    # mode and seconds per stage are for `vos report`'s summary of the run
+    replace_output_dir(partial, out_dir, SEGMENT_COMMAND, overwrite, writes=is_result_file,
+                       video=str(Path(source.path).resolve()), frames=source.num_frames, settings=settings or {},
+                       mode="chunked" if isinstance(seg, StreamedSegmentation) else "full",
+                       timings={k: round(v, 3) for k, v in seg.timings.items()})

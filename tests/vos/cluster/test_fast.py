@@ -197,9 +197,9 @@ def test_negative_attention_cache_is_a_cli_error(tmp_path, capsys):
 
 
 def test_without_a_usable_bound_everything_is_float64(monkeypatch):
-    # K u >= 1/4 has no useful bound (K >= 2^22 in float32): the bound's factor is then infinite
-    assert math.isinf(vos.cluster.kl_search.float32_cross_error(2 ** 22))
-    monkeypatch.setattr(vos.cluster.kl_search, "float32_cross_error", lambda num_keys: math.inf)
+    # a float32 sum of n >= 2^22 terms (n u >= 1/4) has no useful bound: the factor is then infinite
+    assert math.isinf(vos.cluster.kl_search.float32_cross_error(2 ** 22, block_keys=2 ** 22))
+    monkeypatch.setattr(vos.cluster.kl_search, "float32_cross_error", lambda *args, **kwargs: math.inf)
     rows = rows_of(20, 12, 7)
     rows[0] = torch.nn.functional.one_hot(torch.tensor(3), 12).double()  # c_00 = 0: 0 * inf must not be nan
     dist = rows32(rows)
@@ -287,26 +287,82 @@ def test_streaming_greedy_merges_small_leader_chunks():
 
 
 @pytest.mark.parametrize("density", ["sparse", "dense"])
-@pytest.mark.parametrize("buffer_rows", [None, 29, 30, 45])
-def test_set_sums_from_window_attention_equal_the_float64_rows_sums(density, buffer_rows):
-    """Attention with row sums is divided inside the product (in a reused float64 buffer if it is
-    large enough): the sums are those of the float64 rows attention / row sums, to float64 rounding."""
+@pytest.mark.parametrize("chunk_bytes", [8 * 30 * 7, 2 ** 24])
+def test_set_sums_from_window_attention_equal_the_float64_rows_sums(monkeypatch, density, chunk_bytes):
+    """Attention with row sums is divided inside the product (a chunk of keys at a time: several,
+    one partial, or all at once): the sums are those of the float64 rows attention / row sums, to
+    float64 rounding."""
     import scipy.sparse
 
+    import vos.cluster.fast
     from vos.cluster.fast import _sum_rows
     from vos.cluster.kl_search import attention_rows
 
+    monkeypatch.setattr(vos.cluster.fast, "NEIGHBOUR_SUM_CHUNK_BYTES", chunk_bytes)  # 7 keys per chunk, or all
     gen = torch.Generator().manual_seed(6)
     attention = torch.rand(30, 40, generator=gen) * 3  # rows not normalised
     sums = attention.double().sum(1)
     members = torch.rand(12, 30, generator=gen) < (0.05 if density == "sparse" else 0.6)
     sets = scipy.sparse.csr_matrix(members.numpy().astype(np.float64))
     expected = members.double() @ (attention.double() / sums[:, None])
-    buffer = None if buffer_rows is None else np.full((buffer_rows, 40), np.nan)
     max_density = DEFAULT_SETTINGS.sparse_neighbours_max_density
-    got = _sum_rows(sets, attention_rows(attention, sums, None), max_density, buffer)
+    got = _sum_rows(sets, attention_rows(attention, sums, None), max_density)
     torch.testing.assert_close(got, expected, rtol=1e-14, atol=1e-15)
-    if buffer_rows is not None and buffer_rows >= 30:
-        assert np.array_equal(buffer.reshape(-1)[:1200].reshape(30, 40), attention.double().numpy())  # used
     torch.testing.assert_close(_sum_rows(sets, rows32(attention.double() / sums[:, None]), max_density), expected,
                                rtol=1e-14, atol=1e-15)
+
+
+def test_tiled_cross_products_are_the_blocked_sums_and_keep_the_bound(monkeypatch):
+    """tiled_cross_products computes cross_products' sums (float32 per key block, added in float64)
+    tile by tile, both within the certified bound; with blocks the certified bound holds and is far tighter than one float32 sum."""
+    from vos.cluster.kl_search import cross_products, float32_cross_error, tiled_cross_products
+    monkeypatch.setattr(vos.cluster.kl_search, "PRODUCT_TILE_ROWS", 7)  # several tiles, a partial one
+    num_keys = 3 * vos.cluster.kl_search.FLOAT32_BLOCK_KEYS + 40  # a partial last key block
+    rows = rows_of(30, num_keys, 4, 3.0)
+    dist = rows32(rows)
+    exact = rows @ exact_rows(rows).log_p.T
+    bound = float32_cross_error(num_keys) * exact.abs() + 1e-12
+    # the same block sums, each a float32 product whose order BLAS may choose by the operands' shape
+    for products in (tiled_cross_products(dist.p32, dist.log_p32), cross_products(dist.p32, dist.log_p32)):
+        assert ((products - exact).abs() <= bound).all()
+    d32, margin = self_float32_distances(dist)
+    assert ((d32 - self_pairwise_kl(exact_rows(rows))).abs() <= margin).all()
+    assert float32_cross_error(12_000) * 40 < float32_cross_error(12_000, block_keys=12_000)
+
+
+def test_tiled_self_close_pairs_give_float64_decisions(monkeypatch):
+    """The dense self path, computed by pairs of row tiles (several, one partial), decides every
+    pair as the float64 distances do, at thresholds that float32 alone gets wrong."""
+    from vos.cluster.kl_search import _full_product_self_close_pairs
+    monkeypatch.setattr(vos.cluster.kl_search, "PRODUCT_TILE_ROWS", 7)
+    rows = rows_of(40, 12, 2)
+    dist = rows32(rows)
+    d64 = self_pairwise_kl(exact_rows(rows))
+    d32, _ = self_float32_distances(dist)
+    plain_float32_wrong = 0
+    for tau in adversarial_taus(d64):
+        expected = d64 <= tau
+        assert torch.equal(_full_product_self_close_pairs(dist, tau, DEFAULT_SETTINGS), expected), tau
+        plain_float32_wrong += int((d32 <= tau).ne(expected).sum())
+    assert plain_float32_wrong > 0
+
+
+def test_window_workers_fit_the_window_memory(monkeypatch):
+    """Fewer windows are in flight when their memory would exceed window_memory_bytes (at least
+    one); the partition does not change."""
+    import dataclasses
+
+    import vos.cluster.fast
+    from vos.cluster.settings import WINDOW_BYTES_PER_ENTRY, window_worker_limit
+    settings = dataclasses.replace(DEFAULT_SETTINGS, max_window_workers=4, window_memory_bytes=3 * 2 ** 30)
+    assert window_worker_limit(settings, 1800, 3000) == 4  # ViT-S/16, T = 50: 130 MB a window
+    assert window_worker_limit(settings, 7200, 12_000) == 1  # ViT-S/8, T = 50: 2.1 GB a window
+    assert window_worker_limit(dataclasses.replace(settings, window_memory_bytes=1), 6, 5) == 1
+    attention, _ = structured_attention(9, 16, 48, 3, 20.0, seed=5)
+    asked = []
+    real = vos.cluster.fast.window_workers
+    monkeypatch.setattr(vos.cluster.fast, "window_workers", lambda threads, most: asked.append(most) or real(threads, most))
+    small = dataclasses.replace(DEFAULT_SETTINGS, window_memory_bytes=2 * WINDOW_BYTES_PER_ENTRY * 3 * 16 * 48)
+    labels = cluster_streaming(lambda t0, t1: attention[t0:t1], 9, threads=4, settings=small).labels
+    assert asked == [2, 2]
+    assert torch.equal(labels, cluster_streaming(lambda t0, t1: attention[t0:t1], 9, threads=1).labels)

@@ -113,23 +113,6 @@ def test_unrelated_existing_folder_is_kept_unless_overwrite(tmp_path, capsys, mo
     assert (work / "synth_0001" / "00003.png").is_file()
 
 
-def test_result_of_only_frame_pngs_counts_as_ours(tmp_path, capsys):
-    clip = frame_folder(tmp_path / "in" / "clip")
-    out = tmp_path / "out"
-    (out / "clip").mkdir(parents=True)
-    for name in ("00000.png", "00001.png"):  # an earlier result without marker
-        (out / "clip" / name).write_bytes(b"old")
-    code, output = segment(capsys, clip, "--out", out)
-    assert code == 0 and f"replacing earlier result in {out / 'clip'}" in output
-    assert (out / "clip" / MARKER).is_file() and (out / "clip" / "00000.png").read_bytes() != b"old"
-
-    (out / "clip" / MARKER).unlink()
-    (out / "clip" / "mask.jpg").write_bytes(b"not ours")  # a file we never write: foreign folder
-    code, output = segment(capsys, clip, "--out", out)
-    assert code == 2 and "--overwrite" in error_line(output)
-    assert (out / "clip" / "mask.jpg").read_bytes() == b"not ours"
-
-
 def test_overlay_never_replaces_a_foreign_file(tmp_path, capsys):
     video = write_mp4(tmp_path / "clip.mp4", moving_square_frames(5, (48, 64)))
     foreign = write_mp4(tmp_path / "holiday.mp4", moving_square_frames(3, (48, 64), seed=1))
@@ -411,8 +394,11 @@ def test_partial_folder_is_replaced_only_if_it_is_an_unfinished_result(tmp_path,
     code, output = segment(capsys, video, "--out", out)
     assert code == 2 and "clip.partial" in error_line(output) and (partial / "draft.txt").is_file()
     (partial / "draft.txt").unlink()
-    for name in ("00000.png", ".00001.ab_3x9zq.tmp.png", MARKER):  # what an interrupted run leaves
+    for name in ("00000.png", ".00001.ab_3x9zq.tmp.png"):  # what an interrupted run leaves
         (partial / name).write_bytes(b"x")
+    code, output = segment(capsys, video, "--out", out, "--overwrite")  # no marker: not ours, --overwrite or not
+    assert code == 2 and "clip.partial" in error_line(output) and (partial / "00000.png").read_bytes() == b"x"
+    (partial / MARKER).write_text(json.dumps({"command": "vos segment", "finished": False}))
     code, output = segment(capsys, video, "--out", out)
     assert code == 0, output
     assert not partial.exists() and len(list((out / "clip").glob("*.png"))) == 4
