@@ -15,9 +15,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from vos.infra.checkpoints import check_resume_settings, load_checkpoint_dict, load_state_strict
+from vos.infra.checkpoints import (check_resume_settings, check_state_dict, check_training_state,
+                                   load_checkpoint_dict, torch_rng_state_spec)
 from vos.infra.distributed import DistContext, all_gather_objects
 from vos.infra.errors import UserError
+from vos.infra.schema import Dict, Int, ListOf, MapOf, Number, OneOf, Plain, Satisfies, Str, Tensor, check
 
 # Options that may change between an interrupted run and its resumption (they do not change results).
 RESUME_MAY_DIFFER = {"workers", "data_root", "split_dir", "pretrained"}
@@ -69,32 +71,47 @@ def load_checkpoint(path: Path, expected: str = CHECKPOINT_KINDS) -> dict:
     return load_checkpoint_dict(path, expected, allow_numpy_arrays=True)
 
 
-def checked_field(ckpt: dict, keys: tuple[str, ...], kind: type, path: Path):
-    """``ckpt[keys[0]][keys[1]]...``, which must be a ``kind``; a one-line error names what is missing."""
-    value = ckpt
-    for depth, key in enumerate(keys):
-        if not isinstance(value, dict) or key not in value:
-            where = "".join(f"[{k!r}]" for k in keys[:depth + 1])
-            raise UserError(f"{path}: {where} is missing; the checkpoint is damaged or not {CHECKPOINT_KINDS}")
-        value = value[key]
-    if not isinstance(value, kind):
-        where = "".join(f"[{k!r}]" for k in keys)
-        raise UserError(f"{path}: {where} is a {type(value).__name__}, not a {kind.__name__}; the checkpoint is damaged")
-    return value
+def _python_random_state(value) -> bool:
+    try:
+        random.Random().setstate(value)
+    except (TypeError, ValueError, OverflowError):
+        return False
+    return True
+
+
+def _legacy_numpy_state(value) -> bool:
+    """The numpy state as ``np.random.get_state()`` returns it (a tuple with an array; earlier versions)."""
+    try:
+        np.random.RandomState().set_state(value)
+    except (TypeError, ValueError, OverflowError, IndexError):
+        return False
+    return True
+
+
+# One process's RNG states (rng_state), and a run checkpoint of pretraining or fine-tuning; the
+# model, optimiser and scheduler states are checked against the ones the run builds.
+RNG_STATE = Dict({
+    "torch": torch_rng_state_spec(),
+    "numpy": OneOf(Dict({"bit_generator": Str(("MT19937",)), "keys": Tensor(shape=(624,), dtype=torch.int64),
+                         "pos": Int(min=0, max=624), "has_gauss": Int(min=0, max=1), "cached_gaussian": Number()}),
+                   Satisfies(_legacy_numpy_state, "a numpy RNG state")),
+    "python": Satisfies(_python_random_state, "a Python RNG state (random.getstate())"),
+})
+TRAINING_STATE = Dict({"config": Plain(), "model": MapOf(Tensor()), "optimizer": Dict({}), "scheduler": Dict({}),
+                       "rng": ListOf(RNG_STATE, min_len=1), "epoch": Int(min=0), "step": Int(min=0)})
+DAMAGED = "the checkpoint is damaged; restore it from a copy, or start a new --out"
 
 
 def restore_training_state(path: Path, config: dict, model: torch.nn.Module, optimizer, scheduler,
                            ctx: DistContext) -> tuple[int, int]:
     """Load ``path`` into the model, optimiser, scheduler and this process's RNGs, after checking
     that ``config`` is the one the run was started with; returns (epoch, step) to continue from."""
-    ckpt = load_checkpoint(path)
-    check_resume_settings(checked_field(ckpt, ("config",), dict, path), config, path, RESUME_MAY_DIFFER)
-    load_state_strict(model, checked_field(ckpt, ("model",), dict, path), "the model", path)
-    try:
-        optimizer.load_state_dict(checked_field(ckpt, ("optimizer",), dict, path))
-        scheduler.load_state_dict(checked_field(ckpt, ("scheduler",), dict, path))
-    except (KeyError, ValueError, TypeError) as exc:
-        raise UserError(f"{path}: the optimiser or scheduler state does not fit this run ({exc}); "
-                       "the checkpoint is damaged") from None
-    restore_rng_states(checked_field(ckpt, ("rng",), list, path), ctx, path)
-    return checked_field(ckpt, ("epoch",), int, path), checked_field(ckpt, ("step",), int, path)
+    ckpt = check(load_checkpoint(path), TRAINING_STATE, path, DAMAGED)
+    check_resume_settings(ckpt["config"], config, path, RESUME_MAY_DIFFER)
+    check_state_dict(model.state_dict(), ckpt["model"], "the model", path)
+    check_training_state(ckpt, optimizer, scheduler, path, DAMAGED)
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    restore_rng_states(ckpt["rng"], ctx, path)
+    return ckpt["epoch"], ckpt["step"]

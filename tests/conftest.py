@@ -65,3 +65,18 @@ def browser():
             pytest.skip(f"Chromium at {path} does not start: {str(exc).splitlines()[0]}")
         yield instance
         instance.close()
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("fuzz", "fuzzing of the file readers (tests/fuzz)")
+    group.addoption("--fuzz-examples", type=int, default=None, metavar="N",
+                    help="damaged files per reader (default: each reader's small CI budget)")
+    group.addoption("--fuzz-report", action="store_true",
+                    help="print a table of the mutations each reader survived (for docs/io.md)")
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if config.getoption("--fuzz-report"):
+        from tests.fuzz.harness import report_table
+
+        terminalreporter.write_line(report_table())

@@ -26,6 +26,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from vos.infra.errors import UserError  # noqa: E402
+from vos.infra.fileio import load_torch_file  # noqa: E402
+from vos.infra.schema import ListOf, MapOf, Tensor, check  # noqa: E402
 from vos.models.block import RELEASE_BLOCK_KEYS, RELEASE_BLOCK_PREFIX, RELEASE_NUM_HEADS, SpatioTemporalBlock  # noqa: E402
 
 
@@ -82,9 +85,16 @@ def grid_labels_from_pngs(folder: Path, grid: tuple[int, int]) -> np.ndarray:
     return np.stack(labels)
 
 
+RELEASE_MASKS = "the masks_collection saved by the release's eval_oneshot.py ({frame: [masks (1, S, 1, h, w)]})"
+
+
 def release_labels(path: Path) -> np.ndarray:
     """(T, h, w) cluster ids from the release's saved masks_collection."""
-    masks = torch.load(path, map_location="cpu", weights_only=True)
+    masks = load_torch_file(path, RELEASE_MASKS)
+    check(masks, MapOf(ListOf(Tensor(ndim=5), min_len=1), keys=int, min_len=1), path, f"expected {RELEASE_MASKS}")
+    grids = {tuple(masks[t][0].shape[-2:]) for t in masks}
+    if len(grids) != 1:
+        raise UserError(f"{path}: its frames have masks of different sizes {sorted(grids)}; expected {RELEASE_MASKS}")
     return np.stack([masks[t][0][0, :, 0].argmax(0).numpy() for t in sorted(masks)])  # S h w -> h w
 
 
@@ -181,7 +191,11 @@ def main() -> int:
         result = position_embedding_difference(args.checkpoint, args.frames, tuple(args.resolution))
         print(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items()))
     else:
-        theirs = release_labels(Path(args.release_masks))
+        try:
+            theirs = release_labels(Path(args.release_masks))
+        except UserError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         ours = grid_labels_from_pngs(Path(args.segment_dir), theirs.shape[1:])
         if ours.shape != theirs.shape:
             print(f"shape mismatch: ours {ours.shape}, release {theirs.shape}")

@@ -81,6 +81,8 @@ def _read_lines(path: Path) -> list[tuple[int, str]]:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise UserError(f"cannot read split file {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a text file; split files are text (the official split lists)") from None
     return [(n, line.strip()) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
 
 
@@ -106,7 +108,7 @@ def _ucf101_classes(sdir: Path) -> list[str]:
     classes: dict[int, str] = {}
     for n, line in _read_lines(path):
         parts = line.split()
-        if len(parts) != 2 or not parts[0].isdigit():
+        if len(parts) != 2 or not (parts[0].isascii() and parts[0].isdigit()):
             raise UserError(f"{path}:{n}: expected '<index> <ClassName>', got {line!r}")
         index, name = int(parts[0]), parts[1]
         if index in classes:
@@ -200,7 +202,7 @@ def _folder_items(root: Path) -> list[VideoItem]:
 
 
 def _check_exist(items: list[VideoItem], dataset: str) -> None:
-    missing = [it.path for it in items if not it.path.is_file()]
+    missing = [it.path for it in items if not os.path.isfile(it.path)]  # False for names too long to exist
     if missing:
         raise UserError(f"{len(missing)} of {len(items)} {dataset} videos listed in the split files are "
                        f"missing, e.g. {missing[0]}; check --data-root")

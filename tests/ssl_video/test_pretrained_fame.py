@@ -117,13 +117,23 @@ def _broken(tmp_path, name, edit):
      r"1 weight\(s\) missing, e\.g\. features\.15\.b2\.1\.bn\.running_var"),
     (lambda c: c["state_dict"].update({"module.encoder_q.mixed_6a.conv3d.weight": torch.zeros(1)}),
      r"'mixed_6a\.conv3d\.weight' is not a parameter of FAME's I3D trunk"),
-    (lambda c: c.update(arch="r2plus1d_18"), r"FAME checkpoint of arch 'r2plus1d_18'; only I3D"),
+    (lambda c: c.update(arch="r2plus1d_18"), r"a FAME checkpoint of arch 'r2plus1d_18', which this toolkit cannot "
+                                             r"load; it loads FAME's I3D checkpoints"),
 ])
 def test_release_files_that_do_not_fit_are_one_line_errors(tmp_path, edit, message):
     path = _broken(tmp_path, "bad.pth.tar", edit)
     with pytest.raises(UserError, match=message) as err:
         load_backbone(path, "i3d")
     assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("arch", ["i3d", "I3d"])
+def test_fame_arch_names_are_read_in_any_case(release, tmp_path, arch):
+    """FAME's scripts take --arch in any case and store it as given."""
+    path = _broken(tmp_path, "lower.pth.tar", lambda c: c.update(arch=arch))
+    a, name = load_backbone(path, "i3d")
+    b, _ = load_backbone(release / "checkpoint_0199.pth.tar")
+    assert name == "i3d" and all(torch.equal(b.state_dict()[k], v) for k, v in a.state_dict().items())
 
 
 def test_project_checkpoint_with_wrong_shapes_is_a_one_line_error(tmp_path):
@@ -151,7 +161,7 @@ def test_cli_errors_for_files_of_neither_format_and_truncated_files(synth, relea
     cases = [(["finetune", "--pretrained", str(tmp_path / "other.pt"), "--arch", "i3d", "--out", str(tmp_path / "o")],
               "other.pt: not a supported checkpoint; expected a checkpoint of `ssl-video pretrain`"),
              (["retrieve", "--pretrained", str(tmp_path / "truncated.pth.tar"), "--arch", "i3d"],
-              "truncated.pth.tar is not a PyTorch file"),
+              "truncated.pth.tar: damaged: cut short"),
              (["finetune", "--pretrained", str(release / "checkpoint_0199.pth.tar"), "--arch", "r3d_18",
                "--out", str(tmp_path / "o")], "--arch r3d_18 does not match the i3d backbone"),
              (["test", "--checkpoint", str(release / "checkpoint_0199.pth.tar")],
@@ -163,7 +173,7 @@ def test_cli_errors_for_files_of_neither_format_and_truncated_files(synth, relea
         err = capsys.readouterr().err
         assert rc == 2, argv
         assert message in err and err.count("\n") == 1, err
-    assert "not a checkpoint of `ssl-video pretrain` or `ssl-video finetune`, or FAME" in _last_error(main, ["retrieve", *_data(synth), "--pretrained",
+    assert "(expected a checkpoint of `ssl-video pretrain` or `ssl-video finetune`, or FAME" in _last_error(main, ["retrieve", *_data(synth), "--pretrained",
                                                              str(tmp_path / "truncated.pth.tar")], capsys)
 
 

@@ -129,7 +129,7 @@ def _bad_files(tmp_path, good):
         torch.save(obj, paths[name][0])
     truncated = tmp_path / "truncated.pth"
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    paths["truncated"] = (truncated, "is not a PyTorch file .*, not a 'vos train' checkpoint")
+    paths["truncated"] = (truncated, r"damaged: cut short .*\(expected a 'vos train' checkpoint")
     return paths
 
 

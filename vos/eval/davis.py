@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from vos.infra.errors import UserError
+from vos.infra.fileio import read_text_file
 from vos.palette import read_label_png
 
 TASKS = ("unsupervised", "semi-supervised")
@@ -44,17 +45,28 @@ def annotation_folder(task: str) -> str:
     return "Annotations" if task == "semi-supervised" else "Annotations_unsupervised"
 
 
-def read_sequence_list(davis_root: str | os.PathLike, year: int, subset: str) -> list[str]:
-    """Sequence names of ``ImageSets/<year>/<subset>.txt`` in file order."""
+def read_sequence_list(davis_root: str | os.PathLike, year: int, subset: str, task: str | None = None) -> list[str]:
+    """Sequence names of ``ImageSets/<year>/<subset>.txt`` in file order; with ``task``, each must have
+    its annotation folder."""
     if year not in YEARS:
         raise UserError(f"unknown DAVIS year {year}; choose one of {', '.join(map(str, YEARS))}")
     path = Path(davis_root) / "ImageSets" / str(year) / f"{subset}.txt"
     if not path.is_file():
         raise UserError(f"{path}: sequence list not found; is {davis_root} a DAVIS root "
                        f"(ImageSets/, Annotations*/) and does it have the {year} {subset!r} set?")
-    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    names = [line.strip() for line in read_text_file(path, "a sequence list").splitlines() if line.strip()]
     if not names:
         raise UserError(f"{path}: the sequence list is empty")
+    bad = next((n for n in names if not n.isprintable() or "/" in n or "\\" in n or n in (".", "..")
+                or len(n.encode()) > 255), None)  # 255 bytes: the longest file name
+    if bad is not None:
+        raise UserError(f"{path}: {bad!r} is not a sequence name (one folder name per line); the list is damaged")
+    if task is not None:
+        folder = Path(davis_root) / annotation_folder(task) / "480p"
+        missing = [n for n in names if not (folder / n).is_dir()]
+        if missing:
+            raise UserError(f"{path}: names {len(missing)} sequence(s) that {folder} does not have, e.g. "
+                           f"{missing[0]!r}; is the list damaged, or the DAVIS root incomplete?")
     return names
 
 

@@ -151,7 +151,7 @@ def evaluate_davis(davis_root: str | os.PathLike, results_dir: str | os.PathLike
         raise UserError("--matching frame only applies to the unsupervised task")
     if not os.path.isdir(results_dir):
         raise UserError(f"{results_dir}: results folder not found")
-    names = select_sequences(read_sequence_list(davis_root, year, subset), sequences,
+    names = select_sequences(read_sequence_list(davis_root, year, subset, task), sequences,
                              f"ImageSets/{year}/{subset}.txt of {davis_root}")
     jobs = [(os.fspath(davis_root), os.fspath(results_dir), name, task, year, matching) for name in names]
     per_sequence = map_jobs(_evaluate_one, jobs, workers, f"eval davis {task}", "seq", progress)

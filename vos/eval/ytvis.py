@@ -10,7 +10,6 @@ instances overlap, the later annotation wins. Results are ``<results>/<video>/<f
 from __future__ import annotations
 
 import functools
-import json
 import math
 import os
 import warnings
@@ -23,6 +22,8 @@ from vos.eval.davis import load_results
 from vos.eval.object_metrics import VideoScores, score_video, summarize
 from vos.eval.workers import map_jobs
 from vos.infra.errors import UserError
+from vos.infra.fileio import read_json, read_text_file
+from vos.infra.schema import Anything, Dict, Int, ListOf, Str, check
 from vos.palette import read_label_png
 
 
@@ -63,17 +64,33 @@ def decode_segmentation(segm, height: int, width: int, where: str) -> np.ndarray
     return decoded.astype(bool)
 
 
+MAX_SIZE = 8192  # pixels per side: beyond any video of the dataset, and a label volume that fits in memory
+# What the official annotation JSON holds that the evaluation reads (vos.infra.schema); each
+# segmentation is checked where it is decoded (decode_segmentation).
+_JSON_ANNOTATIONS = Dict({
+    "videos": ListOf(Dict({"id": Int(), "height": Int(min=1, max=MAX_SIZE), "width": Int(min=1, max=MAX_SIZE),
+                           "file_names": ListOf(Str(), min_len=1)})),
+    "annotations": ListOf(Dict({"video_id": Int(), "segmentations": ListOf(Anything())})),
+})
+
+
 @functools.lru_cache(maxsize=2)  # one parse per process: workers forked after the parent's read reuse it
 def load_json_annotations(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: annotation JSON not found")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: not valid JSON ({exc})") from exc
+    data = read_json(path, "a YouTube-VIS annotation file")
     if not isinstance(data, dict) or "videos" not in data or "annotations" not in data:
         raise UserError(f"{path}: not a YouTube-VIS annotation file (needs 'videos' and 'annotations')")
+    check(data, _JSON_ANNOTATIONS, path, "the file is damaged or not the official YouTube-VIS JSON")
+    names = json_video_names(data)
+    for video, name in zip(data["videos"], names):
+        if not name or any(Path(f).parent.name != name for f in video["file_names"]):
+            raise UserError(f"{path}: video {video['id']}: its file_names are not all in one folder "
+                           f"({video['file_names'][0]!r}, ...); the file is damaged")
+    if len(set(names)) != len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        raise UserError(f"{path}: two videos have the frames of folder {twice!r}; the file is damaged")
     return data
 
 
@@ -130,7 +147,7 @@ def choose_videos(available: list[str], n_videos: int | None, video_list: str | 
         path = Path(video_list)
         if not path.is_file():
             raise UserError(f"{path}: video list not found")
-        wanted = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        wanted = [line.strip() for line in read_text_file(path, "a video list").splitlines() if line.strip()]
         unknown = [v for v in wanted if v not in available]
         if unknown:
             raise UserError(f"{path}: unknown video(s) {', '.join(unknown[:5])}: not in {where}")
@@ -201,5 +218,9 @@ def evaluate_ytvis(root: str | os.PathLike, results_dir: str | os.PathLike, anno
         available = sorted(p.name for p in folder.iterdir() if p.is_dir())
         kind, source = "png", os.fspath(folder)
     names = choose_videos(available, n_videos, video_list, source)
+    missing = [name for name in names if not os.path.isdir(os.path.join(results_dir, name))]
+    if missing:
+        raise UserError(f"{results_dir}: no results for {len(missing)} of the {len(names)} video(s) of {source}, e.g. "
+                       f"{missing[0]!r}; write one folder of indexed PNGs per video")
     jobs = [(kind, source, os.fspath(results_dir), name) for name in names]
     return run_video_jobs("ytvis", jobs, workers, progress)

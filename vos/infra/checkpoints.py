@@ -11,6 +11,7 @@ from torch import nn
 
 from vos.infra.errors import UserError
 from vos.infra.fileio import load_torch_file
+from vos.infra.schema import Dict, Satisfies, Spec, check, describe, like, with_article
 
 
 def load_checkpoint_dict(path: Path, expected: str, allow_numpy_arrays: bool = False) -> dict:
@@ -22,26 +23,98 @@ def load_checkpoint_dict(path: Path, expected: str, allow_numpy_arrays: bool = F
     return ckpt
 
 
-def load_state_strict(module: nn.Module, state: dict[str, torch.Tensor], what: str, path: Path) -> None:
-    """``module.load_state_dict(state)`` with a one-line UserError naming ``path`` when the names or
-    shapes do not fit (the first four missing and unexpected names, the first wrong shape);
+def check_state_dict(expected: dict[str, torch.Tensor], state: dict, what: str, path: Path) -> None:
+    """A one-line UserError naming ``path`` unless ``state`` has exactly the names of ``expected``
+    (tensors, possibly on the meta device), each a tensor of its shape and kind (floating-point or
+    not): the first four missing and unexpected names, the first value of another type or shape;
     ``what`` names the module in that message."""
-    expected = module.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
-    wrong = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
+    present = [k for k in expected if k in state]
+    not_tensor = [k for k in present if not isinstance(state[k], torch.Tensor)
+                  or state[k].is_floating_point() != expected[k].is_floating_point() or state[k].is_complex()]
+    wrong = [k for k in present if k not in not_tensor and tuple(state[k].shape) != tuple(expected[k].shape)]
     problems = []
     if missing:
         problems.append(f"{len(missing)} weight(s) missing, e.g. {', '.join(missing[:4])}")
     if unexpected:
-        problems.append(f"{len(unexpected)} unexpected, e.g. {', '.join(unexpected[:4])}")
+        problems.append(f"{len(unexpected)} unexpected, e.g. {', '.join(map(str, unexpected[:4]))}")
+    if not_tensor:
+        k = not_tensor[0]
+        kind = "floating-point" if expected[k].is_floating_point() else str(expected[k].dtype).replace("torch.", "")
+        problems.append(f"{len(not_tensor)} of another type, e.g. {k} is {describe(state[k])} where "
+                        f"{with_article(kind)} tensor is expected")
     if wrong:
         k = wrong[0]
         problems.append(f"{len(wrong)} of another shape, e.g. {k} {tuple(state[k].shape)} "
                         f"where {tuple(expected[k].shape)} is expected")
     if problems:
         raise UserError(f"{path}: the weights do not fit {what} ({'; '.join(problems)})")
+
+
+def load_state_strict(module: nn.Module, state: dict, what: str, path: Path) -> None:
+    """``module.load_state_dict(state)`` after :func:`check_state_dict`: a one-line UserError naming
+    ``path`` when the names, types or shapes do not fit."""
+    check_state_dict(module.state_dict(), state, what, path)
     module.load_state_dict(state)
+
+
+class _OptimizerState(Spec):
+    """An optimiser's per-parameter state (``state_dict()["state"]``): parameter index -> dict of
+    numbers and tensors, each tensor a scalar or of its parameter's shape."""
+
+    what = "a dict of parameter index -> state"
+
+    def __init__(self, shapes: list[tuple[int, ...]]):
+        self.shapes = shapes
+
+    def problem(self, value, where):
+        if not isinstance(value, dict):
+            return f"{where} is {describe(value)}, expected {self.what}"
+        for index, entry in value.items():
+            if not isinstance(index, int) or not 0 <= index < len(self.shapes):
+                return f"{where} has the key {index!r}, expected parameter indices 0..{len(self.shapes) - 1}"
+            if not isinstance(entry, dict):
+                return f"{where}[{index}] is {describe(entry)}, expected a dict"
+            for name, item in entry.items():
+                fits = (isinstance(item, torch.Tensor) and item.is_floating_point()
+                        and (item.ndim == 0 or tuple(item.shape) == self.shapes[index])) or \
+                    (isinstance(item, (int, float)) and not isinstance(item, bool))
+                if not fits:
+                    return (f"{where}[{index}][{name!r}] is {describe(item)}, expected a number or a floating-point "
+                            f"tensor of shape {self.shapes[index]}")
+        return None
+
+
+def check_training_state(ckpt: dict, optimizer: torch.optim.Optimizer, scheduler, path: Path, advice: str) -> None:
+    """The optimiser and scheduler states of a checkpoint (``ckpt["optimizer"]``, ``ckpt["scheduler"]``)
+    fit ``optimizer`` and ``scheduler`` as built for this run: the same parameter groups and
+    hyperparameter types, per-parameter state of the parameters' shapes; else a one-line UserError
+    naming ``path`` with ``advice``."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    spec = Dict({
+        "optimizer": Dict({"state": _OptimizerState([tuple(p.shape) for p in params]),
+                           "param_groups": like(optimizer.state_dict()["param_groups"])}),
+        "scheduler": like({k: v for k, v in scheduler.state_dict().items() if k != "lr_lambdas"}),
+    })
+    check(ckpt, spec, path, advice)
+
+
+def torch_rng_state_spec() -> Spec:
+    """A torch CPU generator's state (``torch.get_rng_state()``, ``Generator.get_state()``): a uint8
+    tensor of its size that a generator accepts (torch checks the content too)."""
+    shape = tuple(torch.get_rng_state().shape)
+
+    def accepted(value) -> bool:
+        if not (isinstance(value, torch.Tensor) and value.dtype == torch.uint8 and tuple(value.shape) == shape):
+            return False
+        try:
+            torch.Generator().set_state(value)
+        except RuntimeError:  # "Invalid mt19937 state"
+            return False
+        return True
+
+    return Satisfies(accepted, f"a torch RNG state (a uint8 tensor of shape {shape} that torch accepts)")
 
 
 def flatten_settings(settings: dict, prefix: str = "") -> dict:

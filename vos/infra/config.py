@@ -35,6 +35,8 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
             raise UserError(f"{where}: expected a mapping, got {value!r}")
         return _build(annotation, value, where)
     try:
+        if annotation is str and isinstance(value, os.PathLike):  # paths given in code
+            return os.fspath(value)
         if annotation is float and isinstance(value, (int, float, str)) and not isinstance(value, bool):
             return float(value)
         if annotation is int and isinstance(value, (int, str)) and not isinstance(value, bool):
@@ -46,18 +48,25 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
                 return False
             raise ValueError(value)
         if origin in (list, tuple) and isinstance(value, (list, tuple)):
-            (item_type, *_) = typing.get_args(annotation) or (Any,)
+            args = typing.get_args(annotation) or (Any,)
+            if origin is tuple and Ellipsis not in args and len(args) != len(value):
+                raise UserError(f"{where}: expected {len(args)} values, got {len(value)} ({value!r})")
+            (item_type, *_) = args
             items = [_coerce(v, item_type, where) if item_type is not Any else v for v in value]
             return tuple(items) if origin is tuple else items
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise UserError(f"{where}: cannot read {value!r} as {getattr(annotation, '__name__', annotation)}") from exc
+    expected = origin or annotation
+    if expected in (int, float, bool, str, list, tuple) and not isinstance(value, expected):
+        raise UserError(f"{where}: expected {'a list' if expected in (list, tuple) else expected.__name__}, "
+                        f"got {value!r}")
     return value
 
 
 def _build(cls: type[T], values: Mapping[str, Any], where: str) -> T:
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
+    unknown = sorted(str(k) for k in values if k not in names)
     if unknown:
         raise UserError(f"{where}: unknown key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(names))}")
     kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in values.items()}
@@ -87,9 +96,13 @@ def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: 
         if not path.is_file():
             raise UserError(f"{path}: config file not found")
         try:
-            loaded = yaml.safe_load(path.read_text()) or {}
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError:
+            raise UserError(f"{path}: not a text file (a config file is YAML text)") from None
         except yaml.YAMLError as exc:
             raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+        except RecursionError:  # YAML nested deeper than Python's recursion limit
+            raise UserError(f"{path}: not a config file (nested too deeply)") from None
         if not isinstance(loaded, Mapping):
             raise UserError(f"{path}: a config file must be a YAML mapping of field names to values")
         dropped = sorted(set(loaded) & set(ignore_keys))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import json
 import os
 import re
 import tempfile
@@ -56,6 +57,30 @@ def atomic_torch_save(obj, path: str | os.PathLike) -> None:
         torch.save(obj, tmp)
 
 
+def read_text_file(path: str | os.PathLike, what: str) -> str:
+    """The text of a file the user names (UTF-8, a BOM allowed); a one-line UserError when it is not
+    text. ``what`` names the file expected, e.g. "a sequence list"."""
+    try:
+        return Path(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a text file (binary or damaged), expected {what}") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read it ({exc.strerror or exc}), expected {what}") from None
+
+
+def read_json(path: str | os.PathLike, what: str):
+    """The value a JSON file holds; a one-line UserError when it is not JSON (damaged, cut short,
+    binary). ``what`` names the file expected."""
+    text = read_text_file(path, what)
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise UserError(f"{path}: damaged: JSON nested too deeply, expected {what}") from None
+    except ValueError as exc:  # json.JSONDecodeError
+        cut = "Expecting" in str(exc) and getattr(exc, "pos", -1) >= len(text.rstrip())
+        raise UserError(f"{path}: damaged: {'cut short' if cut else 'not valid JSON'} ({exc}), expected {what}") from None
+
+
 def _numpy_array_globals() -> list:
     """What unpickling a numeric numpy array needs; rebuilding one runs no code of the file's choice."""
     import numpy as np
@@ -90,6 +115,17 @@ def load_torch_file(path: str | os.PathLike, expected: str, allow_numpy_arrays: 
         raise UserError(_unloadable(path, exc, expected)) from None
 
 
+ZIP_MAGIC = b"PK\x03\x04"  # a local file header: how a zip (torch.save's format) begins
+
+
+def _cut_short(path: Path, head: bytes, error: str) -> bool:
+    """Whether ``path`` is a PyTorch file whose end is missing: a zip that begins as one but lacks its
+    closing directory (which a zip keeps at its very end), or a pickle that ends too soon."""
+    if head.startswith(ZIP_MAGIC):
+        return not zipfile.is_zipfile(path)
+    return head[:1] == b"\x80" and ("truncated" in error or "Ran out of input" in error)
+
+
 def _unloadable(path: Path, exc: Exception, expected: str) -> str:
     """One line on why ``path`` could not be loaded; never torch's advice to load it unsafely."""
     text = str(exc)
@@ -101,6 +137,9 @@ def _unloadable(path: Path, exc: Exception, expected: str) -> str:
         head = f.read(4096)
     if not head:
         return f"{path} is empty, not {expected}"
+    if _cut_short(path, head, text):
+        return (f"{path}: damaged: cut short (an interrupted download or copy, or a full disk); "
+                f"copy or download it again (expected {expected})")
     if zipfile.is_zipfile(path) or head[:1] == b"\x80":
         detail = re.search(r"Unsupported operand \d+|Unsupported class [\w.]+", text)
         reason = detail.group(0) if detail else f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"

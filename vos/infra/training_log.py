@@ -12,6 +12,7 @@ import io
 import math
 from pathlib import Path
 
+from vos.infra.errors import UserError
 from vos.infra.fileio import atomic_write_text
 
 
@@ -32,8 +33,7 @@ class TrainingLog:
     def _keep_rows_up_to(self, step: int) -> None:
         if not self.csv_path.exists():
             return
-        with self.csv_path.open(newline="") as f:
-            rows = list(csv.DictReader(f))
+        rows = self._read_rows()
         if not rows:
             return
         self.fields = list(rows[0].keys())
@@ -43,6 +43,22 @@ class TrainingLog:
         w.writeheader()
         w.writerows(kept)
         atomic_write_text(self.csv_path, buf.getvalue())
+
+    def _read_rows(self) -> list[dict]:
+        """The rows of the CSV log, each with an integer step; a damaged log is refused (it is
+        not needed to resume, so it may be moved away)."""
+        advice = f"move {self.csv_path.name} away to resume with a new log"
+        try:
+            with self.csv_path.open(newline="", encoding="utf-8") as f:
+                rows = list(csv.DictReader(f))
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise UserError(f"{self.csv_path}: damaged: not a CSV log ({exc}); {advice}") from None
+        for line, row in enumerate(rows, start=2):
+            step = row.get("step")
+            if not (isinstance(step, str) and step.strip().lstrip("-").isdigit() and step.isascii()):
+                raise UserError(f"{self.csv_path}: damaged: line {line} has the step {step!r}, expected an integer; "
+                               f"{advice}")
+        return rows
 
     def log(self, step: int, **scalars: float) -> None:
         """Append one row ``step, name=value, …`` to the CSV and each scalar to TensorBoard."""

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from vos.infra.errors import UserError
 from vos.infra.fileio import load_torch_file
+from vos.infra.schema import Anything, MapOf, check
 from vos.models import dino, dinov2, dinov3
 from vos.models.dino import DinoKeyBackbone, dino_pos_embed  # noqa: F401  (public import paths)
 from vos.models.vit_keys import BackboneSpec, Family, KeyBackbone, KeyFeatures  # noqa: F401
@@ -152,16 +153,24 @@ def cached_official_file(spec: BackboneSpec) -> str | None:
     return None
 
 
+WEIGHT_FILES = "DINO/timm backbone weights (.pth or .safetensors)"
+
+
 def _read_state_dict(path: Path) -> dict:
+    """The dict of string keys that a weights file holds (its layout is sorted out by
+    backbone_state_dict); a one-line UserError for anything else."""
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
         try:
             return load_file(str(path))
-        except Exception as exc:
-            raise UserError(f"{path}: not a readable safetensors file ({exc})") from exc
+        except Exception as exc:  # safetensors raises its own error type and OSError; all are the file's
+            cut = "IncompleteBuffer" in str(exc) or "incomplete" in str(exc).lower()
+            raise UserError(f"{path}: damaged: cut short; copy or download it again" if cut else
+                            f"{path}: not a readable safetensors file ({str(exc).splitlines()[0][:160]})") from None
     # The official full DINO checkpoint pickles its argparse.Namespace of training arguments.
-    return load_torch_file(path, "DINO/timm backbone weights (.pth or .safetensors)", safe_globals=[argparse.Namespace])
+    raw = load_torch_file(path, WEIGHT_FILES, safe_globals=[argparse.Namespace])
+    return check(raw, MapOf(Anything()), path, f"expected {WEIGHT_FILES}")
 
 
 def backbone_state_dict(checkpoint: dict) -> dict[str, torch.Tensor]:
@@ -176,8 +185,8 @@ def backbone_state_dict(checkpoint: dict) -> dict[str, torch.Tensor]:
             checkpoint = checkpoint[wrapper]
     state = {}
     for key, value in checkpoint.items():
-        if not isinstance(value, torch.Tensor):
-            continue
+        if not isinstance(value, torch.Tensor) or not isinstance(key, str):
+            continue  # optimiser states, training arguments and the like
         for prefix in ("module.", "_orig_mod.", "backbone."):
             if key.startswith(prefix):
                 key = key[len(prefix):]
@@ -227,9 +236,7 @@ def load_backbone_weights(vit: nn.Module, path: str | Path, family: str = "dino"
     if not path.is_file():
         raise UserError(f"{path}: weights file not found (pass --weights PATH to a backbone checkpoint, or omit it "
                        "to download)")
-    raw = _read_state_dict(path)
-    if not isinstance(raw, dict):
-        raise UserError(f"{path}: expected a state dict or a checkpoint dict, got {type(raw).__name__}")
+    raw = _read_state_dict(path)  # a dict of string keys (checked there)
     load_backbone_state(vit, backbone_state_dict(raw), family, str(path))
 
 

@@ -22,8 +22,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import Mlp
 
+from vos.infra.checkpoints import check_state_dict
 from vos.infra.errors import UserError
 from vos.infra.fileio import load_torch_file
+from vos.infra.schema import Dict, Int, MapOf, Number, Str, Tensor, check
 
 BLOCK_FORMAT = "vos.block"
 BLOCK_VERSION = 1
@@ -152,7 +154,8 @@ def _release_block_state(path: Path, model_state: dict) -> tuple[dict, int, floa
                     state[ours + rest[len(theirs):]] = value
     qkv = state.get("qkv.weight")
     fc1 = state.get("mlp.fc1.weight")
-    if qkv is None or fc1 is None or qkv.ndim != 2 or fc1.ndim != 2 or qkv.shape[0] != 3 * qkv.shape[1]:
+    if qkv is None or fc1 is None or qkv.ndim != 2 or fc1.ndim != 2 or qkv.shape[0] != 3 * qkv.shape[1] \
+            or 0 in fc1.shape or fc1.shape[1] != qkv.shape[1]:
         raise UserError(f"{path}: {RELEASE_BLOCK_PREFIX}attn.qkv.weight must be a (3C, C) matrix and "
                        f"{RELEASE_BLOCK_PREFIX}mlp.fc1.weight a (hidden, C) matrix; got "
                        f"{None if qkv is None else tuple(qkv.shape)} and {None if fc1 is None else tuple(fc1.shape)}")
@@ -160,7 +163,7 @@ def _release_block_state(path: Path, model_state: dict) -> tuple[dict, int, floa
     mlp_ratio = fc1.shape[0] / dim
     if dim % RELEASE_NUM_HEADS:
         raise UserError(f"{path}: block width {dim} is not divisible by the release's {RELEASE_NUM_HEADS} heads")
-    expected = SpatioTemporalBlock(dim, RELEASE_NUM_HEADS, mlp_ratio).state_dict()
+    expected = _block_weights(dim, RELEASE_NUM_HEADS, mlp_ratio)
     for key, ref in expected.items():
         if key not in state or state[key].shape != ref.shape:
             theirs = next(t for t, o in RELEASE_BLOCK_KEYS.items() if key.startswith(o))
@@ -174,48 +177,100 @@ def _release_block_state(path: Path, model_state: dict) -> tuple[dict, int, floa
     return state, dim, mlp_ratio
 
 
-def read_block_checkpoint(path: str | Path) -> BlockCheckpoint:
-    """Read a block checkpoint in either format (recognised by its keys); errors name the file."""
-    from vos.models.backbone import backbone_state_dict, describe_vit_weights, infer_backbone
+def _block_weights(dim: int, num_heads: int, mlp_ratio: float) -> dict[str, torch.Tensor]:
+    """The weights of a block of these sizes, on the meta device (their names, shapes and dtypes;
+    no memory is taken, whatever sizes a file claims)."""
+    with torch.device("meta"):
+        return SpatioTemporalBlock(dim, num_heads, mlp_ratio).state_dict()
 
+
+# What each format must hold (vos.infra.schema); the weights are checked against the block's own.
+_WEIGHTS = MapOf(Tensor(floating=True))
+_BLOCK_FILE = Dict({
+    "block": Dict({"dim": Int(min=1), "num_heads": Int(min=1), "mlp_ratio": Number(min=1e-3, max=1e3)}),
+    "state_dict": _WEIGHTS,
+    "backbone": Dict({"name": Str(), "weights": Str()}),
+    "iteration": Int(min=0),
+})
+_RELEASE_FILE = Dict({"model_state_dict": _WEIGHTS, "iteration": Int(min=0), "loss": Number()},
+                     optional=("iteration", "loss"))
+# what to do about a block checkpoint that is damaged
+_DAMAGED = "the file is damaged: copy it again, or train a new block with 'vos train'"
+# what to do about a path that is not there, per option
+_NOT_FOUND = {"--block": "train one with 'vos train', or omit --block for the training-free mode",
+              "--init-block": "pass OUT/last.pt of 'vos train' or the SSL-UVOS release checkpoint, or omit "
+                              "--init-block to start from random weights"}
+
+
+def read_block_checkpoint(path: str | Path, flag: str = "--block") -> BlockCheckpoint:
+    """Read a block checkpoint in either format (recognised by its keys); errors name the file and,
+    for a missing file, what to pass as ``flag`` instead."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: block checkpoint not found (train one with 'vos train', or omit --block "
-                       "for the training-free mode)")
+        raise UserError(f"{path}: block checkpoint not found; {_NOT_FOUND.get(flag, _NOT_FOUND['--block'])}")
     ckpt = load_torch_file(path, EXPECTED_FORMATS)
-    if isinstance(ckpt, dict) and ckpt.get("format") == BLOCK_FORMAT:
-        if ckpt.get("version") != BLOCK_VERSION:
-            raise UserError(f"{path}: block checkpoint version {ckpt.get('version')} is not supported "
-                           f"(this vos reads version {BLOCK_VERSION})")
-        hp = ckpt["block"]
-        return BlockCheckpoint(path, BLOCK_FORMAT, hp["dim"], hp["num_heads"], hp["mlp_ratio"], ckpt["state_dict"],
-                               ckpt["backbone"]["name"], ckpt["backbone"]["weights"], ckpt["iteration"], False)
+    if _is_block_file(ckpt):
+        return check_block_file(path, ckpt)
     model_state = ckpt.get("model_state_dict") if isinstance(ckpt, dict) else None
-    if not (isinstance(model_state, dict) and any(k.startswith(RELEASE_BLOCK_PREFIX) for k in model_state)):
+    if not (isinstance(model_state, dict) and any(isinstance(k, str) and k.startswith(RELEASE_BLOCK_PREFIX)
+                                                  for k in model_state)):
         raise UserError(f"{path}: not a block checkpoint; expected {EXPECTED_FORMATS}")
-    state, dim, mlp_ratio = _release_block_state(path, model_state)
+    return _read_release(path, check(ckpt, _RELEASE_FILE, path, _DAMAGED))
+
+
+def _is_block_file(ckpt) -> bool:
+    return isinstance(ckpt, dict) and isinstance(ckpt.get("format"), str) and ckpt["format"] == BLOCK_FORMAT
+
+
+def check_block_file(path: Path, ckpt) -> BlockCheckpoint:
+    """The block of a checkpoint of this toolkit's format (``ckpt``, loaded from ``path``), checked:
+    version, sizes, backbone and every weight; a one-line UserError names what does not fit."""
+    if not _is_block_file(ckpt):
+        raise UserError(f"{path}: not a block checkpoint (no format {BLOCK_FORMAT!r}); {_DAMAGED}")
+    version = check(ckpt, Dict({"version": Int()}), path, _DAMAGED)["version"]
+    if version != BLOCK_VERSION:
+        raise UserError(f"{path}: block checkpoint version {version} is not supported "
+                       f"(this vos reads version {BLOCK_VERSION})")
+    from vos.models.backbone import BACKBONES
+
+    check(ckpt, _BLOCK_FILE, path, _DAMAGED)
+    if ckpt["backbone"]["name"] not in BACKBONES:
+        raise UserError(f"{path}: ['backbone']['name'] is {ckpt['backbone']['name']!r}, none of the known backbones "
+                       f"({', '.join(BACKBONES)}); {_DAMAGED}")
+    hp = ckpt["block"]
+    if hp["dim"] % hp["num_heads"] or int(hp["dim"] * hp["mlp_ratio"]) < 1:
+        raise UserError(f"{path}: ['block'] {hp} is no block (dim must be divisible by num_heads, dim x mlp_ratio "
+                       f">= 1); {_DAMAGED}")
+    check_state_dict(_block_weights(hp["dim"], hp["num_heads"], hp["mlp_ratio"]), ckpt["state_dict"],
+                     f"its ['block'] {hp}", path)
+    return BlockCheckpoint(path, BLOCK_FORMAT, hp["dim"], hp["num_heads"], hp["mlp_ratio"], ckpt["state_dict"],
+                           ckpt["backbone"]["name"], ckpt["backbone"]["weights"], ckpt["iteration"], False)
+
+
+def _read_release(path: Path, ckpt: dict) -> BlockCheckpoint:
+    from vos.models.backbone import backbone_shapes, backbone_state_dict, describe_vit_weights, infer_backbone
+
+    state, dim, mlp_ratio = _release_block_state(path, ckpt["model_state_dict"])
     encoder = backbone_state_dict(ckpt)
     backbone = infer_backbone(encoder)
     if backbone is None:
         raise UserError(f"{path}: its encoder ({describe_vit_weights(encoder)}) is none of the known backbones; "
                        "expected DINO ViT weights under encoder.* (dino_vits8 in the release)")
-    from vos.models.backbone import backbone_shapes
-
     width = backbone_shapes(backbone)["cls_token"][-1]
     if width != dim:
         raise UserError(f"{path}: block width {dim} does not match its encoder's width {width}")
     return BlockCheckpoint(path, RELEASE_FORMAT, dim, RELEASE_NUM_HEADS, mlp_ratio, state, backbone,
-                           f"file:{path.name}", int(ckpt.get("iteration", 0)), True)
+                           f"file:{path.name}", ckpt.get("iteration", 0), True)
 
 
-def resolve_block(block_path: str | Path, backbone: str | None, weights: str | None
+def resolve_block(block_path: str | Path, backbone: str | None, weights: str | None, flag: str = "--block"
                   ) -> tuple[BlockCheckpoint, str, str | None]:
     """The block checkpoint, the backbone to run it on and that backbone's weights.
 
     The backbone is the checkpoint's; a different ``backbone`` is an error naming both. Without
     ``weights``, a checkpoint that holds the encoder (the SSL-UVOS release) provides them, so nothing
-    is downloaded."""
-    ckpt = read_block_checkpoint(block_path)
+    is downloaded. ``flag`` names the option the path came from, in errors."""
+    ckpt = read_block_checkpoint(block_path, flag)
     if backbone is not None and backbone != ckpt.backbone:
         what = "its encoder is" if ckpt.has_encoder else "the block was trained on"
         raise UserError(f"{ckpt.path}: {what} {ckpt.backbone}, not --backbone {backbone}; "

@@ -83,6 +83,14 @@ def load_vit_state(vit: nn.Module, state: dict, where: str) -> None:
     """Load timm-named ViT weights; position embeddings of another grid are resampled (timm's filter)."""
     from timm.models.vision_transformer import checkpoint_filter_fn
 
+    if "pos_embed" in state:  # the filter resamples a square grid of patch positions, after the prefix tokens
+        pos, width = state["pos_embed"], vit.pos_embed.shape[-1]
+        prefix = 0 if getattr(vit, "no_embed_class", False) else vit.num_prefix_tokens
+        grid = math.isqrt(max(pos.shape[1] - prefix, 0)) if pos.ndim == 3 else 0
+        if pos.ndim != 3 or pos.shape[0] != 1 or pos.shape[2] != width or grid < 1 or grid * grid != pos.shape[1] - prefix:
+            raise UserError(f"{where}: weight pos_embed has shape {tuple(pos.shape)}, the backbone expects "
+                            f"(1, {prefix} + n*n, {width}) for a square grid of n x n patches; the file is damaged or "
+                            "of another model")
     load_state_strict(vit, checkpoint_filter_fn(state, vit), "this --backbone", where)
 
 

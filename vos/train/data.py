@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tokenize
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
@@ -23,8 +24,9 @@ import torchvision.transforms.v2.functional as TF
 
 from vos.infra.distributed import DistContext, barrier, shard
 from vos.infra.errors import UserError
-from vos.infra.fileio import atomic_path, atomic_write_text
+from vos.infra.fileio import atomic_path, atomic_write_text, read_json
 from vos.infra.progress import progress_bar
+from vos.infra.schema import Dict, Int, Str, check
 from vos.infra.video_reader import discover_videos, fitting_stride, open_video
 from vos.models.backbone import IMAGENET_MEAN, IMAGENET_STD, KeyBackbone
 from vos.train.config import AugmentConfig
@@ -176,7 +178,9 @@ class FeatureCache:
     one photometric draw per (video, copy), applied to all the video's frames, so that a clip read
     from any copy has the same augmentation on every frame. File ``<index>.npy`` holds
     float16 (variants, frames, 1+P, C). ``meta.json`` records what the features were computed
-    with; a cache built for other settings is refused rather than silently reused.
+    with; a cache built for other settings is refused rather than silently reused, and so is one whose
+    meta.json is damaged (the line says to delete the folder to rebuild it). A ``<index>.npy`` that is
+    damaged (cut short, of another shape or dtype, not an array file) is computed again, with a warning.
     """
 
     def __init__(self, folder: str | Path, videos: TrainingVideos, backbone: KeyBackbone, backbone_name: str,
@@ -192,7 +196,7 @@ class FeatureCache:
         meta = json.loads(json.dumps(_cache_meta(videos, backbone_name, weights_tag, size, variants, augment, seed)))
         meta_path = self.folder / "meta.json"
         if meta_path.exists():
-            old = json.loads(meta_path.read_text())
+            old = _read_cache_meta(meta_path)
             if old != meta:
                 diff = sorted(k for k in meta if old.get(k) != meta[k])
                 raise UserError(f"{self.folder}: feature cache was built with other settings ({', '.join(diff)} "
@@ -200,7 +204,15 @@ class FeatureCache:
         elif ctx.is_main:
             atomic_write_text(meta_path, json.dumps(meta, indent=1))
         barrier(ctx)
-        todo = [i for i in shard(range(len(videos)), ctx) if not self._path(i).exists()]
+        patches = (size[0] // backbone.patch_size) * (size[1] // backbone.patch_size)
+        todo = []
+        for i in shard(range(len(videos)), ctx):
+            shape = (variants, videos.videos[i].num_frames, 1 + patches, backbone.dim)
+            problem = _cached_array_problem(self._path(i), shape) if self._path(i).exists() else "absent"
+            if problem != "absent" and problem is not None:
+                log.warning("%s: %s; computing it again", self._path(i), problem)
+            if problem is not None:
+                todo.append(i)
         for i in progress_bar(todo, desc="caching features", unit="video", disable=not (todo and ctx.is_main)):
             self._fill(i, videos.videos[i], backbone, size, augment, seed)
         barrier(ctx)
@@ -232,6 +244,35 @@ class FeatureCache:
     def clip(self, video_index: int, variant: int, indices: Sequence[int]) -> torch.Tensor:
         """Cached tokens (T, 1+P, C) float32 of frames ``indices`` of one video copy."""
         return torch.from_numpy(np.asarray(self._arrays[video_index][variant, list(indices)], dtype=np.float32))
+
+
+def _read_cache_meta(path: Path) -> dict:
+    """The settings a feature cache was built with; a damaged meta.json is refused, saying how to
+    rebuild the cache (its features cannot be trusted without it)."""
+    rebuild = f"delete {path.parent} to rebuild the cache, or pass another --cache-features folder"
+    meta = read_json(path, f"the meta.json of a feature cache; {rebuild}")
+    return check(meta, Dict({"format": Str((CACHE_FORMAT,)), "version": Int()}), path,
+                 f"not the meta.json of a feature cache; {rebuild}")
+
+
+def _cached_array_problem(path: Path, shape: tuple[int, ...]) -> str | None:
+    """What is wrong with a cached feature file, read from its header and size alone: None when it is
+    a float16 array of ``shape`` with all its bytes (a file of an interrupted or foreign write is not)."""
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                np.lib.format.read_array_header_2_0
+            found, fortran_order, dtype = read_header(f)
+            data_offset = f.tell()
+    except (ValueError, SyntaxError, tokenize.TokenError, OSError) as exc:  # numpy's, for a header that is not one
+        return f"damaged: not a numpy array file ({str(exc).splitlines()[0][:80]})"
+    if dtype != np.float16 or tuple(found) != shape or fortran_order:
+        return f"holds a {dtype} array of shape {tuple(found)}, expected float16 {shape}"
+    expected_size = data_offset + int(np.prod(shape)) * 2
+    if path.stat().st_size != expected_size:
+        return f"damaged: {path.stat().st_size} bytes, expected {expected_size} (cut short)"
+    return None
 
 
 def hash_seed(*values: int) -> int:

@@ -23,16 +23,18 @@ import yaml
 import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel
 
-from vos.infra.checkpoints import check_resume_settings, load_checkpoint_dict
+from vos.infra.checkpoints import (check_resume_settings, check_training_state, load_checkpoint_dict,
+                                   torch_rng_state_spec)
 from vos.infra.config import config_to_dict
 from vos.infra.distributed import DistContext, all_gather_objects, all_reduce_sum, barrier, cleanup, init_distributed
 from vos.infra.errors import UserError
 from vos.infra.fileio import atomic_torch_save, atomic_write_text
 from vos.infra.outputs import RUN_CHECKPOINT, remove_stale_temporaries, run_checkpoint, write_marker
 from vos.infra.progress import progress_bar
+from vos.infra.schema import Dict, Int, ListOf, Plain, check
 from vos.infra.training_log import TrainingLog
 from vos.models.backbone import build_backbone, model_input_size, weights_tag
-from vos.models.block import SpatioTemporalBlock, block_checkpoint, resolve_block
+from vos.models.block import SpatioTemporalBlock, block_checkpoint, check_block_file, resolve_block
 from vos.segment.config import check_resolution
 from vos.train.config import RESUMABLE_CHANGES, TrainConfig
 from vos.train.data import ClipSampler, FeatureCache, TrainingVideos, check_clip_fits, hash_seed
@@ -41,6 +43,11 @@ from vos.train.losses import motion_consistency_loss, semantic_consistency_loss,
 CONFIG_NAME = "config.yaml"
 COMMAND = "vos train"  # the marker of its run folders
 LOSS_NAMES = ("loss", "semantic", "motion")
+# What a run checkpoint holds besides the block (vos.models.block checks that part); the optimiser and
+# scheduler states are checked against the ones this run builds (check_training_state).
+RUN_STATE = Dict({"step": Int(min=0), "config": Plain(), "optimizer": Dict({}), "scheduler": Dict({}),
+                  "rng": ListOf(Dict({"torch": torch_rng_state_spec(), "data": torch_rng_state_spec()}), min_len=1)})
+RUN_DAMAGED = "the checkpoint is damaged; restore it from a copy, or start a new --out"
 
 
 @dataclass(frozen=True)
@@ -126,7 +133,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
 
 def _load_initial_block(block: SpatioTemporalBlock, cfg: TrainConfig) -> None:
     """Copy the weights of the --init-block checkpoint (either format) into ``block``."""
-    start, _, _ = resolve_block(cfg.init_block, cfg.backbone, cfg.weights)
+    start, _, _ = resolve_block(cfg.init_block, cfg.backbone, cfg.weights, flag="--init-block")
     mine = (block.dim, block.num_heads, float(block.mlp_ratio))
     theirs = (start.dim, start.num_heads, float(start.mlp_ratio))
     if mine != theirs:
@@ -143,6 +150,8 @@ def _train(cfg: TrainConfig, resume: bool, ctx: DistContext) -> TrainResult:
         ckpt = load_checkpoint_dict(ckpt_path, "a checkpoint of `vos train` (start a new --out)")
         if "optimizer" not in ckpt:
             raise UserError(f"{ckpt_path}: holds a block but no training state; it cannot be resumed")
+        check(ckpt, RUN_STATE, ckpt_path, RUN_DAMAGED)
+        saved_block = check_block_file(ckpt_path, ckpt)
         check_resume_settings(ckpt["config"], config_to_dict(cfg), ckpt_path, RESUMABLE_CHANGES)
         if len(ckpt["rng"]) != ctx.world_size:
             raise UserError(f"{ckpt_path}: the run used {len(ckpt['rng'])} process(es), this one has "
@@ -173,6 +182,11 @@ def _train(cfg: TrainConfig, resume: bool, ctx: DistContext) -> TrainResult:
         optimizer, lambda s: lr_factor(s, cfg.iterations, o.warmup_iterations, o.lr, o.min_lr))
     data_gen = torch.Generator()
     if ckpt is not None:
+        check_training_state(ckpt, optimizer, scheduler, ckpt_path, RUN_DAMAGED)
+        if (saved_block.dim, saved_block.num_heads, saved_block.mlp_ratio) != \
+                (block.dim, block.num_heads, block.mlp_ratio):
+            raise UserError(f"{ckpt_path}: its block ({saved_block.dim}, {saved_block.num_heads} heads, MLP ratio "
+                           f"{saved_block.mlp_ratio}) is not the one of its settings; {RUN_DAMAGED}")
         block.load_state_dict(ckpt["state_dict"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])

@@ -164,7 +164,7 @@ def test_unknown_or_missing_sequences_are_errors(tmp_path):
     with pytest.raises(UserError, match=r"unknown sequence\(s\) nope"):
         evaluate_davis(root, results, sequences=["nope"], workers=1, progress=False)
     (root / "ImageSets" / "2017" / "val.txt").write_text("s\nghost\n")
-    with pytest.raises(UserError, match=r"sequence ghost: no annotation PNGs"):
+    with pytest.raises(UserError, match=r"val.txt: names 1 sequence\(s\) that .* does not have, e.g. 'ghost'"):
         evaluate_davis(root, results, workers=1, progress=False)
     (root / "ImageSets" / "2017" / "val.txt").write_text("s\n")
     import shutil
