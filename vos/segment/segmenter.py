@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -21,7 +22,7 @@ from vos.models.backbone import build_backbone, model_input_size, preprocess_fra
 from vos.models.block import resolve_block, training_free_block
 from vos.segment.attention import attention_over_keys, key_frame_indices, reuse_first_pass
 from vos.segment.config import DEFAULT_BACKBONE, SegmentConfig, input_resolution
-from vos.segment.conventions import conventions
+from vos.segment.conventions import Conventions, conventions
 from vos.segment.objects import clusters_to_objects
 
 if TYPE_CHECKING:
@@ -47,6 +48,15 @@ def new_timings() -> dict[str, float]:
 # Full mode's progress bar counts frames: a frame is this far done once through the backbone, the
 # rest comes over the two clustering passes (its share of the time at T <= 100, docs/benchmarks.md#full-mode).
 FULL_MODE_BACKBONE_SHARE = 0.75
+
+
+def backbone_inputs(frames: np.ndarray, size: tuple[int, int], device: torch.device, rules: Conventions) -> torch.Tensor:
+    """Frames (n, H, W, 3) uint8 -> the backbone's input (n, 3, h, w), resized and normalised by
+    ``rules``: :func:`preprocess_frames` one frame at a time, so that the float copies at the frame's own
+    size (12 bytes a pixel in float32: 25 MB for a 1080p frame; twice that in float64, ``--compat``)
+    exist for one frame at a time, not for a batch. Each frame is resized alone either way: the result is the same."""
+    return torch.cat([preprocess_frames(frames[i:i + 1], size, device, rules.normalisation, rules.resize)
+                      for i in range(len(frames))])
 
 
 class VideoSegmenter:
@@ -100,8 +110,7 @@ class VideoSegmenter:
             if frames is None:
                 break
             start, start_cpu = time.perf_counter(), time.process_time()
-            images = preprocess_frames(frames, input_size, self.device, self.conventions.normalisation,
-                                       self.conventions.resize)
+            images = backbone_inputs(frames, input_size, self.device, self.conventions)
             feats = self.backbone(images, with_cls=False)
             timings["backbone"] += time.perf_counter() - start
             timings["backbone_cpu"] += time.process_time() - start_cpu
