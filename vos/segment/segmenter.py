@@ -16,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from vos.cluster import cluster_streaming
+from vos.cluster.settings import DEFAULT_SETTINGS
 from vos.infra.errors import UserError
 from vos.infra.video_reader import VideoSource
 from vos.models.backbone import build_backbone, model_input_size, preprocess_frames, weights_tag
@@ -23,6 +24,7 @@ from vos.models.block import resolve_block, training_free_block
 from vos.segment.attention import attention_over_keys, key_frame_indices, reuse_first_pass
 from vos.segment.config import DEFAULT_BACKBONE, SegmentConfig, input_resolution
 from vos.segment.conventions import Conventions, conventions
+from vos.segment import footprint
 from vos.segment.objects import clusters_to_objects
 
 if TYPE_CHECKING:
@@ -133,9 +135,29 @@ class VideoSegmenter:
             return self.config.compat is None and num_frames > self.config.full_max_frames
         return self.config.mode == "chunked"
 
+    def full_mode_shape(self, num_frames: int, source: VideoSource) -> footprint.FullModeShape:
+        """The sizes that set the full mode's memory for the first ``num_frames`` frames of ``source``."""
+        h, w = self.input_size(source)
+        patches = (h // self.backbone.patch_size) * (w // self.backbone.patch_size)
+        key_frames = len(key_frame_indices(num_frames, self.config.key_every, self.conventions.key_frame_rule))
+        return footprint.FullModeShape(num_frames, patches, key_frames * patches, self.backbone.dim, self.config.window,
+                                       min(torch.get_num_threads(), DEFAULT_SETTINGS.max_window_workers),
+                                       self.config.attention_cache_mib * 2 ** 20)
+
+    def check_memory(self, source: VideoSource) -> None:
+        """Before any frame is decoded: a one-line error when the full mode on the CPU would need more
+        memory than is available (:mod:`vos.segment.footprint`); the chunked mode needs no check."""
+        if self.uses_chunks(source.num_frames) or self.device.type != "cpu":
+            return
+        footprint.check_full_mode_fits(self.full_mode_shape(source.num_frames, source),
+                                       lambda frames: self.full_mode_shape(frames, source), str(source.path),
+                                       footprint.available_memory_bytes())
+
     def segment(self, source: VideoSource, progress: tqdm | None = None) -> Segmentation | StreamedSegmentation:
         """The segmentation of ``source``: a :class:`Segmentation` (full mode), or in chunked mode
-        a :class:`StreamedSegmentation` that computes its label chunks as they are iterated over."""
+        a :class:`StreamedSegmentation` that computes its label chunks as they are iterated over.
+        A full-mode run that cannot fit in the available memory is refused first (:meth:`check_memory`)."""
+        self.check_memory(source)
         if self.uses_chunks(source.num_frames):
             from vos.segment.chunked import StreamedSegmentation  # which builds on this module
 
