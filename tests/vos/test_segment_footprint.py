@@ -15,23 +15,25 @@ MIB = 2 ** 20
 FAST = TINY + ["--resolution", "64", "96", "--key-every", "4"]
 
 
-def shape_320x480(frames: int, workers: int) -> FullModeShape:
-    """ViT-S/16 at 320×480: 600 patches, 384 channels, a key frame every 10th frame."""
-    return FullModeShape(frames, 600, math.ceil(frames / 10) * 600, 384, 3, workers, 1024 * MIB)
+def shape_320x480(frames: int, workers: int, patches: int = 600) -> FullModeShape:
+    """ViT-S/16 at 320×480 (600 patches; 240×320: 300), 384 channels, a key frame every 10th frame."""
+    return FullModeShape(frames, patches, math.ceil(frames / 10) * patches, 384, 3, workers, 1024 * MIB)
 
 
-@pytest.mark.parametrize("frames, workers, measured_mib", [(25, 1, 310), (50, 1, 687), (100, 1, 1706),
-                                                           (25, 2, 352), (50, 2, 757), (100, 2, 1850)])
-def test_estimate_is_within_5_percent_of_the_measured_peaks(frames, workers, measured_mib):
-    # peak minus model of tools/bench_segment.py runs (docs/benchmarks.md#full-mode)
-    assert full_mode_bytes(shape_320x480(frames, workers)) / MIB == pytest.approx(measured_mib, rel=0.05)
+@pytest.mark.parametrize("frames, workers, patches, measured_mib", [
+    (25, 1, 600, 310), (50, 1, 600, 687), (100, 1, 600, 1706), (25, 2, 600, 352), (50, 2, 600, 757),
+    (100, 2, 600, 1850), (200, 2, 300, 1710)])
+def test_estimate_is_near_the_measured_peaks(frames, workers, patches, measured_mib):
+    # peak minus model of tools/bench_segment.py runs (docs/benchmarks.md#memory-of-the-full-mode)
+    rel = 0.1 if frames < 50 else 0.02
+    assert full_mode_bytes(shape_320x480(frames, workers, patches)) / MIB == pytest.approx(measured_mib, rel=rel)
 
 
 def test_estimate_by_hand_for_one_window():
     # T = 3 frames of N = 10 patches, K = 10, C = 4, one worker, no cache: queries 3·10·4, keys 10·4,
-    # and 10.8 + 3.5 windows of 3·10·10 floats
+    # 0.4 + 3.5 windows of 3·10·10 floats, and 7532 bytes for each of the 30 patches
     shape = FullModeShape(3, 10, 10, 4, 3, 1, 0)
-    assert full_mode_bytes(shape) == int(4 * (120 + 40 + 14.3 * 300))
+    assert full_mode_bytes(shape) == int(4 * (120 + 40 + 3.9 * 300) + 7532 * 30)
     # the cache holds at most every window's attention (T·N·K floats)
     assert full_mode_bytes(FullModeShape(3, 10, 10, 4, 3, 1, 10 ** 9)) - full_mode_bytes(shape) == 4 * 300
 
@@ -48,8 +50,8 @@ def clip(tmp_path_factory):
 
 
 def test_a_compat_run_that_cannot_fit_is_refused_before_decoding(clip, tmp_path, capsys, monkeypatch):
-    # the tiny run needs about 0.5 MB (12 frames of 24 patches, 64 channels)
-    monkeypatch.setattr(footprint, "available_memory_bytes", lambda: 200 * 1024)
+    # the tiny run needs about 2.3 MB (12 frames of 24 patches, 64 channels)
+    monkeypatch.setattr(footprint, "available_memory_bytes", lambda: MIB)
 
     def no_decoding(*args, **kwargs):
         raise AssertionError("a frame was decoded")
@@ -78,7 +80,7 @@ def test_the_suggested_length_is_the_longest_that_fits():
 
 
 def test_runs_that_fit_and_chunked_runs_are_not_refused(clip, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(footprint, "available_memory_bytes", lambda: 200 * 1024)
+    monkeypatch.setattr(footprint, "available_memory_bytes", lambda: MIB)
     code, output = run_cli(capsys, clip, "--out", tmp_path / "chunked", "--compat", "ssl-uvos", "--mode", "chunked",
                            "--chunk-frames", "6", *FAST)
     assert code == 0, output

@@ -4,10 +4,11 @@ that cannot fit (``--compat ssl-uvos`` runs the full mode at any length, as the 
 The full mode holds every frame's queries and the key frames' keys, keeps the first clustering
 pass's window attention for the second pass (``--attention-cache-mib``), and clusters windows of
 ``window`` frames, each (window·N)×K floats, one per worker thread in flight. Measured on the CPU
-path at 320×480 with ViT-S/16 (docs/benchmarks.md#memory-of-the-full-mode), the clustering's
-working set is ``WINDOWS_IN_FLIGHT + WINDOWS_PER_WORKER · workers`` window attentions' worth;
-the estimate of a run is that plus the queries, keys and attention cache, on top of what the
-process holds once the model is loaded.
+path with ViT-S/16 (docs/benchmarks.md#memory-of-the-full-mode), the clustering's working set
+is ``WINDOWS_IN_FLIGHT + WINDOWS_PER_WORKER · workers`` window attentions' worth plus
+``BYTES_PER_PATCH`` for every patch of the video (what the assignment keeps per row); the
+estimate of a run is that plus the queries, keys and attention cache, on top of what the process
+holds once the model is loaded.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from pathlib import Path
 from vos.infra.errors import UserError
 
 FLOAT_BYTES = 4
-# The clustering's working set in window attentions (window·N·K floats): fitted to the peaks of
-# full-mode runs at T = 25, 50, 100 with one and two threads (within 4% of each).
-WINDOWS_IN_FLIGHT = 10.8
+# The clustering's working set, fitted (least squares) to the peaks of seven full-mode runs: T = 25,
+# 50, 100 at 320×480 with one and two threads, T = 200 at 240×320 with two; the estimates are within
+# 1% of the measured peaks from T = 50 on, 7–8% (25 MiB) below them at T = 25.
+WINDOWS_IN_FLIGHT = 0.4  # window attentions (window·N·K floats)
 WINDOWS_PER_WORKER = 3.5
+BYTES_PER_PATCH = 7532  # per patch of every frame
 # What the estimate must leave free of the available memory (other programs, the page cache).
 HEADROOM = 0.9
 
@@ -45,7 +48,7 @@ def full_mode_bytes(shape: FullModeShape) -> int:
     keys = K * shape.channels * FLOAT_BYTES
     # the first pass's attention of every window (the last may be shorter) as far as the budget goes
     cache = min(shape.cache_bytes, T * N * K * FLOAT_BYTES)
-    clustering = (WINDOWS_IN_FLIGHT + WINDOWS_PER_WORKER * shape.workers) * window_attention
+    clustering = (WINDOWS_IN_FLIGHT + WINDOWS_PER_WORKER * shape.workers) * window_attention + BYTES_PER_PATCH * T * N
     return int(queries + keys + cache + clustering)
 
 
