@@ -6,7 +6,7 @@ import math
 import pytest
 
 from tests.helpers.vos_clips import TINY, moving_square_frames, write_mp4
-from vos.cli import main
+from tests.vos.test_segment import run_cli
 from vos.infra.video_reader import VideoSource
 from vos.segment import footprint
 from vos.segment.footprint import FullModeShape, full_mode_bytes
@@ -36,12 +36,6 @@ def test_estimate_by_hand_for_one_window():
     assert full_mode_bytes(shape) == int(4 * (120 + 40 + 3.9 * 300) + 7532 * 30)
     # the cache holds at most every window's attention (T·N·K floats)
     assert full_mode_bytes(FullModeShape(3, 10, 10, 4, 3, 1, 10 ** 9)) - full_mode_bytes(shape) == 4 * 300
-
-
-def run_cli(capsys, *args):
-    code = main(["segment", *map(str, args)])
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
 
 
 @pytest.fixture(scope="module")
