@@ -21,10 +21,10 @@ from vos.infra.errors import UserError
 from vos.infra.video_reader import VideoSource
 from vos.models.backbone import build_backbone, model_input_size, preprocess_frames, weights_tag
 from vos.models.block import resolve_block, training_free_block
+from vos.segment import footprint
 from vos.segment.attention import attention_over_keys, key_frame_indices, reuse_first_pass
 from vos.segment.config import DEFAULT_BACKBONE, SegmentConfig, input_resolution
 from vos.segment.conventions import Conventions, conventions
-from vos.segment import footprint
 from vos.segment.objects import clusters_to_objects
 
 if TYPE_CHECKING:
