@@ -10,6 +10,18 @@ synthetic clip (textured background, moving squares) written as JPEG frames, so 
 shared machine single runs of the same code differ by 10% or more. ``--mode`` is
 SegmentConfig.mode (auto: full up to 120 frames, chunked above).
 
+``--device cuda`` runs the backbone, the attention and the clustering on the GPU (the clustering's
+reference path there) and adds the peak GPU memory (``torch.cuda.max_memory_allocated``); phases are
+timed with the GPU synchronised at their ends. On the CPU (the default) the same columns are measured,
+so the GPU command is the CPU one with one flag changed:
+
+    python tools/bench_segment.py --device cuda --frames 50 100 --backbone dino_vits16
+    python tools/bench_segment.py --device cuda --frames 50 100 --backbone dino_vits8
+
+Attention is the head-averaged attention over the key frames (``attention_over_keys``), summed over
+the clustering's worker threads when several run at once; clustering is the rest of
+attention + clustering (the block's query/key projections included).
+
 ``--ids`` measures id consistency instead: it writes one ``vos synth`` video of each length
 (``--leave-frame``: the last object leaves the view and comes back), segments it and scores it
 with one assignment per video (official DAVIS) and one per frame; the gap between the two is
@@ -49,22 +61,56 @@ def make_frames(folder: Path, frames: int, size: tuple[int, int] = (480, 854), s
         Image.fromarray(frame).save(folder / f"{t:05d}.jpg", quality=90)
 
 
+class PhaseTimer:
+    """Wraps a function so that its calls and wall seconds (the device synchronised at the end) add
+    up in ``calls`` and ``seconds``; thread-safe (the clustering's workers call the attention)."""
+
+    def __init__(self, function, device):
+        self.function, self.device, self.seconds, self.calls = function, device, 0.0, 0
+        self.lock = threading.Lock()
+
+    def __call__(self, *args, **kwargs):
+        start = time.perf_counter()
+        result = self.function(*args, **kwargs)
+        synchronize(self.device)
+        with self.lock:
+            self.seconds += time.perf_counter() - start
+            self.calls += 1
+        return result
+
+
+def synchronize(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def run_one(args) -> dict:
     """Segment one synthetic clip in this process; returns timings and memory (MiB)."""
     import torch
 
+    import vos.segment.chunked
+    import vos.segment.segmenter
     from vos.memory import keep_freed_memory
     from vos.segment import SegmentConfig, VideoSegmenter, write_segmentation
     from vos.infra.video_reader import open_video
 
     torch.set_num_threads(args.threads)
     keep_freed_memory()  # as `vos segment` does
+    device = torch.device(args.device)
+    attention = PhaseTimer(vos.segment.segmenter.attention_over_keys, device)
+    vos.segment.segmenter.attention_over_keys = vos.segment.chunked.attention_over_keys = attention
     with tempfile.TemporaryDirectory() as tmp:
         make_frames(Path(tmp) / "clip", args.single)
         cache = {} if args.attention_cache_mib is None else {"attention_cache_mib": args.attention_cache_mib}
         config = SegmentConfig(backbone=args.backbone, weights="random", resolution=tuple(args.resolution),
                                key_every=args.key_every, mode=args.mode, **cache)
-        segmenter = VideoSegmenter(config)
+        segmenter = VideoSegmenter(config, device)
+        # synchronised at the end of each forward, so that the backbone stage holds the GPU's work
+        segmenter.backbone.forward = PhaseTimer(segmenter.backbone.forward, device)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
         base_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         source = open_video(Path(tmp) / "clip")
         start = time.perf_counter()
@@ -73,8 +119,12 @@ def run_one(args) -> dict:
         write_segmentation(seg, source, Path(tmp) / "out" / "clip", progress=trace)
         total = time.perf_counter() - start
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    gpu_mib = torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else None
+    phases = {"attention": attention.seconds, "clustering": seg.timings["cluster"] - attention.seconds}
     return {"frames": args.single, "mode": "chunked" if segmenter.uses_chunks(args.single) else "full",
-            **{k: round(v, 2) for k, v in seg.timings.items()}, "total": round(total, 2),
+            "device": device.type, **{k: round(v, 2) for k, v in {**seg.timings, **phases}.items()},
+            "attention_calls": attention.calls,
+            "gpu_peak_mib": None if gpu_mib is None else round(gpu_mib), "total": round(total, 2),
             "clusters": seg.num_clusters, "peak_rss_mib": round(peak_mib), "model_rss_mib": round(base_mib),
             "pipeline_mib": round(peak_mib - base_mib), "rss_mib_per_100_frames": trace.block_peaks}
 
@@ -163,7 +213,8 @@ def table_row(label, r: dict) -> str:
     ratio_cpu = r.get("ratio_cpu", ratio(r["cluster_cpu"], r["backbone_cpu"]))
     return (f"| {label} | {r['mode']} | {r['decode']:g} | {r['backbone']:g} ({r['backbone_cpu']:g}) | {r['cluster']:g} "
             f"({r['cluster_cpu']:g}) | {r['write']:g} | {ratio_wall:.0%} ({ratio_cpu:.0%}) | {r['clusters']:g} | "
-            f"{r['peak_rss_mib']:g} | {r['pipeline_mib']:g} |")
+            f"{r['peak_rss_mib']:g} | {r['pipeline_mib']:g} | {r.get('attention', 0):g} | {r.get('clustering', 0):g} | "
+            f"{'–' if r.get('gpu_peak_mib') is None else r['gpu_peak_mib']} |")
 
 
 def main() -> None:
@@ -173,6 +224,8 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, nargs=2, default=[320, 480])
     parser.add_argument("--key-every", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                        help="where the backbone, attention and clustering run (cuda: adds the peak GPU memory)")
     parser.add_argument("--attention-cache-mib", type=int, default=None,
                         help="SegmentConfig.attention_cache_mib (default: the config default)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per length; with 2 or more, a row of medians")
@@ -207,7 +260,7 @@ def main() -> None:
     for frames in args.frames:
         cmd = [sys.executable, __file__, "--single", str(frames), "--backbone", args.backbone,
                "--resolution", *map(str, args.resolution), "--key-every", str(args.key_every),
-               "--threads", str(args.threads), "--mode", args.mode]
+               "--threads", str(args.threads), "--mode", args.mode, "--device", args.device]
         if args.attention_cache_mib is not None:
             cmd += ["--attention-cache-mib", str(args.attention_cache_mib)]
         for _ in range(args.repeat):
@@ -216,8 +269,9 @@ def main() -> None:
             rows.append(json.loads(out.strip().splitlines()[-1]))
             print(json.dumps(rows[-1]), flush=True)
     print("\n| T | mode | decode s | backbone s (CPU s) | attention+clustering s (CPU s) | write s | cluster/backbone "
-          "wall (CPU) | clusters | peak RSS MiB | pipeline MiB (peak − model) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "wall (CPU) | clusters | peak RSS MiB | pipeline MiB (peak − model) | attention s | clustering s | "
+          "peak GPU MiB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(table_row(r["frames"], r))
     if args.repeat > 1:

@@ -33,8 +33,13 @@ def davis_palette(n: int = 256) -> np.ndarray:
 _PALETTE = davis_palette().flatten().tolist()
 
 
-def write_label_png(path: str | os.PathLike, labels: np.ndarray) -> None:
-    """Write an (H, W) integer label map as a single-channel palette PNG, atomically."""
+# zlib level of PIL's PNG writer by default, and of the DAVIS toolkit's masks
+DEFAULT_COMPRESS_LEVEL = 6
+
+
+def write_label_png(path: str | os.PathLike, labels: np.ndarray, compress_level: int = DEFAULT_COMPRESS_LEVEL) -> None:
+    """Write an (H, W) integer label map as a single-channel palette PNG, atomically. ``compress_level``
+    (zlib, 0-9) changes only the file size and the time taken, never the pixels."""
     labels = np.asarray(labels)
     if labels.ndim != 2:
         raise UserError(f"{path}: a label map must be 2-D (H, W), got shape {labels.shape}")
@@ -43,7 +48,7 @@ def write_label_png(path: str | os.PathLike, labels: np.ndarray) -> None:
     image = Image.fromarray(labels.astype(np.uint8), mode="P")
     image.putpalette(_PALETTE)
     with atomic_path(path) as tmp:
-        image.save(tmp, format="PNG")
+        image.save(tmp, format="PNG", compress_level=compress_level)
 
 
 def read_label_png(path: str | os.PathLike) -> np.ndarray:

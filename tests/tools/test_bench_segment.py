@@ -34,9 +34,16 @@ def test_median_row_takes_medians_of_values_and_of_ratios():
 def test_repeated_runs_print_a_median_row(tmp_path):
     out = tmp_path / "rows.json"
     cmd = [sys.executable, str(REPO_ROOT / "tools" / "bench_segment.py"), "--frames", "3", "--repeat", "2",
-           "--backbone", "test_vit_tiny16", "--resolution", "32", "48", "--threads", "1", "--json", str(out)]
+           "--backbone", "test_vit_tiny16", "--resolution", "32", "48", "--threads", "1", "--device", "cpu",
+           "--json", str(out)]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "| 3 (median of 2) |" in result.stdout
     rows = json.loads(out.read_text())
     assert [r["frames"] for r in rows] == [3, 3] and all(r["clusters"] >= 1 for r in rows)
+    for r in rows:  # the phases the GPU command reports, measured on the CPU (no GPU memory there)
+        assert r["device"] == "cpu" and r["gpu_peak_mib"] is None
+        # one window of 3 frames: its attention is computed once, kept for the assignment pass
+        assert r["attention_calls"] == 1 and 0 <= r["attention"] <= r["cluster"]
+        assert r["clustering"] == pytest.approx(r["cluster"] - r["attention"], abs=0.02)
+        assert r["decode"] > 0 and r["backbone"] > 0 and r["write"] > 0

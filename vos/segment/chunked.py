@@ -17,10 +17,9 @@ from tqdm import tqdm
 
 from vos.cluster import cluster_streaming
 from vos.infra.video_reader import VideoSource
-from vos.models.backbone import preprocess_frames
 from vos.segment.attention import attention_over_keys, key_frame_indices, reuse_first_pass
 from vos.segment.objects import clusters_to_objects
-from vos.segment.segmenter import VideoSegmenter, new_timings
+from vos.segment.segmenter import VideoSegmenter, backbone_inputs, new_timings
 
 
 class ObjectMemory:
@@ -130,7 +129,7 @@ class StreamedSegmentation:
         queries, key_rows, digests = [], [], []
         for frames in pieces:
             start, start_cpu = time.perf_counter(), time.process_time()
-            images = preprocess_frames(frames, self.input_size, segmenter.device, rules.normalisation, rules.resize)
+            images = backbone_inputs(frames, self.input_size, segmenter.device, rules)
             feats = segmenter.backbone(images, with_cls=False)
             timings["backbone"] += time.perf_counter() - start
             timings["backbone_cpu"] += time.process_time() - start_cpu

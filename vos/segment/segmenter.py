@@ -11,17 +11,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
 from vos.cluster import cluster_streaming
+from vos.cluster.settings import DEFAULT_SETTINGS, window_worker_limit
 from vos.infra.errors import UserError
 from vos.infra.video_reader import VideoSource
 from vos.models.backbone import build_backbone, model_input_size, preprocess_frames, weights_tag
 from vos.models.block import resolve_block, training_free_block
+from vos.segment import footprint
 from vos.segment.attention import attention_over_keys, key_frame_indices, reuse_first_pass
 from vos.segment.config import DEFAULT_BACKBONE, SegmentConfig, input_resolution
-from vos.segment.conventions import conventions
+from vos.segment.conventions import Conventions, conventions
 from vos.segment.objects import clusters_to_objects
 
 if TYPE_CHECKING:
@@ -47,6 +50,15 @@ def new_timings() -> dict[str, float]:
 # Full mode's progress bar counts frames: a frame is this far done once through the backbone, the
 # rest comes over the two clustering passes (its share of the time at T <= 100, docs/benchmarks.md#full-mode).
 FULL_MODE_BACKBONE_SHARE = 0.75
+
+
+def backbone_inputs(frames: np.ndarray, size: tuple[int, int], device: torch.device, rules: Conventions) -> torch.Tensor:
+    """Frames (n, H, W, 3) uint8 -> the backbone's input (n, 3, h, w), resized and normalised by
+    ``rules``: :func:`preprocess_frames` one frame at a time, so that the float copies at the frame's own
+    size (12 bytes a pixel in float32: 25 MB for a 1080p frame; twice that in float64, ``--compat``)
+    exist for one frame at a time, not for a batch. Each frame is resized alone either way: the result is the same."""
+    return torch.cat([preprocess_frames(frames[i:i + 1], size, device, rules.normalisation, rules.resize)
+                      for i in range(len(frames))])
 
 
 class VideoSegmenter:
@@ -100,8 +112,7 @@ class VideoSegmenter:
             if frames is None:
                 break
             start, start_cpu = time.perf_counter(), time.process_time()
-            images = preprocess_frames(frames, input_size, self.device, self.conventions.normalisation,
-                                       self.conventions.resize)
+            images = backbone_inputs(frames, input_size, self.device, self.conventions)
             feats = self.backbone(images, with_cls=False)
             timings["backbone"] += time.perf_counter() - start
             timings["backbone_cpu"] += time.process_time() - start_cpu
@@ -124,9 +135,30 @@ class VideoSegmenter:
             return self.config.compat is None and num_frames > self.config.full_max_frames
         return self.config.mode == "chunked"
 
+    def full_mode_shape(self, num_frames: int, source: VideoSource) -> footprint.FullModeShape:
+        """The sizes that set the full mode's memory for the first ``num_frames`` frames of ``source``."""
+        h, w = self.input_size(source)
+        patches = (h // self.backbone.patch_size) * (w // self.backbone.patch_size)
+        key_frames = len(key_frame_indices(num_frames, self.config.key_every, self.conventions.key_frame_rule))
+        return footprint.FullModeShape(num_frames, patches, key_frames * patches, self.backbone.dim, self.config.window,
+                                       min(torch.get_num_threads(), window_worker_limit(
+                                           DEFAULT_SETTINGS, self.config.window * patches, key_frames * patches)),
+                                       self.config.attention_cache_mib * 2 ** 20)
+
+    def check_memory(self, source: VideoSource) -> None:
+        """Before any frame is decoded: a one-line error when the full mode on the CPU would need more
+        memory than is available (:mod:`vos.segment.footprint`); the chunked mode needs no check."""
+        if self.uses_chunks(source.num_frames) or self.device.type != "cpu":
+            return
+        footprint.check_full_mode_fits(self.full_mode_shape(source.num_frames, source),
+                                       lambda frames: self.full_mode_shape(frames, source), str(source.path),
+                                       footprint.available_memory_bytes())
+
     def segment(self, source: VideoSource, progress: tqdm | None = None) -> Segmentation | StreamedSegmentation:
         """The segmentation of ``source``: a :class:`Segmentation` (full mode), or in chunked mode
-        a :class:`StreamedSegmentation` that computes its label chunks as they are iterated over."""
+        a :class:`StreamedSegmentation` that computes its label chunks as they are iterated over.
+        A full-mode run that cannot fit in the available memory is refused first (:meth:`check_memory`)."""
+        self.check_memory(source)
         if self.uses_chunks(source.num_frames):
             from vos.segment.chunked import StreamedSegmentation  # which builds on this module
 
