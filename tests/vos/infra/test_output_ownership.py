@@ -165,11 +165,11 @@ def interrupt_after(monkeypatch, frames: int) -> None:
     """Stop the next run as Ctrl-C would, after ``frames`` PNGs are written."""
     real, written = vos.segment.writing.write_label_png, []
 
-    def write(path, labels):
+    def write(path, labels, *args, **kwargs):
         if len(written) == frames:
             raise KeyboardInterrupt
         written.append(path)
-        real(path, labels)
+        real(path, labels, *args, **kwargs)
     monkeypatch.setattr(vos.segment.writing, "write_label_png", write)
 
 

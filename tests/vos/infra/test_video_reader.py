@@ -461,7 +461,11 @@ def test_cut_short_video_gives_the_frames_that_decode_with_a_warning(cut_avi, ba
 @needs_decord
 def test_decord_alone_refuses_a_cut_short_video(cut_avi):
     message = one_line_error(open_video, cut_avi[0], backend="decord")
-    assert "cut.avi: decord finds" in message and "of the 12 frames the header announces" in message
+    # decord either counts fewer frames than the header announces or fails on the damaged frame,
+    # depending on the FFmpeg libraries it resolves (torchcodec loaded in the same process brings the
+    # system's): either way one line naming the file and the way out
+    assert ("cut.avi: decord finds" in message and "of the 12 frames the header announces" in message) or \
+        "cut.avi: decord cannot decode this file" in message
     assert "backend='pyav'" in message
 
 
@@ -495,9 +499,37 @@ def test_fitting_stride(num_frames, clip_frames, stride, expected):
     assert video_reader.fitting_stride(num_frames, clip_frames, stride) == expected
 
 
-def _rss_mib() -> float:
+# Run in a fresh process: memory the test process freed earlier (and malloc keeps) would absorb
+# decord's growth. The plain reader is given up to a minute to grow.
+_READ_AHEAD_CHECK = """
+import sys, time
+import numpy as np
+import decord
+from vos.infra.video_reader import open_video
+
+def rss_mib():
     with open("/proc/self/status") as status:
         return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
+
+path = sys.argv[1]
+plain = decord.VideoReader(path, num_threads=1)
+before = rss_mib()
+plain.get_batch(list(range(8))).asnumpy()
+deadline = time.monotonic() + 60
+while rss_mib() - before < 60 and time.monotonic() < deadline:
+    time.sleep(0.1)
+grown = rss_mib() - before
+waited = 60 - (deadline - time.monotonic())
+del plain
+assert grown >= 60, "decord no longer decodes ahead: the read-ahead stop of DecordSource may be dropped"
+video = open_video(path, backend="decord", threads=1)
+before = rss_mib()
+first = video.read_frames(range(8))
+time.sleep(waited)  # as long as the plain reader took to grow
+grown = rss_mib() - before
+assert grown < 30 + first.nbytes / 2 ** 20, f"DecordSource grew by {grown:.0f} MiB between reads"
+np.testing.assert_array_equal(video.read_frames(range(8, 16)), open_video(path, backend="pyav").read_frames(range(8, 16)))
+"""
 
 
 @needs_decord
@@ -505,9 +537,7 @@ def _rss_mib() -> float:
 def test_decord_source_does_not_decode_the_rest_of_the_file_between_reads(tmp_path):
     """decord 0.6 alone keeps decoding the rest of the file into memory after a read returns: a
     plain VideoReader grows by frames of the file while nobody reads; a DecordSource stops that."""
-    import time
-
-    import decord
+    import subprocess
 
     from vos.infra.video_writer import VideoWriter
 
@@ -516,21 +546,5 @@ def test_decord_source_does_not_decode_the_rest_of_the_file_between_reads(tmp_pa
     with VideoWriter(path, fps=25) as writer:
         for i in range(240):
             writer.write(np.broadcast_to(ramp + i % 100, (480, 640, 3)).copy())
-    plain = decord.VideoReader(str(path), num_threads=1)
-    before = _rss_mib()
-    plain.get_batch(list(range(8))).asnumpy()
-    deadline = time.monotonic() + 30
-    while _rss_mib() - before < 60 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    grown = _rss_mib() - before
-    waited = 30 - (deadline - time.monotonic())
-    del plain
-    assert grown >= 60, "decord no longer decodes ahead: the read-ahead stop of DecordSource may be dropped"
-
-    video = open_video(path, backend="decord", threads=1)
-    before = _rss_mib()
-    first = video.read_frames(range(8))
-    time.sleep(waited)  # as long as the plain reader took to grow
-    assert _rss_mib() - before < 30 + first.nbytes / 2 ** 20
-    np.testing.assert_array_equal(video.read_frames(range(8, 16)),
-                                  open_video(path, backend="pyav").read_frames(range(8, 16)))
+    run = subprocess.run([sys.executable, "-c", _READ_AHEAD_CHECK, str(path)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr.strip().splitlines()[-1:]
