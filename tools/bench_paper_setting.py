@@ -33,24 +33,31 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_one(video: str, frames: int, threads: int, resolution: tuple[int, int], seed: int) -> dict:
-    """Segment the first ``frames`` frames of ``video`` in this process; timings, memory, digest."""
+def paper_segmenter(frames: int, threads: int, resolution: tuple[int, int], seed: int):
+    """The segmenter of the setting, with a release-format checkpoint of seeded weights; sets this
+    process's threads and malloc as `vos segment` does."""
     import torch
 
     sys.path.insert(0, str(REPO / "tools"))
     from ssl_uvos_compat import release_checkpoint
 
-    from vos.infra.video_reader import open_video
     from vos.memory import keep_freed_memory
     from vos.segment import SegmentConfig, VideoSegmenter
 
     torch.set_num_threads(threads)
-    keep_freed_memory()  # as `vos segment` does
+    keep_freed_memory()
     with tempfile.TemporaryDirectory() as tmp:
         block = Path(tmp) / "checkpoint_dino-s-8.pth"
         torch.save(release_checkpoint(seed, 0.1), block)
-        config = SegmentConfig(block=str(block), compat="ssl-uvos", resolution=resolution, max_frames=frames)
-        segmenter = VideoSegmenter(config)
+        return VideoSegmenter(SegmentConfig(block=str(block), compat="ssl-uvos", resolution=resolution,
+                                            max_frames=frames))
+
+
+def run_one(video: str, frames: int, threads: int, resolution: tuple[int, int], seed: int) -> dict:
+    """Segment the first ``frames`` frames of ``video`` in this process; timings, memory, digest."""
+    from vos.infra.video_reader import open_video
+
+    segmenter = paper_segmenter(frames, threads, resolution, seed)
     model_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     source = open_video(video, max_frames=frames)
     start = time.perf_counter()
@@ -69,29 +76,18 @@ def run_one(video: str, frames: int, threads: int, resolution: tuple[int, int], 
 
 def window_stages(video: str, frames: int, threads: int, resolution: tuple[int, int], seed: int) -> dict:
     """CPU seconds of the stages of the first clustering window (frames 0-2) of the setting."""
-    import torch
-
-    sys.path.insert(0, str(REPO / "tools"))
-    from ssl_uvos_compat import release_checkpoint
+    from tqdm import tqdm
 
     import vos.cluster.fast as fast
     import vos.cluster.kl_search as kl_search
     from vos.cluster.settings import DEFAULT_SETTINGS
     from vos.infra.video_reader import open_video
-    from vos.memory import keep_freed_memory
-    from vos.segment import SegmentConfig, VideoSegmenter
     from vos.segment.attention import attention_over_keys
+    from vos.segment.segmenter import new_timings
 
-    torch.set_num_threads(threads)
-    keep_freed_memory()
-    with tempfile.TemporaryDirectory() as tmp:
-        block = Path(tmp) / "checkpoint_dino-s-8.pth"
-        torch.save(release_checkpoint(seed, 0.1), block)
-        segmenter = VideoSegmenter(SegmentConfig(block=str(block), compat="ssl-uvos", resolution=resolution,
-                                                 max_frames=frames))
+    segmenter = paper_segmenter(frames, threads, resolution, seed)
     source = open_video(video, max_frames=frames)
-    timings = {"decode": 0.0, "backbone": 0.0, "cluster": 0.0, "backbone_cpu": 0.0, "cluster_cpu": 0.0}
-    queries, keys, _ = segmenter._queries_and_keys(source, _NoProgress(), timings)
+    queries, keys, _ = segmenter._queries_and_keys(source, tqdm(disable=True), new_timings())
     seconds: dict[str, float] = {}
 
     def timed(name, function):
@@ -115,13 +111,6 @@ def window_stages(video: str, frames: int, threads: int, resolution: tuple[int, 
     return {"frames": frames, "rows": attention.shape[0], "keys": attention.shape[1],
             "distinct_averages": averaged.rows.shape[0], "groups": groups.numel(),
             **{f"{name}_cpu_s": round(value, 2) for name, value in seconds.items()}}
-
-
-class _NoProgress:
-    """The progress bar interface, doing nothing."""
-
-    def update(self, n):
-        pass
 
 
 def main() -> None:

@@ -65,7 +65,7 @@ FLOAT32_LOG_ERROR = 8 * FLOAT32_UNIT_ROUNDOFF
 # the sum of its absolute terms, so the products over K keys are taken per block of this many keys
 # and the block results added in float64 (cross_products): the bound grows with the block, not
 # with K. At K = 12,000 (ViT-S/8, five key frames) it is 45 times tighter than one float32 sum,
-# and 45 times fewer pairs need their float64 distance.
+# and proportionally fewer pairs near tau need their float64 distance.
 FLOAT32_BLOCK_KEYS = 256
 # Rows (and columns) per output tile of tiled_cross_products: the float64 tile (512 KiB) stays in
 # cache while the key blocks add into it.
@@ -280,12 +280,11 @@ def cross_products(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return sum((x[:, block] @ y[:, block].T).double() for block in key_blocks(x.shape[1]))
 
 
-def tiled_cross_products(x: torch.Tensor, y: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+def tiled_cross_products(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """:func:`cross_products` by output tiles of PRODUCT_TILE_ROWS x PRODUCT_TILE_ROWS: each tile's
     float64 sums stay in cache while the key blocks' float32 products (a small buffer) add into
-    them, instead of one float32 and one float64 Nx Ny matrix per key block. ``out``: an Nx Ny
-    float64 tensor (or view) to write into."""
-    out = torch.empty(x.shape[0], y.shape[0], dtype=torch.float64) if out is None else out
+    them, instead of one float32 and one float64 Nx Ny matrix per key block."""
+    out = torch.empty(x.shape[0], y.shape[0], dtype=torch.float64)
     tile, blocks = PRODUCT_TILE_ROWS, key_blocks(x.shape[1])
     buffer = torch.empty(tile * tile, dtype=torch.float32)
     for r0 in range(0, x.shape[0], tile):
